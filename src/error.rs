@@ -1,0 +1,280 @@
+//! The crate's one error type.
+//!
+//! Every error carries what a person needs to act on it: the program, what was
+//! expected, what arrived, how long duet waited and, when the child has died,
+//! its exit status.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::status::ExitStatus;
+
+/// Errors returned by duet.
+///
+/// `Display` gives a one-line explanation meant for people; the fields give
+/// the same facts to programs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The program could not be started: not found, not executable, a bad
+    /// working directory, an argument with an interior NUL byte.
+    ///
+    /// `source` keeps the OS error's kind; its message names the step that
+    /// failed (`exec`, `chdir`, …) and the path involved. The step is also
+    /// available as a [`SpawnFailure`] through `source.get_ref()`.
+    Spawn {
+        /// The program as it was given to [`Command::new`](crate::Command::new).
+        program: String,
+        /// What went wrong, with the failing step in its message.
+        source: io::Error,
+    },
+    /// Nothing matched before the deadline. Every byte that arrived is still
+    /// buffered for the next read.
+    Timeout {
+        /// How long duet waited.
+        waited: Duration,
+        /// What was expected, for example `a line` or `regex "^\d+$"`.
+        expected: String,
+        /// What arrived and was not consumed (lossily decoded, truncated for display).
+        partial: String,
+        /// The last lines the child wrote to a piped stderr, if any.
+        stderr: String,
+    },
+    /// The child closed its output before the expected data arrived.
+    Eof {
+        /// What arrived after the last complete read and was not consumed.
+        partial: String,
+        /// The child's exit status when it has already exited.
+        status: Option<ExitStatus>,
+        /// The last lines the child wrote to a piped stderr, if any.
+        stderr: String,
+    },
+    /// A line was longer than the limit (`Command::max_line`, default 1 MiB).
+    /// The line is discarded; the next read returns the line after it.
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A line was not valid UTF-8. The raw bytes are kept here; use
+    /// `read_line_bytes` to read such lines without an error.
+    InvalidUtf8 {
+        /// The line's bytes without the line end.
+        bytes: Vec<u8>,
+    },
+    /// A message was longer than the limit given to `recv_bytes_max`. Its
+    /// payload was skipped: the next receive reads the next message.
+    MessageTooLong {
+        /// The message's length in bytes.
+        len: u64,
+        /// The limit that was given.
+        limit: usize,
+    },
+    /// `recv_bytes_into` got a buffer shorter than the message. The message
+    /// stays readable with a bigger buffer.
+    BufferTooShort {
+        /// The buffer size the message needs.
+        needed: usize,
+    },
+    /// The peer closed the connection in the middle of a frame.
+    Truncated {
+        /// Bytes the frame announced (header included when the header itself was cut).
+        expected: u64,
+        /// Bytes that arrived before the end.
+        got: u64,
+    },
+    /// A message could not be encoded or decoded as JSON.
+    Json(serde_json::Error),
+    /// A pattern could not be compiled.
+    Pattern(regex::Error),
+    /// Anything else from the operating system, such as writing to a child
+    /// that is gone (`EPIPE`; duet never lets SIGPIPE kill the caller).
+    Io(io::Error),
+}
+
+/// Convenience alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The exit status of the child, when the error happened after it exited.
+    pub fn status(&self) -> Option<ExitStatus> {
+        match self {
+            Error::Eof { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// True for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// True for [`Error::Eof`].
+    pub fn is_eof(&self) -> bool {
+        matches!(self, Error::Eof { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Spawn { program, source } => write!(f, "cannot run `{program}`: {source}"),
+            Error::Timeout {
+                waited,
+                expected,
+                partial,
+                stderr,
+            } => {
+                write!(f, "timed out after {waited:?} waiting for {expected}; ")?;
+                if partial.is_empty() {
+                    write!(f, "nothing arrived")?;
+                } else {
+                    write!(f, "received {partial:?}")?;
+                }
+                write_stderr_tail(f, stderr)
+            }
+            Error::Eof {
+                partial,
+                status,
+                stderr,
+            } => {
+                write!(f, "the child closed its output")?;
+                if let Some(status) = status {
+                    write!(f, " and {status}")?;
+                }
+                if !partial.is_empty() {
+                    write!(f, "; unread output {partial:?}")?;
+                }
+                write_stderr_tail(f, stderr)
+            }
+            Error::LineTooLong { limit } => {
+                write!(f, "a line was longer than the limit of {limit} bytes and was skipped")
+            }
+            Error::InvalidUtf8 { bytes } => write!(
+                f,
+                "a line of {} bytes is not valid UTF-8 (use read_line_bytes): {:?}",
+                bytes.len(),
+                crate::text::preview(bytes)
+            ),
+            Error::MessageTooLong { len, limit } => write!(
+                f,
+                "a message of {len} bytes is over the limit of {limit} bytes and was skipped"
+            ),
+            Error::BufferTooShort { needed } => write!(
+                f,
+                "the buffer is too short: the message needs {needed} bytes and is still readable"
+            ),
+            Error::Truncated { expected, got } => write!(
+                f,
+                "the peer closed the connection in the middle of a frame ({got} of {expected} bytes)"
+            ),
+            Error::Json(e) => write!(f, "JSON message: {e}"),
+            Error::Pattern(e) => write!(f, "bad pattern: {e}"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn write_stderr_tail(f: &mut fmt::Formatter<'_>, stderr: &str) -> fmt::Result {
+    if stderr.is_empty() {
+        Ok(())
+    } else {
+        write!(f, "; stderr ended with {stderr:?}")
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn { source, .. } => Some(source),
+            Error::Io(e) => Some(e),
+            Error::Json(e) => Some(e),
+            Error::Pattern(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<nix::Error> for Error {
+    fn from(e: nix::Error) -> Self {
+        Error::Io(io::Error::from(e))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}
+
+impl From<regex::Error> for Error {
+    fn from(e: regex::Error) -> Self {
+        Error::Pattern(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Io(inner) => return io::Error::new(inner.kind(), e),
+            Error::Spawn { source, .. } => source.kind(),
+            Error::Timeout { .. } => io::ErrorKind::TimedOut,
+            Error::Eof { .. } | Error::Truncated { .. } => io::ErrorKind::UnexpectedEof,
+            Error::InvalidUtf8 { .. } | Error::Json(_) => io::ErrorKind::InvalidData,
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The step of starting a program that failed, carried inside
+/// [`Error::Spawn`]'s `source`.
+///
+/// ```
+/// use duet::{Command, Error, SpawnFailure};
+/// let err = Command::new("true").current_dir("/no/such/dir").spawn().unwrap_err();
+/// let Error::Spawn { source, .. } = &err else { panic!() };
+/// let failure = source.get_ref().unwrap().downcast_ref::<SpawnFailure>().unwrap();
+/// assert_eq!(failure.step, "chdir");
+/// assert!(err.to_string().contains("/no/such/dir"));
+/// ```
+#[derive(Debug)]
+pub struct SpawnFailure {
+    /// `exec`, `chdir`, `open pty`, `argument`, `environment`, …
+    pub step: &'static str,
+    /// The path involved (the program or the directory), when there is one.
+    pub path: Option<String>,
+    /// The OS error.
+    pub os: io::Error,
+}
+
+impl SpawnFailure {
+    pub(crate) fn into_error(self, program: &str) -> Error {
+        let kind = self.os.kind();
+        Error::Spawn {
+            program: program.to_string(),
+            source: io::Error::new(kind, self),
+        }
+    }
+}
+
+impl fmt::Display for SpawnFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{} {path:?} failed: {}", self.step, self.os),
+            None => write!(f, "{} failed: {}", self.step, self.os),
+        }
+    }
+}
+
+impl std::error::Error for SpawnFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.os)
+    }
+}

@@ -1,0 +1,114 @@
+//! How a child ended.
+
+use std::fmt;
+
+/// The exit status of a child: a code it passed to `exit`, or the signal that
+/// killed it.
+///
+/// ```
+/// let status = duet::Command::new("sh").args(["-c", "exit 3"]).output()?.status;
+/// assert_eq!(status.code(), Some(3));
+/// assert!(!status.success());
+/// assert_eq!(status.to_string(), "exited with code 3");
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExitStatus(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Code(i32),
+    Signal { signal: i32, core_dumped: bool },
+}
+
+impl ExitStatus {
+    /// A status for a child that called `exit(code)`.
+    pub fn from_code(code: i32) -> Self {
+        ExitStatus(Kind::Code(code))
+    }
+
+    /// A status for a child killed by `signal`.
+    pub fn from_signal(signal: i32, core_dumped: bool) -> Self {
+        ExitStatus(Kind::Signal {
+            signal,
+            core_dumped,
+        })
+    }
+
+    /// True when the child exited with code 0.
+    pub fn success(&self) -> bool {
+        self.0 == Kind::Code(0)
+    }
+
+    /// The exit code, or `None` when a signal killed the child.
+    pub fn code(&self) -> Option<i32> {
+        match self.0 {
+            Kind::Code(code) => Some(code),
+            Kind::Signal { .. } => None,
+        }
+    }
+
+    /// The signal that killed the child, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.0 {
+            Kind::Code(_) => None,
+            Kind::Signal { signal, .. } => Some(signal),
+        }
+    }
+
+    /// True when the child was killed by a signal and dumped core.
+    pub fn core_dumped(&self) -> bool {
+        matches!(
+            self.0,
+            Kind::Signal {
+                core_dumped: true,
+                ..
+            }
+        )
+    }
+
+    /// The status as a shell reports it: the code, or 128 + the signal.
+    pub fn shell_code(&self) -> i32 {
+        match self.0 {
+            Kind::Code(code) => code,
+            Kind::Signal { signal, .. } => 128 + signal,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Kind::Code(code) => write!(f, "exited with code {code}"),
+            Kind::Signal {
+                signal,
+                core_dumped,
+            } => {
+                write!(f, "killed by signal {signal}")?;
+                if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+                    write!(f, " ({})", sig.as_str())?;
+                }
+                if core_dumped {
+                    write!(f, " (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_code_and_signal() {
+        assert_eq!(ExitStatus::from_code(2).to_string(), "exited with code 2");
+        assert_eq!(
+            ExitStatus::from_signal(9, false).to_string(),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(ExitStatus::from_signal(11, true).shell_code(), 139);
+        assert!(ExitStatus::from_signal(11, true).core_dumped());
+    }
+}
