@@ -7,3 +7,5 @@ mod text;
 
 pub use error::{Error, Result, SpawnFailure};
 pub use status::ExitStatus;
+
+pub mod fifo;
