@@ -9,3 +9,4 @@ pub use error::{Error, Result, SpawnFailure};
 pub use status::ExitStatus;
 
 pub mod fifo;
+pub mod supervise;

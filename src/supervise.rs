@@ -1,0 +1,351 @@
+//! Supervision: restart policies with backoff, graceful stop, signal
+//! forwarding and zombie reaping, for a program that must keep running.
+//!
+//! The pieces work on their own and together:
+//!
+//! - [`Restart`] and [`Backoff`] decide whether and when an exited child is
+//!   started again ([`Policy`] bundles them with the grace period).
+//! - [`SignalWatch`] turns signals into readable bytes on a descriptor
+//!   (signal-hook's self-pipe), so one `poll` waits for signals, child exits
+//!   and I/O at once: no thread, no sleep.
+//! - [`forward`] passes a signal to a child or its process group;
+//!   [`reap_orphans`] collects orphaned grandchildren when this process is a
+//!   subreaper ([`set_subreaper`]) without stealing the status of the child a
+//!   [`Child`](crate::Child) owns.
+//!
+//! # Signals and the process
+//!
+//! A [`SignalWatch`] installs handlers for its signals for as long as it
+//! lives: while it exists, SIGINT or SIGTERM no longer kill this process,
+//! they are reported instead. Handlers are process-wide; children get the
+//! default dispositions back when they exec.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::status::ExitStatus;
+
+/// The signals `duet run` passes on to its child: INT, TERM, HUP, QUIT,
+/// USR1, USR2 and WINCH.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// When an exited child is started again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Restart {
+    /// Never: the child's exit ends supervision.
+    #[default]
+    Never,
+    /// When the child failed: a non-zero code or death by a signal.
+    OnFailure,
+    /// Whatever the status.
+    Always,
+}
+
+impl Restart {
+    /// Whether a child that ended with `status` should be started again
+    /// (before counting restarts or honouring a stop request).
+    pub fn wants(self, status: ExitStatus) -> bool {
+        match self {
+            Restart::Never => false,
+            Restart::OnFailure => !status.success(),
+            Restart::Always => true,
+        }
+    }
+}
+
+impl FromStr for Restart {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "never" => Ok(Restart::Never),
+            "on-failure" => Ok(Restart::OnFailure),
+            "always" => Ok(Restart::Always),
+            _ => Err(format!(
+                "{s:?} is not a restart policy; use never, on-failure or always"
+            )),
+        }
+    }
+}
+
+/// Exponential backoff between restarts: `initial`, then doubling, capped at `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay before the first restart.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms, doubling up to 30 s.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before restart number `restarts + 1` (so `delay(0)` is `initial`).
+    pub fn delay(&self, restarts: u32) -> Duration {
+        let factor = 2u32.checked_pow(restarts.min(31)).unwrap_or(u32::MAX);
+        self.initial
+            .checked_mul(factor)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+/// How a child is supervised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// When to start the child again.
+    pub restart: Restart,
+    /// At most this many restarts (`None`: no limit).
+    pub max_restarts: Option<u32>,
+    /// The wait before each restart.
+    pub backoff: Backoff,
+    /// How long a stop waits after SIGTERM before SIGKILL.
+    pub grace: Duration,
+    /// Signals go to the child's process group (the child must lead one:
+    /// `Command::process_group(true)`).
+    pub group: bool,
+}
+
+impl Default for Policy {
+    /// Never restart, 10 s grace, signals to the child only.
+    fn default() -> Self {
+        Policy {
+            restart: Restart::Never,
+            max_restarts: None,
+            backoff: Backoff::default(),
+            grace: Duration::from_secs(10),
+            group: false,
+        }
+    }
+}
+
+impl Policy {
+    /// Whether a child that ended with `status` after `restarts` restarts
+    /// should be started again.
+    pub fn should_restart(&self, status: ExitStatus, restarts: u32) -> bool {
+        self.restart.wants(status) && self.max_restarts.is_none_or(|max| restarts < max)
+    }
+}
+
+/// Signals delivered as bytes on a descriptor, for `poll`.
+///
+/// Each watched signal sets a flag and writes a byte to a self-pipe (a Unix
+/// socket pair, non-blocking) from its handler. Poll [`SignalWatch::as_fd`]
+/// for readability, then call [`SignalWatch::take`]. Several deliveries of
+/// one signal between two `take`s are reported once, as the kernel does.
+/// Dropping the watch unregisters its handlers.
+#[derive(Debug)]
+pub struct SignalWatch {
+    read: UnixStream,
+    flags: Vec<(Signal, Arc<AtomicBool>)>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl SignalWatch {
+    /// Starts watching `signals`.
+    ///
+    /// # Errors
+    ///
+    /// The socket pair cannot be made, or a signal cannot be handled
+    /// (SIGKILL and SIGSTOP never can).
+    pub fn new(signals: &[Signal]) -> Result<SignalWatch> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        let mut watch = SignalWatch {
+            read,
+            flags: Vec::new(),
+            ids: Vec::new(),
+        };
+        for &sig in signals {
+            let flag = Arc::new(AtomicBool::new(false));
+            let id = signal_hook::flag::register(sig as i32, Arc::clone(&flag))?;
+            watch.ids.push(id);
+            let wake = signal_hook::low_level::pipe::register(sig as i32, write.try_clone()?)?;
+            watch.ids.push(wake);
+            watch.flags.push((sig, flag));
+        }
+        Ok(watch)
+    }
+
+    /// The signals that arrived since the last call, in the order they were
+    /// given to [`SignalWatch::new`]. Never blocks.
+    pub fn take(&self) -> Vec<Signal> {
+        let mut buf = [0u8; 64];
+        loop {
+            match (&self.read).read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.flags
+            .iter()
+            .filter(|(_, flag)| flag.swap(false, Ordering::SeqCst))
+            .map(|&(sig, _)| sig)
+            .collect()
+    }
+}
+
+impl AsFd for SignalWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+impl Drop for SignalWatch {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Sends `sig` to the process `pid`, or to the process group it leads when
+/// `group` is true. A process that is already gone is not an error.
+///
+/// # Errors
+///
+/// An OS error other than `ESRCH`, such as `EPERM`.
+pub fn forward(pid: u32, sig: Signal, group: bool) -> Result<()> {
+    let pid = Pid::from_raw(pid as i32);
+    let result = if group {
+        killpg(pid, sig)
+    } else {
+        kill(pid, sig)
+    };
+    match result {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Error::from(e)),
+    }
+}
+
+/// Makes this process a subreaper (Linux): orphaned descendants are
+/// re-parented to it instead of to init, so it can reap them.
+///
+/// # Errors
+///
+/// The OS refused (`prctl(PR_SET_CHILD_SUBREAPER)`).
+pub fn set_subreaper() -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(Error::from)
+}
+
+/// Reaps every exited child except `keep` (the pid a [`Child`](crate::Child)
+/// owns, whose status must stay for it to collect). Returns the reaped pids
+/// and their statuses. Never blocks.
+///
+/// It peeks with `waitid(WNOWAIT)` before reaping, so the kept child's
+/// status is never consumed here; while the kept child is an unreaped
+/// zombie, others wait for the next call after it has been collected.
+pub fn reap_orphans(keep: Option<u32>) -> Vec<(u32, ExitStatus)> {
+    let mut reaped = Vec::new();
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let pid = match waitid(Id::All, flags) {
+            Ok(WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _)) => pid,
+            _ => break,
+        };
+        if Some(pid.as_raw() as u32) == keep {
+            break;
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                reaped.push((pid.as_raw() as u32, ExitStatus::from_code(code)));
+            }
+            Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                reaped.push((
+                    pid.as_raw() as u32,
+                    ExitStatus::from_signal(sig as i32, core),
+                ));
+            }
+            _ => break,
+        }
+    }
+    reaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let delays: Vec<u128> = (0..6).map(|n| b.delay(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn policy_counts_restarts() {
+        let failed = ExitStatus::from_code(1);
+        let ok = ExitStatus::from_code(0);
+        let killed = ExitStatus::from_signal(9, false);
+        let p = Policy {
+            restart: Restart::OnFailure,
+            max_restarts: Some(2),
+            ..Policy::default()
+        };
+        assert!(p.should_restart(failed, 0));
+        assert!(p.should_restart(killed, 1));
+        assert!(!p.should_restart(failed, 2));
+        assert!(!p.should_restart(ok, 0));
+        assert!(Restart::Always.wants(ok));
+        assert!(!Restart::Never.wants(failed));
+    }
+
+    #[test]
+    fn restart_reads_its_names() {
+        assert_eq!("on-failure".parse(), Ok(Restart::OnFailure));
+        assert_eq!("always".parse(), Ok(Restart::Always));
+        assert_eq!("never".parse(), Ok(Restart::Never));
+        assert!(
+            "sometimes"
+                .parse::<Restart>()
+                .unwrap_err()
+                .contains("on-failure")
+        );
+    }
+
+    #[test]
+    fn signal_watch_reports_a_raised_signal() {
+        let watch = SignalWatch::new(&[Signal::SIGUSR2]).unwrap();
+        nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+        let mut fds = [nix::poll::PollFd::new(
+            watch.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+        assert_eq!(watch.take(), [Signal::SIGUSR2]);
+        assert_eq!(watch.take(), []);
+    }
+}
