@@ -22,11 +22,15 @@
 //! `sendline #1` sends `#1`.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use regex::Regex;
 
+use super::Failure;
 use super::duration;
+use super::transcript::{Dir, Transcript, escape};
 
 /// What one step does.
 #[derive(Debug, Clone)]
@@ -136,10 +140,10 @@ fn parse_line(line: &str) -> Result<Action, String> {
         "sendline" => Action::SendLine(unescape(arg)?),
         "expect" => {
             needs("a REGEX")?;
+            // Multi-line mode, so that `^` and `$` match at line ends in
+            // whatever has arrived; `as_str()` keeps the flag for the engine.
             Action::Expect(
-                regex::RegexBuilder::new(arg)
-                    .multi_line(true)
-                    .build()
+                Regex::new(&format!("(?m){arg}"))
                     .map_err(|e| format!("bad regex {arg:?}: {}", one_line(&e.to_string())))?,
             )
         }
@@ -204,6 +208,279 @@ pub fn unescape(text: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// Run an expect/send script against PROG (for CI).
+///
+/// Example: duet script check.duet -- bc -q
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: duet script check.duet --timeout 5s -- bc -q")]
+pub struct ScriptArgs {
+    /// The script: send, sendline, expect, expect-exact, expect-eof,
+    /// timeout, exit-status, # comments.
+    file: PathBuf,
+    /// The limit for each expect until a `timeout` step changes it.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
+    timeout: Duration,
+    /// Write every byte both ways to FILE, tagged with direction and time.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+    /// Run PROG on a pseudo-terminal.
+    #[arg(long)]
+    pty: bool,
+    #[command(flatten)]
+    program: super::Program,
+}
+
+/// Exit code of a failed script (a step or the script's syntax).
+const SCRIPT_FAILED: u8 = 1;
+
+/// Runs `duet script`: parse the whole file, then run the steps in order.
+pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
+    let file = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::new(SCRIPT_FAILED, format!("cannot read the script {file}: {e}")))?;
+    let steps = parse(&text).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{file}:{e}")).collect();
+        Failure::new(
+            SCRIPT_FAILED,
+            format!(
+                "the script has {} error(s); nothing was run:\n{}",
+                errors.len(),
+                lines.join("\n")
+            ),
+        )
+    })?;
+    let mut transcript = match &args.transcript {
+        Some(path) => Some(
+            Transcript::create(path, &args.program.argv).map_err(Failure::internal)?,
+        ),
+        None => None,
+    };
+    let mut cmd = args.program.command();
+    cmd.timeout(args.timeout).pty(args.pty);
+    let child = cmd.spawn()?;
+    if let Some(t) = &mut transcript {
+        t.restart_clock();
+    }
+    let mut runner = Runner {
+        child,
+        timeout: args.timeout,
+        recent: Vec::new(),
+        transcript,
+    };
+    for step in &steps {
+        log::debug!("script: line {}: {}", step.line, step.source.trim());
+        if let Err(problem) = runner.step(step) {
+            let message = runner.report(&file, step, &problem);
+            let _ = runner.child.terminate(Duration::from_secs(1));
+            return Err(Failure::new(SCRIPT_FAILED, message));
+        }
+    }
+    runner.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why a step failed.
+struct Problem {
+    /// What happened, e.g. `timed out after 2s`.
+    what: String,
+    /// Output that arrived and was not consumed.
+    partial: Vec<u8>,
+}
+
+struct Runner {
+    child: duet::Child,
+    timeout: Duration,
+    /// The tail of the output consumed so far, for failure reports.
+    recent: Vec<u8>,
+    transcript: Option<Transcript>,
+}
+
+/// How much consumed output a failure report keeps.
+const RECENT_LIMIT: usize = 4096;
+
+impl Runner {
+    fn step(&mut self, step: &Step) -> Result<(), Problem> {
+        match &step.action {
+            Action::Send(text) => self.send(text.as_bytes()),
+            Action::SendLine(text) => self.send(format!("{text}\n").as_bytes()),
+            Action::Timeout(d) => {
+                self.timeout = *d;
+                Ok(())
+            }
+            Action::Expect(re) => {
+                let pattern = duet::Pattern::regex(re.as_str()).map_err(|e| Problem {
+                    what: e.to_string(),
+                    partial: Vec::new(),
+                })?;
+                self.expect(pattern)
+            }
+            Action::ExpectExact(text) => self.expect(duet::Pattern::exact(text)),
+            Action::ExpectEof => self.expect(duet::Pattern::Eof),
+            Action::ExitStatus(code) => self.exit_status(*code),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Problem> {
+        self.record(Dir::ToProg, bytes);
+        self.child.send_bytes(bytes).map_err(|e| Problem {
+            what: format!("cannot write to the program: {e}"),
+            partial: Vec::new(),
+        })
+    }
+
+    fn expect(&mut self, pattern: duet::Pattern) -> Result<(), Problem> {
+        match self.child.expect_timeout(pattern, self.timeout) {
+            Ok(m) => {
+                let mut consumed = m.before().as_bytes().to_vec();
+                consumed.extend_from_slice(m.as_str().as_bytes());
+                self.consumed(&consumed);
+                Ok(())
+            }
+            Err(duet::Error::Timeout { partial, .. }) => Err(Problem {
+                what: format!("timed out after {}", duration::show(self.timeout)),
+                partial: partial.into_bytes(),
+            }),
+            Err(duet::Error::Eof {
+                partial, status, ..
+            }) => {
+                let status = match status {
+                    Some(s) => format!(" and {s}"),
+                    None => String::new(),
+                };
+                Err(Problem {
+                    what: format!("the program closed its output{status}"),
+                    partial: partial.into_bytes(),
+                })
+            }
+            Err(e) => Err(Problem {
+                what: e.to_string(),
+                partial: Vec::new(),
+            }),
+        }
+    }
+
+    fn exit_status(&mut self, code: i32) -> Result<(), Problem> {
+        // The program may wait for its input to end before it exits.
+        let _ = self.child.close_stdin();
+        match self.child.wait_timeout(self.timeout) {
+            Ok(Some(status)) if status.code() == Some(code) => {
+                self.event(&status.to_string());
+                Ok(())
+            }
+            Ok(Some(status)) => {
+                self.event(&status.to_string());
+                Err(Problem {
+                    what: format!("the program {status}"),
+                    partial: Vec::new(),
+                })
+            }
+            Ok(None) => Err(Problem {
+                what: format!(
+                    "the program was still running after {}",
+                    duration::show(self.timeout)
+                ),
+                partial: Vec::new(),
+            }),
+            Err(e) => Err(Problem {
+                what: e.to_string(),
+                partial: Vec::new(),
+            }),
+        }
+    }
+
+    fn consumed(&mut self, bytes: &[u8]) {
+        self.record(Dir::FromProg, bytes);
+        self.recent.extend_from_slice(bytes);
+        if self.recent.len() > RECENT_LIMIT {
+            self.recent.drain(..self.recent.len() - RECENT_LIMIT);
+        }
+    }
+
+    fn record(&mut self, dir: Dir, bytes: &[u8]) {
+        if let Some(t) = &mut self.transcript {
+            if let Err(e) = t.record(dir, bytes) {
+                log::warn!("cannot write the transcript {}: {e}", t.path().display());
+            }
+        }
+    }
+
+    fn event(&mut self, what: &str) {
+        if let Some(t) = &mut self.transcript {
+            if let Err(e) = t.event(what) {
+                log::warn!("cannot write the transcript {}: {e}", t.path().display());
+            }
+        }
+    }
+
+    /// The failure report: the step and its line, what was expected, what
+    /// happened, the last output received, the transcript.
+    fn report(&mut self, file: &str, step: &Step, problem: &Problem) -> String {
+        if !problem.partial.is_empty() {
+            self.record(Dir::FromProg, &problem.partial);
+        }
+        self.event(&format!("line {}: {}", step.line, problem.what));
+        let mut output = self.recent.clone();
+        output.extend_from_slice(&problem.partial);
+        let mut msg = format!(
+            "{file}:{}: step `{}` failed: {}\n  expected: {}\n",
+            step.line,
+            step.source.trim(),
+            problem.what,
+            expected(&step.action)
+        );
+        let tail = last_lines(&output, 5);
+        if tail.is_empty() {
+            msg.push_str("  last output: (nothing)\n");
+        } else {
+            msg.push_str("  last output:\n");
+            for line in tail {
+                msg.push_str(&format!("    | {line}\n"));
+            }
+        }
+        if let Some(t) = &self.transcript {
+            msg.push_str(&format!("  transcript: {}\n", t.path().display()));
+        }
+        msg.trim_end().to_string()
+    }
+
+    /// After the last step: end PROG's input and give it a moment to exit;
+    /// one still running after the current timeout is terminated.
+    fn finish(mut self) {
+        let _ = self.child.close_stdin();
+        match self.child.wait_timeout(self.timeout) {
+            Ok(Some(status)) => self.event(&status.to_string()),
+            _ => match self.child.terminate(Duration::from_secs(1)) {
+                Ok(status) => self.event(&format!("stopped after the script: {status}")),
+                Err(e) => log::warn!("cannot stop the program: {e}"),
+            },
+        }
+    }
+}
+
+fn expected(action: &Action) -> String {
+    match action {
+        Action::Expect(re) => format!("output matching {:?}", re.as_str().trim_start_matches("(?m)")),
+        Action::ExpectExact(text) => format!("the text {text:?}"),
+        Action::ExpectEof => "the end of the output".into(),
+        Action::ExitStatus(code) => format!("exit with code {code}"),
+        Action::Send(text) | Action::SendLine(text) => format!("to send {text:?}"),
+        Action::Timeout(_) => "nothing".into(),
+    }
+}
+
+/// The last `n` lines of `bytes`, escaped for display.
+fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| escape(super::framing::trim_cr(l)))
+        .collect()
 }
 
 #[cfg(test)]
