@@ -1,7 +1,7 @@
 //! The running child: its streams, the conversation API and its lifecycle.
 
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::conversation::buffer::Line;
@@ -107,6 +107,45 @@ impl Child {
         sys::deadline_after(timeout)
     }
 
+    // ---- event loops -----------------------------------------------------
+
+    /// The descriptor the child's stdout arrives on (a pipe or the pty
+    /// master), for a caller's own `poll` loop that also waits on other
+    /// descriptors. Read from the child with
+    /// [`read_available(Duration::ZERO)`](Self::read_available) only: it
+    /// returns buffered output first, so poll this descriptor only after
+    /// that call came back empty. `None` when stdout is not piped.
+    pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.streams.stdout.as_ref().map(|r| r.fd())
+    }
+
+    /// The descriptor to the child's stdin (a pipe or the pty master), to
+    /// poll for `POLLOUT` before a send that should not wait. `None` when
+    /// stdin is not piped or was closed.
+    pub fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.streams.stdin.as_ref().map(|i| i.fd())
+    }
+
+    /// Sets the window size of the child's pty (with
+    /// [`Command::pty`](crate::Command::pty) the kernel then sends SIGWINCH
+    /// to the child's foreground process group).
+    ///
+    /// # Errors
+    /// `Error::Io` when the child is not on a pty.
+    pub fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
+        let fd = match (&self.streams.stdin, &self.streams.stdout) {
+            (Some(input), _) if input.is_pty() => input.fd(),
+            (_, Some(reader)) => reader.fd(),
+            _ => {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the child is not on a pty",
+                )));
+            }
+        };
+        Ok(sys::set_window_size(fd, rows, cols)?)
+    }
+
     // ---- lifecycle -------------------------------------------------------
 
     /// Returns the exit status if the child has exited, without waiting.
@@ -119,7 +158,9 @@ impl Child {
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        Ok(self.wait_deadline(None)?.expect("a wait without deadline returns a status"))
+        Ok(self
+            .wait_deadline(None)?
+            .expect("a wait without deadline returns a status"))
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`: `Ok(None)` then.
@@ -344,7 +385,11 @@ impl Child {
     }
 
     /// [`expect`](Self::expect) with its own timeout.
-    pub fn expect_timeout(&mut self, pattern: impl Into<Pattern>, timeout: Duration) -> Result<Match> {
+    pub fn expect_timeout(
+        &mut self,
+        pattern: impl Into<Pattern>,
+        timeout: Duration,
+    ) -> Result<Match> {
         let pattern = pattern.into();
         let (_, m) = self.expect_in(Which::Stdout, std::slice::from_ref(&pattern), timeout)?;
         Ok(m)
@@ -359,7 +404,11 @@ impl Child {
     }
 
     /// [`expect_any`](Self::expect_any) with its own timeout.
-    pub fn expect_any_timeout(&mut self, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    pub fn expect_any_timeout(
+        &mut self,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         self.expect_in(Which::Stdout, patterns, timeout)
     }
 
@@ -370,7 +419,12 @@ impl Child {
         Ok(m)
     }
 
-    fn expect_in(&mut self, which: Which, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    fn expect_in(
+        &mut self,
+        which: Which,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         let start = Instant::now();
         let deadline = self.deadline(timeout);
         let position = |wanted: fn(&Pattern) -> bool| patterns.iter().position(wanted);
@@ -423,7 +477,11 @@ impl Child {
             match self.streams.write(&[input], deadline) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
-                    return Err(self.timeout_error(Which::Stdout, start, "the child to read its input".into()));
+                    return Err(self.timeout_error(
+                        Which::Stdout,
+                        start,
+                        "the child to read its input".into(),
+                    ));
                 }
                 // The child exited without reading everything: not an error
                 // here, its output and status tell the story.
@@ -456,7 +514,11 @@ impl Child {
             }
         }
         if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.timeout_error(Which::Stdout, start, "the child's output to end".into()));
+            return Err(self.timeout_error(
+                Which::Stdout,
+                start,
+                "the child's output to end".into(),
+            ));
         }
         if still_open {
             log::warn!(
@@ -467,9 +529,13 @@ impl Child {
         }
         let status = match self.process.wait_deadline(deadline)? {
             Some(status) => status,
-            None => return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into())),
+            None => {
+                return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into()));
+            }
         };
-        let take = |r: Option<&mut crate::conversation::Reader>| r.map(|r| r.buf.take_all()).unwrap_or_default();
+        let take = |r: Option<&mut crate::conversation::Reader>| {
+            r.map(|r| r.buf.take_all()).unwrap_or_default()
+        };
         Ok(Output {
             status,
             stdout: take(self.streams.stdout.as_mut()),

@@ -18,5 +18,12 @@ pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use status::ExitStatus;
 
+/// The window size `(rows, cols)` of the terminal on `fd`, or `None` when
+/// `fd` is not a terminal. With [`Child::set_window_size`] a wrapper makes a
+/// child's pty follow its own terminal.
+pub fn terminal_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    sys::window_size(fd).ok()
+}
+
 pub mod fifo;
 pub mod supervise;

@@ -252,7 +252,11 @@ pub(crate) fn reap(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
 /// in the child before it has reset its dispositions.
 pub(crate) fn block_all_signals() -> io::Result<SigSet> {
     let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
     Ok(old)
 }
 
@@ -305,6 +309,22 @@ pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::R
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Reads a terminal's window size (`TIOCGWINSZ`): `(rows, cols)`.
+pub(crate) fn window_size(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize struct that outlives the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((size.ws_row, size.ws_col))
 }
 
 /// A connected pair of Unix stream sockets, both close-on-exec.
