@@ -26,14 +26,16 @@ use std::os::unix::net::UnixStream;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::status::ExitStatus;
+use crate::{Child, Command};
 
 /// The signals `duet run` passes on to its child: INT, TERM, HUP, QUIT,
 /// USR1, USR2 and WINCH.
@@ -288,6 +290,300 @@ pub fn reap_orphans(keep: Option<u32>) -> Vec<(u32, ExitStatus)> {
         }
     }
     reaped
+}
+
+/// What [`Supervisor::step`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The child is running, or a restart is waiting for its backoff.
+    Running,
+    /// The backoff has passed: spawn the child again and give it to
+    /// [`Supervisor::start`].
+    Restart,
+    /// Supervision is over: the child's last status.
+    Done(ExitStatus),
+}
+
+#[derive(Debug)]
+enum State {
+    /// No child yet.
+    Idle,
+    Running,
+    /// The child exited; a restart is due at `until`.
+    Backoff {
+        until: Instant,
+        status: ExitStatus,
+    },
+    Done(ExitStatus),
+}
+
+/// Supervises one child at a time: forwards signals to it, stops it
+/// gracefully, restarts it per its [`Policy`], reaps orphans as a subreaper.
+///
+/// It is a state machine for the caller's own event loop, so the caller can
+/// pump the child's I/O in the same `poll`:
+///
+/// 1. poll [`Supervisor::as_fd`] (plus your own descriptors) until
+///    [`Supervisor::deadline`];
+/// 2. call [`Supervisor::step`]; on [`Step::Restart`] spawn the child again
+///    and pass it to [`Supervisor::start`]; on [`Step::Done`] you are done.
+///
+/// [`Supervisor::run`] is that loop for a child whose I/O needs no pumping.
+///
+/// Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
+/// are forwarded to the child ([`Child::signal`]: to its process group when
+/// it leads one). SIGTERM also starts a graceful stop: after the policy's
+/// grace the child gets SIGKILL. After SIGINT, SIGTERM, SIGHUP or SIGQUIT
+/// the child is not restarted: someone asked it to end.
+///
+/// ```no_run
+/// use duet::supervise::{Policy, Restart, Supervisor};
+/// let policy = Policy { restart: Restart::OnFailure, max_restarts: Some(3), ..Policy::default() };
+/// let mut sup = Supervisor::new(policy)?;
+/// let status = sup.run(&mut duet::Command::new("my-server"))?;
+/// println!("{status} after {} restarts", sup.restarts());
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Supervisor {
+    policy: Policy,
+    watch: SignalWatch,
+    child: Option<Child>,
+    state: State,
+    restarts: u32,
+    /// Set once a stop was asked for: no more restarts.
+    stopping: bool,
+    /// When the child gets SIGKILL after a SIGTERM.
+    kill_at: Option<Instant>,
+    subreaper: bool,
+    received: Vec<Signal>,
+}
+
+impl Supervisor {
+    /// A supervisor with `policy`; it starts watching signals now (see the
+    /// module docs: they no longer end this process while it lives).
+    ///
+    /// # Errors
+    ///
+    /// The signal handlers cannot be installed.
+    pub fn new(policy: Policy) -> Result<Supervisor> {
+        let mut signals = FORWARDED.to_vec();
+        signals.push(Signal::SIGCHLD);
+        Ok(Supervisor {
+            policy,
+            watch: SignalWatch::new(&signals)?,
+            child: None,
+            state: State::Idle,
+            restarts: 0,
+            stopping: false,
+            kill_at: None,
+            subreaper: false,
+            received: Vec::new(),
+        })
+    }
+
+    /// Makes this process a subreaper and reaps orphaned descendants in
+    /// [`Supervisor::step`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`set_subreaper`].
+    pub fn set_subreaper(&mut self) -> Result<()> {
+        set_subreaper()?;
+        self.subreaper = true;
+        Ok(())
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Supervises `child` (the first one, or the one spawned for
+    /// [`Step::Restart`]).
+    pub fn start(&mut self, child: Child) {
+        log::debug!("supervising pid {}", child.id());
+        self.child = Some(child);
+        self.state = State::Running;
+    }
+
+    /// The current child, while one is running or unreaped.
+    pub fn child(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
+    }
+
+    /// Takes the current child out (for example to drain its output after
+    /// [`Step::Done`]).
+    pub fn take_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// How many times the child has been restarted.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// The signals the last [`Supervisor::step`] received (already forwarded).
+    pub fn received(&self) -> &[Signal] {
+        &self.received
+    }
+
+    /// When [`Supervisor::step`] must be called even if nothing is readable:
+    /// the end of a backoff or of a grace period.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Backoff { until, .. } => Some(until),
+            _ => self.kill_at,
+        }
+    }
+
+    /// Asks for a graceful stop: SIGTERM now, SIGKILL after `grace`, no
+    /// restarts. During a backoff, supervision ends at the next step.
+    ///
+    /// # Errors
+    ///
+    /// The signal cannot be sent.
+    pub fn stop(&mut self, grace: Duration) -> Result<()> {
+        self.stopping = true;
+        if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
+            child.signal(Signal::SIGTERM)?;
+            let kill_at = Instant::now() + grace;
+            self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
+        }
+        Ok(())
+    }
+
+    /// Handles whatever happened: signals (forwarded), the child's exit
+    /// (restart or finish), the end of a grace period (SIGKILL) or of a
+    /// backoff. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// Waiting for or signalling the child failed.
+    pub fn step(&mut self) -> Result<Step> {
+        self.received = self.watch.take();
+        for &sig in &self.received.clone() {
+            if sig == Signal::SIGCHLD {
+                continue;
+            }
+            if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
+                log::debug!("forwarding {} to pid {}", sig.as_str(), child.id());
+                child.signal(sig)?;
+            }
+            match sig {
+                Signal::SIGTERM => self.stop(self.policy.grace)?,
+                Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT => self.stopping = true,
+                _ => {}
+            }
+        }
+        let now = Instant::now();
+        if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
+            match child.try_wait()? {
+                Some(status) => self.exited(status, now),
+                None => {
+                    if self.kill_at.is_some_and(|k| now >= k) {
+                        log::info!(
+                            "pid {} still running after the grace period; sending SIGKILL",
+                            child.id()
+                        );
+                        child.kill()?;
+                        self.kill_at = None;
+                    }
+                }
+            }
+        }
+        if self.subreaper {
+            let keep = self.child.as_ref().map(Child::id);
+            for (pid, status) in reap_orphans(keep) {
+                log::debug!("reaped orphan {pid}: {status}");
+            }
+        }
+        Ok(match self.state {
+            State::Idle | State::Running => Step::Running,
+            State::Done(status) => Step::Done(status),
+            State::Backoff { status, .. } if self.stopping => {
+                self.state = State::Done(status);
+                Step::Done(status)
+            }
+            State::Backoff { until, .. } if now >= until => {
+                self.restarts += 1;
+                self.state = State::Idle;
+                Step::Restart
+            }
+            State::Backoff { .. } => Step::Running,
+        })
+    }
+
+    fn exited(&mut self, status: ExitStatus, now: Instant) {
+        self.kill_at = None;
+        if !self.stopping && self.policy.should_restart(status, self.restarts) {
+            let delay = self.policy.backoff.delay(self.restarts);
+            log::info!(
+                "the child {status}; restart {} in {delay:?}",
+                self.restarts + 1
+            );
+            self.state = State::Backoff {
+                until: now + delay,
+                status,
+            };
+        } else {
+            log::info!("the child {status}; not restarting");
+            self.state = State::Done(status);
+        }
+    }
+
+    /// Runs `cmd` under supervision until it is over: spawns it, forwards
+    /// signals, restarts it per the policy. Returns the last status.
+    ///
+    /// # Errors
+    ///
+    /// The first spawn fails (later failed spawns end supervision with the
+    /// error too), or waiting fails.
+    pub fn run(&mut self, cmd: &mut Command) -> Result<ExitStatus> {
+        self.start(cmd.spawn()?);
+        loop {
+            self.wait_event(None)?;
+            match self.step()? {
+                Step::Running => {}
+                Step::Restart => self.start(cmd.spawn()?),
+                Step::Done(status) => return Ok(status),
+            }
+        }
+    }
+
+    /// Waits until a signal arrives, the supervisor's deadline passes or
+    /// `extra` passes, whichever is first.
+    fn wait_event(&self, extra: Option<Instant>) -> Result<()> {
+        let deadline = match (self.deadline(), extra) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut fds = [PollFd::new(self.watch.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, poll_timeout(deadline)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+}
+
+impl AsFd for Supervisor {
+    /// Readable when a signal (including SIGCHLD) has arrived.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.watch.as_fd()
+    }
+}
+
+/// A `poll` timeout for `deadline`, rounded up to the millisecond so that a
+/// wake-up is never early (`None`: wait forever).
+pub fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+        }
+    }
 }
 
 #[cfg(test)]
