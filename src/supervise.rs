@@ -412,6 +412,11 @@ impl Supervisor {
         self.child.as_mut()
     }
 
+    /// The current child, for polling its descriptors.
+    pub fn child_ref(&self) -> Option<&Child> {
+        self.child.as_ref()
+    }
+
     /// Takes the current child out (for example to drain its output after
     /// [`Step::Done`]).
     pub fn take_child(&mut self) -> Option<Child> {

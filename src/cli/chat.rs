@@ -68,7 +68,10 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
         }
         let line = request.trim_end_matches(['\n', '\r']);
         if let Err(e) = child.send_line(line) {
-            log::info!("chat: {} no longer reads its input: {e}", args.program.name());
+            log::info!(
+                "chat: {} no longer reads its input: {e}",
+                args.program.name()
+            );
             break;
         }
         let reply = Reply {
@@ -132,7 +135,9 @@ impl Reply<'_> {
     fn read(&self, child: &mut duet::Child, out: &mut impl Write) -> Result<(), ReplyError> {
         let deadline = Instant::now() + self.timeout;
         match self.framing {
-            Framing::QuietMs(ms) => self.read_quiet(child, out, deadline, Duration::from_millis(*ms)),
+            Framing::QuietMs(ms) => {
+                self.read_quiet(child, out, deadline, Duration::from_millis(*ms))
+            }
             _ => self.read_lines(child, out, deadline),
         }
     }

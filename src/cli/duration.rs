@@ -18,7 +18,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use e.g. 500ms, 5s, 2m, 1h")),
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}; use e.g. 500ms, 5s, 2m, 1h"
+            ));
+        }
     };
     let value: f64 = number
         .parse()

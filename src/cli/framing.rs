@@ -47,7 +47,9 @@ impl FramingArgs {
             if quiet.is_zero() {
                 return Err("--quiet must be longer than 0ms".into());
             }
-            return Ok(Framing::QuietMs(quiet.as_millis().min(u64::MAX as u128) as u64));
+            return Ok(Framing::QuietMs(
+                quiet.as_millis().min(u64::MAX as u128) as u64
+            ));
         }
         match self.lines {
             Some(0) => Err("--lines must be at least 1".into()),

@@ -30,7 +30,7 @@ use regex::Regex;
 
 use super::Failure;
 use super::duration;
-use super::transcript::{Dir, Transcript, escape};
+
 
 /// What one step does.
 #[derive(Debug, Clone)]
@@ -105,8 +105,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, Vec<ParseError>> {
     }
 }
 
-const KEYWORDS: &str =
-    "send, sendline, expect, expect-exact, expect-eof, timeout, exit-status";
+const KEYWORDS: &str = "send, sendline, expect, expect-exact, expect-eof, timeout, exit-status";
 
 fn parse_line(line: &str) -> Result<Action, String> {
     let (keyword, arg) = match line.find(char::is_whitespace) {
@@ -120,7 +119,10 @@ fn parse_line(line: &str) -> Result<Action, String> {
     };
     let needs = |what: &str| -> Result<(), String> {
         if arg.is_empty() {
-            Err(format!("`{keyword}` needs {what}, e.g. `{keyword} {}`", example(keyword)))
+            Err(format!(
+                "`{keyword}` needs {what}, e.g. `{keyword} {}`",
+                example(keyword)
+            ))
         } else {
             Ok(())
         }
@@ -168,7 +170,9 @@ fn parse_line(line: &str) -> Result<Action, String> {
             Action::ExitStatus(i32::from(code))
         }
         other => {
-            return Err(format!("unknown step `{other}`; the steps are {KEYWORDS}, and # comments"));
+            return Err(format!(
+                "unknown step `{other}`; the steps are {KEYWORDS}, and # comments"
+            ));
         }
     })
 }
@@ -251,23 +255,21 @@ pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
             ),
         )
     })?;
-    let mut transcript = match &args.transcript {
-        Some(path) => Some(
-            Transcript::create(path, &args.program.argv).map_err(Failure::internal)?,
-        ),
+    let transcript = match &args.transcript {
+        Some(path) => Some(super::open_transcript(path, &args.program)?),
         None => None,
     };
     let mut cmd = args.program.command();
     cmd.timeout(args.timeout).pty(args.pty);
-    let child = cmd.spawn()?;
-    if let Some(t) = &mut transcript {
-        t.restart_clock();
+    let mut child = cmd.spawn()?;
+    if let Some(file) = transcript {
+        child.set_transcript(file);
     }
     let mut runner = Runner {
         child,
         timeout: args.timeout,
         recent: Vec::new(),
-        transcript,
+        transcript: args.transcript.clone(),
     };
     for step in &steps {
         log::debug!("script: line {}: {}", step.line, step.source.trim());
@@ -294,7 +296,8 @@ struct Runner {
     timeout: Duration,
     /// The tail of the output consumed so far, for failure reports.
     recent: Vec<u8>,
-    transcript: Option<Transcript>,
+    /// The transcript's path, for the failure report.
+    transcript: Option<PathBuf>,
 }
 
 /// How much consumed output a failure report keeps.
@@ -323,7 +326,6 @@ impl Runner {
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), Problem> {
-        self.record(Dir::ToProg, bytes);
         self.child.send_bytes(bytes).map_err(|e| Problem {
             what: format!("cannot write to the program: {e}"),
             partial: Vec::new(),
@@ -365,12 +367,8 @@ impl Runner {
         // The program may wait for its input to end before it exits.
         let _ = self.child.close_stdin();
         match self.child.wait_timeout(self.timeout) {
-            Ok(Some(status)) if status.code() == Some(code) => {
-                self.event(&status.to_string());
-                Ok(())
-            }
+            Ok(Some(status)) if status.code() == Some(code) => Ok(()),
             Ok(Some(status)) => {
-                self.event(&status.to_string());
                 Err(Problem {
                     what: format!("the program {status}"),
                     partial: Vec::new(),
@@ -391,36 +389,15 @@ impl Runner {
     }
 
     fn consumed(&mut self, bytes: &[u8]) {
-        self.record(Dir::FromProg, bytes);
         self.recent.extend_from_slice(bytes);
         if self.recent.len() > RECENT_LIMIT {
             self.recent.drain(..self.recent.len() - RECENT_LIMIT);
         }
     }
 
-    fn record(&mut self, dir: Dir, bytes: &[u8]) {
-        if let Some(t) = &mut self.transcript {
-            if let Err(e) = t.record(dir, bytes) {
-                log::warn!("cannot write the transcript {}: {e}", t.path().display());
-            }
-        }
-    }
-
-    fn event(&mut self, what: &str) {
-        if let Some(t) = &mut self.transcript {
-            if let Err(e) = t.event(what) {
-                log::warn!("cannot write the transcript {}: {e}", t.path().display());
-            }
-        }
-    }
-
     /// The failure report: the step and its line, what was expected, what
     /// happened, the last output received, the transcript.
-    fn report(&mut self, file: &str, step: &Step, problem: &Problem) -> String {
-        if !problem.partial.is_empty() {
-            self.record(Dir::FromProg, &problem.partial);
-        }
-        self.event(&format!("line {}: {}", step.line, problem.what));
+    fn report(&self, file: &str, step: &Step, problem: &Problem) -> String {
         let mut output = self.recent.clone();
         output.extend_from_slice(&problem.partial);
         let mut msg = format!(
@@ -439,8 +416,8 @@ impl Runner {
                 msg.push_str(&format!("    | {line}\n"));
             }
         }
-        if let Some(t) = &self.transcript {
-            msg.push_str(&format!("  transcript: {}\n", t.path().display()));
+        if let Some(path) = &self.transcript {
+            msg.push_str(&format!("  transcript: {}\n", path.display()));
         }
         msg.trim_end().to_string()
     }
@@ -450,9 +427,9 @@ impl Runner {
     fn finish(mut self) {
         let _ = self.child.close_stdin();
         match self.child.wait_timeout(self.timeout) {
-            Ok(Some(status)) => self.event(&status.to_string()),
+            Ok(Some(status)) => log::info!("script: the program {status}"),
             _ => match self.child.terminate(Duration::from_secs(1)) {
-                Ok(status) => self.event(&format!("stopped after the script: {status}")),
+                Ok(status) => log::info!("script: stopped the program after the script: {status}"),
                 Err(e) => log::warn!("cannot stop the program: {e}"),
             },
         }
@@ -461,7 +438,10 @@ impl Runner {
 
 fn expected(action: &Action) -> String {
     match action {
-        Action::Expect(re) => format!("output matching {:?}", re.as_str().trim_start_matches("(?m)")),
+        Action::Expect(re) => format!(
+            "output matching {:?}",
+            re.as_str().trim_start_matches("(?m)")
+        ),
         Action::ExpectExact(text) => format!("the text {text:?}"),
         Action::ExpectEof => "the end of the output".into(),
         Action::ExitStatus(code) => format!("exit with code {code}"),
@@ -479,7 +459,7 @@ fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
     let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| escape(super::framing::trim_cr(l)))
+        .map(|l| super::framing::trim_cr(l).escape_ascii().to_string())
         .collect()
 }
 
@@ -529,7 +509,10 @@ mod tests {
         assert!(errors[4].message.contains("0 to 255"));
         assert!(errors[5].message.contains("unknown escape `\\q`"));
         assert!(errors[6].message.contains("takes no argument"));
-        assert_eq!(errors[0].to_string(), format!("line 2: {}", errors[0].message));
+        assert_eq!(
+            errors[0].to_string(),
+            format!("line 2: {}", errors[0].message)
+        );
     }
 
     #[test]

@@ -1,0 +1,248 @@
+//! `duet run`: run PROG like a shell would, plus supervision in the manner
+//! of tini: signal forwarding, zombie reaping, graceful stop, restarts.
+//!
+//! Without `--pty` or `--transcript`, PROG inherits duet's stdin, stdout and
+//! stderr: its bytes never pass through duet, so they are exact and add no
+//! latency. With either option duet pumps them through one `poll` loop
+//! (together with signals): every byte is copied as it arrives.
+//!
+//! Signals INT, TERM, HUP, QUIT, USR1, USR2 and WINCH are forwarded to PROG
+//! (to its process group with `--group`). TERM also stops PROG gracefully:
+//! after `--grace` it gets KILL. After INT, TERM, HUP or QUIT, PROG is not
+//! restarted. Without `--group`, PROG shares duet's process group, so a
+//! Ctrl-C typed at a terminal reaches PROG directly *and* through duet
+//! (twice); use `--group` when that matters.
+//!
+//! duet exits with PROG's code, or 128+N when PROG died of signal N.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
+use duet::{Child, Signal, Stdio};
+use nix::poll::{PollFd, PollFlags, poll};
+
+use super::{Failure, Program, exit_code, parse_duration};
+
+/// Run PROG with signal forwarding, reaping, graceful stop and restarts.
+///
+/// Example: duet run --restart on-failure --max-restarts 5 -- ./server
+#[derive(Debug, Args)]
+#[command(after_help = "Example: duet run --restart on-failure --max-restarts 5 -- ./server")]
+pub struct RunArgs {
+    /// Run PROG on a pseudo-terminal; its size follows duet's terminal.
+    #[arg(long)]
+    pty: bool,
+    /// Put PROG in its own process group and signal the whole group.
+    #[arg(long)]
+    group: bool,
+    /// Become a subreaper: reap orphaned grandchildren too (Linux).
+    #[arg(long)]
+    subreaper: bool,
+    /// After forwarding TERM, wait this long before KILL.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+    /// Write every byte both ways to FILE, tagged with direction and time.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+    /// When to start PROG again after it exits.
+    #[arg(long, value_name = "WHEN", default_value = "never")]
+    restart: Restart,
+    /// At most N restarts (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_restarts: Option<u32>,
+    #[command(flatten)]
+    program: Program,
+}
+
+/// Runs `duet run`.
+pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let policy = Policy {
+        restart: args.restart,
+        max_restarts: args.max_restarts,
+        backoff: Backoff::default(),
+        grace: args.grace,
+        group: args.group,
+    };
+    let mut sup = Supervisor::new(policy)?;
+    if args.subreaper {
+        sup.set_subreaper()?;
+    }
+    let pump = args.pty || args.transcript.is_some();
+    let transcript = match &args.transcript {
+        Some(path) => Some(super::open_transcript(path, &args.program)?),
+        None => None,
+    };
+    let spawn = |transcript: Option<&std::fs::File>| -> Result<Child, Failure> {
+        let mut cmd = args.program.command();
+        cmd.process_group(args.group).pty(args.pty);
+        if pump {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        } else {
+            cmd.stdin(Stdio::inherit()).stdout(Stdio::inherit());
+        }
+        let mut child = cmd.spawn()?;
+        if let Some(file) = transcript {
+            let file = file
+                .try_clone()
+                .map_err(|e| Failure::internal(format!("cannot reuse the transcript: {e}")))?;
+            child.set_transcript(file);
+        }
+        if args.pty {
+            follow_terminal_size(&mut child);
+        }
+        log::info!("run: started {} (pid {})", args.program.name(), child.id());
+        Ok(child)
+    };
+    sup.start(spawn(transcript.as_ref())?);
+    let mut pump = if pump { Some(Pump::default()) } else { None };
+    loop {
+        if let Some(p) = pump.as_mut() {
+            p.transfer(&mut sup)?;
+        }
+        wait(&sup, pump.as_ref())?;
+        let step = sup.step()?;
+        if args.pty && sup.received().contains(&Signal::SIGWINCH) {
+            if let Some(child) = sup.child() {
+                follow_terminal_size(child);
+            }
+        }
+        match step {
+            Step::Running => {}
+            Step::Restart => {
+                let mut child = spawn(transcript.as_ref())?;
+                if pump.as_ref().is_some_and(|p| p.stdin_eof) {
+                    let _ = child.close_stdin();
+                }
+                sup.start(child);
+                if let Some(p) = pump.as_mut() {
+                    p.restarted();
+                }
+            }
+            Step::Done(status) => {
+                if let Some(p) = pump.as_mut() {
+                    p.transfer(&mut sup)?;
+                }
+                log::info!("run: {} {status}", args.program.name());
+                return Ok(exit_code(status));
+            }
+        }
+    }
+}
+
+/// Copies duet's terminal size (stdin's, else stdout's) to the child's pty.
+fn follow_terminal_size(child: &mut Child) {
+    let size = duet::terminal_size(io::stdin().as_fd()).or_else(|| duet::terminal_size(io::stdout().as_fd()));
+    if let Some((rows, cols)) = size {
+        if let Err(e) = child.set_window_size(rows, cols) {
+            log::debug!("cannot set the pty size: {e}");
+        }
+    }
+}
+
+/// Waits for a signal, the supervisor's deadline, input from duet's stdin
+/// (when the child can take it), room in the child's stdin for pending
+/// input, or output from the child.
+fn wait(sup: &Supervisor, pump: Option<&Pump>) -> Result<(), Failure> {
+    let stdin = io::stdin();
+    let mut fds = vec![PollFd::new(sup.as_fd(), PollFlags::POLLIN)];
+    if let (Some(p), Some(child)) = (pump, sup.child_ref()) {
+        if !p.out_eof {
+            if let Some(fd) = child.stdout_fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+        }
+        if !p.pending.is_empty() {
+            if let Some(fd) = child.stdin_fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+            }
+        } else if !p.stdin_eof {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+    }
+    match poll(&mut fds, poll_timeout(sup.deadline())) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(Failure::internal(format!("poll: {e}"))),
+    }
+}
+
+/// Copies duet's stdin to the child and the child's stdout to duet's.
+#[derive(Debug, Default)]
+struct Pump {
+    /// Read from duet's stdin, not yet sent.
+    pending: Vec<u8>,
+    /// duet's stdin has ended (and the child's stdin was closed).
+    stdin_eof: bool,
+    /// The current child's stdout has ended.
+    out_eof: bool,
+}
+
+/// How much of duet's stdin is read at a time: at most what a pipe that
+/// polls writable takes at once.
+const CHUNK: usize = 4096;
+
+impl Pump {
+    /// A new child: its output is open again.
+    fn restarted(&mut self) {
+        self.out_eof = false;
+    }
+
+    /// Moves whatever can move without blocking.
+    fn transfer(&mut self, sup: &mut Supervisor) -> Result<(), Failure> {
+        let Some(child) = sup.child() else {
+            return Ok(());
+        };
+        // The child's output first: everything buffered or readable now.
+        if !self.out_eof {
+            let mut out = io::stdout().lock();
+            loop {
+                match child.read_available(Duration::ZERO) {
+                    Ok(bytes) if bytes.is_empty() => break,
+                    Ok(bytes) => out
+                        .write_all(&bytes)
+                        .and_then(|()| out.flush())
+                        .map_err(Failure::stdout)?,
+                    Err(duet::Error::Eof { .. }) => {
+                        self.out_eof = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        // Then duet's stdin, when there is no pending input.
+        if self.pending.is_empty() && !self.stdin_eof && ready(io::stdin().as_fd(), PollFlags::POLLIN) {
+            let mut buf = [0u8; CHUNK];
+            match io::stdin().lock().read(&mut buf) {
+                Ok(0) => {
+                    self.stdin_eof = true;
+                    let _ = child.close_stdin();
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Failure::internal(format!("cannot read stdin: {e}"))),
+            }
+        }
+        // Pending input goes when the child's stdin has room.
+        if !self.pending.is_empty() && child.stdin_fd().is_some_and(|fd| ready(fd, PollFlags::POLLOUT)) {
+            if let Err(e) = child.send_bytes(&self.pending) {
+                // The child stopped reading (it exited or closed its stdin):
+                // what it did not take is dropped, as with a pipe.
+                log::debug!("run: the program takes no more input: {e}");
+                self.stdin_eof = true;
+            }
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// True when `fd` polls ready for `flags` (or has hung up / failed) right now.
+fn ready(fd: BorrowedFd<'_>, flags: PollFlags) -> bool {
+    let mut fds = [PollFd::new(fd, flags)];
+    matches!(poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
