@@ -132,11 +132,6 @@ impl Collector {
     pub fn reply(&self) -> &[u8] {
         &self.buf
     }
-
-    /// True when nothing has arrived yet.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
 }
 
 /// A line without a trailing `\r` (output from a pty ends lines with `\r\n`).

@@ -15,18 +15,18 @@
 //! | 126 | PROG was found but cannot be run |
 //! | 127 | PROG was not found |
 
-// TEMP mod ask;
+mod ask;
 mod chat;
 mod duration;
 mod framing;
-// TEMP mod recv;
+mod recv;
 mod run;
 mod script;
-// TEMP mod send;
-// TEMP mod serve;
-// TEMP mod served;
-// TEMP mod status;
-// TEMP mod stop;
+mod send;
+mod serve;
+mod served;
+mod status;
+mod stop;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -56,12 +56,12 @@ enum Command {
     Run(run::RunArgs),
     Chat(chat::ChatArgs),
     Script(script::ScriptArgs),
-    // TEMP Serve(serve::ServeArgs),
-    // TEMP Ask(ask::AskArgs),
-    // TEMP Send(send::SendArgs),
-    // TEMP Recv(recv::RecvArgs),
-    // TEMP Status(status::StatusArgs),
-    // TEMP Stop(stop::StopArgs),
+    Serve(serve::ServeArgs),
+    Ask(ask::AskArgs),
+    Send(send::SendArgs),
+    Recv(recv::RecvArgs),
+    Status(status::StatusArgs),
+    Stop(stop::StopArgs),
 }
 
 /// Runs the parsed command line.
@@ -70,12 +70,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Run(args) => run::run(args),
         Command::Chat(args) => chat::run(args),
         Command::Script(args) => script::run(args),
-        // TEMP Command::Serve(args) => serve::run(args),
-        // TEMP Command::Ask(args) => ask::run(args),
-        // TEMP Command::Send(args) => send::run(args),
-        // TEMP Command::Recv(args) => recv::run(args),
-        // TEMP Command::Status(args) => status::run(args),
-        // TEMP Command::Stop(args) => stop::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Ask(args) => ask::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Recv(args) => recv::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Stop(args) => stop::run(args),
     }
 }
 
@@ -105,10 +105,16 @@ impl Program {
 /// writes the records (`Child::set_transcript`): seconds since start, `>`
 /// sent, `<` stdout, `!` stderr, `#` events, then the bytes of one line,
 /// escaped (`\n`, `\t`, `\xNN`, ...).
-pub fn open_transcript(path: &std::path::Path, program: &Program) -> Result<std::fs::File, Failure> {
+pub fn open_transcript(
+    path: &std::path::Path,
+    program: &Program,
+) -> Result<std::fs::File, Failure> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|e| {
-        Failure::internal(format!("cannot create the transcript {}: {e}", path.display()))
+        Failure::internal(format!(
+            "cannot create the transcript {}: {e}",
+            path.display()
+        ))
     })?;
     let words: Vec<String> = program
         .argv
@@ -116,7 +122,10 @@ pub fn open_transcript(path: &std::path::Path, program: &Program) -> Result<std:
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     writeln!(file, "# duet transcript: {}", words.join(" ")).map_err(|e| {
-        Failure::internal(format!("cannot write the transcript {}: {e}", path.display()))
+        Failure::internal(format!(
+            "cannot write the transcript {}: {e}",
+            path.display()
+        ))
     })?;
     Ok(file)
 }

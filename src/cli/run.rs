@@ -136,7 +136,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 
 /// Copies duet's terminal size (stdin's, else stdout's) to the child's pty.
 fn follow_terminal_size(child: &mut Child) {
-    let size = duet::terminal_size(io::stdin().as_fd()).or_else(|| duet::terminal_size(io::stdout().as_fd()));
+    let size = duet::terminal_size(io::stdin().as_fd())
+        .or_else(|| duet::terminal_size(io::stdout().as_fd()));
     if let Some((rows, cols)) = size {
         if let Err(e) = child.set_window_size(rows, cols) {
             log::debug!("cannot set the pty size: {e}");
@@ -215,7 +216,10 @@ impl Pump {
             }
         }
         // Then duet's stdin, when there is no pending input.
-        if self.pending.is_empty() && !self.stdin_eof && ready(io::stdin().as_fd(), PollFlags::POLLIN) {
+        if self.pending.is_empty()
+            && !self.stdin_eof
+            && ready(io::stdin().as_fd(), PollFlags::POLLIN)
+        {
             let mut buf = [0u8; CHUNK];
             match io::stdin().lock().read(&mut buf) {
                 Ok(0) => {
@@ -228,7 +232,11 @@ impl Pump {
             }
         }
         // Pending input goes when the child's stdin has room.
-        if !self.pending.is_empty() && child.stdin_fd().is_some_and(|fd| ready(fd, PollFlags::POLLOUT)) {
+        if !self.pending.is_empty()
+            && child
+                .stdin_fd()
+                .is_some_and(|fd| ready(fd, PollFlags::POLLOUT))
+        {
             if let Err(e) = child.send_bytes(&self.pending) {
                 // The child stopped reading (it exited or closed its stdin):
                 // what it did not take is dropped, as with a pipe.

@@ -31,7 +31,6 @@ use regex::Regex;
 use super::Failure;
 use super::duration;
 
-
 /// What one step does.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -368,12 +367,10 @@ impl Runner {
         let _ = self.child.close_stdin();
         match self.child.wait_timeout(self.timeout) {
             Ok(Some(status)) if status.code() == Some(code) => Ok(()),
-            Ok(Some(status)) => {
-                Err(Problem {
-                    what: format!("the program {status}"),
-                    partial: Vec::new(),
-                })
-            }
+            Ok(Some(status)) => Err(Problem {
+                what: format!("the program {status}"),
+                partial: Vec::new(),
+            }),
             Ok(None) => Err(Problem {
                 what: format!(
                     "the program was still running after {}",
