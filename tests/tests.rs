@@ -1,2 +1,3 @@
 //! Integration tests.
 mod fifo;
+mod cli;
