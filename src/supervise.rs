@@ -412,6 +412,11 @@ impl Supervisor {
         self.child.as_mut()
     }
 
+    /// True while a child is running (not exited, not waiting for a restart).
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, State::Running) && self.child.is_some()
+    }
+
     /// The current child, for polling its descriptors.
     pub fn child_ref(&self) -> Option<&Child> {
         self.child.as_ref()

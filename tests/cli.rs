@@ -45,7 +45,10 @@ impl Run {
 
     fn expect_stderr_has(&self, text: &str) -> &Run {
         if !self.stderr.contains(text) {
-            panic!("{}", self.report(&format!("expected stderr to contain {text:?}")));
+            panic!(
+                "{}",
+                self.report(&format!("expected stderr to contain {text:?}"))
+            );
         }
         self
     }
@@ -82,8 +85,15 @@ fn duet(args: &[&str]) -> Run {
     duet_in(args, b"")
 }
 
+/// True while `pid` runs (a zombie waiting for init counts as gone).
 fn alive(pid: u32) -> bool {
-    kill(Pid::from_raw(pid as i32), None).is_ok()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// `duet ARGS` started, its stdout and stderr readable line by line; the
@@ -117,7 +127,11 @@ fn read_until(r: &mut impl BufRead, want: impl Fn(&str) -> bool) -> String {
 fn finish(mut r: BufReader<duct::ReaderHandle>) -> (Option<i32>, String) {
     let mut rest = String::new();
     r.read_to_string(&mut rest).expect("read the rest");
-    let out = r.get_ref().try_wait().expect("wait").expect("exited after end of output");
+    let out = r
+        .get_ref()
+        .try_wait()
+        .expect("wait")
+        .expect("exited after end of output");
     (out.status.code(), rest)
 }
 
@@ -133,44 +147,59 @@ fn chat_with_bc_prints_each_answer() {
 #[test]
 fn chat_reads_n_lines_per_request() {
     let twice = "while read l; do echo \"$l\"; echo \"$l\"; done";
-    duet_in(&["chat", "--lines", "2", "--", "sh", "-c", twice], b"a\nb\n")
-        .expect_code(0)
-        .expect_stdout("a\na\nb\nb\n");
+    duet_in(
+        &["chat", "--lines", "2", "--", "sh", "-c", twice],
+        b"a\nb\n",
+    )
+    .expect_code(0)
+    .expect_stdout("a\na\nb\nb\n");
 }
 
 #[test]
 fn chat_until_includes_the_matching_line() {
     let prog = "while read l; do echo \"$l\"; echo more; echo END; done";
-    duet_in(&["chat", "--until", "^END$", "--", "sh", "-c", prog], b"x\ny\n")
-        .expect_code(0)
-        .expect_stdout("x\nmore\nEND\ny\nmore\nEND\n");
+    duet_in(
+        &["chat", "--until", "^END$", "--", "sh", "-c", prog],
+        b"x\ny\n",
+    )
+    .expect_code(0)
+    .expect_stdout("x\nmore\nEND\ny\nmore\nEND\n");
 }
 
 #[test]
 fn chat_quiet_collects_everything_until_silence() {
-    duet_in(&["chat", "--quiet", "300ms", "--", FIXTURE, "flood", "3"], b"go\n")
-        .expect_code(0)
-        .expect_stderr_has("")
-        .expect_stdout(&format!(
-            "{}go\n",
-            (0..3)
-                .map(|i| format!("flood line {i:08} ........................................\n"))
-                .collect::<String>()
-        ));
+    duet_in(
+        &["chat", "--quiet", "300ms", "--", FIXTURE, "flood", "3"],
+        b"go\n",
+    )
+    .expect_code(0)
+    .expect_stderr_has("")
+    .expect_stdout(&format!(
+        "{}go\n",
+        (0..3)
+            .map(|i| format!("flood line {i:08} ........................................\n"))
+            .collect::<String>()
+    ));
 }
 
 #[test]
 fn chat_timeout_exits_124_and_says_what_it_waited_for() {
-    duet_in(&["chat", "--timeout", "300ms", "--", FIXTURE, "hold"], b"hello\n")
-        .expect_code(124)
-        .expect_stderr_has("timed out after 300ms waiting for a reply line to \"hello\"");
+    duet_in(
+        &["chat", "--timeout", "300ms", "--", FIXTURE, "hold"],
+        b"hello\n",
+    )
+    .expect_code(124)
+    .expect_stderr_has("timed out after 300ms waiting for a reply line to \"hello\"");
 }
 
 #[test]
 fn chat_ends_with_prog_status_when_prog_quits() {
-    duet_in(&["chat", "--", "sh", "-c", "read l; echo bye; exit 5"], b"quit\nnever sent\n")
-        .expect_code(5)
-        .expect_stdout("bye\n");
+    duet_in(
+        &["chat", "--", "sh", "-c", "read l; echo bye; exit 5"],
+        b"quit\nnever sent\n",
+    )
+    .expect_code(5)
+    .expect_stdout("bye\n");
 }
 
 #[test]
@@ -228,11 +257,21 @@ fn usage_errors_exit_2() {
 fn every_help_has_an_example() {
     let top = duet(&["--help"]);
     top.expect_code(0).expect_stdout(&top.stdout);
-    assert!(top.stdout.contains("Example:"), "{}", top.report("an example"));
-    for sub in ["run", "chat", "script", "serve", "ask", "send", "recv", "status", "stop"] {
+    assert!(
+        top.stdout.contains("Example:"),
+        "{}",
+        top.report("an example")
+    );
+    for sub in [
+        "run", "chat", "script", "serve", "ask", "send", "recv", "status", "stop",
+    ] {
         let help = duet(&[sub, "--help"]);
         help.expect_code(0);
-        assert!(help.stdout.contains("Example: "), "{}", help.report("an example"));
+        assert!(
+            help.stdout.contains("Example: "),
+            "{}",
+            help.report("an example")
+        );
     }
 }
 
@@ -248,7 +287,14 @@ fn run_passes_bytes_exactly_with_and_without_pumping() {
     let transcript = unique_path("exact.transcript");
     for args in [
         vec!["run", "--", FIXTURE, "cat"],
-        vec!["run", "--transcript", transcript.to_str().unwrap(), "--", FIXTURE, "cat"],
+        vec![
+            "run",
+            "--transcript",
+            transcript.to_str().unwrap(),
+            "--",
+            FIXTURE,
+            "cat",
+        ],
     ] {
         let out = duct::cmd(DUET, &args)
             .stdin_bytes(input.clone())
@@ -264,7 +310,13 @@ fn run_passes_bytes_exactly_with_and_without_pumping() {
 fn run_transcript_tags_direction_and_time() {
     let transcript = unique_path("format.transcript");
     duet_in(
-        &["run", "--transcript", transcript.to_str().unwrap(), "--", "cat"],
+        &[
+            "run",
+            "--transcript",
+            transcript.to_str().unwrap(),
+            "--",
+            "cat",
+        ],
         b"hello\tworld\nsecond\n",
     )
     .expect_code(0)
@@ -276,7 +328,9 @@ fn run_transcript_tags_direction_and_time() {
     let mut sent = Vec::new();
     let mut received = Vec::new();
     for line in &lines[1..] {
-        let caps = record.captures(line).unwrap_or_else(|| panic!("bad record {line:?} in\n{text}"));
+        let caps = record
+            .captures(line)
+            .unwrap_or_else(|| panic!("bad record {line:?} in\n{text}"));
         match &caps[1] {
             ">" => sent.push(caps[2].to_string()),
             "<" => received.push(caps[2].to_string()),
@@ -292,7 +346,11 @@ fn run_transcript_tags_direction_and_time() {
 fn run_pty_puts_prog_on_a_terminal() {
     let run = duet(&["run", "--pty", "--", FIXTURE, "tty"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("stdin=true stdout=true"), "{}", run.report("a tty"));
+    assert!(
+        run.stdout.contains("stdin=true stdout=true"),
+        "{}",
+        run.report("a tty")
+    );
 }
 
 // ---- run: signals and supervision ----------------------------------------------
@@ -305,47 +363,91 @@ fn run_forwards_term_and_exits_with_prog_status() {
     let pid = live.get_ref().pids()[0];
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     let (code, rest) = finish(live);
-    assert_eq!(code, Some(143), "PROG died of the forwarded TERM; output {rest:?}");
+    assert_eq!(
+        code,
+        Some(143),
+        "PROG died of the forwarded TERM; output {rest:?}"
+    );
 }
 
 #[test]
-fn run_forwards_usr1_without_stopping() {
-    // `wait` returns as soon as the trapped signal arrives; --group lets the
-    // signal end the `sleep` too.
-    let prog = "trap 'exit 9' USR1; echo ready; while :; do sleep 10 & wait $!; done";
-    let mut live = start(&["run", "--group", "--", "sh", "-c", prog]);
-    read_until(&mut live, |l| l == "ready");
-    let pid = live.get_ref().pids()[0];
-    kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).unwrap();
-    let (code, rest) = finish(live);
-    assert_eq!(code, Some(9), "output {rest:?}");
+fn run_forwards_usr1_and_hup() {
+    for (sig, code) in [(Signal::SIGUSR1, 138), (Signal::SIGHUP, 129)] {
+        let prog = format!("echo ready; exec {FIXTURE} hold");
+        let mut live = start(&["run", "--", "sh", "-c", &prog]);
+        read_until(&mut live, |l| l == "ready");
+        let pid = live.get_ref().pids()[0];
+        kill(Pid::from_raw(pid as i32), sig).unwrap();
+        let (status, rest) = finish(live);
+        assert_eq!(
+            status,
+            Some(code),
+            "PROG died of the forwarded {sig}; output {rest:?}"
+        );
+    }
 }
 
 #[test]
 fn run_kills_prog_that_ignores_term_after_grace() {
-    let mut live = start(&["run", "--grace", "300ms", "--group", "--", FIXTURE, "ignore-term"]);
+    let mut live = start(&[
+        "run",
+        "--grace",
+        "300ms",
+        "--group",
+        "--",
+        FIXTURE,
+        "ignore-term",
+    ]);
     read_until(&mut live, |l| l == "ready");
     let pid = live.get_ref().pids()[0];
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     let (code, rest) = finish(live);
-    assert_eq!(code, Some(137), "KILL after the grace period; output {rest:?}");
+    assert_eq!(
+        code,
+        Some(137),
+        "KILL after the grace period; output {rest:?}"
+    );
 }
 
 #[test]
 fn run_restarts_a_crashing_prog_on_failure_up_to_the_limit() {
     let run = duet_in(
-        &["run", "--restart", "on-failure", "--max-restarts", "2", "--", FIXTURE, "crash"],
+        &[
+            "run",
+            "--restart",
+            "on-failure",
+            "--max-restarts",
+            "2",
+            "--",
+            FIXTURE,
+            "crash",
+        ],
         b"one\n",
     );
     run.expect_code(137);
-    assert_eq!(run.stdout.matches("half a rep").count(), 3, "{}", run.report("3 runs"));
+    assert_eq!(
+        run.stdout.matches("half a rep").count(),
+        3,
+        "{}",
+        run.report("3 runs")
+    );
 }
 
 #[test]
 fn run_restart_policies() {
     let count = |restart: &str, code: i32| {
         let prog = format!("echo run; exit {code}");
-        let run = duet(&["run", "--restart", restart, "--max-restarts", "2", "--", "sh", "-c", &prog]);
+        let run = duet(&[
+            "run",
+            "--restart",
+            restart,
+            "--max-restarts",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            &prog,
+        ]);
         run.expect_code(code);
         run.stdout.matches("run").count()
     };
@@ -361,12 +463,23 @@ fn run_subreaper_adopts_orphaned_grandchildren() {
     // --subreaper the orphan is re-parented to duet, which reaps it.
     let prog = format!("{FIXTURE} grandchild; echo ready; exec {FIXTURE} hold");
     let mut live = start(&["run", "--subreaper", "--", "sh", "-c", &prog]);
-    let grandchild: u32 = read_until(&mut live, |l| l.parse::<u32>().is_ok()).parse().unwrap();
+    let grandchild: u32 = read_until(&mut live, |l| l.parse::<u32>().is_ok())
+        .parse()
+        .unwrap();
     read_until(&mut live, |l| l == "ready");
     let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let duet_pid = live.get_ref().pids()[0];
-    assert_eq!(fields[1], duet_pid.to_string(), "the orphan's parent is duet");
+    assert_eq!(
+        fields[1],
+        duet_pid.to_string(),
+        "the orphan's parent is duet"
+    );
     kill(Pid::from_raw(grandchild as i32), Signal::SIGKILL).unwrap();
     kill(Pid::from_raw(duet_pid as i32), Signal::SIGTERM).unwrap();
     let (code, rest) = finish(live);
@@ -395,16 +508,28 @@ fn script_success_runs_every_step() {
 #[test]
 fn script_expect_eof_and_exit_status() {
     let file = script_file("expect bye\nexpect-eof\nexit-status 4\n");
-    duet(&["script", file.to_str().unwrap(), "--", "sh", "-c", "echo bye; exit 4"]).expect_code(0);
+    duet(&[
+        "script",
+        file.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo bye; exit 4",
+    ])
+    .expect_code(0);
     std::fs::remove_file(&file).unwrap();
 }
 
 #[test]
 fn script_timeout_names_line_expectation_and_last_output() {
-    let file = script_file("sendline 1 + 1\nexpect ^2$\ntimeout 300ms\nsendline 2 + 2\nexpect ^5$\n");
+    let file =
+        script_file("sendline 1 + 1\nexpect ^2$\ntimeout 300ms\nsendline 2 + 2\nexpect ^5$\n");
     duet(&["script", file.to_str().unwrap(), "--", FIXTURE, "calc"])
         .expect_code(1)
-        .expect_stderr_has(&format!("{}:5: step `expect ^5$` failed: timed out after 300ms", file.display()))
+        .expect_stderr_has(&format!(
+            "{}:5: step `expect ^5$` failed: timed out after 300ms",
+            file.display()
+        ))
         .expect_stderr_has("expected: output matching \"^5$\"")
         .expect_stderr_has("    | 2\n    | 4");
     std::fs::remove_file(&file).unwrap();
@@ -413,10 +538,17 @@ fn script_timeout_names_line_expectation_and_last_output() {
 #[test]
 fn script_eof_failure_says_the_program_ended() {
     let file = script_file("expect two\n");
-    duet(&["script", file.to_str().unwrap(), "--", "sh", "-c", "echo one"])
-        .expect_code(1)
-        .expect_stderr_has(":1: step `expect two` failed: the program closed its output")
-        .expect_stderr_has("    | one");
+    duet(&[
+        "script",
+        file.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo one",
+    ])
+    .expect_code(1)
+    .expect_stderr_has(":1: step `expect two` failed: the program closed its output")
+    .expect_stderr_has("    | one");
     std::fs::remove_file(&file).unwrap();
 }
 
@@ -452,7 +584,10 @@ fn script_parse_errors_list_every_line_and_run_nothing() {
     duet(&["script", file.to_str().unwrap(), "--", "sh", "-c", &prog])
         .expect_code(1)
         .expect_stderr_has("3 error(s); nothing was run")
-        .expect_stderr_has(&format!("{}:line 2: unknown step `frobnicate`", file.display()))
+        .expect_stderr_has(&format!(
+            "{}:line 2: unknown step `frobnicate`",
+            file.display()
+        ))
         .expect_stderr_has(":line 3: bad regex")
         .expect_stderr_has(":line 4: `send` needs TEXT");
     assert!(!marker.exists(), "the program must not run");
@@ -497,4 +632,379 @@ fn script_failure_mentions_the_transcript() {
     .expect_stderr_has(&format!("transcript: {}", transcript.display()));
     std::fs::remove_file(&file).unwrap();
     std::fs::remove_file(&transcript).unwrap();
+}
+
+// ---- serve and its clients -----------------------------------------------------
+
+/// `duet serve --daemon DIR -- PROG`, checked to be ready.
+fn serve_daemon(dir: &Path, prog: &[&str]) {
+    let mut args = vec!["serve", "--daemon", dir.to_str().unwrap()];
+    args.extend_from_slice(&["--"]);
+    args.extend_from_slice(prog);
+    duet(&args)
+        .expect_code(0)
+        .expect_stdout(&format!("{}\n", dir.display()));
+}
+
+/// The pid of PROG as `duet status` reports it.
+fn served_child(dir: &Path) -> u32 {
+    let status = duet(&["status", dir.to_str().unwrap()]);
+    status.expect_code(0).expect_stderr_has("");
+    let line = status
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("child: "))
+        .unwrap_or_else(|| panic!("{}", status.report("a child line")));
+    line.parse().unwrap()
+}
+
+fn stop(dir: &Path) {
+    duet(&["stop", dir.to_str().unwrap(), "--grace", "2s"]).expect_code(0);
+}
+
+#[test]
+fn serve_daemon_is_ready_when_it_returns_and_stop_cleans_everything() {
+    let dir = unique_path("serve");
+    serve_daemon(&dir, &["bc", "-q"]);
+    let d = dir.to_str().unwrap();
+    for name in ["in", "out"] {
+        let meta = std::fs::symlink_metadata(dir.join(name)).unwrap();
+        assert!(meta.file_type().is_fifo(), "{name} is a FIFO");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    duet(&["ask", d, "2+2"]).expect_code(0).expect_stdout("4\n");
+    duet(&["ask", d, "3*3"]).expect_code(0).expect_stdout("9\n");
+    let status = duet(&["status", d]);
+    status.expect_code(0);
+    assert!(
+        status.stdout.contains("running: yes"),
+        "{}",
+        status.report("running")
+    );
+    assert!(
+        status.stdout.contains("restarts: 0"),
+        "{}",
+        status.report("restarts")
+    );
+    let child = served_child(&dir);
+    let serve_pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    stop(&dir);
+    assert!(!dir.exists(), "stop removes the directory duet created");
+    assert!(!alive(child), "PROG is gone");
+    assert!(!alive(serve_pid), "serve is gone");
+    duet(&["status", d])
+        .expect_code(1)
+        .expect_stderr_has("does not exist");
+}
+
+#[test]
+fn twenty_concurrent_asks_each_get_their_own_answer() {
+    let dir = unique_path("concurrent");
+    serve_daemon(&dir, &[FIXTURE, "calc"]);
+    let d = dir.to_str().unwrap().to_string();
+    for round in 0..3 {
+        let clients: Vec<_> = (0..20)
+            .map(|i| {
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    let n = round * 100 + i;
+                    let run = duet(&["ask", &d, &format!("{n} * 7")]);
+                    run.expect_code(0).expect_stdout(&format!("{}\n", n * 7));
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("a client got someone else's answer");
+        }
+    }
+    stop(&dir);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_client_killed_mid_request_does_not_hand_its_reply_to_the_next() {
+    let dir = unique_path("killed");
+    let d = dir.to_str().unwrap().to_string();
+    // serve in the foreground, logging requests, so the test knows when
+    // the first request has reached it.
+    let mut serve = start(&["-vv", "serve", &d, "--", FIXTURE, "slow", "400"]);
+    read_until(&mut serve, |l| l == d);
+    let first = duct::cmd(DUET, ["ask", &d, "first"])
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .unwrap();
+    read_until(&mut serve, |l| {
+        l.contains("serve: request") && l.contains("\"first\"")
+    });
+    first.kill().unwrap();
+    duet(&["ask", &d, "second"])
+        .expect_code(0)
+        .expect_stdout("second\n");
+    duet(&["ask", &d, "third"])
+        .expect_code(0)
+        .expect_stdout("third\n");
+    stop(&dir);
+    let (code, _) = finish(serve);
+    assert_eq!(code, Some(0), "a stopped serve exits 0");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn plain_shell_tools_can_use_the_fifos() {
+    let dir = unique_path("plain");
+    serve_daemon(&dir, &[FIXTURE, "calc"]);
+    let script = format!(
+        "echo '20 + 22' > {d}/in; read answer < {d}/out; echo \"got $answer\"",
+        d = dir.display()
+    );
+    let out = duct::cmd("timeout", ["10", "sh", "-c", &script])
+        .read()
+        .unwrap();
+    assert_eq!(out, "got 42");
+    let d = dir.to_str().unwrap();
+    duet(&["send", d, "1 + 1", "2 + 2"]).expect_code(0);
+    duet(&["recv", d]).expect_code(0).expect_stdout("2\n");
+    duet(&["recv", d]).expect_code(0).expect_stdout("4\n");
+    duet(&["recv", d, "--timeout", "200ms"])
+        .expect_code(124)
+        .expect_stderr_has("nothing arrived");
+    stop(&dir);
+}
+
+#[test]
+fn ask_timeout_exits_124_and_the_service_survives() {
+    let dir = unique_path("asktimeout");
+    serve_daemon(&dir, &[FIXTURE, "slow", "2000"]);
+    let d = dir.to_str().unwrap();
+    duet(&["ask", d, "late", "--timeout", "200ms"])
+        .expect_code(124)
+        .expect_stderr_has("timed out after 200ms waiting for a reply line");
+    let status = duet(&["status", d]);
+    status.expect_code(0);
+    stop(&dir);
+}
+
+#[test]
+fn ask_framing_options_work_through_serve() {
+    let dir = unique_path("framing");
+    let prog = "while read l; do echo \"$l\"; echo more; echo END; done";
+    serve_daemon(&dir, &["sh", "-c", prog]);
+    let d = dir.to_str().unwrap();
+    duet(&["ask", d, "a", "--until", "^END$"])
+        .expect_code(0)
+        .expect_stdout("a\nmore\nEND\n");
+    duet(&["ask", d, "b", "--lines", "3"])
+        .expect_code(0)
+        .expect_stdout("b\nmore\nEND\n");
+    duet(&["ask", d, "c", "--quiet", "300ms"])
+        .expect_code(0)
+        .expect_stdout("c\nmore\nEND\n");
+    stop(&dir);
+}
+
+#[test]
+fn serve_restarts_prog_and_counts_restarts() {
+    let dir = unique_path("restart");
+    let prog = "while read l; do [ \"$l\" = die ] && exit 3; echo \"$l\"; done";
+    let d = dir.to_str().unwrap();
+    duet(&[
+        "serve",
+        "--daemon",
+        d,
+        "--restart",
+        "on-failure",
+        "--",
+        "sh",
+        "-c",
+        prog,
+    ])
+    .expect_code(0);
+    let first = served_child(&dir);
+    duet(&["ask", d, "die"])
+        .expect_code(1)
+        .expect_stderr_has("closed its output");
+    duet(&["ask", d, "hello"])
+        .expect_code(0)
+        .expect_stdout("hello\n");
+    let status = duet(&["status", d]);
+    assert!(
+        status.stdout.contains("restarts: 1"),
+        "{}",
+        status.report("one restart")
+    );
+    assert_ne!(served_child(&dir), first);
+    stop(&dir);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn serve_ends_and_cleans_up_when_prog_exits_without_restart() {
+    let dir = unique_path("ends");
+    let d = dir.to_str().unwrap().to_string();
+    let mut serve = start(&["serve", &d, "--", "sh", "-c", "read l; exit 6"]);
+    read_until(&mut serve, |l| l == d);
+    duet(&["send", &d, "bye"]).expect_code(0);
+    let (code, rest) = finish(serve);
+    assert_eq!(
+        code,
+        Some(6),
+        "serve exits with PROG's status; output {rest:?}"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn stop_kills_a_prog_that_ignores_term() {
+    let dir = unique_path("stubborn");
+    serve_daemon(&dir, &[FIXTURE, "ignore-term"]);
+    let child = served_child(&dir);
+    duet(&["stop", dir.to_str().unwrap(), "--grace", "300ms"]).expect_code(0);
+    assert!(!alive(child));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_second_serve_on_the_same_dir_is_refused() {
+    let dir = unique_path("twice");
+    serve_daemon(&dir, &["cat"]);
+    duet(&["serve", dir.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("is already served");
+    stop(&dir);
+}
+
+#[test]
+fn a_stale_dir_from_a_killed_serve_is_reclaimed() {
+    let dir = unique_path("stale");
+    let d = dir.to_str().unwrap().to_string();
+    let mut serve = start(&["serve", &d, "--", FIXTURE, "calc"]);
+    read_until(&mut serve, |l| l == d);
+    let pid = serve.get_ref().pids()[0];
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let (code, _) = finish(serve);
+    assert_eq!(code, None, "serve died of SIGKILL");
+    assert!(dir.join("in").exists(), "a crashed serve leaves its FIFOs");
+    let status = duet(&["status", &d]);
+    status.expect_code(1);
+    assert!(
+        status.stdout.contains("stale"),
+        "{}",
+        status.report("stale")
+    );
+    duet(&["ask", &d, "1 + 1", "--timeout", "1s"])
+        .expect_code(1)
+        .expect_stderr_has("nobody serves");
+    serve_daemon(&dir, &[FIXTURE, "calc"]);
+    duet(&["ask", &d, "1 + 1"])
+        .expect_code(0)
+        .expect_stdout("2\n");
+    stop(&dir);
+    assert!(
+        !dir.exists(),
+        "the reclaiming serve inherits the right to remove DIR"
+    );
+}
+
+#[test]
+fn stop_on_a_stale_dir_removes_the_leftovers() {
+    let dir = unique_path("stalestop");
+    let d = dir.to_str().unwrap().to_string();
+    let mut serve = start(&["serve", &d, "--", "cat"]);
+    read_until(&mut serve, |l| l == d);
+    serve.get_ref().kill().unwrap();
+    let _ = finish(serve);
+    duet(&["stop", &d])
+        .expect_code(0)
+        .expect_stderr_has("was not running");
+    assert!(!dir.exists());
+}
+
+#[test]
+fn serve_refuses_an_unsafe_dir() {
+    let open = unique_path("worldwritable");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    duet(&["serve", open.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("writable by group or others");
+    std::fs::remove_dir(&open).unwrap();
+
+    let target = unique_path("target");
+    std::fs::create_dir(&target).unwrap();
+    let link = unique_path("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    duet(&["serve", link.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("symlink");
+    std::fs::remove_file(&link).unwrap();
+
+    // A regular file or a symlink where a FIFO belongs: refused, untouched.
+    let victim = unique_path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(target.join("in"), "not a fifo").unwrap();
+    duet(&["serve", target.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("regular file");
+    assert_eq!(
+        std::fs::read_to_string(target.join("in")).unwrap(),
+        "not a fifo"
+    );
+    std::fs::remove_file(target.join("in")).unwrap();
+    std::os::unix::fs::symlink(&victim, target.join("out")).unwrap();
+    duet(&["serve", target.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("symlink");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(
+        !target.join("in").exists(),
+        "a refused serve removes the FIFOs it made"
+    );
+    std::fs::remove_file(target.join("out")).unwrap();
+    let _ = std::fs::remove_file(target.join("log"));
+    let _ = std::fs::remove_file(target.join("lock"));
+    std::fs::remove_dir(&target).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+}
+
+#[test]
+fn serve_daemon_reports_a_missing_program() {
+    let dir = unique_path("missing");
+    duet(&[
+        "serve",
+        "--daemon",
+        dir.to_str().unwrap(),
+        "--",
+        "duet-no-such-program",
+    ])
+    .expect_code(127)
+    .expect_stderr_has("duet-no-such-program");
+    assert!(!dir.exists(), "nothing is left behind");
+}
+
+#[test]
+fn clients_of_a_missing_dir_say_so() {
+    let dir = unique_path("nowhere");
+    let d = dir.to_str().unwrap();
+    for args in [
+        vec!["ask", d, "x"],
+        vec!["send", d, "x"],
+        vec!["recv", d],
+        vec!["status", d],
+        vec!["stop", d],
+    ] {
+        duet(&args)
+            .expect_code(1)
+            .expect_stderr_has("does not exist");
+    }
 }

@@ -1,3 +1,3 @@
 //! Integration tests.
-mod fifo;
 mod cli;
+mod fifo;

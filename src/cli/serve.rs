@@ -99,6 +99,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     }
     let result = server.serve();
     server.cleanup();
+    std::mem::forget(server.alive.take());
     result
 }
 
@@ -165,8 +166,10 @@ const OUT_BACKLOG: usize = 1 << 20;
 #[derive(Debug)]
 struct Server {
     dir: FifoDir,
-    /// The liveness lock (see `served`); released last.
-    _alive: Flock<OwnedFd>,
+    /// The liveness lock (see `served`), never released by hand: the
+    /// kernel drops it when this process exits, so when `stop` sees it free,
+    /// serve is gone.
+    alive: Option<Flock<OwnedFd>>,
     fifos: Vec<Fifo>,
     input: File,
     output: File,
@@ -263,7 +266,7 @@ impl Server {
                 created_dir: created,
             },
             dir,
-            _alive: alive,
+            alive: Some(alive),
             fifos,
             input,
             output,
@@ -476,7 +479,7 @@ impl Server {
                 _ => break,
             }
         }
-        if self.active.is_some() || self.stopping || self.sup.child_ref().is_none() {
+        if self.active.is_some() || self.stopping || !self.sup.is_running() || self.out_eof {
             return;
         }
         if !self.raw_in.is_empty() {
@@ -531,8 +534,12 @@ impl Server {
         }
         let bytes = std::mem::take(&mut self.to_child);
         if let Err(e) = child.send_bytes(&bytes) {
-            log::warn!("serve: cannot write to the program: {e}");
-            self.fail_active("eof", &format!("the program does not take input: {e}"));
+            // PROG is going away: the request was not answered, so it waits
+            // for the restart (or gets an error if there is none).
+            log::info!("serve: cannot write to the program: {e}");
+            if let Some(active) = self.active.take() {
+                self.queue.push_front(active.request);
+            }
         }
     }
 
