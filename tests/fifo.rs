@@ -2,7 +2,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use duet::Error;
@@ -101,7 +101,7 @@ fn a_dir_owned_by_someone_else_is_refused() {
     let err = FifoDir::open(&path).unwrap_err();
     assert_eq!(io_kind(&err), ErrorKind::PermissionDenied);
     assert!(err.to_string().contains("not by you"), "{err}");
-    if path != PathBuf::from("/") {
+    if path != Path::new("/") {
         std::fs::remove_dir(&path).unwrap();
     }
 }

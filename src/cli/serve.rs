@@ -416,7 +416,7 @@ impl Server {
 
     fn route(&mut self, bytes: &[u8]) {
         let Some(active) = self.active.as_mut() else {
-            self.to_out(bytes);
+            self.queue_out(bytes);
             return;
         };
         if let Framing::QuietMs(ms) = active.request.framing {
@@ -426,11 +426,11 @@ impl Server {
             let active = self.active.take().expect("active request");
             let output = String::from_utf8_lossy(active.collector.reply()).into_owned();
             self.send_reply(&active.request, output, None);
-            self.to_out(&rest);
+            self.queue_out(&rest);
         }
     }
 
-    fn to_out(&mut self, bytes: &[u8]) {
+    fn queue_out(&mut self, bytes: &[u8]) {
         self.raw_out.extend(bytes);
         if self.raw_out.len() > OUT_BACKLOG {
             let excess = self.raw_out.len() - OUT_BACKLOG;
