@@ -1008,3 +1008,45 @@ fn clients_of_a_missing_dir_say_so() {
             .expect_stderr_has("does not exist");
     }
 }
+
+// ---- pseudo-terminals ----------------------------------------------------------
+
+#[test]
+fn chat_pty_gets_answers_from_a_program_that_buffers_on_pipes() {
+    duet_in(&["chat", "--pty", "--", FIXTURE, "no-flush"], b"one\ntwo\n")
+        .expect_code(0)
+        .expect_stdout("one\ntwo\n");
+}
+
+#[test]
+fn serve_pty_gets_answers_from_a_program_that_buffers_on_pipes() {
+    let dir = unique_path("pty");
+    let d = dir.to_str().unwrap();
+    duet(&["serve", "--daemon", "--pty", d, "--", FIXTURE, "no-flush"]).expect_code(0);
+    duet(&["ask", d, "hello"])
+        .expect_code(0)
+        .expect_stdout("hello\n");
+    stop(&dir);
+    assert!(!dir.exists());
+}
+
+// ---- stdout closed early -------------------------------------------------------
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    let transcript = unique_path("epipe.transcript");
+    let script = format!(
+        "exec 3>&1; {DUET} run --transcript {t} -- {FIXTURE} flood 100000 </dev/null 2>&3 | head -n1; echo \"duet=${{PIPESTATUS[0]}}\"",
+        t = transcript.display()
+    );
+    let out = duct::cmd("bash", ["-c", &script]).read().unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line through head, then duet's code, nothing on stderr: {out:?}"
+    );
+    assert!(lines[0].starts_with("flood line 00000000"), "{out:?}");
+    assert_eq!(lines[1], "duet=0", "{out:?}");
+    std::fs::remove_file(&transcript).unwrap();
+}
