@@ -158,7 +158,9 @@ impl Child {
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        Ok(self.wait_deadline(None)?.expect("a wait without deadline returns a status"))
+        Ok(self
+            .wait_deadline(None)?
+            .expect("a wait without deadline returns a status"))
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`: `Ok(None)` then.
@@ -266,7 +268,7 @@ impl Child {
 
     /// [`read_line`](Self::read_line) with its own timeout.
     pub fn read_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Which::Stdout, timeout)?;
+        let bytes = self.line_from(Which::Stdout, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
             bytes: e.into_bytes(),
         })
@@ -274,7 +276,7 @@ impl Child {
 
     /// Reads one line from stdout as bytes, whatever they are.
     pub fn read_line_bytes(&mut self) -> Result<Vec<u8>> {
-        self.line_from(Which::Stdout, self.timeout)
+        self.line_from(Which::Stdout, self.timeout, false)
     }
 
     /// Sends `line` and reads one reply line.
@@ -290,7 +292,9 @@ impl Child {
     }
 
     /// The stdout lines until end-of-file, each read with the default
-    /// timeout. The iterator ends at end-of-file; other errors are items.
+    /// timeout. The iterator ends at end-of-file (yielding a last line that
+    /// has no newline, as `std::io::BufRead::lines` does); other errors are
+    /// items.
     pub fn lines(&mut self) -> Lines<'_> {
         Lines { child: self }
     }
@@ -302,7 +306,7 @@ impl Child {
 
     /// [`read_stderr_line`](Self::read_stderr_line) with its own timeout.
     pub fn read_stderr_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Which::Stderr, timeout)?;
+        let bytes = self.line_from(Which::Stderr, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
             bytes: e.into_bytes(),
         })
@@ -338,17 +342,27 @@ impl Child {
         })
     }
 
-    fn line_from(&mut self, which: Which, timeout: Duration) -> Result<Vec<u8>> {
+    /// Reads a line. At end-of-file an unterminated last line is returned
+    /// only when `unterminated_ok` (the `lines()` iterator, like std's);
+    /// `read_line` reports it as `Error::Eof` with the text in `partial`,
+    /// since a reply cut short usually means the child died mid-reply.
+    fn line_from(
+        &mut self,
+        which: Which,
+        timeout: Duration,
+        unterminated_ok: bool,
+    ) -> Result<Vec<u8>> {
         let start = Instant::now();
         let deadline = self.deadline(timeout);
         loop {
             let reader = self.reader(which)?;
             let line = match reader.buf.take_line() {
                 Some(line) => Some(line),
-                None if reader.eof => match reader.buf.take_unterminated() {
+                None if reader.eof && unterminated_ok => match reader.buf.take_unterminated() {
                     Some(line) => Some(line),
                     None => return Err(self.eof_error(which)),
                 },
+                None if reader.eof => return Err(self.eof_error(which)),
                 None => None,
             };
             match line {
@@ -383,7 +397,11 @@ impl Child {
     }
 
     /// [`expect`](Self::expect) with its own timeout.
-    pub fn expect_timeout(&mut self, pattern: impl Into<Pattern>, timeout: Duration) -> Result<Match> {
+    pub fn expect_timeout(
+        &mut self,
+        pattern: impl Into<Pattern>,
+        timeout: Duration,
+    ) -> Result<Match> {
         let pattern = pattern.into();
         let (_, m) = self.expect_in(Which::Stdout, std::slice::from_ref(&pattern), timeout)?;
         Ok(m)
@@ -398,7 +416,11 @@ impl Child {
     }
 
     /// [`expect_any`](Self::expect_any) with its own timeout.
-    pub fn expect_any_timeout(&mut self, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    pub fn expect_any_timeout(
+        &mut self,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         self.expect_in(Which::Stdout, patterns, timeout)
     }
 
@@ -409,7 +431,12 @@ impl Child {
         Ok(m)
     }
 
-    fn expect_in(&mut self, which: Which, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    fn expect_in(
+        &mut self,
+        which: Which,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         let start = Instant::now();
         let deadline = self.deadline(timeout);
         let position = |wanted: fn(&Pattern) -> bool| patterns.iter().position(wanted);
@@ -462,7 +489,11 @@ impl Child {
             match self.streams.write(&[input], deadline) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
-                    return Err(self.timeout_error(Which::Stdout, start, "the child to read its input".into()));
+                    return Err(self.timeout_error(
+                        Which::Stdout,
+                        start,
+                        "the child to read its input".into(),
+                    ));
                 }
                 // The child exited without reading everything: not an error
                 // here, its output and status tell the story.
@@ -495,7 +526,11 @@ impl Child {
             }
         }
         if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.timeout_error(Which::Stdout, start, "the child's output to end".into()));
+            return Err(self.timeout_error(
+                Which::Stdout,
+                start,
+                "the child's output to end".into(),
+            ));
         }
         if still_open {
             log::warn!(
@@ -506,9 +541,13 @@ impl Child {
         }
         let status = match self.process.wait_deadline(deadline)? {
             Some(status) => status,
-            None => return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into())),
+            None => {
+                return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into()));
+            }
         };
-        let take = |r: Option<&mut crate::conversation::Reader>| r.map(|r| r.buf.take_all()).unwrap_or_default();
+        let take = |r: Option<&mut crate::conversation::Reader>| {
+            r.map(|r| r.buf.take_all()).unwrap_or_default()
+        };
         Ok(Output {
             status,
             stdout: take(self.streams.stdout.as_mut()),
@@ -606,9 +645,13 @@ impl Iterator for Lines<'_> {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.child.read_line() {
+        let timeout = self.child.timeout;
+        match self.child.line_from(Which::Stdout, timeout, true) {
             Err(Error::Eof { .. }) => None,
-            other => Some(other),
+            Err(e) => Some(Err(e)),
+            Ok(bytes) => Some(String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+                bytes: e.into_bytes(),
+            })),
         }
     }
 }

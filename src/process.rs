@@ -65,7 +65,10 @@ impl Process {
     }
 
     /// Waits until the child exits or `deadline` passes (`None`: forever).
-    pub(crate) fn wait_deadline(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+    pub(crate) fn wait_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<ExitStatus>> {
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
@@ -102,11 +105,18 @@ impl Process {
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps and returns the status.
-    /// With a process group, the group gets the SIGKILL too once the leader
-    /// has exited (before it is reaped, so the group id cannot be reused), so
-    /// no descendant that ignored SIGTERM survives.
+    ///
+    /// With a process group the whole group gets SIGTERM and then SIGKILL,
+    /// even when the leader has already exited: until this reaps it, the
+    /// leader's zombie keeps the group id from being reused, so no
+    /// descendant that outlived it or ignored SIGTERM survives.
     pub(crate) fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
-        if let Some(status) = self.try_wait()? {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        if !self.group
+            && let Some(status) = self.try_wait()?
+        {
             return Ok(status);
         }
         self.signal(Signal::SIGTERM)?;

@@ -1,3 +1,13 @@
-//! Integration tests.
+//! Integration tests: every test drives real processes (the fixture,
+//! `sh`, `cat`, `bc`, `python3`). Topics live in modules; names read as a
+//! specification.
+
+mod util;
+
 mod cli;
+mod conversation;
 mod fifo;
+mod lifecycle;
+mod output;
+mod pty;
+mod spawn;
