@@ -1050,3 +1050,48 @@ fn a_closed_stdout_is_a_quiet_exit() {
     assert_eq!(lines[1], "duet=0", "{out:?}");
     std::fs::remove_file(&transcript).unwrap();
 }
+
+#[test]
+fn serve_in_an_existing_dir_leaves_the_dir_and_the_users_files() {
+    let dir = unique_path("existing");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(dir.join("notes"), "mine").unwrap();
+    serve_daemon(&dir, &["cat"]);
+    duet(&["ask", dir.to_str().unwrap(), "echo"])
+        .expect_code(0)
+        .expect_stdout("echo\n");
+    stop(&dir);
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["log", "notes"],
+        "only the user's file and serve's log remain"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_and_stop_never_take_over_files_they_did_not_make() {
+    let dir = unique_path("foreign");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(dir.join("lock"), "mine").unwrap();
+    std::fs::write(dir.join("pid"), "not a pid file").unwrap();
+    duet(&["serve", dir.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("that no duet serve made");
+    duet(&["stop", dir.to_str().unwrap()])
+        .expect_code(1)
+        .expect_stderr_has("nothing removed");
+    assert_eq!(std::fs::read_to_string(dir.join("lock")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pid")).unwrap(),
+        "not a pid file"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -150,6 +150,36 @@ fn daemonize() -> Result<ExitCode, Failure> {
     Err(Failure::quiet(code))
 }
 
+/// Refuses a directory that already has an entry with one of serve's names
+/// that no serve made (checked by path for the message only: every later
+/// operation goes through the directory descriptor and checks again).
+fn refuse_foreign_entries(dir: &FifoDir) -> Result<(), Failure> {
+    for name in [IN, OUT, CTL, LOCK, PID, STOP] {
+        let path = dir.path().join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        let what = if kind.is_symlink() {
+            "a symlink"
+        } else if kind.is_file() {
+            "a regular file"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if std::os::unix::fs::FileTypeExt::is_fifo(&kind) {
+            "a FIFO"
+        } else {
+            "a special file"
+        };
+        return Err(Failure::internal(format!(
+            "refusing {}: it is {what} that no duet serve made; serve needs the names in, out, ctl, \
+             lock, pid and stop in DIR: remove it or choose another directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A request being answered.
 #[derive(Debug)]
 struct Active {
@@ -211,20 +241,28 @@ impl Server {
         };
         let mut created = dir.created();
         if !created {
-            // Reclaim a stale directory: a serve that crashed left it. It
-            // keeps the right to remove DIR if the first serve had it.
-            if let Ok(old) = served::read_state(&dir) {
-                log::warn!(
-                    "{} was left by serve pid {} that is gone; reclaiming it",
-                    args.dir.display(),
-                    old.pid
-                );
-                created = old.created_dir;
-            }
-            for name in dir.entries().map_err(Failure::internal)? {
-                if name.starts_with(REPLY_PREFIX) || name == STOP || name == format!("{PID}.new") {
-                    dir.remove_entry(&name).map_err(Failure::internal)?;
+            match served::read_state(&dir) {
+                Ok(old) => {
+                    // Reclaim a stale directory: a serve that crashed left
+                    // it. The right to remove DIR passes on.
+                    log::warn!(
+                        "{} was left by serve pid {} that is gone; reclaiming it",
+                        args.dir.display(),
+                        old.pid
+                    );
+                    created = old.created_dir;
+                    for name in dir.entries().map_err(Failure::internal)? {
+                        if name.starts_with(REPLY_PREFIX)
+                            || name == STOP
+                            || name == format!("{PID}.new")
+                        {
+                            dir.remove_entry(&name).map_err(Failure::internal)?;
+                        }
+                    }
                 }
+                // Not a served directory: serve adds its files beside the
+                // user's, but takes over (and later removes) none of theirs.
+                Err(_) => refuse_foreign_entries(&dir)?,
             }
         }
         // `fifo` adopts an existing FIFO of ours and refuses anything else.

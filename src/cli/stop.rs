@@ -40,7 +40,18 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
     let dir = served::open_dir(&args.dir)?;
     let state = served::read_state(&dir).ok();
     if !served::is_alive(&dir)? {
-        remove_leftovers(dir, state.as_ref().is_some_and(|s| s.created_dir))?;
+        // Only a directory with serve's own pid file is cleaned up: stop
+        // never removes files from a directory that was not served.
+        let Some(state) = state else {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "{} is not served (no pid file of duet serve); nothing removed",
+                    args.dir.display()
+                ),
+            ));
+        };
+        remove_leftovers(dir, state.created_dir)?;
         eprintln!(
             "duet: {} was not running; removed what was left",
             args.dir.display()
