@@ -161,7 +161,9 @@ impl Policy {
 /// socket pair, non-blocking) from its handler. Poll [`SignalWatch::as_fd`]
 /// for readability, then call [`SignalWatch::take`]. Several deliveries of
 /// one signal between two `take`s are reported once, as the kernel does.
-/// Dropping the watch unregisters its handlers.
+/// Dropping the watch unregisters its handlers; once no watch is left, the
+/// signals act as by default again (terminate, ignore, ...), even one that
+/// was ignored before the first watch (as under `nohup`).
 #[derive(Debug)]
 pub struct SignalWatch {
     read: UnixStream,
@@ -185,12 +187,15 @@ impl SignalWatch {
             ids: Vec::new(),
         };
         for &sig in signals {
+            fallback::watch(sig)?;
             let flag = Arc::new(AtomicBool::new(false));
-            let id = signal_hook::flag::register(sig as i32, Arc::clone(&flag))?;
-            watch.ids.push(id);
+            // Pushed before anything can fail, so that Drop undoes it.
+            watch.flags.push((sig, Arc::clone(&flag)));
+            watch
+                .ids
+                .push(signal_hook::flag::register(sig as i32, flag)?);
             let wake = signal_hook::low_level::pipe::register(sig as i32, write.try_clone()?)?;
             watch.ids.push(wake);
-            watch.flags.push((sig, flag));
         }
         Ok(watch)
     }
@@ -225,6 +230,56 @@ impl Drop for SignalWatch {
     fn drop(&mut self) {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
+        }
+        for (sig, _) in self.flags.drain(..) {
+            fallback::unwatch(sig);
+        }
+    }
+}
+
+/// What a signal does when no [`SignalWatch`] watches it any more.
+///
+/// signal-hook cannot uninstall its process-wide handler, so without this a
+/// process that once supervised a child would ignore SIGTERM and SIGINT for
+/// the rest of its life. The first watch of a signal registers, once and for
+/// good, an action that emulates the default disposition (terminate, stop,
+/// ignore, ...) whenever no watch is live.
+mod fallback {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use nix::sys::signal::Signal;
+
+    /// Per signal: the "act as by default" switch and the number of live watches.
+    type Table = HashMap<i32, (Arc<AtomicBool>, usize)>;
+
+    fn table() -> &'static Mutex<Table> {
+        static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+        TABLE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub(super) fn watch(sig: Signal) -> std::io::Result<()> {
+        let mut table = table().lock().unwrap_or_else(|e| e.into_inner());
+        let key = sig as i32;
+        if !table.contains_key(&key) {
+            let default = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register_conditional_default(key, Arc::clone(&default))?;
+            table.insert(key, (default, 0));
+        }
+        let entry = table.get_mut(&key).expect("just inserted");
+        entry.1 += 1;
+        entry.0.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(super) fn unwatch(sig: Signal) {
+        let mut table = table().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = table.get_mut(&(sig as i32)) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                entry.0.store(true, Ordering::SeqCst);
+            }
         }
     }
 }

@@ -11,3 +11,4 @@ mod lifecycle;
 mod output;
 mod pty;
 mod spawn;
+mod supervise;
