@@ -5,8 +5,9 @@ CARGO ?= cargo
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
-	$(CARGO) build --quiet --bin duet-fixture --example demo
+	$(CARGO) build --quiet --bin duet-fixture --bin duet --example demo
 	./target/debug/examples/demo
+	./examples/cli-demo.sh
 
 ## Formatting, lints, unit, integration and doc tests.
 test: deps
