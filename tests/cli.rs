@@ -434,6 +434,41 @@ fn run_restarts_a_crashing_prog_on_failure_up_to_the_limit() {
 }
 
 #[test]
+fn run_restarts_with_pumped_io() {
+    let transcript = unique_path("restart.transcript");
+    let prog = "read l; echo \"got $l\"; exit 3";
+    let run = duet_in(
+        &[
+            "run",
+            "--transcript",
+            transcript.to_str().unwrap(),
+            "--restart",
+            "on-failure",
+            "--max-restarts",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            prog,
+        ],
+        b"a\n",
+    );
+    run.expect_code(3);
+    assert_eq!(
+        run.stdout.matches("got").count(),
+        2,
+        "{}",
+        run.report("2 runs")
+    );
+    assert!(
+        run.stdout.starts_with("got a\n"),
+        "{}",
+        run.report("the input")
+    );
+    std::fs::remove_file(&transcript).unwrap();
+}
+
+#[test]
 fn run_restart_policies() {
     let count = |restart: &str, code: i32| {
         let prog = format!("echo run; exit {code}");

@@ -124,8 +124,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 }
             }
             Step::Done(status) => {
-                if let Some(p) = pump.as_mut() {
-                    p.transfer(&mut sup)?;
+                if let (Some(p), Some(child)) = (pump.as_mut(), sup.child()) {
+                    p.drain_output(child)?;
                 }
                 log::info!("run: {} {status}", args.program.name());
                 return Ok(exit_code(status));
@@ -157,12 +157,15 @@ fn wait(sup: &Supervisor, pump: Option<&Pump>) -> Result<(), Failure> {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
         }
-        if !p.pending.is_empty() {
-            if let Some(fd) = child.stdin_fd() {
-                fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+        // Between a child's exit and its restart, input waits.
+        if sup.is_running() {
+            if !p.pending.is_empty() {
+                if let Some(fd) = child.stdin_fd() {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                }
+            } else if !p.stdin_eof {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
-        } else if !p.stdin_eof {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
     }
     match poll(&mut fds, poll_timeout(sup.deadline())) {
@@ -192,30 +195,45 @@ impl Pump {
         self.out_eof = false;
     }
 
-    /// Moves whatever can move without blocking.
+    /// Moves whatever can move without blocking: the child's output to
+    /// duet's stdout, and, while the child runs, duet's stdin to it.
     fn transfer(&mut self, sup: &mut Supervisor) -> Result<(), Failure> {
+        let running = sup.is_running();
         let Some(child) = sup.child() else {
             return Ok(());
         };
-        // The child's output first: everything buffered or readable now.
-        if !self.out_eof {
-            let mut out = io::stdout().lock();
-            loop {
-                match child.read_available(Duration::ZERO) {
-                    Ok(bytes) if bytes.is_empty() => break,
-                    Ok(bytes) => out
-                        .write_all(&bytes)
-                        .and_then(|()| out.flush())
-                        .map_err(Failure::stdout)?,
-                    Err(duet::Error::Eof { .. }) => {
-                        self.out_eof = true;
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
+        self.drain_output(child)?;
+        if running {
+            self.feed_input(child)?;
+        }
+        Ok(())
+    }
+
+    /// Copies everything the child has written so far to duet's stdout.
+    fn drain_output(&mut self, child: &mut Child) -> Result<(), Failure> {
+        if self.out_eof {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        loop {
+            match child.read_available(Duration::ZERO) {
+                Ok(bytes) if bytes.is_empty() => return Ok(()),
+                Ok(bytes) => out
+                    .write_all(&bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(Failure::stdout)?,
+                Err(duet::Error::Eof { .. }) => {
+                    self.out_eof = true;
+                    return Ok(());
                 }
+                Err(e) => return Err(e.into()),
             }
         }
-        // Then duet's stdin, when there is no pending input.
+    }
+
+    /// Reads a chunk of duet's stdin when nothing is pending, and sends
+    /// pending input when the child's stdin has room.
+    fn feed_input(&mut self, child: &mut Child) -> Result<(), Failure> {
         if self.pending.is_empty()
             && !self.stdin_eof
             && ready(io::stdin().as_fd(), PollFlags::POLLIN)
@@ -231,7 +249,6 @@ impl Pump {
                 Err(e) => return Err(Failure::internal(format!("cannot read stdin: {e}"))),
             }
         }
-        // Pending input goes when the child's stdin has room.
         if !self.pending.is_empty()
             && child
                 .stdin_fd()
@@ -241,7 +258,6 @@ impl Pump {
                 // The child stopped reading (it exited or closed its stdin):
                 // what it did not take is dropped, as with a pipe.
                 log::debug!("run: the program takes no more input: {e}");
-                self.stdin_eof = true;
             }
             self.pending.clear();
         }
