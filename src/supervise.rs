@@ -246,6 +246,7 @@ impl Drop for SignalWatch {
 /// ignore, ...) whenever no watch is live.
 mod fallback {
     use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
@@ -261,13 +262,14 @@ mod fallback {
 
     pub(super) fn watch(sig: Signal) -> std::io::Result<()> {
         let mut table = table().lock().unwrap_or_else(|e| e.into_inner());
-        let key = sig as i32;
-        if !table.contains_key(&key) {
-            let default = Arc::new(AtomicBool::new(false));
-            signal_hook::flag::register_conditional_default(key, Arc::clone(&default))?;
-            table.insert(key, (default, 0));
-        }
-        let entry = table.get_mut(&key).expect("just inserted");
+        let entry = match table.entry(sig as i32) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(slot) => {
+                let default = Arc::new(AtomicBool::new(false));
+                signal_hook::flag::register_conditional_default(sig as i32, Arc::clone(&default))?;
+                slot.insert((default, 0))
+            }
+        };
         entry.1 += 1;
         entry.0.store(false, Ordering::SeqCst);
         Ok(())
