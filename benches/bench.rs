@@ -61,20 +61,28 @@ const CHUNKS: usize = 782;
 const STREAM_BYTES: u64 = (LINE_LEN * LINES_PER_CHUNK * CHUNKS) as u64;
 
 fn main() {
+    // `cargo bench` passes `--bench`; any other argument selects the
+    // comparisons whose name contains it (spawn, round, stream), for profiling.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+
     println!("{}\n", machine());
     let mut table: Vec<Row> = Vec::new();
 
     // A parent at ~10 MiB resident, whatever the harness itself uses.
     let small = ballast(SMALL_RSS.saturating_sub(rss()));
-    table.extend(spawn_rows(SPAWNS, 30));
-
-    let big = ballast(BIG_RSS);
-    table.extend(spawn_rows(2, 12));
-    drop(big);
-
-    let fixture = fixture();
-    table.extend(round_trip_rows(&fixture));
-    table.extend(stream_rows());
+    if wanted("spawn") {
+        table.extend(spawn_rows(SPAWNS, 30));
+        let big = ballast(BIG_RSS);
+        table.extend(spawn_rows(2, 12));
+        drop(big);
+    }
+    if wanted("round") {
+        table.extend(round_trip_rows(&fixture()));
+    }
+    if wanted("stream") {
+        table.extend(stream_rows());
+    }
     drop(small);
 
     // CHANNEL BENCH: when benches/channel.rs exists (the message channel's
