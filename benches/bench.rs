@@ -63,7 +63,10 @@ const STREAM_BYTES: u64 = (LINE_LEN * LINES_PER_CHUNK * CHUNKS) as u64;
 fn main() {
     // `cargo bench` passes `--bench`; any other argument selects the
     // comparisons whose name contains it (spawn, round, stream), for profiling.
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
 
     println!("{}\n", machine());
@@ -157,8 +160,15 @@ fn repeat(n: u64, f: impl Fn()) {
 // ---- 2. round trip ---------------------------------------------------------
 
 fn round_trip_rows(fixture: &PathBuf) -> Vec<Row> {
-    let case = "round trip of one short line (fixture echo)";
+    let case = "round trip of one short line (fixture echo, one CPU)";
     eprintln!("measuring {case} …");
+    // Parent and fixtures share one CPU (children inherit the affinity).
+    // Unpinned, the scheduler sometimes puts the fixture on the other CPU and
+    // a round trip then costs a cross-CPU wakeup (3-4x longer in this VM),
+    // which made the samples bimodal (spreads of ±80%). Pinned, a round trip
+    // is two context switches plus the system calls: the most stable setting,
+    // and the strictest one for a ratio of overheads.
+    let _pinned = PinnedToOneCpu::new();
     let std_echo = || {
         std::process::Command::new(fixture)
             .arg("echo")
@@ -180,6 +190,33 @@ fn round_trip_rows(fixture: &PathBuf) -> Vec<Row> {
                 let mut got = 0;
                 while got == 0 || buf[got - 1] != b'\n' {
                     let n = floor_out.read(&mut buf[got..]).expect("read");
+                    assert!(n > 0, "the fixture closed its output");
+                    got += n;
+                }
+                assert_eq!(&buf[..got], b"ping\n");
+            }
+        })
+    };
+
+    // The floor plus what any deadline costs: `poll` with a timeout (the
+    // issue's 10 s default) before each `read`. Not a target row: it shows
+    // how much of duet's overhead is the price of timeouts.
+    let mut timed_child = std_echo();
+    let mut timed_in = File::from(OwnedFd::from(timed_child.stdin.take().expect("piped")));
+    let timed_out = File::from(OwnedFd::from(timed_child.stdout.take().expect("piped")));
+    let floor_with_deadline = || {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ten_seconds = PollTimeout::try_from(10_000).expect("fits");
+        timed(|| {
+            let mut buf = [0u8; 64];
+            for _ in 0..ROUND_TRIPS {
+                timed_in.write_all(b"ping\n").expect("write");
+                let mut got = 0;
+                while got == 0 || buf[got - 1] != b'\n' {
+                    let mut fds = [PollFd::new(timed_out.as_fd(), PollFlags::POLLIN)];
+                    assert_eq!(poll(&mut fds, ten_seconds).expect("poll"), 1);
+                    let n = (&timed_out).read(&mut buf[got..]).expect("read");
                     assert!(n > 0, "the fixture closed its output");
                     got += n;
                 }
@@ -217,18 +254,54 @@ fn round_trip_rows(fixture: &PathBuf) -> Vec<Row> {
 
     let mut variants = [
         Variant::new("raw write/read (floor)", ROUND_TRIPS, floor),
+        Variant::new(
+            "raw write, poll(10 s), read",
+            ROUND_TRIPS,
+            floor_with_deadline,
+        ),
         Variant::new("std + BufReader::read_line", ROUND_TRIPS, std),
         Variant::new("duet ask", ROUND_TRIPS, duet).target(ROUND_TRIP_TARGET),
     ];
     let samples = compare(1, 15, &mut variants);
     drop(variants);
 
-    drop((floor_in, floor_out, std_in, std_out));
-    for mut c in [floor_child, std_child] {
+    drop((floor_in, floor_out, timed_in, timed_out, std_in, std_out));
+    for mut c in [floor_child, timed_child, std_child] {
         c.wait().expect("the fixture exits at end of input");
     }
     assert!(duet_child.wait().expect("wait").success());
     rows(case, Unit::Time, &samples, 0)
+}
+
+/// While alive, this thread (and every child it spawns) runs on the CPU it
+/// was on; the previous affinity comes back on drop.
+struct PinnedToOneCpu {
+    previous: Option<nix::sched::CpuSet>,
+}
+
+impl PinnedToOneCpu {
+    fn new() -> PinnedToOneCpu {
+        use nix::sched::{CpuSet, sched_getaffinity, sched_getcpu, sched_setaffinity};
+        use nix::unistd::Pid;
+        let me = Pid::from_raw(0);
+        let previous = sched_getaffinity(me).ok();
+        let mut one = CpuSet::new();
+        let pinned = sched_getcpu()
+            .and_then(|cpu| one.set(cpu))
+            .and_then(|()| sched_setaffinity(me, &one));
+        if let Err(e) = pinned {
+            eprintln!("could not pin to one CPU ({e}); measuring unpinned");
+        }
+        PinnedToOneCpu { previous }
+    }
+}
+
+impl Drop for PinnedToOneCpu {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), previous);
+        }
+    }
 }
 
 // ---- 3. streaming ----------------------------------------------------------
