@@ -50,7 +50,7 @@ pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> 
 
 /// Duplicates `fd` (close-on-exec).
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    Ok(fd.try_clone_to_owned()?)
+    fd.try_clone_to_owned()
 }
 
 /// `read(2)`, retried on `EINTR`. `WouldBlock` comes back as an error.
