@@ -119,7 +119,9 @@ impl Child {
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        Ok(self.wait_deadline(None)?.expect("a wait without deadline returns a status"))
+        Ok(self
+            .wait_deadline(None)?
+            .expect("a wait without deadline returns a status"))
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`: `Ok(None)` then.
@@ -343,7 +345,11 @@ impl Child {
     }
 
     /// [`expect`](Self::expect) with its own timeout.
-    pub fn expect_timeout(&mut self, pattern: impl Into<Pattern>, timeout: Duration) -> Result<Match> {
+    pub fn expect_timeout(
+        &mut self,
+        pattern: impl Into<Pattern>,
+        timeout: Duration,
+    ) -> Result<Match> {
         let pattern = pattern.into();
         let (_, m) = self.expect_in(Which::Stdout, std::slice::from_ref(&pattern), timeout)?;
         Ok(m)
@@ -358,7 +364,11 @@ impl Child {
     }
 
     /// [`expect_any`](Self::expect_any) with its own timeout.
-    pub fn expect_any_timeout(&mut self, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    pub fn expect_any_timeout(
+        &mut self,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         self.expect_in(Which::Stdout, patterns, timeout)
     }
 
@@ -369,7 +379,12 @@ impl Child {
         Ok(m)
     }
 
-    fn expect_in(&mut self, which: Which, patterns: &[Pattern], timeout: Duration) -> Result<(usize, Match)> {
+    fn expect_in(
+        &mut self,
+        which: Which,
+        patterns: &[Pattern],
+        timeout: Duration,
+    ) -> Result<(usize, Match)> {
         let mut clock = Clock::new(timeout);
         let position = |wanted: fn(&Pattern) -> bool| patterns.iter().position(wanted);
         loop {
@@ -421,7 +436,11 @@ impl Child {
             match self.streams.write(&[input], deadline) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
-                    return Err(self.timeout_error(Which::Stdout, start, "the child to read its input".into()));
+                    return Err(self.timeout_error(
+                        Which::Stdout,
+                        start,
+                        "the child to read its input".into(),
+                    ));
                 }
                 // The child exited without reading everything: not an error
                 // here, its output and status tell the story.
@@ -454,7 +473,11 @@ impl Child {
             }
         }
         if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.timeout_error(Which::Stdout, start, "the child's output to end".into()));
+            return Err(self.timeout_error(
+                Which::Stdout,
+                start,
+                "the child's output to end".into(),
+            ));
         }
         if still_open {
             log::warn!(
@@ -465,9 +488,13 @@ impl Child {
         }
         let status = match self.process.wait_deadline(deadline)? {
             Some(status) => status,
-            None => return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into())),
+            None => {
+                return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into()));
+            }
         };
-        let take = |r: Option<&mut crate::conversation::Reader>| r.map(|r| r.buf.take_all()).unwrap_or_default();
+        let take = |r: Option<&mut crate::conversation::Reader>| {
+            r.map(|r| r.buf.take_all()).unwrap_or_default()
+        };
         Ok(Output {
             status,
             stdout: take(self.streams.stdout.as_mut()),
@@ -532,7 +559,10 @@ struct Clock {
 
 impl Clock {
     fn new(timeout: Duration) -> Clock {
-        Clock { timeout, started: None }
+        Clock {
+            timeout,
+            started: None,
+        }
     }
 
     fn started(&mut self) -> (Instant, Option<Instant>) {

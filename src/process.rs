@@ -65,7 +65,10 @@ impl Process {
     }
 
     /// Waits until the child exits or `deadline` passes (`None`: forever).
-    pub(crate) fn wait_deadline(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+    pub(crate) fn wait_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<ExitStatus>> {
         loop {
             if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));

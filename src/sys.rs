@@ -265,7 +265,11 @@ pub(crate) fn reap(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
 /// in the child before it has reset its dispositions.
 pub(crate) fn block_all_signals() -> io::Result<SigSet> {
     let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))?;
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
     Ok(old)
 }
 

@@ -116,7 +116,8 @@ impl LineBuffer {
     /// Takes the next line, if a whole one is pending.
     pub(crate) fn take_line(&mut self) -> Option<Line> {
         loop {
-            let newline = find_newline(&self.data[self.scanned..self.end]).map(|i| self.scanned + i);
+            let newline =
+                find_newline(&self.data[self.scanned..self.end]).map(|i| self.scanned + i);
             let Some(nl) = newline else {
                 self.scanned = self.end;
                 if self.skipping {
@@ -174,7 +175,9 @@ impl LineBuffer {
 fn find_newline(bytes: &[u8]) -> Option<usize> {
     use std::io::BufRead;
     let mut rest = bytes;
-    let skipped = rest.skip_until(b'\n').expect("reading a byte slice cannot fail");
+    let skipped = rest
+        .skip_until(b'\n')
+        .expect("reading a byte slice cannot fail");
     // Without a newline, everything is skipped and the last byte is not one.
     (skipped > 0 && bytes[skipped - 1] == b'\n').then(|| skipped - 1)
 }

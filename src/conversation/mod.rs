@@ -104,7 +104,11 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    pub(crate) fn new(stdin: Option<Input>, stdout: Option<Reader>, stderr: Option<Reader>) -> Streams {
+    pub(crate) fn new(
+        stdin: Option<Input>,
+        stdout: Option<Reader>,
+        stderr: Option<Reader>,
+    ) -> Streams {
         Streams {
             stdin,
             stdout,
@@ -185,7 +189,11 @@ impl Streams {
 
     /// Writes `parts` in order before `deadline`, draining the output
     /// streams while the child's input is full.
-    pub(crate) fn write(&mut self, parts: &[&[u8]], deadline: Option<Instant>) -> io::Result<Written> {
+    pub(crate) fn write(
+        &mut self,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> io::Result<Written> {
         let Some(input) = self.stdin.as_mut() else {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -214,7 +222,12 @@ impl Streams {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut written = 0;
         while written < total {
-            let fd = self.stdin.as_ref().expect("stdin checked by write").fd.as_fd();
+            let fd = self
+                .stdin
+                .as_ref()
+                .expect("stdin checked by write")
+                .fd
+                .as_fd();
             let attempt = match remaining(parts, written) {
                 (a, Some(b)) => sys::write2(fd, a, b),
                 (a, None) => sys::write(fd, a),
@@ -266,7 +279,11 @@ impl Streams {
 
     /// Reads whatever arrives on any output stream until `deadline`, or until
     /// `exit_fd` (a pidfd) becomes readable. `Ok(false)`: the deadline passed.
-    pub(crate) fn drain(&mut self, deadline: Option<Instant>, exit_fd: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+    pub(crate) fn drain(
+        &mut self,
+        deadline: Option<Instant>,
+        exit_fd: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
         let (out_ready, err_ready) = {
             let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
             let mut fds = Vec::with_capacity(3);

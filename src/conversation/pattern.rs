@@ -43,7 +43,8 @@ impl Pattern {
     /// A pattern matching `text` exactly.
     pub fn exact(text: impl Into<String>) -> Pattern {
         let text = text.into();
-        let finder = Regex::new(&regex::escape(&text)).expect("an escaped literal is a valid regex");
+        let finder =
+            Regex::new(&regex::escape(&text)).expect("an escaped literal is a valid regex");
         Pattern::Exact(Exact { text, finder })
     }
 
@@ -76,7 +77,10 @@ impl Pattern {
         Some(Found {
             start: whole.start(),
             end: whole.end(),
-            groups: caps.iter().map(|g| g.map(|g| (g.start(), g.end()))).collect(),
+            groups: caps
+                .iter()
+                .map(|g| g.map(|g| (g.start(), g.end())))
+                .collect(),
         })
     }
 }
@@ -129,7 +133,11 @@ impl Match {
         Match {
             before: text(0, found.start),
             matched: text(found.start, found.end),
-            groups: found.groups.iter().map(|g| g.map(|(a, b)| text(a, b))).collect(),
+            groups: found
+                .groups
+                .iter()
+                .map(|g| g.map(|(a, b)| text(a, b)))
+                .collect(),
         }
     }
 

@@ -114,7 +114,11 @@ impl Encoder {
         let eof = canonical(fd).map_or(4, |m| m.end_of_file);
         let eof = if eof == 0 { 4 } else { eof };
         // After a partial line the first one only pushes that line out.
-        let out = if self.column > 0 { vec![eof, eof] } else { vec![eof] };
+        let out = if self.column > 0 {
+            vec![eof, eof]
+        } else {
+            vec![eof]
+        };
         self.column = 0;
         out
     }

@@ -32,7 +32,9 @@ pub(crate) struct Transcript {
 
 impl std::fmt::Debug for Transcript {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transcript").field("start", &self.start).finish()
+        f.debug_struct("Transcript")
+            .field("start", &self.start)
+            .finish()
     }
 }
 

@@ -65,13 +65,19 @@ fn environment(cmd: &Command) -> Result<(Vec<CString>, Option<OsString>), SpawnF
                 return Err(SpawnFailure {
                     step: "environment",
                     path: Some(key.to_string_lossy().into_owned()),
-                    os: io::Error::new(io::ErrorKind::InvalidInput, "a variable name cannot be empty or contain '='"),
+                    os: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a variable name cannot be empty or contain '='",
+                    ),
                 });
             }
             vars.push((key.clone(), value.clone()));
         }
     }
-    let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let path = vars
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
     let strings = vars
         .into_iter()
         .map(|(k, v)| {
@@ -178,7 +184,11 @@ fn plumb(cmd: &Command) -> io::Result<Plumbing> {
     // stderr
     if cmd.merge_stderr {
         let target = match stdout_child {
-            Some(fd) => p.child_ends.iter().find(|(_, f)| f.as_raw_fd() == fd).map(|(_, f)| sys::dup(f.as_fd())),
+            Some(fd) => p
+                .child_ends
+                .iter()
+                .find(|(_, f)| f.as_raw_fd() == fd)
+                .map(|(_, f)| sys::dup(f.as_fd())),
             None => None,
         };
         match target {
@@ -203,7 +213,10 @@ fn plumb(cmd: &Command) -> io::Result<Plumbing> {
         p.channel = Some(parent);
     }
     if let Some(size) = cmd.pipe_size {
-        for fd in [&p.parent_stdin, &p.parent_stdout, &p.parent_stderr].into_iter().flatten() {
+        for fd in [&p.parent_stdin, &p.parent_stdout, &p.parent_stderr]
+            .into_iter()
+            .flatten()
+        {
             sys::set_pipe_size(fd.as_fd(), size)?;
         }
     }
@@ -348,11 +361,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
 
 /// Reads the child's error frame. `None`: the pipe closed empty, so exec
 /// succeeded.
-fn read_failure(
-    err_read: &OwnedFd,
-    cmd: &Command,
-    candidates: &CStrings,
-) -> Option<SpawnFailure> {
+fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Option<SpawnFailure> {
     let mut frame = [0u8; 8];
     let mut got = 0;
     while got < frame.len() {
@@ -367,8 +376,12 @@ fn read_failure(
     }
     let (errno, step, index) = after_fork::decode_failure(&frame);
     let os = io::Error::from_raw_os_error(errno);
-    let candidate =
-        |i: usize| -> Option<String> { candidates._owned.get(i).map(|c| c.to_string_lossy().into_owned()) };
+    let candidate = |i: usize| -> Option<String> {
+        candidates
+            ._owned
+            .get(i)
+            .map(|c| c.to_string_lossy().into_owned())
+    };
     Some(match step {
         Some(Step::Exec) => SpawnFailure {
             step: "exec",
@@ -381,7 +394,11 @@ fn read_failure(
             os,
         },
         Some(Step::Session) => SpawnFailure {
-            step: if cmd.pty { "start a session on the pty" } else { "start a process group" },
+            step: if cmd.pty {
+                "start a session on the pty"
+            } else {
+                "start a process group"
+            },
             path: None,
             os,
         },
@@ -408,7 +425,10 @@ fn build_streams(
     let (stdin, stdout) = match pty_master {
         Some(master) if cmd.pty => {
             let reader = sys::dup(master.as_fd())?;
-            (Some(Input::pty(master)?), Some(Reader::new(reader, cmd.max_line)?))
+            (
+                Some(Input::pty(master)?),
+                Some(Reader::new(reader, cmd.max_line)?),
+            )
         }
         Some(master) => (
             stdin.map(Input::pipe).transpose()?,
@@ -429,10 +449,15 @@ mod tests {
 
     #[test]
     fn path_search_lists_existing_files_in_order() {
-        let found = candidates(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).unwrap();
+        let found = candidates(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
+        )
+        .unwrap();
         assert!(!found.is_empty());
         assert!(found[0].to_bytes().ends_with(b"/sh"));
-        let missing = candidates(OsStr::new("no-such-program-duet"), Some(OsStr::new("/bin"))).unwrap_err();
+        let missing =
+            candidates(OsStr::new("no-such-program-duet"), Some(OsStr::new("/bin"))).unwrap_err();
         assert_eq!(missing.os.kind(), io::ErrorKind::NotFound);
         assert_eq!(missing.step, "search PATH for");
     }
