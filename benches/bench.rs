@@ -75,9 +75,9 @@ fn main() {
     // A parent at ~10 MiB resident, whatever the harness itself uses.
     let small = ballast(SMALL_RSS.saturating_sub(rss()));
     if wanted("spawn") {
-        table.extend(spawn_rows(SPAWNS, 30));
+        table.extend(spawn_rows(SPAWNS, 31));
         let big = ballast(BIG_RSS);
-        table.extend(spawn_rows(2, 12));
+        table.extend(spawn_rows(2, 13));
         drop(big);
     }
     if wanted("round") {
@@ -94,9 +94,11 @@ fn main() {
 
     println!("{}", harness::table(&table));
     println!(
-        "Times are medians per operation, rates are medians of 50 MB samples; \
-         spread is half the interquartile range. Ratios are time ÷ reference \
-         time for times and rate ÷ reference rate for rates."
+        "Times are medians per operation, rates medians of 50 MB samples; spread is \
+         half the interquartile range. The variants of one case run in turns, one \
+         sample each per round; a ratio is the median over rounds of the row's \
+         time ÷ the reference's time in the same round (rate ÷ rate for rates), \
+         so load that changes between rounds cancels out."
     );
 }
 
@@ -328,7 +330,7 @@ fn stream_rows() -> Vec<Row> {
         })
         .target(STREAM_TARGET),
     ];
-    let samples = compare(1, 10, &mut variants);
+    let samples = compare(1, 11, &mut variants);
     rows(case, Unit::Rate, &samples, 0)
 }
 

@@ -2,8 +2,9 @@
 //! markdown table. No criterion: the numbers this crate cares about are
 //! ratios between implementations measured side by side in one run, so the
 //! harness measures the variants of one comparison in turns (round-robin,
-//! rotating who goes first), which keeps a busy machine's drift out of the
-//! ratios better than measuring each variant in one block.
+//! rotating who goes first), and a ratio is the median of the per-round
+//! ratios: each compares samples taken seconds apart under the same load,
+//! which keeps a busy machine's drift out of the ratios.
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ impl<'a> Variant<'a> {
     }
 }
 
-/// Seconds per operation of every sample of one variant, sorted.
+/// Seconds per operation of every sample of one variant, in round order.
 #[derive(Clone, Debug)]
 pub struct Samples {
     pub name: &'static str,
@@ -44,22 +45,36 @@ pub struct Samples {
     per_op: Vec<f64>,
 }
 
-impl Samples {
-    fn quantile(&self, q: f64) -> f64 {
-        let v = &self.per_op;
-        let pos = q * (v.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-    }
+/// The `q` quantile of `values` (interpolated).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
 
+impl Samples {
     /// Median seconds per operation.
     pub fn median(&self) -> f64 {
-        self.quantile(0.5)
+        quantile(&self.per_op, 0.5)
     }
 
     /// Half the interquartile range, relative to the median.
     pub fn spread(&self) -> f64 {
-        (self.quantile(0.75) - self.quantile(0.25)) / 2.0 / self.median()
+        (quantile(&self.per_op, 0.75) - quantile(&self.per_op, 0.25)) / 2.0 / self.median()
+    }
+
+    /// The median over rounds of this variant's time per operation divided
+    /// by `reference`'s in the same round.
+    pub fn paired_ratio(&self, reference: &Samples) -> f64 {
+        let ratios: Vec<f64> = self
+            .per_op
+            .iter()
+            .zip(&reference.per_op)
+            .map(|(mine, theirs)| mine / theirs)
+            .collect();
+        quantile(&ratios, 0.5)
     }
 }
 
@@ -83,13 +98,10 @@ pub fn compare(warmup: usize, rounds: usize, variants: &mut [Variant<'_>]) -> Ve
     variants
         .iter()
         .zip(per_op)
-        .map(|(v, mut s)| {
-            s.sort_by(f64::total_cmp);
-            Samples {
-                name: v.name,
-                target: v.target,
-                per_op: s,
-            }
+        .map(|(v, s)| Samples {
+            name: v.name,
+            target: v.target,
+            per_op: s,
         })
         .collect()
 }
@@ -126,21 +138,21 @@ pub struct Row {
     pub unit: Unit,
     pub median: f64,
     pub spread: f64,
-    /// The reference's name and median, `None` for the reference itself.
-    pub reference: Option<(&'static str, f64)>,
+    /// The reference's name, `None` for the reference itself.
+    pub reference: Option<&'static str>,
+    /// Median per-round ratio of this row's time per operation to the
+    /// reference's (1 for the reference).
+    pub time_ratio: f64,
     pub target: Option<Target>,
 }
 
 impl Row {
-    /// The row's value divided by the reference's, in the row's own unit:
-    /// a time ratio for times, a rate ratio for rates.
+    /// The row against the reference in the row's own unit: a time ratio
+    /// for times, a rate ratio for rates.
     pub fn ratio(&self) -> f64 {
-        match self.reference {
-            None => 1.0,
-            Some((_, r)) => match self.unit {
-                Unit::Time => self.median / r,
-                Unit::Rate => r / self.median,
-            },
+        match self.unit {
+            Unit::Time => self.time_ratio,
+            Unit::Rate => 1.0 / self.time_ratio,
         }
     }
 
@@ -173,7 +185,8 @@ pub fn rows(case: &str, unit: Unit, samples: &[Samples], reference: usize) -> Ve
             unit,
             median: s.median(),
             spread: s.spread(),
-            reference: (i != reference).then(|| (r.name, r.median())),
+            reference: (i != reference).then_some(r.name),
+            time_ratio: s.paired_ratio(r),
             target: s.target,
         })
         .collect()
@@ -188,7 +201,7 @@ pub fn table(rows: &[Row]) -> String {
     for row in rows {
         let (vs, ratio) = match row.reference {
             None => ("(reference)".to_string(), "1.00×".to_string()),
-            Some((name, _)) => (name.to_string(), format!("{:.2}×", row.ratio())),
+            Some(name) => (name.to_string(), format!("{:.2}×", row.ratio())),
         };
         let target = match row.target {
             None => "—".to_string(),
