@@ -4,14 +4,16 @@
 //! Every row is the median of many samples, and every comparison is measured
 //! in one run, its variants taking turns (see `harness`), so the ratios hold
 //! even on a machine that is busy with other work. The whole run takes
-//! about a minute and needs 2 GiB of free memory.
+//! under half a minute and needs 2 GiB of free memory.
 //!
 //! 1. spawn + wait of `/bin/true` with the parent at ~10 MiB and at 2 GiB
 //!    resident: duet vs std vs duct, plus duet with `use_fork(true)` to show
 //!    what the default vfork-class clone saves.
 //! 2. round trip of one short line with the fixture in echo mode: duet
 //!    `ask` vs std + `BufReader::read_line` vs a raw `write`/`read` loop on
-//!    the same kind of pipes (the floor).
+//!    the same kind of pipes (the floor), plus the floor with a `poll` on a
+//!    10 s timeout before each read (what any deadline costs). Parent and
+//!    children are pinned to one CPU for this case.
 //! 3. streaming 100-byte lines through `cat`: duet on one thread vs std with
 //!    a writer thread vs the raw floor (writer thread + `read` loop).
 //!

@@ -334,3 +334,21 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         SockFlag::SOCK_CLOEXEC,
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn write2_sends_both_slices_whole_on_either_side_of_the_copy_limit() {
+        for len in [0, 1, WRITE2_COPY - 2, WRITE2_COPY - 1, WRITE2_COPY, 4000] {
+            let (r, w) = pipe().unwrap();
+            let line = vec![b'a'; len];
+            assert_eq!(write2(w.as_fd(), &line, b"\n").unwrap(), len + 1);
+            let mut got = vec![0; len + 2];
+            let n = read(r.as_fd(), &mut got).unwrap();
+            assert_eq!(got[..n], [&line[..], b"\n"].concat()[..], "length {len}");
+        }
+    }
+}
