@@ -50,7 +50,7 @@ pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> 
 
 /// Duplicates `fd` (close-on-exec).
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    Ok(fd.try_clone_to_owned()?)
+    fd.try_clone_to_owned()
 }
 
 /// `read(2)`, retried on `EINTR`. `WouldBlock` comes back as an error.
@@ -78,8 +78,21 @@ pub(crate) fn write(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// `writev(2)` of two slices (a line and its newline, in one system call).
+/// Up to this many bytes, [`write2`] copies its two slices and calls `write`.
+const WRITE2_COPY: usize = 512;
+
+/// Writes two slices (a line and its newline) in one system call: short
+/// ones are copied into one buffer for `write(2)`, which costs ~110 ns less
+/// than `writev(2)` here (a tenth of duet's overhead on a line round trip);
+/// longer ones go through `writev`. Both are a single write to the pipe.
 pub(crate) fn write2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let len = a.len() + b.len();
+    if len <= WRITE2_COPY {
+        let mut joined = [0u8; WRITE2_COPY];
+        joined[..a.len()].copy_from_slice(a);
+        joined[a.len()..len].copy_from_slice(b);
+        return write(fd, &joined[..len]);
+    }
     let _guard = SigpipeGuard::new();
     let iov = [io::IoSlice::new(a), io::IoSlice::new(b)];
     loop {
@@ -336,4 +349,22 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn write2_sends_both_slices_whole_on_either_side_of_the_copy_limit() {
+        for len in [0, 1, WRITE2_COPY - 2, WRITE2_COPY - 1, WRITE2_COPY, 4000] {
+            let (r, w) = pipe().unwrap();
+            let line = vec![b'a'; len];
+            assert_eq!(write2(w.as_fd(), &line, b"\n").unwrap(), len + 1);
+            let mut got = vec![0; len + 2];
+            let n = read(r.as_fd(), &mut got).unwrap();
+            assert_eq!(got[..n], [&line[..], b"\n"].concat()[..], "length {len}");
+        }
+    }
 }

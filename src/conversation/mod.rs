@@ -149,15 +149,22 @@ impl Streams {
                 Some(_) => {}
             }
             let (out_ready, err_ready) = {
-                let mut fds = Vec::with_capacity(2);
+                // The poll set lives on the stack: this runs once per line
+                // read, and allocating it each time showed in profiles.
                 let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
-                for r in readers.iter().flatten().filter(|r| !r.eof) {
-                    fds.push(sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
-                }
-                if sys::poll(&mut fds, deadline)? == 0 {
+                let mut live = readers
+                    .iter()
+                    .flatten()
+                    .filter(|r| !r.eof)
+                    .map(|r| sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
+                let first = live.next().expect("`which` is open: checked above");
+                let second = live.next();
+                let n = 1 + usize::from(second.is_some());
+                let mut fds = [first.clone(), second.unwrap_or(first)];
+                if sys::poll(&mut fds[..n], deadline)? == 0 {
                     return Ok(false);
                 }
-                ready_flags(&fds, &readers)
+                ready_flags(&fds[..n], &readers)
             };
             let mut progress = false;
             if out_ready {

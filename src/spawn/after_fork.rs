@@ -177,15 +177,17 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(plan.err_fd, Step::Fds, 0);
         }
         let mut lifted = [0 as RawFd; MAX_MOVES];
-        for i in 0..plan.n_moves {
-            lifted[i] = libc::fcntl(plan.moves[i].0, libc::F_DUPFD_CLOEXEC, plan.first_free);
-            if lifted[i] < 0 {
+        // `take`, not a slice: no bounds check, so no panic path in the child.
+        let moves = || plan.moves.iter().take(plan.n_moves);
+        for (lifted, &(source, _)) in lifted.iter_mut().zip(moves()) {
+            *lifted = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, plan.first_free);
+            if *lifted < 0 {
                 fail(err_fd, Step::Fds, 0);
             }
         }
-        for i in 0..plan.n_moves {
+        for (&lifted, &(_, target)) in lifted.iter().zip(moves()) {
             // dup2 clears close-on-exec on the target.
-            if libc::dup2(lifted[i], plan.moves[i].1) < 0 {
+            if libc::dup2(lifted, target) < 0 {
                 fail(err_fd, Step::Fds, 0);
             }
         }
