@@ -83,13 +83,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     }
     let mut server = Server::start(&args)?;
     // Ready: DIR on stdout is the signal (for `--daemon`'s parent too).
+    if let Err(e) = ready(&server, &args) {
+        // Nobody learns that the service is up (the parent of --daemon was
+        // killed, say): do not leave it running unseen.
+        server.cleanup();
+        return Err(e);
+    }
+    let result = server.serve();
+    server.cleanup();
+    std::mem::forget(server.alive.take());
+    result
+}
+
+/// Reports readiness (DIR on stdout); a detached serve then sends its
+/// stdout and stderr to the log, so the parent sees end-of-file on both.
+fn ready(server: &Server, args: &ServeArgs) -> Result<(), Failure> {
     let mut out = io::stdout();
     writeln!(out, "{}", args.dir.display())
         .and_then(|()| out.flush())
         .map_err(|e| Failure::internal(format!("cannot report readiness: {e}")))?;
     if args.detached {
-        // From now on stdout and stderr go to the log; the parent sees
-        // end-of-file on both and returns.
         let log = server
             .dir
             .open_file(LOG, OFlag::O_WRONLY | OFlag::O_APPEND)
@@ -97,10 +110,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         nix::unistd::dup2_stdout(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
         nix::unistd::dup2_stderr(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
     }
-    let result = server.serve();
-    server.cleanup();
-    std::mem::forget(server.alive.take());
-    result
+    Ok(())
 }
 
 /// `--daemon`: run this same command line detached (with `--detached`
