@@ -414,6 +414,8 @@ pub struct Supervisor {
     kill_at: Option<Instant>,
     subreaper: bool,
     received: Vec<Signal>,
+    /// Signals that are watched and reported but not passed on.
+    kept: Vec<Signal>,
 }
 
 impl Supervisor {
@@ -436,6 +438,7 @@ impl Supervisor {
             kill_at: None,
             subreaper: false,
             received: Vec::new(),
+            kept: Vec::new(),
         })
     }
 
@@ -449,6 +452,17 @@ impl Supervisor {
         set_subreaper()?;
         self.subreaper = true;
         Ok(())
+    }
+
+    /// Stops (or resumes) passing `sig` on to the child; it is still
+    /// reported by [`Supervisor::received`]. For example a wrapper that puts
+    /// the child on a pty keeps SIGWINCH and resizes the pty instead: the
+    /// kernel then signals the child, after the size has changed.
+    pub fn forward_signal(&mut self, sig: Signal, forward: bool) {
+        self.kept.retain(|&s| s != sig);
+        if !forward {
+            self.kept.push(sig);
+        }
     }
 
     /// The policy.
@@ -531,6 +545,9 @@ impl Supervisor {
         self.received = self.watch.take();
         for &sig in &self.received.clone() {
             if sig == Signal::SIGCHLD {
+                continue;
+            }
+            if self.kept.contains(&sig) {
                 continue;
             }
             if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {

@@ -1127,3 +1127,30 @@ fn serve_and_stop_never_take_over_files_they_did_not_make() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn run_pty_follows_the_size_of_duets_terminal() {
+    // duet itself on a 30x100 pty (the library's), PROG on duet's pty.
+    let prog = "import os, signal, sys\n\
+                def size():\n    s = os.get_terminal_size(0)\n    return f'{s.lines} {s.columns}'\n\
+                signal.signal(signal.SIGWINCH, lambda *a: (print('resized', size(), flush=True), sys.exit(0)))\n\
+                print('ready', size(), flush=True)\n\
+                signal.pause()\n";
+    let mut duet = duet::Command::new(DUET)
+        .args(["run", "--pty", "--", "python3", "-c", prog])
+        .pty(true)
+        .pty_size(30, 100)
+        .timeout(std::time::Duration::from_secs(20))
+        .spawn()
+        .unwrap();
+    let ready = duet
+        .expect(duet::Pattern::regex(r"ready \d+ \d+").unwrap())
+        .unwrap();
+    assert_eq!(ready.as_str(), "ready 30 100");
+    duet.set_window_size(40, 120).unwrap();
+    let resized = duet
+        .expect(duet::Pattern::regex(r"resized \d+ \d+").unwrap())
+        .unwrap();
+    assert_eq!(resized.as_str(), "resized 40 120");
+    assert_eq!(duet.wait().unwrap().code(), Some(0));
+}

@@ -7,7 +7,8 @@
 //! (together with signals): every byte is copied as it arrives.
 //!
 //! Signals INT, TERM, HUP, QUIT, USR1, USR2 and WINCH are forwarded to PROG
-//! (to its process group with `--group`). TERM also stops PROG gracefully:
+//! (to its process group with `--group`). With `--pty`, WINCH instead
+//! copies duet's terminal size to PROG's pty, and the kernel signals PROG. TERM also stops PROG gracefully:
 //! after `--grace` it gets KILL. After INT, TERM, HUP or QUIT, PROG is not
 //! restarted. Without `--group`, PROG shares duet's process group, so a
 //! Ctrl-C typed at a terminal reaches PROG directly *and* through duet
@@ -71,6 +72,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut sup = Supervisor::new(policy)?;
     if args.subreaper {
         sup.set_subreaper()?;
+    }
+    if args.pty {
+        // The pty follows duet's terminal: resizing it makes the kernel send
+        // SIGWINCH to PROG once the new size is in place (a forwarded
+        // signal could arrive before it).
+        sup.forward_signal(Signal::SIGWINCH, false);
     }
     let pump = args.pty || args.transcript.is_some();
     let transcript = match &args.transcript {
