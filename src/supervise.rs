@@ -454,10 +454,12 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops (or resumes) passing `sig` on to the child; it is still
-    /// reported by [`Supervisor::received`]. For example a wrapper that puts
-    /// the child on a pty keeps SIGWINCH and resizes the pty instead: the
-    /// kernel then signals the child, after the size has changed.
+    /// Keeps `sig` for the caller (`forward: false`) or hands it back to
+    /// the supervisor (`true`). A kept signal is only reported by
+    /// [`Supervisor::received`]: it is not passed on and does not act (a
+    /// kept SIGTERM starts no stop). A wrapper that puts the child on a pty
+    /// keeps SIGWINCH and resizes the pty, so the kernel signals the child
+    /// after the size changed; a server keeps SIGTERM to stop in its own way.
     pub fn forward_signal(&mut self, sig: Signal, forward: bool) {
         self.kept.retain(|&s| s != sig);
         if !forward {

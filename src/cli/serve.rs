@@ -299,6 +299,11 @@ impl Server {
             grace: args.grace,
             group: false,
         };
+        let mut sup = Supervisor::new(policy)?;
+        // serve decides how to stop (with the grace `duet stop` asked for).
+        for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            sup.forward_signal(sig, false);
+        }
         let mut server = Server {
             state: State {
                 pid: std::process::id(),
@@ -320,7 +325,7 @@ impl Server {
             output,
             ctl,
             log,
-            sup: Supervisor::new(policy)?,
+            sup,
             program: Program {
                 argv: args.program.argv.clone(),
             },
