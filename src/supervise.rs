@@ -11,7 +11,7 @@
 //! - [`forward`] passes a signal to a child or its process group;
 //!   [`reap_orphans`] collects orphaned grandchildren when this process is a
 //!   subreaper ([`set_subreaper`]) without stealing the status of the child a
-//!   [`Child`](crate::Child) owns.
+//!   [`Child`] owns.
 //!
 //! # Signals and the process
 //!
@@ -315,7 +315,7 @@ pub fn set_subreaper() -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(Error::from)
 }
 
-/// Reaps every exited child except `keep` (the pid a [`Child`](crate::Child)
+/// Reaps every exited child except `keep` (the pid a [`Child`]
 /// owns, whose status must stay for it to collect). Returns the reaped pids
 /// and their statuses. Never blocks.
 ///
