@@ -16,12 +16,15 @@
 //!    children are pinned to one CPU for this case.
 //! 3. streaming 100-byte lines through `cat`: duet on one thread vs std with
 //!    a writer thread vs the raw floor (writer thread + `read` loop).
+//! 4. the command line: a line through `duet chat`, and through `duet serve`
+//!    with `duet ask` and with the raw FIFOs (see `cli`).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
 //! that is missing it is looked up next to the bench executable's
 //! directory (`target/release/deps/bench-*` → `target/release/duet-fixture`).
 
+mod cli;
 mod harness;
 
 use std::fs::File;
@@ -87,6 +90,9 @@ fn main() {
     }
     if wanted("stream") {
         table.extend(stream_rows());
+    }
+    if wanted("cli") {
+        table.extend(cli::rows_for(&fixture()));
     }
     drop(small);
 
