@@ -84,7 +84,7 @@ impl FifoDir {
     /// [`Error::Io`] naming the path and the problem: a symlink, not a
     /// directory, another owner, group/world writable, or an OS error.
     pub fn create(path: impl AsRef<Path>) -> Result<FifoDir> {
-        let path = path.as_ref();
+        let path = &without_trailing_slashes(path.as_ref());
         let created = match mkdirat(nix::fcntl::AT_FDCWD, path, Mode::S_IRWXU) {
             Ok(()) => true,
             Err(Errno::EEXIST) => false,
@@ -106,7 +106,7 @@ impl FifoDir {
     ///
     /// As for [`FifoDir::create`]; a missing directory is `NotFound`.
     pub fn open(path: impl AsRef<Path>) -> Result<FifoDir> {
-        Self::open_checked(path.as_ref(), false)
+        Self::open_checked(&without_trailing_slashes(path.as_ref()), false)
     }
 
     fn open_checked(path: &Path, created: bool) -> Result<FifoDir> {
@@ -409,6 +409,18 @@ impl Drop for Fifo {
             }
         }
     }
+}
+
+/// `dir/` names the same directory as `dir`, but a trailing slash makes the
+/// kernel follow a symlink even under `O_NOFOLLOW`: drop it.
+fn without_trailing_slashes(path: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let trimmed = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
+    if trimmed == 0 {
+        return path.to_path_buf();
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..trimmed]))
 }
 
 fn check_name(name: &str) -> Result<()> {

@@ -1154,3 +1154,24 @@ fn run_pty_follows_the_size_of_duets_terminal() {
     assert_eq!(resized.as_str(), "resized 40 120");
     assert_eq!(duet.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn serve_stops_cleanly_on_term_int_and_hup() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let dir = unique_path("signalled");
+        let d = dir.to_str().unwrap().to_string();
+        let mut serve = start(&["serve", &d, "--", FIXTURE, "calc"]);
+        read_until(&mut serve, |l| l == d);
+        let child = served_child(&dir);
+        let pid = serve.get_ref().pids()[0];
+        kill(Pid::from_raw(pid as i32), sig).unwrap();
+        let (code, rest) = finish(serve);
+        assert_eq!(
+            code,
+            Some(0),
+            "{sig}: a stopped serve exits 0; output {rest:?}"
+        );
+        assert!(!dir.exists(), "{sig}: DIR removed");
+        assert!(!alive(child), "{sig}: PROG stopped");
+    }
+}

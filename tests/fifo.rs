@@ -73,6 +73,10 @@ fn a_symlinked_dir_is_refused() {
     let err = FifoDir::create(&link).unwrap_err();
     assert_eq!(io_kind(&err), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("symlink"), "{err}");
+    // A trailing slash would make the kernel follow the link: still refused.
+    let slashed = PathBuf::from(format!("{}//", link.display()));
+    let err = FifoDir::open(&slashed).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
     std::fs::remove_file(&link).unwrap();
     std::fs::remove_dir(&target).unwrap();
 }
