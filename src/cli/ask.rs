@@ -16,8 +16,6 @@ use super::served::{self, CTL, REPLY_PREFIX, Reply, Request};
 use super::{Failure, parse_duration};
 
 /// Send LINE to the program served in DIR and print its reply.
-///
-/// Example: duet ask /tmp/calc '2+2'
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet ask /tmp/calc '2+2'")]
 pub struct AskArgs {

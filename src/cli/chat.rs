@@ -25,8 +25,6 @@ use super::framing::{Framing, FramingArgs};
 use super::{Failure, Program, exit_code, parse_duration};
 
 /// Talk to PROG one request line at a time.
-///
-/// Example: printf '2+2\n3*3\n' | duet chat -- bc -q
 #[derive(Debug, Args)]
 #[command(after_help = "Example: printf '2+2\\n3*3\\n' | duet chat -- bc -q")]
 pub struct ChatArgs {

@@ -18,8 +18,6 @@ use super::served::{self, OUT};
 use super::{Failure, parse_duration};
 
 /// Read one line of the served program's output from DIR/out.
-///
-/// Example: duet send /tmp/calc '2+2' && duet recv /tmp/calc --timeout 2s
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet send /tmp/calc '2+2' && duet recv /tmp/calc --timeout 2s")]
 pub struct RecvArgs {

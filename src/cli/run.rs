@@ -30,8 +30,6 @@ use nix::poll::{PollFd, PollFlags, poll};
 use super::{Failure, Program, exit_code, parse_duration};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
-///
-/// Example: duet run --restart on-failure --max-restarts 5 -- ./server
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet run --restart on-failure --max-restarts 5 -- ./server")]
 pub struct RunArgs {

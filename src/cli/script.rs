@@ -214,8 +214,6 @@ pub fn unescape(text: &str) -> Result<String, String> {
 }
 
 /// Run an expect/send script against PROG (for CI).
-///
-/// Example: duet script check.duet -- bc -q
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: duet script check.duet --timeout 5s -- bc -q")]
 pub struct ScriptArgs {

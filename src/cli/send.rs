@@ -12,8 +12,6 @@ use super::served::{self, IN};
 use super::{Failure, parse_duration};
 
 /// Write lines to the program served in DIR (its output goes to DIR/out).
-///
-/// Example: duet send /tmp/calc 'x=6' 'x*7' && duet recv /tmp/calc
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet send /tmp/calc 'x=6' 'x*7' && duet recv /tmp/calc")]
 pub struct SendArgs {

@@ -41,8 +41,6 @@ use super::served::{
 use super::{Failure, Program, parse_duration};
 
 /// Keep PROG running behind DIR/in and DIR/out for `duet ask`.
-///
-/// Example: dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask "$dir" 2+2
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example: dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask \"$dir\" 2+2"

@@ -9,8 +9,6 @@ use super::Failure;
 use super::served;
 
 /// Show whether DIR is served: pids, uptime, restarts. Exit 0 when running.
-///
-/// Example: duet status /tmp/calc
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet status /tmp/calc")]
 pub struct StatusArgs {

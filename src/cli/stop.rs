@@ -20,8 +20,6 @@ use super::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
 use super::{Failure, parse_duration};
 
 /// Stop the program served in DIR (TERM, grace, KILL) and remove the FIFOs.
-///
-/// Example: duet stop /tmp/calc --grace 2s
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet stop /tmp/calc --grace 2s")]
 pub struct StopArgs {
