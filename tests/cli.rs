@@ -1175,3 +1175,25 @@ fn serve_stops_cleanly_on_term_int_and_hup() {
         assert!(!alive(child), "{sig}: PROG stopped");
     }
 }
+
+#[test]
+fn run_group_gives_prog_the_terminal() {
+    // duet on a terminal (the library's pty); with --group PROG leads its own
+    // group, which must become the foreground one for PROG to read.
+    let mut duet = duet::Command::new(DUET)
+        .args([
+            "run",
+            "--group",
+            "--",
+            "sh",
+            "-c",
+            "read x; echo \"got $x\"",
+        ])
+        .pty(true)
+        .timeout(std::time::Duration::from_secs(20))
+        .spawn()
+        .unwrap();
+    duet.send_line("hi").unwrap();
+    duet.expect(duet::Pattern::exact("got hi")).unwrap();
+    assert_eq!(duet.wait().unwrap().code(), Some(0));
+}

@@ -14,6 +14,10 @@
 //! Ctrl-C typed at a terminal reaches PROG directly *and* through duet
 //! (twice); use `--group` when that matters.
 //!
+//! With `--group` and a terminal on stdin (duet in the foreground), PROG's
+//! group is made the terminal's foreground group so that it can read it;
+//! duet takes the terminal back when it ends.
+//!
 //! duet exits with PROG's code, or 128+N when PROG died of signal N.
 
 use std::io::{self, Read, Write};
@@ -26,6 +30,8 @@ use clap::Args;
 use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
 use duet::{Child, Signal, Stdio};
 use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, killpg, pthread_sigmask};
+use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
 use super::{Failure, Program, exit_code, parse_duration};
 
@@ -82,6 +88,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         Some(path) => Some(super::open_transcript(path, &args.program)?),
         None => None,
     };
+    // Only PROG's own group may read the terminal duet was started on.
+    let terminal = (args.group && !pump).then(Terminal::foreground).flatten();
     let spawn = |transcript: Option<&std::fs::File>| -> Result<Child, Failure> {
         let mut cmd = args.program.command();
         cmd.process_group(args.group).pty(args.pty);
@@ -99,6 +107,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
         if args.pty {
             follow_terminal_size(&mut child);
+        }
+        if let Some(t) = &terminal {
+            t.give_to(child.id());
         }
         log::info!("run: started {} (pid {})", args.program.name(), child.id());
         Ok(child)
@@ -137,6 +148,56 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             }
         }
     }
+}
+
+/// The terminal on duet's stdin when duet is in its foreground process
+/// group. With `--group` PROG leads a group of its own, which the terminal
+/// would stop (SIGTTIN) as soon as PROG reads from it: so PROG's group gets
+/// the foreground, and duet's group gets it back when this is dropped.
+#[derive(Debug)]
+struct Terminal {
+    /// duet's own process group, the foreground one when duet started.
+    ours: Pid,
+}
+
+impl Terminal {
+    fn foreground() -> Option<Terminal> {
+        let stdin = io::stdin();
+        let ours = getpgrp();
+        (isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).ok() == Some(ours))
+            .then_some(Terminal { ours })
+    }
+
+    fn give_to(&self, pgid: u32) {
+        let pgid = Pid::from_raw(pgid as i32);
+        if let Err(e) = set_foreground(pgid) {
+            log::warn!("cannot give the terminal to the program: {e}");
+        }
+        // PROG may have read the terminal before it was its own (and been
+        // stopped): let it go on.
+        let _ = killpg(pgid, Signal::SIGCONT);
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Err(e) = set_foreground(self.ours) {
+            log::warn!("cannot take the terminal back: {e}");
+        }
+    }
+}
+
+/// Makes `pgid` the terminal's foreground group. SIGTTOU is blocked around
+/// the call: once PROG's group has the terminal, duet is in the background,
+/// and taking the terminal back would stop duet otherwise.
+fn set_foreground(pgid: Pid) -> nix::Result<()> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
+    let result = tcsetpgrp(io::stdin(), pgid);
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
 }
 
 /// Copies duet's terminal size (stdin's, else stdout's) to the child's pty.
