@@ -20,6 +20,11 @@
 //! goes to the regex engine untouched: it reads `\n`, `\t`, `\\` and `\d`
 //! itself. A `#` starts a comment only at the beginning of a line, so
 //! `sendline #1` sends `#1`.
+//!
+//! `exit-status N` closes PROG's stdin (many programs exit at end of input),
+//! waits up to the current timeout for PROG to exit, and checks its code.
+//! After the last step PROG's stdin is closed too; a PROG still running
+//! after the timeout is terminated. Parse errors and failed steps exit 1.
 
 use std::fmt;
 use std::path::PathBuf;
