@@ -179,6 +179,16 @@ fn chat_quiet_collects_everything_until_silence() {
 }
 
 #[test]
+fn chat_copies_lines_that_are_not_utf8() {
+    let out = duct::cmd(DUET, ["chat", "--", FIXTURE, "cat"])
+        .stdin_bytes(b"caf\xe9\nok\n".to_vec())
+        .stdout_capture()
+        .run()
+        .unwrap();
+    assert_eq!(out.stdout, b"caf\xe9\nok\n");
+}
+
+#[test]
 fn chat_timeout_exits_124_and_says_what_it_waited_for() {
     duet_in(
         &["chat", "--timeout", "300ms", "--", FIXTURE, "hold"],

@@ -54,29 +54,38 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
 
     let stdin = io::stdin();
     let mut out = io::stdout().lock();
-    let mut request = String::new();
+    // Requests are bytes: a line that is not UTF-8 goes to PROG as it is.
+    let mut request = Vec::new();
     loop {
         request.clear();
         let n = stdin
             .lock()
-            .read_line(&mut request)
+            .read_until(b'\n', &mut request)
             .map_err(|e| Failure::internal(format!("cannot read stdin: {e}")))?;
         if n == 0 {
             break;
         }
-        let line = request.trim_end_matches(['\n', '\r']);
-        if let Err(e) = child.send_line(line) {
+        let end = request.len()
+            - request
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count();
+        request.truncate(end);
+        request.push(b'\n');
+        if let Err(e) = child.send_bytes(&request) {
             log::info!(
                 "chat: {} no longer reads its input: {e}",
                 args.program.name()
             );
             break;
         }
+        let shown = String::from_utf8_lossy(&request[..end]);
         let reply = Reply {
             framing: &framing,
             until: until.as_ref(),
             timeout: args.timeout,
-            request: line,
+            request: &shown,
         };
         match reply.read(&mut child, &mut out) {
             Ok(()) => {}
@@ -149,17 +158,23 @@ impl Reply<'_> {
         let mut count = 0;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match child.read_line_timeout(left) {
-                Ok(line) => line,
+            // A line that is not UTF-8 is copied as it came (and matched
+            // against --until as lossily decoded text).
+            let bytes = match child.read_line_timeout(left) {
+                Ok(line) => line.into_bytes(),
+                Err(duet::Error::InvalidUtf8 { bytes }) => bytes,
                 Err(e) => return Err(self.failed(e, count, out)),
             };
             count += 1;
-            writeln!(out, "{line}")
+            out.write_all(&bytes)
+                .and_then(|()| out.write_all(b"\n"))
                 .and_then(|()| out.flush())
                 .map_err(Failure::stdout)?;
             let done = match self.framing {
                 Framing::Lines(n) => count >= *n,
-                _ => self.until.is_some_and(|re| re.is_match(&line)),
+                _ => self
+                    .until
+                    .is_some_and(|re| re.is_match(&String::from_utf8_lossy(&bytes))),
             };
             if done {
                 return Ok(());
