@@ -148,7 +148,10 @@ impl fmt::Display for Error {
                 write_stderr_tail(f, stderr)
             }
             Error::LineTooLong { limit } => {
-                write!(f, "a line was longer than the limit of {limit} bytes and was skipped")
+                write!(
+                    f,
+                    "a line was longer than the limit of {limit} bytes and was skipped"
+                )
             }
             Error::InvalidUtf8 { bytes } => write!(
                 f,

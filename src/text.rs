@@ -41,6 +41,9 @@ mod tests {
     fn preview_truncates_from_the_front() {
         let long = vec![b'x'; PREVIEW_LIMIT + 10];
         assert!(preview(&long).starts_with('…'));
-        assert_eq!(preview(&long).chars().filter(|&c| c == 'x').count(), PREVIEW_LIMIT);
+        assert_eq!(
+            preview(&long).chars().filter(|&c| c == 'x').count(),
+            PREVIEW_LIMIT
+        );
     }
 }
