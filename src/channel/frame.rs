@@ -512,3 +512,426 @@ pub(crate) fn eof() -> Error {
         stderr: String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// A source that hands out chunks as given; `None` is a deadline that
+    /// passes; after the last chunk, end of file.
+    struct Chunks(VecDeque<Option<Vec<u8>>>);
+
+    impl Chunks {
+        fn new(chunks: impl IntoIterator<Item = Option<Vec<u8>>>) -> Chunks {
+            Chunks(chunks.into_iter().collect())
+        }
+
+        /// `stream` cut at every position in `cuts`, with a timeout at each cut.
+        fn cut(stream: &[u8], cuts: &[usize]) -> Chunks {
+            let mut chunks = VecDeque::new();
+            let mut at = 0;
+            for &cut in cuts {
+                chunks.push_back(Some(stream[at..cut].to_vec()));
+                chunks.push_back(None);
+                at = cut;
+            }
+            chunks.push_back(Some(stream[at..].to_vec()));
+            Chunks(chunks)
+        }
+    }
+
+    impl Source for Chunks {
+        fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error> {
+            loop {
+                match self.0.pop_front() {
+                    None => return Ok(Fill::Eof),
+                    Some(None) => return Ok(Fill::TimedOut),
+                    Some(Some(chunk)) if chunk.is_empty() => {}
+                    Some(Some(mut chunk)) => {
+                        let n = chunk.len().min(buf.len());
+                        buf[..n].copy_from_slice(&chunk[..n]);
+                        if n < chunk.len() {
+                            self.0.push_front(Some(chunk.split_off(n)));
+                        }
+                        return Ok(Fill::Data(n));
+                    }
+                }
+            }
+        }
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = Header::new(payload.len() as u64).as_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn payload(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    /// Small reader sizes so that the direct-read path is taken by frames of
+    /// a few dozen bytes.
+    fn small_reader() -> Reader {
+        Reader::with_sizes(16, 8)
+    }
+
+    /// Receives everything until end of file, retrying after timeouts.
+    fn drain(reader: &mut Reader, src: &mut Chunks) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        loop {
+            match reader.recv(src, None) {
+                Ok(Some(msg)) => got.push(msg),
+                Ok(None) => {}
+                Err(e) if e.is_eof() => return got,
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+    }
+
+    fn drain_into(reader: &mut Reader, src: &mut Chunks) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match reader.recv_into(src, &mut buf) {
+                Ok(Some(n)) => got.push(buf[..n].to_vec()),
+                Ok(None) => {}
+                Err(e) if e.is_eof() => return got,
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+    }
+
+    fn messages() -> Vec<Vec<u8>> {
+        vec![
+            vec![],
+            b"x".to_vec(),
+            payload(5, 1),
+            payload(12, 2),
+            payload(13, 3),
+            payload(40, 4),
+            vec![],
+            payload(3, 5),
+        ]
+    }
+
+    #[test]
+    fn short_header_is_four_big_endian_bytes() {
+        assert_eq!(Header::new(0).as_bytes(), [0, 0, 0, 0]);
+        assert_eq!(Header::new(5).as_bytes(), [0, 0, 0, 5]);
+        assert_eq!(Header::new(0x0102_0304).as_bytes(), [1, 2, 3, 4]);
+        assert_eq!(
+            Header::new(0x7fff_ffff).as_bytes(),
+            [0x7f, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn header_over_two_gib_is_minus_one_then_eight_bytes() {
+        assert_eq!(
+            Header::new(0x8000_0000).as_bytes(),
+            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0x80, 0, 0, 0]
+        );
+        assert_eq!(
+            Header::new(3 << 30).as_bytes(),
+            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xc0, 0, 0, 0]
+        );
+        assert_eq!(
+            Header::new(0x0123_4567_89ab_cdef).as_bytes(),
+            [
+                0xff, 0xff, 0xff, 0xff, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_header_reads_what_new_writes() {
+        for len in [0, 1, 300, 0x7fff_ffff, 0x8000_0000, 5 << 32, u64::MAX] {
+            let header = Header::new(len);
+            let bytes = header.as_bytes();
+            let expected = Parsed::Frame {
+                header_len: bytes.len(),
+                payload_len: len,
+            };
+            assert_eq!(parse_header(bytes).unwrap(), expected);
+            for cut in 0..bytes.len() {
+                let header_len = if cut < 4 { 4 } else { 12 };
+                assert_eq!(
+                    parse_header(&bytes[..cut]).unwrap(),
+                    Parsed::Incomplete { header_len },
+                    "len {len} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negative_length_other_than_minus_one_is_invalid_data() {
+        let err = parse_header(&(-2i32).to_be_bytes()).unwrap_err();
+        let Error::Io(e) = err else { panic!("{err:?}") };
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn long_header_decodes_through_the_reader() {
+        // A -1 header announcing a short payload is legal (Python reads it).
+        let mut stream = (-1i32).to_be_bytes().to_vec();
+        stream.extend_from_slice(&3u64.to_be_bytes());
+        stream.extend_from_slice(b"abc");
+        let mut src = Chunks::new([Some(stream)]);
+        assert_eq!(drain(&mut Reader::new(), &mut src), [b"abc".to_vec()]);
+    }
+
+    #[test]
+    fn torn_stream_at_every_split_point_loses_nothing() {
+        let msgs = messages();
+        let stream: Vec<u8> = msgs.iter().flat_map(|m| frame(m)).collect();
+        for cut in 0..=stream.len() {
+            for reader in [Reader::new(), small_reader()] {
+                let mut reader = reader;
+                let mut src = Chunks::cut(&stream, &[cut]);
+                assert_eq!(drain(&mut reader, &mut src), msgs, "cut at {cut}");
+            }
+            let mut src = Chunks::cut(&stream, &[cut]);
+            assert_eq!(
+                drain_into(&mut small_reader(), &mut src),
+                msgs,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_one_byte_at_a_time_with_timeouts_between() {
+        let msgs = messages();
+        let stream: Vec<u8> = msgs.iter().flat_map(|m| frame(m)).collect();
+        let cuts: Vec<usize> = (1..stream.len()).collect();
+        for reader in [Reader::new(), small_reader()] {
+            let mut reader = reader;
+            assert_eq!(drain(&mut reader, &mut Chunks::cut(&stream, &cuts)), msgs);
+        }
+        let mut src = Chunks::cut(&stream, &cuts);
+        assert_eq!(drain_into(&mut small_reader(), &mut src), msgs);
+    }
+
+    #[test]
+    fn timeout_keeps_the_partial_message_for_the_next_call() {
+        let msg = payload(40, 9);
+        let stream = frame(&msg);
+        for reader in [Reader::new(), small_reader()] {
+            let mut reader = reader;
+            let mut src = Chunks::cut(&stream, &[10]);
+            assert_eq!(reader.recv(&mut src, None).unwrap(), None);
+            assert_eq!(reader.partial(), &msg[..6]);
+            assert!(reader.buffered() >= 6);
+            assert_eq!(reader.recv(&mut src, None).unwrap(), Some(msg.clone()));
+            assert_eq!(reader.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn close_inside_a_frame_is_truncated_at_every_split_point() {
+        let msg = payload(40, 7);
+        let stream = frame(&msg);
+        for cut in 0..stream.len() {
+            for reader in [Reader::new(), small_reader()] {
+                let mut reader = reader;
+                let mut src = Chunks::new([Some(stream[..cut].to_vec())]);
+                let err = reader.recv(&mut src, None).unwrap_err();
+                match (cut, err) {
+                    (0, e) => assert!(e.is_eof(), "{e:?}"),
+                    (1..=3, Error::Truncated { expected, got }) => {
+                        assert_eq!((expected, got), (4, cut as u64))
+                    }
+                    (_, Error::Truncated { expected, got }) => {
+                        assert_eq!((expected, got), (40, cut as u64 - 4))
+                    }
+                    (_, e) => panic!("cut at {cut}: {e:?}"),
+                }
+                // After the error, the stream is at its end.
+                assert!(reader.recv(&mut src, None).unwrap_err().is_eof());
+            }
+            let mut buf = [0u8; 64];
+            let mut src = Chunks::new([Some(stream[..cut].to_vec())]);
+            let err = small_reader().recv_into(&mut src, &mut buf).unwrap_err();
+            assert!(
+                matches!(err, Error::Truncated { .. }) || (cut == 0 && err.is_eof()),
+                "cut at {cut}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cut_long_header_reports_twelve_bytes_expected() {
+        let stream = Header::new(1 << 33).as_bytes().to_vec();
+        let mut src = Chunks::new([Some(stream[..7].to_vec())]);
+        let err = Reader::new().recv(&mut src, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    expected: 12,
+                    got: 7
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn message_too_long_skips_the_payload_at_every_split_point() {
+        let big = payload(40, 3);
+        let next = payload(5, 4);
+        let stream = [frame(&big), frame(&next)].concat();
+        for cut in 0..=stream.len() {
+            for reader in [Reader::new(), small_reader()] {
+                let mut reader = reader;
+                let mut src = Chunks::cut(&stream, &[cut]);
+                let err = loop {
+                    match reader.recv(&mut src, Some(39)) {
+                        Ok(None) => {}
+                        Ok(Some(m)) => panic!("cut at {cut}: got {m:?}"),
+                        Err(e) => break e,
+                    }
+                };
+                assert!(
+                    matches!(err, Error::MessageTooLong { len: 40, limit: 39 }),
+                    "cut at {cut}: {err:?}"
+                );
+                assert_eq!(drain(&mut reader, &mut src), [next.clone()], "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn message_too_long_while_partly_received() {
+        let big = payload(40, 3);
+        let stream = [frame(&big), frame(b"after")].concat();
+        let mut reader = small_reader();
+        let mut src = Chunks::cut(&stream, &[20]);
+        assert_eq!(reader.recv(&mut src, None).unwrap(), None);
+        let err = reader.recv(&mut src, Some(10)).unwrap_err();
+        assert!(matches!(err, Error::MessageTooLong { len: 40, limit: 10 }));
+        assert_eq!(drain(&mut reader, &mut src), [b"after".to_vec()]);
+    }
+
+    #[test]
+    fn close_inside_a_skipped_payload_is_truncated() {
+        let stream = frame(&payload(40, 3));
+        let mut reader = small_reader();
+        let mut src = Chunks::new([Some(stream[..30].to_vec())]);
+        assert!(matches!(
+            reader.recv(&mut src, Some(1)),
+            Err(Error::MessageTooLong { len: 40, .. })
+        ));
+        let err = reader.recv(&mut src, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    expected: 40,
+                    got: 26
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn buffer_too_short_leaves_the_message_readable() {
+        for len in [10, 40] {
+            let msg = payload(len, 6);
+            let stream = [frame(&msg), frame(b"z")].concat();
+            for cut in 0..=stream.len() {
+                let mut reader = small_reader();
+                let mut src = Chunks::cut(&stream, &[cut]);
+                let mut short = vec![0u8; len - 1];
+                let err = loop {
+                    match reader.recv_into(&mut src, &mut short) {
+                        Ok(None) => {}
+                        Ok(Some(n)) => panic!("read {n} bytes into a short buffer"),
+                        Err(e) => break e,
+                    }
+                };
+                assert!(matches!(err, Error::BufferTooShort { needed } if needed == len));
+                let mut buf = vec![0u8; len];
+                let n = loop {
+                    if let Some(n) = reader.recv_into(&mut src, &mut buf).unwrap() {
+                        break n;
+                    }
+                };
+                assert_eq!(&buf[..n], &msg[..], "cut at {cut}");
+                assert_eq!(drain(&mut reader, &mut src), [b"z".to_vec()]);
+            }
+        }
+    }
+
+    #[test]
+    fn buffer_too_short_for_a_partly_received_message() {
+        let msg = payload(40, 6);
+        let stream = frame(&msg);
+        let mut reader = small_reader();
+        let mut src = Chunks::cut(&stream, &[20]);
+        assert_eq!(reader.recv(&mut src, None).unwrap(), None);
+        let mut short = [0u8; 39];
+        assert!(matches!(
+            reader.recv_into(&mut src, &mut short),
+            Err(Error::BufferTooShort { needed: 40 })
+        ));
+        let mut buf = [0u8; 64];
+        assert_eq!(reader.recv_into(&mut src, &mut buf).unwrap(), Some(40));
+        assert_eq!(&buf[..40], &msg[..]);
+    }
+
+    #[test]
+    fn recv_into_timeout_moves_the_partial_message_into_the_reader() {
+        let msg = payload(40, 8);
+        let stream = [frame(&msg), frame(b"next")].concat();
+        let mut reader = small_reader();
+        let mut src = Chunks::cut(&stream, &[25]);
+        let mut buf = [0u8; 64];
+        assert_eq!(reader.recv_into(&mut src, &mut buf).unwrap(), None);
+        assert_eq!(reader.partial(), &msg[..21]);
+        assert_eq!(reader.recv(&mut src, None).unwrap(), Some(msg));
+        assert_eq!(drain(&mut reader, &mut src), [b"next".to_vec()]);
+    }
+
+    #[test]
+    fn large_message_grows_its_storage_as_bytes_arrive() {
+        // first_allocation 8: the 1000-byte message needs several doublings.
+        let msg = payload(1000, 2);
+        let stream = frame(&msg);
+        let cuts: Vec<usize> = (7..stream.len()).step_by(7).collect();
+        let mut reader = small_reader();
+        assert_eq!(drain(&mut reader, &mut Chunks::cut(&stream, &cuts)), [msg]);
+    }
+
+    #[test]
+    fn poll_reports_data_end_and_timeouts() {
+        let mut reader = Reader::new();
+        let mut src = Chunks::new([None, Some(frame(b"hi")), None]);
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(false));
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(true));
+        assert_eq!(reader.recv(&mut src, None).unwrap(), Some(b"hi".to_vec()));
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(false));
+        // End of file: poll says so, the receive reports it.
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(true));
+        assert!(reader.recv(&mut src, None).unwrap_err().is_eof());
+    }
+
+    #[test]
+    fn poll_does_not_count_a_skipped_payload() {
+        let stream = frame(&payload(40, 1));
+        let mut reader = small_reader();
+        let mut src = Chunks::cut(&stream, &[10]);
+        assert!(reader.recv(&mut src, Some(1)).is_err());
+        // The rest of the refused payload arrives: nothing to receive yet.
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(false));
+        assert_eq!(reader.poll(&mut src).unwrap(), Some(true));
+        assert!(reader.recv(&mut src, None).unwrap_err().is_eof());
+    }
+}
