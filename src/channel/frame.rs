@@ -24,6 +24,10 @@ const LONG: usize = 12;
 /// included) are assembled in it; larger payloads are read straight into the
 /// message's own allocation.
 pub(crate) const READ_AHEAD: usize = 64 * 1024;
+/// While a large payload is read straight into its message, at most this
+/// much of what follows it is read ahead in the same system call (and
+/// later copied): enough for the next header and a small message.
+pub(crate) const TAIL_READ_AHEAD: usize = 4 * 1024;
 /// The first allocation for a large payload whose sender announced more:
 /// memory grows with the bytes that really arrive, so a lying header cannot
 /// make the receiver allocate gigabytes up front.
@@ -118,14 +122,23 @@ pub(crate) trait Source {
     /// Reads some bytes into `buf` (never empty), waiting at most until the
     /// source's deadline.
     fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error>;
+
+    /// Reads some bytes into the spare capacity of `msg` (appending at most
+    /// `want` bytes, `want` no more than the spare capacity and not 0) and
+    /// then into `ahead`, in one go; `Fill::Data` counts both.
+    fn fill_split(
+        &mut self,
+        msg: &mut Vec<u8>,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Result<Fill, Error>;
 }
 
 /// A large message being received straight into its own allocation.
 #[derive(Debug)]
 struct Pending {
-    /// Zero-initialised storage; `msg[..filled]` arrived.
+    /// What arrived; its capacity grows ahead of the bytes.
     msg: Vec<u8>,
-    filled: usize,
     /// The announced payload length.
     total: u64,
 }
@@ -179,13 +192,13 @@ impl Reader {
     /// Bytes that arrived and were not handed out (a skipped payload's bytes
     /// are dropped as soon as they arrive and do not count).
     pub(crate) fn buffered(&self) -> usize {
-        (self.end - self.start) + self.pending.as_ref().map_or(0, |p| p.filled)
+        (self.end - self.start) + self.pending.as_ref().map_or(0, |p| p.msg.len())
     }
 
     /// What arrived of the next message, for a timeout's `partial`.
     pub(crate) fn partial(&self) -> &[u8] {
         if let Some(p) = &self.pending {
-            return &p.msg[..p.filled];
+            return &p.msg;
         }
         let data = &self.buf[self.start..self.end];
         match parse_header(data) {
@@ -310,24 +323,31 @@ impl Reader {
         let Some(p) = &mut self.pending else {
             return Ok(Some(()));
         };
-        while (p.filled as u64) < p.total {
-            let want = usize::try_from(p.total - p.filled as u64).unwrap_or(usize::MAX);
+        while (p.msg.len() as u64) < p.total {
+            let want = usize::try_from(p.total - p.msg.len() as u64).unwrap_or(usize::MAX);
             if self.start < self.end {
                 let n = (self.end - self.start).min(want);
                 grow(p, n)?;
-                p.msg[p.filled..p.filled + n]
-                    .copy_from_slice(&self.buf[self.start..self.start + n]);
-                p.filled += n;
+                p.msg
+                    .extend_from_slice(&self.buf[self.start..self.start + n]);
                 self.start += n;
                 continue;
             }
-            if p.filled == p.msg.len() {
-                grow(p, 1)?;
+            grow(p, 1)?;
+            // The buffer is empty: read the payload straight into the
+            // message, and a little of what follows into the buffer.
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() < self.read_ahead {
+                self.buf.resize(self.read_ahead, 0);
             }
-            match src.fill(&mut p.msg[p.filled..])? {
-                Fill::Data(n) => p.filled += n,
+            let ahead = self.buf.len().min(TAIL_READ_AHEAD);
+            let want = want.min(p.msg.capacity() - p.msg.len());
+            let before = p.msg.len();
+            match src.fill_split(&mut p.msg, want, &mut self.buf[..ahead])? {
+                Fill::Data(n) => self.end = n - (p.msg.len() - before),
                 Fill::Eof => {
-                    let (expected, got) = (p.total, p.filled as u64);
+                    let (expected, got) = (p.total, p.msg.len() as u64);
                     self.reset();
                     return Err(Error::Truncated { expected, got });
                 }
@@ -346,7 +366,7 @@ impl Reader {
         if let Some(p) = &self.pending {
             let total = p.total;
             if let Some(limit) = limit.filter(|&l| total > l as u64) {
-                let skip = total - p.filled as u64;
+                let skip = total - p.msg.len() as u64;
                 self.pending = None;
                 self.skip = Some(Skip { total, left: skip });
                 return Err(Error::MessageTooLong { len: total, limit });
@@ -379,8 +399,7 @@ impl Reader {
         self.start += header_len;
         let first = len.min(self.first_allocation) as usize;
         self.pending = Some(Pending {
-            msg: vec![0; first],
-            filled: 0,
+            msg: Vec::with_capacity(first),
             total: len,
         });
         self.take_pending(src)
@@ -390,9 +409,7 @@ impl Reader {
         if self.finish_pending(src)?.is_none() {
             return Ok(None);
         }
-        let mut p = self.pending.take().expect("a pending message");
-        p.msg.truncate(p.filled);
-        Ok(Some(p.msg))
+        Ok(self.pending.take().map(|p| p.msg))
     }
 
     /// Receives the next message into `out`, returning its length; a message
@@ -448,11 +465,10 @@ impl Reader {
                 });
             }
             // The caller may not hand this buffer back: keep what arrived.
-            let mut msg = vec![0; len];
-            msg[..got].copy_from_slice(&out[..got]);
+            let mut msg = Vec::with_capacity(len);
+            msg.extend_from_slice(&out[..got]);
             self.pending = Some(Pending {
                 msg,
-                filled: got,
                 total: len as u64,
             });
             return fill.map(|_| None);
@@ -479,23 +495,21 @@ impl Reader {
     }
 }
 
-/// Makes room for `n` more bytes in a pending message's storage, doubling
-/// it (up to the announced length) so that the zeroing stays linear.
+/// Makes room for `n` more bytes in a pending message, doubling its
+/// capacity (up to the announced length).
 fn grow(p: &mut Pending, n: usize) -> Result<(), Error> {
-    let need = p.filled + n;
-    if need <= p.msg.len() {
+    let (len, cap) = (p.msg.len(), p.msg.capacity());
+    if len + n <= cap {
         return Ok(());
     }
     let total = usize::try_from(p.total).unwrap_or(usize::MAX);
-    let len = need.max(p.msg.len().saturating_mul(2)).min(total);
-    p.msg.try_reserve_exact(len - p.msg.len()).map_err(|e| {
+    let new_cap = (len + n).max(cap.saturating_mul(2)).min(total);
+    p.msg.try_reserve_exact(new_cap - len).map_err(|e| {
         Error::Io(io::Error::new(
             io::ErrorKind::OutOfMemory,
             format!("cannot buffer a message of {} bytes: {e}", p.total),
         ))
-    })?;
-    p.msg.resize(len, 0);
-    Ok(())
+    })
 }
 
 fn too_short(needed: u64) -> Error {
@@ -558,6 +572,32 @@ mod tests {
                         return Ok(Fill::Data(n));
                     }
                 }
+            }
+        }
+
+        fn fill_split(
+            &mut self,
+            msg: &mut Vec<u8>,
+            want: usize,
+            ahead: &mut [u8],
+        ) -> Result<Fill, Error> {
+            assert!(want > 0 && want <= msg.capacity() - msg.len());
+            let mut first = vec![0; want];
+            let n = match self.fill(&mut first)? {
+                Fill::Data(n) => n,
+                other => return Ok(other),
+            };
+            msg.extend_from_slice(&first[..n]);
+            if n < want || ahead.is_empty() {
+                return Ok(Fill::Data(n));
+            }
+            // Only what is already there goes ahead: stop at a timeout.
+            match self.0.front() {
+                Some(Some(_)) => match self.fill(ahead)? {
+                    Fill::Data(m) => Ok(Fill::Data(n + m)),
+                    _ => Ok(Fill::Data(n)),
+                },
+                _ => Ok(Fill::Data(n)),
             }
         }
     }
@@ -802,7 +842,11 @@ mod tests {
                     matches!(err, Error::MessageTooLong { len: 40, limit: 39 }),
                     "cut at {cut}: {err:?}"
                 );
-                assert_eq!(drain(&mut reader, &mut src), std::slice::from_ref(&next), "cut at {cut}");
+                assert_eq!(
+                    drain(&mut reader, &mut src),
+                    std::slice::from_ref(&next),
+                    "cut at {cut}"
+                );
             }
         }
     }
