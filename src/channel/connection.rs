@@ -504,6 +504,10 @@ impl From<OwnedFd> for Connection {
     /// Wraps a connected stream socket (or any descriptor that reads and
     /// writes a byte stream, such as a pseudo-terminal in raw mode) whose
     /// peer speaks the same frames.
+    ///
+    /// On a descriptor that is not a socket, sends are plain blocking
+    /// writes: they do not read the peer's messages while they wait, so the
+    /// two-large-senders deadlock of the module docs is possible there.
     fn from(fd: OwnedFd) -> Connection {
         Connection {
             end: Endpoint::new(fd),

@@ -24,9 +24,12 @@
 //! Exactly what Python's `Connection.send_bytes` writes and `recv_bytes`
 //! reads: a 4-byte big-endian signed length, then the payload; a payload
 //! longer than 2 GiB - 1 bytes is announced by `-1` (`ff ff ff ff`) and an
-//! 8-byte big-endian length. Header and payload go out in one `sendmsg`
-//! (Python writes them in one `write` up to 16 KiB and in two beyond; the
-//! bytes on the wire are the same).
+//! 8-byte big-endian length. A frame of up to 4 KiB is assembled in one
+//! buffer and goes out in one `send`; a larger one goes out with one
+//! `sendmsg` that gathers the header and the caller's payload without
+//! copying it. (Python writes header and payload in one `write` up to
+//! 16 KiB and in two beyond; either way the bytes on the wire are the same,
+//! and a reader never depends on how they were cut.)
 //!
 //! [`Connection::send`] and [`Connection::recv`] carry serde values as JSON
 //! (not pickle), so the Python side pairs them with
