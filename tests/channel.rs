@@ -588,3 +588,82 @@ fn rust_parent_with_a_python_child_bytes_and_json() {
         sent.to_string()
     );
 }
+
+#[test]
+fn recv_timeout_keeps_a_partial_large_message() {
+    use std::sync::mpsc;
+    let (mut a, b) = channel::pipe().unwrap();
+    let msg = pattern(1024 * 1024, 2);
+    let mut frame = (msg.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&msg);
+    let (done_tx, done) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let writer = thread::spawn(move || {
+        write_raw(&b, &frame[..300_000]);
+        done_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        write_raw(&b, &frame[300_000..]);
+    });
+    // Receive with timeouts (more than a socket buffer must be read while
+    // the writer is still writing) until a timeout that began after the
+    // writer had written everything: then all of it is buffered here.
+    let mut written = false;
+    loop {
+        let started_after_writing = written;
+        match a.recv_bytes_timeout(Duration::from_millis(10)) {
+            Err(e) if e.is_timeout() && started_after_writing => break,
+            Err(e) if e.is_timeout() => written = done.try_recv().is_ok(),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(a.buffered(), 300_000 - 4);
+    go.send(()).unwrap();
+    assert_eq!(a.recv_bytes_timeout(PATIENCE).unwrap(), msg);
+    writer.join().unwrap();
+    assert!(a.recv_bytes().unwrap_err().is_eof());
+}
+
+#[test]
+fn long_header_frames_are_read_from_a_descriptor() {
+    let (mut a, b) = channel::pipe().unwrap();
+    let mut frame = (-1i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&5u64.to_be_bytes());
+    frame.extend_from_slice(b"hello");
+    write_raw(&b, &frame);
+    assert_eq!(a.recv_bytes().unwrap(), b"hello");
+}
+
+#[test]
+fn a_header_announcing_3_gib_is_refused_without_reading_or_allocating_it() {
+    let (mut a, b) = channel::pipe().unwrap();
+    let mut frame = (-1i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&(3u64 << 30).to_be_bytes());
+    frame.extend_from_slice(&[0; 1000]);
+    write_raw(&b, &frame);
+    let err = a.recv_bytes_max(1 << 20).unwrap_err();
+    assert!(
+        matches!(err, Error::MessageTooLong { len, limit: 1048576 } if len == 3 << 30),
+        "{err:?}"
+    );
+    drop(b);
+    let err = a.recv_bytes().unwrap_err();
+    assert!(
+        matches!(err, Error::Truncated { expected, got: 1000 } if expected == 3 << 30),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_lying_header_without_a_limit_is_truncated_not_a_huge_allocation() {
+    let (mut a, b) = channel::pipe().unwrap();
+    let mut frame = (-1i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    frame.extend_from_slice(b"tiny");
+    write_raw(&b, &frame);
+    drop(b);
+    let err = a.recv_bytes().unwrap_err();
+    assert!(
+        matches!(err, Error::Truncated { expected, got: 4 } if expected == 1 << 40),
+        "{err:?}"
+    );
+}
