@@ -5,25 +5,41 @@
 //! the same kind of socket pair (the child `write`s prepared frames, this
 //! process `read`s into a 64 KiB buffer). Latency: 64-byte round trips to an
 //! echoing child, against the same round trip between two Python processes
-//! over `multiprocessing.Pipe()`. Each figure is the median of several runs.
+//! over `multiprocessing.Pipe()` and against raw `write`/`read` of the same
+//! frame (the floor: two system calls and a context switch each way), with
+//! every process pinned to one CPU. Each figure is the median of several
+//! runs, duet and its reference taking turns.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Instant;
 
 use duet::channel::{self, CHANNEL_FD_ENV, Connection};
 
-const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
-const RUNS: usize = 7;
+/// The fixture: from Cargo, or next to the bench executable's directory
+/// (`target/release/deps/bench-*` → `target/release/duet-fixture`).
+fn fixture() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_duet-fixture") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    dir.join("duet-fixture")
+}
+const RUNS: usize = 11;
 
 /// Starts the fixture in `mode` with the channel's other end.
 fn start(args: &[&str]) -> (Child, Connection) {
     let (parent, end) = channel::pipe().expect("socketpair");
     let end: OwnedFd = end.into_owned_fd().expect("an open end");
     let raw = end.as_raw_fd();
-    let mut cmd = Command::new(FIXTURE);
+    let mut cmd = Command::new(fixture());
     cmd.args(args).env(CHANNEL_FD_ENV, raw.to_string());
     // SAFETY: runs between fork and exec; fcntl is async-signal-safe and
     // does not allocate.
@@ -190,6 +206,29 @@ fn raw_round_trip_once(conn: &Connection, size: usize, count: usize) -> f64 {
     t.elapsed().as_secs_f64() / count as f64
 }
 
+/// Runs `f` with this process, and the children it starts meanwhile, on
+/// one CPU: a round trip then measures the software path and the context
+/// switch, not how soon the hypervisor wakes an idle virtual CPU (which
+/// varies several-fold from run to run on a small VM).
+fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    use nix::unistd::Pid;
+    let before = sched_getaffinity(Pid::from_raw(0)).ok();
+    let first =
+        before.and_then(|set| (0..CpuSet::count()).find(|&i| set.is_set(i).unwrap_or(false)));
+    if let Some(cpu) = first {
+        let mut one = CpuSet::new();
+        if one.set(cpu).is_ok() {
+            let _ = sched_setaffinity(Pid::from_raw(0), &one);
+        }
+    }
+    let result = f();
+    if let Some(set) = before {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
+    result
+}
+
 /// Round trip seconds for duet and Python, and the median of per-run
 /// speed-ups (runs alternate); `None` for Python when python3 fails.
 fn round_trips(count: usize) -> (f64, (f64, f64), Option<(f64, f64)>) {
@@ -232,7 +271,7 @@ pub fn run() {
             mb(raw),
         );
     }
-    let (ours, (raw, raw_ratio), python) = round_trips(20_000);
+    let (ours, (raw, raw_ratio), python) = on_one_cpu(|| round_trips(20_000));
     match python {
         Some((py, ratio)) => println!(
             "| 64 B round trip | {:.1} µs | Python `multiprocessing.Pipe` {:.1} µs | {ratio:.2}× faster (target ≥ 5×) |",
@@ -251,6 +290,7 @@ pub fn run() {
     );
     println!(
         "\nMedians of {RUNS} runs after a warm-up; duet and the reference alternate run by run and \
-         the ratio is the median of the per-run ratios. MB/s counts payload bytes (1 MB = 10^6 B)."
+         the ratio is the median of the per-run ratios. MB/s counts payload bytes (1 MB = 10^6 B). \
+         Round trips run with parent and child pinned to one CPU."
     );
 }
