@@ -55,14 +55,16 @@ struct FdSource<'a> {
     deadline: Option<Instant>,
 }
 
-impl Source for FdSource<'_> {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill> {
+impl FdSource<'_> {
+    /// Runs the read `op` once data is there (or at once without a
+    /// deadline), retrying on `EINTR` and waiting out `EAGAIN`.
+    fn read_with(&self, mut op: impl FnMut() -> nix::Result<usize>) -> Result<Fill> {
         loop {
             if self.deadline.is_some() && wait(self.fd, PollFlags::POLLIN, self.deadline)?.is_none()
             {
                 return Ok(Fill::TimedOut);
             }
-            match nix::unistd::read(self.fd, buf) {
+            match op() {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => return Ok(Fill::Data(n)),
                 Err(Errno::EINTR) => {}
@@ -76,25 +78,17 @@ impl Source for FdSource<'_> {
             }
         }
     }
+}
+
+impl Source for FdSource<'_> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill> {
+        let fd = self.fd;
+        self.read_with(|| nix::unistd::read(fd, buf))
+    }
 
     fn fill_split(&mut self, msg: &mut Vec<u8>, want: usize, ahead: &mut [u8]) -> Result<Fill> {
-        loop {
-            if self.deadline.is_some() && wait(self.fd, PollFlags::POLLIN, self.deadline)?.is_none()
-            {
-                return Ok(Fill::TimedOut);
-            }
-            match read_split(self.fd, msg, want, ahead) {
-                Ok(0) => return Ok(Fill::Eof),
-                Ok(n) => return Ok(Fill::Data(n)),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    if self.deadline.is_none() {
-                        wait(self.fd, PollFlags::POLLIN, None)?;
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let fd = self.fd;
+        self.read_with(|| read_split(fd, msg, want, ahead))
     }
 }
 
@@ -165,12 +159,13 @@ const SMALL_FRAME: usize = 4 * 1024;
 /// How writes go out on this descriptor, learnt on the first write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// Not written to yet: try `sendmsg`.
+    /// Not written to yet: write as to a socket; `ENOTSOCK` says otherwise.
     Unknown,
-    /// `sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT)`: no SIGPIPE, and a full
-    /// socket buffer hands control back so that incoming data can be read.
+    /// `send`/`sendmsg` with `MSG_NOSIGNAL | MSG_DONTWAIT`: no SIGPIPE, and
+    /// a full socket buffer hands control back so that incoming data can be
+    /// read meanwhile.
     Socket,
-    /// Anything else (a pipe, a FIFO): `writev`.
+    /// Anything else (a pipe, a FIFO): blocking `write`/`writev`.
     Other,
 }
 
