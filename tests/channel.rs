@@ -468,6 +468,20 @@ fn from_env_rejects_a_bad_variable_and_a_descriptor_that_is_no_channel() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("DUET_CHANNEL_FD is not set"));
 }
 
+#[test]
+fn from_env_takes_the_descriptor_once_and_makes_it_close_on_exec() {
+    let (parent, child_end) = channel::pipe().unwrap();
+    let mut cmd = Command::new(FIXTURE);
+    cmd.arg("channel-env-check").stdout(Stdio::piped());
+    let child = spawn_with(&mut cmd, child_end.into_owned_fd().unwrap());
+    let out = child.wait_with_output().unwrap();
+    drop(parent);
+    assert!(out.status.success(), "{}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("cloexec=true\n"), "{stdout}");
+    assert!(stdout.contains("was already taken"), "{stdout}");
+}
+
 /// Runs `python3 -c script`, with `args`; returns its stdout, panicking
 /// with a framed report when it fails.
 fn python(script: &str, cmd: &mut Command) -> String {
