@@ -80,6 +80,26 @@ impl Child {
         }
     }
 
+    /// Takes the parent's end of the channel given to the child with
+    /// [`Command::channel`](crate::Command::channel); `None` without one or
+    /// when taken already.
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("python3")
+    ///     .args(["-c", "import os, multiprocessing.connection as mc\n\
+    ///         c = mc.Connection(int(os.environ['DUET_CHANNEL_FD']))\n\
+    ///         c.send_bytes(c.recv_bytes().upper())"])
+    ///     .channel()
+    ///     .spawn()?;
+    /// let mut conn = child.take_channel().expect("a channel was asked for");
+    /// conn.send_bytes(b"hello")?;
+    /// assert_eq!(conn.recv_bytes()?, b"HELLO");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn take_channel(&mut self) -> Option<crate::channel::Connection> {
+        self.channel.take().map(crate::channel::Connection::from)
+    }
+
     /// The child's process id.
     pub fn id(&self) -> u32 {
         self.process.id()

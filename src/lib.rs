@@ -90,5 +90,6 @@ pub fn terminal_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
     sys::window_size(fd).ok()
 }
 
+pub mod channel;
 pub mod fifo;
 pub mod supervise;

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod channel;
 mod cli;
 mod conversation;
 mod fifo;
