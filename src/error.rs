@@ -244,12 +244,12 @@ impl From<Error> for io::Error {
 /// let err = Command::new("true").current_dir("/no/such/dir").spawn().unwrap_err();
 /// let Error::Spawn { source, .. } = &err else { panic!() };
 /// let failure = source.get_ref().unwrap().downcast_ref::<SpawnFailure>().unwrap();
-/// assert_eq!(failure.step, "chdir");
+/// assert_eq!(failure.step, "chdir to");
 /// assert!(err.to_string().contains("/no/such/dir"));
 /// ```
 #[derive(Debug)]
 pub struct SpawnFailure {
-    /// `exec`, `chdir`, `open pty`, `argument`, `environment`, …
+    /// `exec`, `chdir to`, `search PATH for`, `argument`, `environment`, …
     pub step: &'static str,
     /// The path involved (the program or the directory), when there is one.
     pub path: Option<String>,

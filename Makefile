@@ -1,0 +1,38 @@
+# The commands a newcomer needs. Each installs what it needs first.
+CARGO ?= cargo
+
+.PHONY: demo test bench lint deps
+
+## Show duet talking to the bundled fixture and to bc.
+demo: deps
+	$(CARGO) build --quiet --bin duet-fixture --bin duet --example demo
+	./target/debug/examples/demo
+	./examples/cli-demo.sh
+
+## Formatting, lints, unit, integration and doc tests.
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+## The benchmark table (release build).
+bench: deps
+	$(CARGO) bench --bench bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## Tools the tests and the demo talk to: bc and python3 (Debian packages).
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	@missing=""; \
+	command -v bc >/dev/null || missing="$$missing bc"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v stty >/dev/null || missing="$$missing coreutils"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
+	fi

@@ -1,0 +1,157 @@
+//! The command line's round trips (issue 3): what `duet chat` and
+//! `duet serve` + `duet ask` add to a line that goes to PROG and back.
+//!
+//! 1. one line through `duet chat -- duet-fixture echo` (a long-running
+//!    chat fed line by line) vs the same line straight through the fixture's
+//!    pipes (std + `BufReader::read_line`).
+//! 2. one `duet ask` (a new process per request: spawn, lock, reply FIFO,
+//!    request, reply) vs a raw line through the served FIFOs (`DIR/in`,
+//!    `DIR/out`, opened once) vs the line straight through the fixture.
+//!
+//! No targets: these rows show what the CLI costs, process start included.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::harness::{Row, Unit, Variant, compare, rows, timed};
+
+/// Round trips per sample through chat and the direct pipes.
+const CHAT_TRIPS: u64 = 500;
+/// `duet ask` processes per sample.
+const ASKS: u64 = 20;
+
+/// The `duet` binary built with the benches.
+fn duet() -> PathBuf {
+    let path = match option_env!("CARGO_BIN_EXE_duet") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .expect("the bench's own path")
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("the bench runs from target/<profile>/deps")
+            .join("duet"),
+    };
+    assert!(
+        path.is_file(),
+        "{} is missing: build the duet binary",
+        path.display()
+    );
+    path
+}
+
+/// A child with piped stdin/stdout, and a line reader on its stdout.
+fn piped(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    (child, out)
+}
+
+/// `n` round trips of `ping` through a writer and a line reader.
+fn trips(n: u64, input: &mut impl Write, output: &mut impl BufRead) {
+    let mut line = String::new();
+    for _ in 0..n {
+        input.write_all(b"ping\n").expect("write");
+        input.flush().expect("flush");
+        line.clear();
+        output.read_line(&mut line).expect("read_line");
+        assert_eq!(line, "ping\n");
+    }
+}
+
+/// The rows of both comparisons.
+pub fn rows_for(fixture: &Path) -> Vec<Row> {
+    let mut table = chat_rows(fixture);
+    table.extend(serve_rows(fixture));
+    table
+}
+
+fn chat_rows(fixture: &Path) -> Vec<Row> {
+    let case = "round trip of one line through `duet chat` (fixture echo)";
+    eprintln!("measuring {case} …");
+    let (mut direct, mut direct_out) = piped(Command::new(fixture).arg("echo"));
+    let mut direct_in = direct.stdin.take().expect("piped");
+    let (mut chat, mut chat_out) = piped(
+        Command::new(duet())
+            .args(["chat", "--"])
+            .arg(fixture)
+            .arg("echo"),
+    );
+    let mut chat_in = chat.stdin.take().expect("piped");
+    let mut variants = [
+        Variant::new("fixture directly (std pipes)", CHAT_TRIPS, || {
+            timed(|| trips(CHAT_TRIPS, &mut direct_in, &mut direct_out))
+        }),
+        Variant::new("duet chat", CHAT_TRIPS, || {
+            timed(|| trips(CHAT_TRIPS, &mut chat_in, &mut chat_out))
+        }),
+    ];
+    let samples = compare(1, 11, &mut variants);
+    drop(variants);
+    drop((direct_in, chat_in));
+    direct.wait().expect("the fixture exits at end of input");
+    chat.wait().expect("duet chat exits at end of input");
+    rows(case, Unit::Time, &samples, 0)
+}
+
+fn serve_rows(fixture: &Path) -> Vec<Row> {
+    let case = "round trip of one line through `duet serve` (fixture echo)";
+    eprintln!("measuring {case} …");
+    let dir = std::env::temp_dir().join(format!("duet-bench-serve-{}", std::process::id()));
+    let status = Command::new(duet())
+        .args(["serve", "--daemon"])
+        .arg(&dir)
+        .arg("--")
+        .arg(fixture)
+        .arg("echo")
+        .stdout(Stdio::null())
+        .status()
+        .expect("start duet serve");
+    assert!(status.success(), "duet serve --daemon failed");
+
+    let (mut direct, mut direct_out) = piped(Command::new(fixture).arg("echo"));
+    let mut direct_in = direct.stdin.take().expect("piped");
+    let mut fifo_in = OpenOptions::new()
+        .write(true)
+        .open(dir.join("in"))
+        .expect("open DIR/in");
+    let mut fifo_out = BufReader::new(File::open(dir.join("out")).expect("open DIR/out"));
+    let ask = || {
+        timed(|| {
+            for _ in 0..ASKS {
+                let out = Command::new(duet())
+                    .arg("ask")
+                    .arg(&dir)
+                    .arg("ping")
+                    .output()
+                    .expect("run duet ask");
+                assert_eq!(out.stdout, b"ping\n", "duet ask: {out:?}");
+            }
+        })
+    };
+    let mut variants = [
+        Variant::new("fixture directly (std pipes)", ASKS, || {
+            timed(|| trips(ASKS, &mut direct_in, &mut direct_out))
+        }),
+        Variant::new("raw line via DIR/in and DIR/out", ASKS, || {
+            timed(|| trips(ASKS, &mut fifo_in, &mut fifo_out))
+        }),
+        Variant::new("duet ask (a process per request)", ASKS, ask),
+    ];
+    let samples = compare(1, 11, &mut variants);
+    drop(variants);
+    drop((direct_in, fifo_in, fifo_out));
+    direct.wait().expect("the fixture exits at end of input");
+    let stopped = Command::new(duet())
+        .arg("stop")
+        .arg(&dir)
+        .status()
+        .expect("run duet stop");
+    assert!(stopped.success(), "duet stop failed");
+    rows(case, Unit::Time, &samples, 0)
+}

@@ -1,0 +1,523 @@
+//! The expect/send script format, parsed before anything runs.
+//!
+//! One step per line:
+//!
+//! ```text
+//! # a comment; blank lines are ignored too
+//! timeout 2s            # the limit for each following expect (default: --timeout)
+//! sendline 2+2          # TEXT and a newline
+//! expect ^4$            # a regex, searched in the output (multi-line mode)
+//! send quit\n           # TEXT as is, no newline added
+//! expect-exact OK       # a literal text
+//! expect-eof            # the program closes its output
+//! exit-status 0         # the program exits with this code
+//! ```
+//!
+//! The keyword is separated from its argument by whitespace; the argument is
+//! the rest of the line, kept as written. In `send`, `sendline` and
+//! `expect-exact` the escapes `\n`, `\t` and `\\` are decoded (any other
+//! backslash is an error, so that a typo is not sent). An `expect` argument
+//! goes to the regex engine untouched: it reads `\n`, `\t`, `\\` and `\d`
+//! itself. A `#` starts a comment only at the beginning of a line, so
+//! `sendline #1` sends `#1`.
+//!
+//! `exit-status N` closes PROG's stdin (many programs exit at end of input),
+//! waits up to the current timeout for PROG to exit, and checks its code.
+//! After the last step PROG's stdin is closed too; a PROG still running
+//! after the timeout is terminated. Parse errors and failed steps exit 1.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::Failure;
+use super::duration;
+
+/// What one step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Write the text as is.
+    Send(String),
+    /// Write the text and a newline.
+    SendLine(String),
+    /// Wait for output matching the regex.
+    Expect(Regex),
+    /// Wait for output containing the text.
+    ExpectExact(String),
+    /// Wait for the program to close its output.
+    ExpectEof,
+    /// Set the limit for the following expectations.
+    Timeout(Duration),
+    /// Wait for the program to exit and check its code.
+    ExitStatus(i32),
+}
+
+/// A step and where it came from.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 1-based line number in the script.
+    pub line: usize,
+    /// The line as written (without its line end), for messages.
+    pub source: String,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A problem in a script, with its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong and how to write it instead.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Parses a whole script. Every line is checked; all problems are returned
+/// together, in line order, so one run shows them all.
+pub fn parse(text: &str) -> Result<Vec<Step>, Vec<ParseError>> {
+    let mut steps = Vec::new();
+    let mut errors = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let source = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = source.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match parse_line(trimmed) {
+            Ok(action) => steps.push(Step {
+                line,
+                source: source.to_string(),
+                action,
+            }),
+            Err(message) => errors.push(ParseError { line, message }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(steps)
+    } else {
+        Err(errors)
+    }
+}
+
+const KEYWORDS: &str = "send, sendline, expect, expect-exact, expect-eof, timeout, exit-status";
+
+fn parse_line(line: &str) -> Result<Action, String> {
+    let (keyword, arg) = match line.find(char::is_whitespace) {
+        Some(i) => {
+            let rest = &line[i..];
+            // Drop exactly one separating whitespace character; keep the rest.
+            let sep = rest.chars().next().map_or(0, char::len_utf8);
+            (&line[..i], &rest[sep..])
+        }
+        None => (line, ""),
+    };
+    let needs = |what: &str| -> Result<(), String> {
+        if arg.is_empty() {
+            Err(format!(
+                "`{keyword}` needs {what}, e.g. `{keyword} {}`",
+                example(keyword)
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let none = || -> Result<(), String> {
+        if arg.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("`{keyword}` takes no argument, found {arg:?}"))
+        }
+    };
+    Ok(match keyword {
+        "send" => {
+            needs("TEXT")?;
+            Action::Send(unescape(arg)?)
+        }
+        "sendline" => Action::SendLine(unescape(arg)?),
+        "expect" => {
+            needs("a REGEX")?;
+            // Multi-line mode, so that `^` and `$` match at line ends in
+            // whatever has arrived; `as_str()` keeps the flag for the engine.
+            Action::Expect(
+                Regex::new(&format!("(?m){arg}"))
+                    .map_err(|e| format!("bad regex {arg:?}: {}", one_line(&e.to_string())))?,
+            )
+        }
+        "expect-exact" => {
+            needs("TEXT")?;
+            Action::ExpectExact(unescape(arg)?)
+        }
+        "expect-eof" => {
+            none()?;
+            Action::ExpectEof
+        }
+        "timeout" => {
+            needs("a duration")?;
+            Action::Timeout(duration::parse(arg)?)
+        }
+        "exit-status" => {
+            needs("a code")?;
+            let code = arg
+                .trim()
+                .parse::<u8>()
+                .map_err(|_| format!("exit-status needs a code from 0 to 255, found {arg:?}"))?;
+            Action::ExitStatus(i32::from(code))
+        }
+        other => {
+            return Err(format!(
+                "unknown step `{other}`; the steps are {KEYWORDS}, and # comments"
+            ));
+        }
+    })
+}
+
+fn example(keyword: &str) -> &'static str {
+    match keyword {
+        "expect" => "^ready$",
+        "timeout" => "5s",
+        "exit-status" => "0",
+        _ => "hello",
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Decodes `\n`, `\t` and `\\`; anything else after a backslash is an error.
+pub fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                return Err(format!(
+                    "unknown escape `\\{other}`; the escapes are \\n, \\t and \\\\"
+                ));
+            }
+            None => return Err("a lone `\\` at the end; write `\\\\` for a backslash".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Run an expect/send script against PROG (for CI).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: duet script check.duet --timeout 5s -- bc -q")]
+pub struct ScriptArgs {
+    /// The script: send, sendline, expect, expect-exact, expect-eof,
+    /// timeout, exit-status, # comments.
+    file: PathBuf,
+    /// The limit for each expect until a `timeout` step changes it.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
+    timeout: Duration,
+    /// Write every byte both ways to FILE, tagged with direction and time.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+    /// Run PROG on a pseudo-terminal.
+    #[arg(long)]
+    pty: bool,
+    #[command(flatten)]
+    program: super::Program,
+}
+
+/// Exit code of a failed script (a step or the script's syntax).
+const SCRIPT_FAILED: u8 = 1;
+
+/// Runs `duet script`: parse the whole file, then run the steps in order.
+pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
+    let file = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::new(SCRIPT_FAILED, format!("cannot read the script {file}: {e}")))?;
+    let steps = parse(&text).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{file}:{e}")).collect();
+        Failure::new(
+            SCRIPT_FAILED,
+            format!(
+                "the script has {} error(s); nothing was run:\n{}",
+                errors.len(),
+                lines.join("\n")
+            ),
+        )
+    })?;
+    let transcript = match &args.transcript {
+        Some(path) => Some(super::open_transcript(path, &args.program)?),
+        None => None,
+    };
+    let mut cmd = args.program.command();
+    cmd.timeout(args.timeout).pty(args.pty);
+    let mut child = cmd.spawn()?;
+    if let Some(file) = transcript {
+        child.set_transcript(file);
+    }
+    let mut runner = Runner {
+        child,
+        timeout: args.timeout,
+        recent: Vec::new(),
+        transcript: args.transcript.clone(),
+    };
+    for step in &steps {
+        log::debug!("script: line {}: {}", step.line, step.source.trim());
+        if let Err(problem) = runner.step(step) {
+            let message = runner.report(&file, step, &problem);
+            let _ = runner.child.terminate(Duration::from_secs(1));
+            return Err(Failure::new(SCRIPT_FAILED, message));
+        }
+    }
+    runner.finish();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why a step failed.
+struct Problem {
+    /// What happened, e.g. `timed out after 2s`.
+    what: String,
+    /// Output that arrived and was not consumed.
+    partial: Vec<u8>,
+}
+
+struct Runner {
+    child: duet::Child,
+    timeout: Duration,
+    /// The tail of the output consumed so far, for failure reports.
+    recent: Vec<u8>,
+    /// The transcript's path, for the failure report.
+    transcript: Option<PathBuf>,
+}
+
+/// How much consumed output a failure report keeps.
+const RECENT_LIMIT: usize = 4096;
+
+impl Runner {
+    fn step(&mut self, step: &Step) -> Result<(), Problem> {
+        match &step.action {
+            Action::Send(text) => self.send(text.as_bytes()),
+            Action::SendLine(text) => self.send(format!("{text}\n").as_bytes()),
+            Action::Timeout(d) => {
+                self.timeout = *d;
+                Ok(())
+            }
+            Action::Expect(re) => {
+                let pattern = duet::Pattern::regex(re.as_str()).map_err(|e| Problem {
+                    what: e.to_string(),
+                    partial: Vec::new(),
+                })?;
+                self.expect(pattern)
+            }
+            Action::ExpectExact(text) => self.expect(duet::Pattern::exact(text)),
+            Action::ExpectEof => self.expect(duet::Pattern::Eof),
+            Action::ExitStatus(code) => self.exit_status(*code),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Problem> {
+        self.child.send_bytes(bytes).map_err(|e| Problem {
+            what: format!("cannot write to the program: {e}"),
+            partial: Vec::new(),
+        })
+    }
+
+    fn expect(&mut self, pattern: duet::Pattern) -> Result<(), Problem> {
+        match self.child.expect_timeout(pattern, self.timeout) {
+            Ok(m) => {
+                let mut consumed = m.before().as_bytes().to_vec();
+                consumed.extend_from_slice(m.as_str().as_bytes());
+                self.consumed(&consumed);
+                Ok(())
+            }
+            Err(duet::Error::Timeout { partial, .. }) => Err(Problem {
+                what: format!("timed out after {}", duration::show(self.timeout)),
+                partial: partial.into_bytes(),
+            }),
+            Err(duet::Error::Eof {
+                partial, status, ..
+            }) => {
+                let status = match status {
+                    Some(s) => format!(" and {s}"),
+                    None => String::new(),
+                };
+                Err(Problem {
+                    what: format!("the program closed its output{status}"),
+                    partial: partial.into_bytes(),
+                })
+            }
+            Err(e) => Err(Problem {
+                what: e.to_string(),
+                partial: Vec::new(),
+            }),
+        }
+    }
+
+    fn exit_status(&mut self, code: i32) -> Result<(), Problem> {
+        // The program may wait for its input to end before it exits.
+        let _ = self.child.close_stdin();
+        match self.child.wait_timeout(self.timeout) {
+            Ok(Some(status)) if status.code() == Some(code) => Ok(()),
+            Ok(Some(status)) => Err(Problem {
+                what: format!("the program {status}"),
+                partial: Vec::new(),
+            }),
+            Ok(None) => Err(Problem {
+                what: format!(
+                    "the program was still running after {}",
+                    duration::show(self.timeout)
+                ),
+                partial: Vec::new(),
+            }),
+            Err(e) => Err(Problem {
+                what: e.to_string(),
+                partial: Vec::new(),
+            }),
+        }
+    }
+
+    fn consumed(&mut self, bytes: &[u8]) {
+        self.recent.extend_from_slice(bytes);
+        if self.recent.len() > RECENT_LIMIT {
+            self.recent.drain(..self.recent.len() - RECENT_LIMIT);
+        }
+    }
+
+    /// The failure report: the step and its line, what was expected, what
+    /// happened, the last output received, the transcript.
+    fn report(&self, file: &str, step: &Step, problem: &Problem) -> String {
+        let mut output = self.recent.clone();
+        output.extend_from_slice(&problem.partial);
+        let mut msg = format!(
+            "{file}:{}: step `{}` failed: {}\n  expected: {}\n",
+            step.line,
+            step.source.trim(),
+            problem.what,
+            expected(&step.action)
+        );
+        let tail = last_lines(&output, 5);
+        if tail.is_empty() {
+            msg.push_str("  last output: (nothing)\n");
+        } else {
+            msg.push_str("  last output:\n");
+            for line in tail {
+                msg.push_str(&format!("    | {line}\n"));
+            }
+        }
+        if let Some(path) = &self.transcript {
+            msg.push_str(&format!("  transcript: {}\n", path.display()));
+        }
+        msg.trim_end().to_string()
+    }
+
+    /// After the last step: end PROG's input and give it a moment to exit;
+    /// one still running after the current timeout is terminated.
+    fn finish(mut self) {
+        let _ = self.child.close_stdin();
+        match self.child.wait_timeout(self.timeout) {
+            Ok(Some(status)) => log::info!("script: the program {status}"),
+            _ => match self.child.terminate(Duration::from_secs(1)) {
+                Ok(status) => log::info!("script: stopped the program after the script: {status}"),
+                Err(e) => log::warn!("cannot stop the program: {e}"),
+            },
+        }
+    }
+}
+
+fn expected(action: &Action) -> String {
+    match action {
+        Action::Expect(re) => format!(
+            "output matching {:?}",
+            re.as_str().trim_start_matches("(?m)")
+        ),
+        Action::ExpectExact(text) => format!("the text {text:?}"),
+        Action::ExpectEof => "the end of the output".into(),
+        Action::ExitStatus(code) => format!("exit with code {code}"),
+        Action::Send(text) | Action::SendLine(text) => format!("to send {text:?}"),
+        Action::Timeout(_) => "nothing".into(),
+    }
+}
+
+/// The last `n` lines of `bytes`, escaped for display.
+fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| super::framing::trim_cr(l).escape_ascii().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_step_with_its_line() {
+        let text = "# calc\n\ntimeout 2s\nsendline 2 + 2\nexpect ^4$\nsend quit\\n\n  expect-exact a\\tb\nexpect-eof\nexit-status 3\n";
+        let steps = parse(text).unwrap();
+        let lines: Vec<usize> = steps.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9]);
+        assert!(matches!(steps[0].action, Action::Timeout(d) if d == Duration::from_secs(2)));
+        assert!(matches!(&steps[1].action, Action::SendLine(t) if t == "2 + 2"));
+        assert!(matches!(&steps[2].action, Action::Expect(r) if r.is_match("x\n4\n")));
+        assert!(matches!(&steps[3].action, Action::Send(t) if t == "quit\n"));
+        assert!(matches!(&steps[4].action, Action::ExpectExact(t) if t == "a\tb"));
+        assert!(matches!(steps[5].action, Action::ExpectEof));
+        assert!(matches!(steps[6].action, Action::ExitStatus(3)));
+    }
+
+    #[test]
+    fn keeps_arguments_as_written() {
+        let steps = parse("sendline   two spaces  \nsendline\nsendline #1\r\n").unwrap();
+        assert!(matches!(&steps[0].action, Action::SendLine(t) if t == "  two spaces  "));
+        assert!(matches!(&steps[1].action, Action::SendLine(t) if t.is_empty()));
+        assert!(matches!(&steps[2].action, Action::SendLine(t) if t == "#1"));
+    }
+
+    #[test]
+    fn regexes_are_not_unescaped() {
+        let steps = parse(r"expect ^\d+\\$").unwrap();
+        assert!(matches!(&steps[0].action, Action::Expect(r) if r.is_match(r"42\")));
+    }
+
+    #[test]
+    fn reports_every_error_with_its_line() {
+        let text = "sendline ok\nfrobnicate\nexpect (\ntimeout soon\nsend\nexit-status 300\nsend bad\\q\nexpect-eof now\n";
+        let errors = parse(text).unwrap_err();
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6, 7, 8]);
+        assert!(errors[0].message.contains("unknown step `frobnicate`"));
+        assert!(errors[1].message.contains("bad regex"));
+        assert!(errors[2].message.contains("\"soon\""));
+        assert!(errors[3].message.contains("`send` needs TEXT"));
+        assert!(errors[4].message.contains("0 to 255"));
+        assert!(errors[5].message.contains("unknown escape `\\q`"));
+        assert!(errors[6].message.contains("takes no argument"));
+        assert_eq!(
+            errors[0].to_string(),
+            format!("line 2: {}", errors[0].message)
+        );
+    }
+
+    #[test]
+    fn unescape_decodes_the_three_escapes() {
+        assert_eq!(unescape(r"a\nb\tc\\d").unwrap(), "a\nb\tc\\d");
+        assert!(unescape("end\\").unwrap_err().contains("lone"));
+    }
+}

@@ -1,0 +1,295 @@
+//! A served directory: its layout, its state file, its locks and the `ask`
+//! protocol, shared by `serve` and its clients.
+//!
+//! ```text
+//! DIR/            mode 0700 (or an existing private directory)
+//!   in            FIFO: raw lines for PROG (`echo 2+2 > DIR/in`)
+//!   out           FIFO: PROG's output that no `ask` claimed (`read x < DIR/out`)
+//!   ctl           FIFO: `ask` requests, one JSON line each
+//!   reply.PID     FIFO: one `ask` client's reply (made by the client)
+//!   lock          `ask` and `send` hold an exclusive flock on it
+//!   pid           serve's pid on the first line, then the state as JSON
+//!   stop          written by `stop`: the grace period to use
+//!   log           serve's and PROG's stderr
+//! ```
+//!
+//! # Liveness
+//!
+//! `serve` holds an exclusive `flock` on the directory itself for as long
+//! as it runs. A client tells a live service from a stale directory (left by
+//! a serve that crashed) by trying a shared lock: no pid file guesswork, no
+//! recycled pid mistaken for a server.
+//!
+//! # Why ask never gets another client's reply
+//!
+//! 1. *Concurrent asks.* `ask` holds an exclusive lock on `lock` from before
+//!    it sends until it has its reply, so requests never interleave. On top
+//!    of that, `serve` itself handles one request at a time and frames each
+//!    reply (by `--lines`, `--until` or `--quiet`) on the server side.
+//! 2. *A client killed mid-request.* Its reply must not reach the next
+//!    client. Replies therefore never go through `out`: each `ask` makes a
+//!    private FIFO `reply.PID`, names it and a unique request id in its
+//!    request, and reads the reply there. `serve` collects the whole reply
+//!    for a request even when its client is gone (so the late output is
+//!    consumed by the request it belongs to, not left for the next one),
+//!    then writes it to that FIFO: with no reader the open fails with ENXIO
+//!    and the reply is dropped. A client also ignores a reply whose id is
+//!    not its own (a recycled pid could meet a dead client's reply).
+//!
+//! What no framing can fix: a reply that is still coming when its request
+//! times out. `serve` routes output that arrives when no request is active
+//! to `out`, and it reads all pending output before it sends the next
+//! request, so only output that arrives *after* the next request was sent
+//! could be mistaken for its reply. A line protocol has no request ids to
+//! do better; choose timeouts longer than PROG's slowest answer.
+//!
+//! Plain writers to `in` are forwarded only between requests (whole chunks
+//! as they come, so write whole lines); `duet send` takes the lock too.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use duet::fifo::FifoDir;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::poll::{PollFd, PollFlags, poll};
+use serde::{Deserialize, Serialize};
+
+use super::Failure;
+use super::framing::Framing;
+
+/// Raw input FIFO.
+pub const IN: &str = "in";
+/// Raw output FIFO.
+pub const OUT: &str = "out";
+/// Request FIFO.
+pub const CTL: &str = "ctl";
+/// The lock file of `ask` and `send`.
+pub const LOCK: &str = "lock";
+/// The pid and state file.
+pub const PID: &str = "pid";
+/// The stop request file.
+pub const STOP: &str = "stop";
+/// The log file.
+pub const LOG: &str = "log";
+/// Prefix of reply FIFOs.
+pub const REPLY_PREFIX: &str = "reply.";
+
+/// What `serve` publishes about itself in `pid`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// The serve process.
+    pub pid: u32,
+    /// PROG's current pid, if it is running.
+    pub child: Option<u32>,
+    /// PROG's argv, for people.
+    pub program: Vec<String>,
+    /// When serve started (seconds since the Unix epoch).
+    pub started: u64,
+    /// How many times PROG was restarted.
+    pub restarts: u32,
+    /// Whether duet created DIR (then `stop` removes it).
+    pub created_dir: bool,
+}
+
+/// An `ask` request, one JSON line in `ctl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Unique per request; echoed in the reply.
+    pub id: String,
+    /// The line to send (without its newline).
+    pub line: String,
+    /// Where the reply ends.
+    pub framing: Framing,
+    /// How long serve waits for the reply, from when it sends the line.
+    pub timeout_ms: u64,
+    /// The client's reply FIFO, a name in DIR.
+    pub reply: String,
+}
+
+/// The answer to a [`Request`], one JSON line in the reply FIFO.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    /// The request's id.
+    pub id: String,
+    /// The reply (lossily decoded as UTF-8), or what arrived before the error.
+    pub output: String,
+    /// `None` on success, else `timeout`, `eof` or `bad-request`.
+    pub error: Option<String>,
+    /// A message for people when `error` is set.
+    pub message: String,
+}
+
+/// Opens a served directory as a client, with the same safety checks as
+/// `serve` (private, owned by the user, no symlinks).
+pub fn open_dir(path: &Path) -> Result<FifoDir, Failure> {
+    FifoDir::open(path).map_err(|e| match &e {
+        duet::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => Failure::new(
+            1,
+            format!(
+                "{} does not exist; start a service with `duet serve {} -- PROG`",
+                path.display(),
+                path.display()
+            ),
+        ),
+        _ => Failure::internal(e),
+    })
+}
+
+/// Writes the state atomically (a new file renamed over `pid`).
+pub fn write_state(dir: &FifoDir, state: &State) -> Result<(), Failure> {
+    let tmp = format!("{PID}.new");
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+    let mut file = dir.open_file(&tmp, flags).map_err(Failure::internal)?;
+    let json = serde_json::to_string(state).map_err(Failure::internal)?;
+    writeln!(file, "{}\n{json}", state.pid)
+        .map_err(|e| Failure::internal(format!("cannot write the pid file: {e}")))?;
+    nix::fcntl::renameat(dir.as_fd(), tmp.as_str(), dir.as_fd(), PID)
+        .map_err(|e| Failure::internal(format!("cannot rename the pid file: {e}")))?;
+    Ok(())
+}
+
+/// Reads the state from `pid`.
+pub fn read_state(dir: &FifoDir) -> Result<State, Failure> {
+    let mut text = String::new();
+    dir.open_file(PID, OFlag::O_RDONLY)
+        .map_err(|e| Failure::new(1, format!("{e}; is this a served directory?")))?
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::internal(format!("cannot read the pid file: {e}")))?;
+    let json = text.lines().nth(1).unwrap_or("");
+    serde_json::from_str(json).map_err(|e| {
+        Failure::internal(format!(
+            "the pid file in {} is damaged ({e}); remove the directory if no serve runs",
+            dir.path().display()
+        ))
+    })
+}
+
+/// A descriptor of the directory itself, for the liveness lock.
+fn dir_handle(dir: &FifoDir) -> Result<OwnedFd, Failure> {
+    nix::fcntl::openat(
+        dir.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Failure::internal(format!("cannot open {}: {e}", dir.path().display())))
+}
+
+/// Takes the liveness lock for a serve: `None` when another serve holds it.
+pub fn claim(dir: &FifoDir) -> Result<Option<Flock<OwnedFd>>, Failure> {
+    match Flock::lock(dir_handle(dir)?, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Failure::internal(format!(
+            "cannot lock {}: {e}",
+            dir.path().display()
+        ))),
+    }
+}
+
+/// True when a serve holds `dir`.
+pub fn is_alive(dir: &FifoDir) -> Result<bool, Failure> {
+    match Flock::lock(dir_handle(dir)?, FlockArg::LockSharedNonblock) {
+        Ok(_) => Ok(false),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(Failure::internal(format!(
+            "cannot lock {}: {e}",
+            dir.path().display()
+        ))),
+    }
+}
+
+/// Waits up to `timeout` for the serve holding `dir` to exit. True when it did.
+pub fn wait_gone(dir: &FifoDir, timeout: Duration) -> Result<bool, Failure> {
+    let fd = dir_handle(dir)?;
+    Ok(lock_within(
+        move || Flock::lock(fd, FlockArg::LockShared).map_err(|(_, e)| e),
+        timeout,
+    )?
+    .is_some())
+}
+
+/// Takes the exclusive `ask` lock, waiting up to `timeout`.
+pub fn lock_asks(dir: &FifoDir, timeout: Duration) -> Result<Flock<File>, Failure> {
+    let file = dir
+        .open_file(LOCK, OFlag::O_RDWR | OFlag::O_CREAT)
+        .map_err(Failure::internal)?;
+    lock_within(
+        move || Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| e),
+        timeout,
+    )?
+    .ok_or_else(|| {
+        Failure::new(
+            super::TIMEOUT,
+            format!(
+                "waited {} for the lock of {}: another client holds it",
+                super::duration::show(timeout),
+                dir.path().display()
+            ),
+        )
+    })
+}
+
+/// Runs a blocking lock on a helper thread so that the wait can end at a
+/// deadline: `flock` itself has no timeout. A lock obtained after the
+/// deadline is dropped (released) by the thread.
+fn lock_within<T: Send + 'static>(
+    lock: impl FnOnce() -> nix::Result<T> + Send + 'static,
+    timeout: Duration,
+) -> Result<Option<T>, Failure> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lock());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(held)) => Ok(Some(held)),
+        Ok(Err(e)) => Err(Failure::internal(format!("cannot lock: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Writes all of `bytes` to a non-blocking descriptor, waiting for room up
+/// to `deadline`.
+pub fn write_all_until(file: &mut File, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !wait_for(file, PollFlags::POLLOUT, deadline)? {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no room to write"));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `file` polls ready for `flags` or `deadline` passes.
+pub fn wait_for(file: &File, flags: PollFlags, deadline: Instant) -> io::Result<bool> {
+    loop {
+        let mut fds = [PollFd::new(file.as_fd(), flags)];
+        match poll(&mut fds, duet::supervise::poll_timeout(Some(deadline))) {
+            Ok(0) => {
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+            }
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

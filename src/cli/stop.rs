@@ -1,0 +1,116 @@
+//! `duet stop DIR`: end a service gracefully and remove its files.
+//!
+//! It writes the grace period to `DIR/stop`, sends TERM to serve, and waits
+//! (on serve's liveness lock) for serve to stop PROG (TERM, the grace
+//! period, KILL) and clean up. A serve that does not finish in time is
+//! killed and its leftovers removed here. A stale directory (its serve
+//! crashed) is cleaned up directly.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use duet::fifo::FifoDir;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+
+use super::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
+use super::{Failure, parse_duration};
+
+/// Stop the program served in DIR (TERM, grace, KILL) and remove the FIFOs.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: duet stop /tmp/calc --grace 2s")]
+pub struct StopArgs {
+    /// The served directory.
+    dir: PathBuf,
+    /// How long PROG has after TERM before KILL.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+}
+
+/// How long past the grace period stop waits for serve to clean up.
+const CLEANUP_SLACK: Duration = Duration::from_secs(5);
+
+/// Runs `duet stop`.
+pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
+    let dir = served::open_dir(&args.dir)?;
+    let state = served::read_state(&dir).ok();
+    if !served::is_alive(&dir)? {
+        // Only a directory with serve's own pid file is cleaned up: stop
+        // never removes files from a directory that was not served.
+        let Some(state) = state else {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "{} is not served (no pid file of duet serve); nothing removed",
+                    args.dir.display()
+                ),
+            ));
+        };
+        remove_leftovers(dir, state.created_dir)?;
+        eprintln!(
+            "duet: {} was not running; removed what was left",
+            args.dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(state) = state else {
+        return Err(Failure::internal(format!(
+            "{} is served but has no readable pid file; try again when it has started",
+            args.dir.display()
+        )));
+    };
+    let mut file = dir
+        .open_file(STOP, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC)
+        .map_err(Failure::internal)?;
+    writeln!(file, "{}", args.grace.as_millis())
+        .map_err(|e| Failure::internal(format!("cannot write {STOP}: {e}")))?;
+    drop(file);
+    duet::supervise::forward(state.pid, Signal::SIGTERM, false)?;
+    if served::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    log::warn!("serve pid {} did not stop in time; killing it", state.pid);
+    if let Some(child) = state.child {
+        duet::supervise::forward(child, Signal::SIGKILL, false)?;
+    }
+    duet::supervise::forward(state.pid, Signal::SIGKILL, false)?;
+    if !served::wait_gone(&dir, CLEANUP_SLACK)? {
+        return Err(Failure::internal(format!(
+            "serve pid {} does not die",
+            state.pid
+        )));
+    }
+    remove_leftovers(dir, state.created_dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes what a serve that is gone left in DIR (checking every entry's
+/// type on the way: `existing_fifo` refuses a symlink or a regular file).
+fn remove_leftovers(dir: FifoDir, created: bool) -> Result<(), Failure> {
+    for name in [IN, OUT, CTL] {
+        match dir.existing_fifo(name) {
+            Ok(_) => dir.remove_entry(name).map_err(Failure::internal)?,
+            Err(duet::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::internal(e)),
+        }
+    }
+    for name in dir.entries().map_err(Failure::internal)? {
+        if name.starts_with(REPLY_PREFIX) || name == format!("{PID}.new") {
+            dir.remove_entry(&name).map_err(Failure::internal)?;
+        }
+    }
+    let mut names = vec![PID, LOCK, STOP];
+    if created {
+        names.push(LOG);
+    }
+    for name in names {
+        dir.remove_entry(name).map_err(Failure::internal)?;
+    }
+    if created {
+        dir.remove().map_err(Failure::internal)?;
+    }
+    Ok(())
+}

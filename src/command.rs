@@ -1,0 +1,372 @@
+//! The `Command` builder: plain data describing a child to start.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Child, Output, Result};
+
+/// The default timeout of every read, expect and write on a child.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default longest line, in bytes (`Command::max_line`).
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// Where one of the child's standard streams goes.
+///
+/// ```
+/// use duet::{Command, Stdio};
+/// let out = Command::new("sh").args(["-c", "echo hi; echo oops >&2"])
+///     .stderr(Stdio::null())
+///     .output()?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// assert!(out.stderr.is_empty());
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stdio(pub(crate) StdioKind);
+
+#[derive(Clone, Debug)]
+pub(crate) enum StdioKind {
+    Piped,
+    Inherit,
+    Null,
+    Fd(Arc<OwnedFd>),
+}
+
+impl Stdio {
+    /// A pipe to the parent: the conversation API reads and writes it.
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+
+    /// The parent's own stream (the default for stderr).
+    pub fn inherit() -> Stdio {
+        Stdio(StdioKind::Inherit)
+    }
+
+    /// `/dev/null`.
+    pub fn null() -> Stdio {
+        Stdio(StdioKind::Null)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    /// The child gets a duplicate of this descriptor (a FIFO, a file, a socket).
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(StdioKind::Fd(Arc::new(fd)))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(file: File) -> Stdio {
+        Stdio::from(OwnedFd::from(file))
+    }
+}
+
+/// What dropping a [`Child`] that is still running does.
+///
+/// The default is `Terminate(Duration::from_secs(1))`: no child outlives its
+/// handle by accident and no zombie is left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDrop {
+    /// Close the pipes, then wait for the child to exit however long it takes.
+    Wait,
+    /// Close the pipes, send SIGTERM, wait up to the grace period, then
+    /// SIGKILL, and reap.
+    Terminate(Duration),
+    /// Close the pipes and leave the child running. It is not reaped: it stays
+    /// a zombie after it exits until this process exits (or reaps it).
+    Detach,
+}
+
+impl Default for OnDrop {
+    fn default() -> Self {
+        OnDrop::Terminate(Duration::from_secs(1))
+    }
+}
+
+/// A child process to start, configured in the manner of
+/// [`std::process::Command`]: setters take `&mut self` and return
+/// `&mut Self`, and one command can be spawned many times.
+///
+/// Unlike std, stdin and stdout are piped by default (that is what a
+/// conversation needs) and stderr is inherited.
+///
+/// ```
+/// use duet::Command;
+/// let mut bc = Command::new("bc").arg("-q").spawn()?;
+/// assert_eq!(bc.ask("2+2")?, "4");
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Command {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env_clear: bool,
+    /// Changes to the environment in order; `None` removes the variable.
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdin: Stdio,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Option<Stdio>,
+    pub(crate) merge_stderr: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_line: usize,
+    pub(crate) pty: bool,
+    pub(crate) pty_stdout: bool,
+    pub(crate) pty_echo: bool,
+    pub(crate) pty_size: (u16, u16),
+    pub(crate) process_group: bool,
+    pub(crate) pipe_size: Option<usize>,
+    pub(crate) on_drop: OnDrop,
+    pub(crate) use_fork: bool,
+    pub(crate) channel: bool,
+}
+
+impl Command {
+    /// A command that runs `program`, looked up on `PATH` like `execvp`
+    /// when it contains no `/` (the child's `PATH` when [`env`](Self::env)
+    /// changes it).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env_clear: false,
+            env: Vec::new(),
+            cwd: None,
+            stdin: Stdio::piped(),
+            stdout: Stdio::piped(),
+            stderr: None,
+            merge_stderr: false,
+            timeout: None,
+            max_line: DEFAULT_MAX_LINE,
+            pty: false,
+            pty_stdout: false,
+            pty_echo: false,
+            pty_size: (24, 80),
+            process_group: false,
+            pipe_size: None,
+            on_drop: OnDrop::default(),
+            use_fork: false,
+            channel: false,
+        }
+    }
+
+    /// Adds one argument. It reaches the child byte for byte: no shell is
+    /// involved.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Starts the child with an empty environment plus what
+    /// [`env`](Self::env) adds afterwards.
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// The child's working directory. A directory that does not exist is an
+    /// [`Error::Spawn`](crate::Error::Spawn) naming it.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Where the child's stdin comes from (default: piped).
+    pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdin = stdio;
+        self
+    }
+
+    /// Where the child's stdout goes (default: piped).
+    pub fn stdout(&mut self, stdio: Stdio) -> &mut Self {
+        self.stdout = stdio;
+        self
+    }
+
+    /// Where the child's stderr goes (default: inherited; on a pty, the pty).
+    /// When piped, it is drained in the same poll loop as stdout, so a child
+    /// that fills stderr never blocks, and errors show its last lines.
+    pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
+        self.stderr = Some(stdio);
+        self
+    }
+
+    /// Sends stderr to the same pipe as stdout (`2>&1`).
+    pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
+        self.merge_stderr = merge;
+        self
+    }
+
+    /// The default timeout for every read, expect and write (10 s if unset).
+    /// [`output`](Self::output) waits without a limit unless this is set.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The longest line `read_line` accepts, in bytes (default 1 MiB).
+    /// A longer line is [`Error::LineTooLong`](crate::Error::LineTooLong) and
+    /// is skipped; the next read returns the line after it.
+    pub fn max_line(&mut self, bytes: usize) -> &mut Self {
+        self.max_line = bytes.max(1);
+        self
+    }
+
+    /// Runs the child on a pseudo-terminal: a new session with the pty as its
+    /// controlling terminal on 0, 1 and 2 (stderr too, unless set with
+    /// [`stderr`](Self::stderr)). Programs that buffer their output on pipes
+    /// then answer line by line. Echo is off unless
+    /// [`pty_echo`](Self::pty_echo). Lines of any length arrive whole in both
+    /// directions, and `close_stdin` delivers end-of-file.
+    pub fn pty(&mut self, pty: bool) -> &mut Self {
+        self.pty = pty;
+        self
+    }
+
+    /// Puts only stdout on a pseudo-terminal; stdin and stderr stay pipes.
+    /// Output is unbuffered as on a terminal, while stderr stays separate and
+    /// input is never echoed. The terminal does no output processing, so the
+    /// bytes arrive exactly as written.
+    pub fn pty_stdout(&mut self, pty: bool) -> &mut Self {
+        self.pty_stdout = pty;
+        self
+    }
+
+    /// Turns the pty's echo on (off by default, so replies are not mixed
+    /// with what was sent).
+    pub fn pty_echo(&mut self, echo: bool) -> &mut Self {
+        self.pty_echo = echo;
+        self
+    }
+
+    /// The pty's window size (default 24 rows, 80 columns).
+    pub fn pty_size(&mut self, rows: u16, cols: u16) -> &mut Self {
+        self.pty_size = (rows, cols);
+        self
+    }
+
+    /// Starts the child in a new process group, so that
+    /// [`Child::kill`](crate::Child::kill), [`Child::signal`](crate::Child::signal)
+    /// and [`Child::terminate`](crate::Child::terminate) reach its
+    /// descendants too. (A pty child always has its own session and group.)
+    pub fn process_group(&mut self, group: bool) -> &mut Self {
+        self.process_group = group;
+        self
+    }
+
+    /// Sets the capacity of the pipes duet creates (`F_SETPIPE_SZ`). Large
+    /// pipes (1 MiB) speed up bulk streams; the kernel caps the size at
+    /// `/proc/sys/fs/pipe-max-size` for unprivileged users.
+    pub fn pipe_size(&mut self, bytes: usize) -> &mut Self {
+        self.pipe_size = Some(bytes);
+        self
+    }
+
+    /// What dropping the [`Child`] does while it runs (default: terminate
+    /// with a 1 s grace and reap).
+    pub fn on_drop(&mut self, policy: OnDrop) -> &mut Self {
+        self.on_drop = policy;
+        self
+    }
+
+    /// Starts the child with a classic `fork` instead of the default
+    /// vfork-class `clone(CLONE_VM | CLONE_VFORK)`. Both behave identically;
+    /// the default costs the same whatever the parent's size, while `fork`
+    /// copies the parent's page tables. Useful to rule out the spawn method
+    /// when investigating a problem.
+    pub fn use_fork(&mut self, fork: bool) -> &mut Self {
+        self.use_fork = fork;
+        self
+    }
+
+    /// Gives the child one end of a [`channel::pipe`](crate::channel::pipe)
+    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3`; inside the child,
+    /// [`channel::from_env`](crate::channel::from_env) returns it. The parent
+    /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
+    pub fn channel(&mut self) -> &mut Self {
+        self.channel = true;
+        self
+    }
+
+    /// Starts the child.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`](crate::Error::Spawn) when the program cannot be run:
+    /// its message names the program, the failing step (`exec`, `chdir`, …),
+    /// the path and the OS error. A missing program is this error, never a
+    /// child that exits 127.
+    pub fn spawn(&mut self) -> Result<Child> {
+        crate::spawn::spawn(self)
+    }
+
+    /// Runs the child to completion and captures stdout and stderr (stdin
+    /// is `/dev/null` unless set otherwise). Waits without a time limit
+    /// unless [`timeout`](Self::timeout) was set.
+    ///
+    /// ```
+    /// let out = duet::Command::new("echo").arg("hello").output()?;
+    /// assert_eq!(out.stdout, b"hello\n");
+    /// assert!(out.status.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn output(&mut self) -> Result<Output> {
+        let mut cmd = self.clone();
+        if matches!(cmd.stdin.0, StdioKind::Piped) {
+            cmd.stdin = Stdio::null();
+        }
+        if !cmd.merge_stderr && cmd.stderr.is_none() {
+            cmd.stderr = Some(Stdio::piped());
+        }
+        let mut child = cmd.spawn()?;
+        child.communicate(b"", self.timeout)
+    }
+
+    /// The program as given to [`new`](Self::new), for messages.
+    pub(crate) fn program_name(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,403 @@
+//! The conversation engine: non-blocking descriptors driven by `poll(2)`
+//! against a deadline, with no thread per child.
+//!
+//! [`Streams`] owns the parent's ends (stdin writer, stdout and stderr
+//! readers). Whenever it waits, for output or for room to write, it drains
+//! every readable stream into its buffer, so a child that writes a lot
+//! before it reads can never deadlock the conversation. Nothing here knows
+//! how the descriptors were made: pipes, a pty and FIFOs all work.
+
+pub(crate) mod buffer;
+pub(crate) mod pattern;
+mod pty;
+mod transcript;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use nix::poll::PollFlags;
+
+use crate::sys;
+use buffer::LineBuffer;
+pub(crate) use transcript::{Direction, Transcript};
+
+/// A readable stream from the child and what has arrived on it.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    fd: OwnedFd,
+    pub(crate) buf: LineBuffer,
+    pub(crate) eof: bool,
+}
+
+impl Reader {
+    pub(crate) fn new(fd: OwnedFd, max_line: usize) -> io::Result<Reader> {
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(Reader {
+            fd,
+            buf: LineBuffer::new(max_line),
+            eof: false,
+        })
+    }
+
+    /// The descriptor, for an outside `poll`.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// One `read(2)`: returns the number of bytes added (0 at end-of-file,
+    /// or when nothing was there after all).
+    fn read_once(&mut self) -> io::Result<usize> {
+        match self.buf.read_from(self.fd.as_fd()) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(0)
+            }
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The writable stream to the child.
+#[derive(Debug)]
+pub(crate) struct Input {
+    fd: OwnedFd,
+    /// Set when the stream is a pty master: writes go through the terminal
+    /// encoder (see `pty`).
+    pty: Option<pty::Encoder>,
+}
+
+impl Input {
+    pub(crate) fn pipe(fd: OwnedFd) -> io::Result<Input> {
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(Input { fd, pty: None })
+    }
+
+    /// The descriptor, for an outside `poll`.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// True when this is a pty master.
+    pub(crate) fn is_pty(&self) -> bool {
+        self.pty.is_some()
+    }
+
+    pub(crate) fn pty(master: OwnedFd) -> io::Result<Input> {
+        sys::set_nonblocking(master.as_fd())?;
+        Ok(Input {
+            fd: master,
+            pty: Some(pty::Encoder::default()),
+        })
+    }
+}
+
+/// Which of the child's output streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Which {
+    Stdout,
+    Stderr,
+}
+
+/// How a write ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    All,
+    /// The deadline passed with this many bytes written.
+    TimedOut(usize),
+}
+
+/// The parent's ends of the child's standard streams.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    pub(crate) stdin: Option<Input>,
+    pub(crate) stdout: Option<Reader>,
+    pub(crate) stderr: Option<Reader>,
+    pub(crate) transcript: Option<Transcript>,
+}
+
+impl Streams {
+    pub(crate) fn new(
+        stdin: Option<Input>,
+        stdout: Option<Reader>,
+        stderr: Option<Reader>,
+    ) -> Streams {
+        Streams {
+            stdin,
+            stdout,
+            stderr,
+            transcript: None,
+        }
+    }
+
+    pub(crate) fn reader(&mut self, which: Which) -> Option<&mut Reader> {
+        match which {
+            Which::Stdout => self.stdout.as_mut(),
+            Which::Stderr => self.stderr.as_mut(),
+        }
+    }
+
+    /// Waits until `which` has new bytes or reaches end-of-file, draining
+    /// the other output stream meanwhile. `Ok(false)`: the deadline passed.
+    pub(crate) fn fill(&mut self, which: Which, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            match self.reader(which) {
+                None => return Ok(true),
+                Some(r) if r.eof => return Ok(true),
+                Some(_) => {}
+            }
+            let (out_ready, err_ready) = {
+                // The poll set lives on the stack: this runs once per line
+                // read, and allocating it each time showed in profiles.
+                let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
+                let mut live = readers
+                    .iter()
+                    .flatten()
+                    .filter(|r| !r.eof)
+                    .map(|r| sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
+                let first = live.next().expect("`which` is open: checked above");
+                let second = live.next();
+                let n = 1 + usize::from(second.is_some());
+                let mut fds = [first.clone(), second.unwrap_or(first)];
+                if sys::poll(&mut fds[..n], deadline)? == 0 {
+                    return Ok(false);
+                }
+                ready_flags(&fds[..n], &readers)
+            };
+            let mut progress = false;
+            if out_ready {
+                progress |= self.read_stream(Which::Stdout)? && which == Which::Stdout;
+            }
+            if err_ready {
+                progress |= self.read_stream(Which::Stderr)? && which == Which::Stderr;
+            }
+            if progress {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads once from `which`; true when bytes arrived or end-of-file was reached.
+    fn read_stream(&mut self, which: Which) -> io::Result<bool> {
+        let Some(reader) = self.reader(which) else {
+            return Ok(false);
+        };
+        let n = reader.read_once()?;
+        let eof = reader.eof;
+        if n > 0
+            && let Some(t) = self.transcript.as_mut()
+        {
+            let reader = match which {
+                Which::Stdout => self.stdout.as_ref(),
+                Which::Stderr => self.stderr.as_ref(),
+            };
+            let dir = match which {
+                Which::Stdout => Direction::Stdout,
+                Which::Stderr => Direction::Stderr,
+            };
+            t.record(dir, reader.expect("reader").buf.last(n));
+        }
+        Ok(n > 0 || eof)
+    }
+
+    /// Writes `parts` in order before `deadline`, draining the output
+    /// streams while the child's input is full.
+    pub(crate) fn write(
+        &mut self,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> io::Result<Written> {
+        let Some(input) = self.stdin.as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the child's stdin is closed or not piped",
+            ));
+        };
+        if let Some(t) = self.transcript.as_mut() {
+            t.record(Direction::Sent, &parts.concat());
+        }
+        let encoded;
+        let mut one = [&[][..]; 1];
+        let parts: &[&[u8]] = match input.pty.as_mut() {
+            Some(encoder) => {
+                encoded = encoder.encode(input.fd.as_fd(), parts);
+                one[0] = &encoded;
+                &one
+            }
+            None => parts,
+        };
+        self.write_raw(parts, deadline)
+    }
+
+    fn write_raw(&mut self, parts: &[&[u8]], deadline: Option<Instant>) -> io::Result<Written> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut written = 0;
+        while written < total {
+            let fd = self
+                .stdin
+                .as_ref()
+                .expect("stdin checked by write")
+                .fd
+                .as_fd();
+            let attempt = match remaining(parts, written) {
+                (a, Some(b)) => sys::write2(fd, a, b),
+                (a, None) => sys::write(fd, a),
+            };
+            match attempt {
+                Ok(n) => {
+                    written += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.wait_writable(deadline)? {
+                return Ok(Written::TimedOut(written));
+            }
+        }
+        Ok(Written::All)
+    }
+
+    /// Waits for room in stdin, reading the child's output meanwhile.
+    /// `Ok(false)`: the deadline passed.
+    fn wait_writable(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            let (writable, out_ready, err_ready) = {
+                let stdin = self.stdin.as_ref().expect("stdin checked by write");
+                let mut fds = vec![sys::poll_fd(stdin.fd.as_fd(), PollFlags::POLLOUT)];
+                let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
+                for r in readers.iter().flatten().filter(|r| !r.eof) {
+                    fds.push(sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
+                }
+                if sys::poll(&mut fds, deadline)? == 0 {
+                    return Ok(false);
+                }
+                let writable = fds[0].any().unwrap_or(true);
+                let (o, e) = ready_flags(&fds[1..], &readers);
+                (writable, o, e)
+            };
+            if out_ready {
+                self.read_stream(Which::Stdout)?;
+            }
+            if err_ready {
+                self.read_stream(Which::Stderr)?;
+            }
+            if writable {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads whatever arrives on any output stream until `deadline`, or until
+    /// `exit_fd` (a pidfd) becomes readable. `Ok(false)`: the deadline passed.
+    pub(crate) fn drain(
+        &mut self,
+        deadline: Option<Instant>,
+        exit_fd: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        let (out_ready, err_ready) = {
+            let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
+            let mut fds = Vec::with_capacity(3);
+            for r in readers.iter().flatten().filter(|r| !r.eof) {
+                fds.push(sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
+            }
+            let n_readers = fds.len();
+            if let Some(fd) = exit_fd {
+                fds.push(sys::poll_fd(fd, PollFlags::POLLIN));
+            }
+            if fds.is_empty() {
+                return Ok(true);
+            }
+            if sys::poll(&mut fds, deadline)? == 0 {
+                return Ok(false);
+            }
+            ready_flags(&fds[..n_readers], &readers)
+        };
+        if out_ready {
+            self.read_stream(Which::Stdout)?;
+        }
+        if err_ready {
+            self.read_stream(Which::Stderr)?;
+        }
+        Ok(true)
+    }
+
+    /// True when every output stream has reached end-of-file (or is not piped).
+    pub(crate) fn all_eof(&self) -> bool {
+        [self.stdout.as_ref(), self.stderr.as_ref()]
+            .iter()
+            .flatten()
+            .all(|r| r.eof)
+    }
+
+    /// Closes every descriptor to the child.
+    pub(crate) fn close_all(&mut self) {
+        self.stdin = None;
+        self.stdout = None;
+        self.stderr = None;
+    }
+
+    /// Closes the child's stdin so it reads end-of-file. On a pty this sends
+    /// the terminal's end-of-file character (twice after a partial line).
+    pub(crate) fn close_stdin(&mut self, deadline: Option<Instant>) -> io::Result<Written> {
+        let Some(input) = self.stdin.as_mut() else {
+            return Ok(Written::All);
+        };
+        if let Some(encoder) = input.pty.as_mut() {
+            let eof = encoder.end_of_file(input.fd.as_fd());
+            let outcome = self.write_raw(&[&eof], deadline)?;
+            if outcome != Written::All {
+                return Ok(outcome);
+            }
+        }
+        if let Some(t) = self.transcript.as_mut() {
+            t.record_event("stdin closed");
+        }
+        self.stdin = None;
+        Ok(Written::All)
+    }
+}
+
+/// Which readers are ready, given poll results in the order the readers
+/// were listed (skipping absent and finished ones).
+fn ready_flags(fds: &[nix::poll::PollFd<'_>], readers: &[Option<&Reader>; 2]) -> (bool, bool) {
+    let mut flags = [false, false];
+    let mut i = 0;
+    for (slot, r) in readers.iter().enumerate() {
+        if let Some(r) = r
+            && !r.eof
+        {
+            flags[slot] = fds[i].any().unwrap_or(true);
+            i += 1;
+        }
+    }
+    (flags[0], flags[1])
+}
+
+/// The unwritten rest of `parts` after `written` bytes, as at most two slices.
+fn remaining<'a>(parts: &[&'a [u8]], mut written: usize) -> (&'a [u8], Option<&'a [u8]>) {
+    let mut i = 0;
+    while i < parts.len() && written >= parts[i].len() {
+        written -= parts[i].len();
+        i += 1;
+    }
+    match parts.get(i) {
+        Some(part) => (&part[written..], parts.get(i + 1).copied()),
+        None => (&[], None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_skips_written_bytes_across_parts() {
+        let parts: [&[u8]; 2] = [b"abc", b"\n"];
+        assert_eq!(remaining(&parts, 0), (&b"abc"[..], Some(&b"\n"[..])));
+        assert_eq!(remaining(&parts, 2), (&b"c"[..], Some(&b"\n"[..])));
+        assert_eq!(remaining(&parts, 3), (&b"\n"[..], None));
+    }
+}

@@ -1,0 +1,287 @@
+//! Process creation and the child's path from creation to `execve`.
+//!
+//! # Why this code is so restricted
+//!
+//! The child runs either in a copy of a possibly multi-threaded parent
+//! (`fork`) or *inside the parent's memory* while the parent thread waits
+//! (`clone(CLONE_VM | CLONE_VFORK)`). In both cases another thread may have
+//! held the allocator's lock, the logger's lock or any other lock at the
+//! moment of creation, and in the vfork case every write lands in the
+//! parent's memory. So between creation and `execve` the child:
+//!
+//! - calls only async-signal-safe functions (`sigaction`, `sigprocmask`,
+//!   `fcntl`, `dup2`, `close_range`/`close`, `setsid`, `setpgid`, `ioctl`,
+//!   `chdir`, `execve`, `write`, `_exit`);
+//! - allocates nothing, formats nothing, logs nothing, panics never, and
+//!   never returns into caller code: it execs or `_exit`s;
+//! - reads only the [`ChildPlan`] that the parent prepared before creation.
+//!
+//! A failure is reported to the parent as an 8-byte frame on a close-on-exec
+//! pipe (`errno`, step, candidate index); end-of-file on that pipe means the
+//! exec succeeded.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use nix::libc::{self, c_char, c_int, c_void};
+
+/// How many descriptors the child can be given (0, 1, 2 and passed ones).
+pub(crate) const MAX_MOVES: usize = 8;
+
+/// What the child does, as plain integers and pointers into memory the
+/// parent owns for the whole creation. `Copy`, so nothing is dropped in the
+/// child.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChildPlan {
+    /// Null-terminated array of program paths to try in order (PATH search).
+    pub candidates: *const *const c_char,
+    pub argv: *const *const c_char,
+    pub envp: *const *const c_char,
+    /// Directory to change to, or null.
+    pub cwd: *const c_char,
+    /// `(source, target)` descriptor moves; the first `n_moves` are valid.
+    pub moves: [(RawFd, RawFd); MAX_MOVES],
+    pub n_moves: usize,
+    /// The lowest descriptor that is not a target: everything from here on
+    /// is closed, except the error pipe.
+    pub first_free: RawFd,
+    pub err_fd: RawFd,
+    /// Upper bound for the close loop when `close_range` is unavailable.
+    pub max_fds: RawFd,
+    /// Start a new session (implies a new process group).
+    pub setsid: bool,
+    /// After `setsid`, make descriptor 0 the controlling terminal.
+    pub controlling_tty: bool,
+    /// Start a new process group.
+    pub process_group: bool,
+}
+
+/// The steps the child reports, by number, in its error frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub(crate) enum Step {
+    Fds = 1,
+    Session = 2,
+    Chdir = 3,
+    Exec = 4,
+    Signals = 5,
+}
+
+impl Step {
+    pub(crate) fn from_code(code: u16) -> Option<Step> {
+        Some(match code {
+            1 => Step::Fds,
+            2 => Step::Session,
+            3 => Step::Chdir,
+            4 => Step::Exec,
+            5 => Step::Signals,
+            _ => return None,
+        })
+    }
+}
+
+/// How to create the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// `clone(CLONE_VM | CLONE_VFORK)`: no page tables are copied, so the
+    /// cost does not grow with the parent's memory.
+    Vfork,
+    /// Classic `fork`.
+    Fork,
+}
+
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Signals are numbered 1 to 64 on Linux.
+const NSIG: c_int = 65;
+
+/// Creates the child, which runs `plan` and execs. Returns its pid. All
+/// signals are blocked in the calling thread while the child is created, so
+/// no parent handler runs in the child; the child resets dispositions and
+/// unblocks before it execs.
+pub(crate) fn create(plan: &ChildPlan, method: Method) -> io::Result<libc::pid_t> {
+    // Allocated before creation: the child runs on it in the vfork case.
+    let mut stack = vec![0u8; CHILD_STACK];
+    let old = crate::sys::block_all_signals()?;
+    let pid = match method {
+        Method::Vfork => {
+            // The stack grows down; keep the top 16-byte aligned.
+            let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+            // SAFETY: `child_entry` only performs the async-signal-safe steps
+            // described above on `plan`, which outlives the call because
+            // CLONE_VFORK suspends this thread until the child execs or exits;
+            // the stack is ours and unused by anyone else.
+            unsafe {
+                libc::clone(
+                    child_entry,
+                    top as *mut c_void,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                    plan as *const ChildPlan as *mut c_void,
+                )
+            }
+        }
+        // SAFETY: in the child we call only `run`, which never returns and
+        // is async-signal-safe.
+        Method::Fork => match unsafe { libc::fork() } {
+            0 => unsafe { run(plan) },
+            pid => pid,
+        },
+    };
+    let err = io::Error::last_os_error();
+    crate::sys::restore_signals(&old);
+    drop(stack);
+    if pid < 0 { Err(err) } else { Ok(pid) }
+}
+
+extern "C" fn child_entry(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `&ChildPlan` passed by `create`, alive while the
+    // parent thread is suspended.
+    unsafe { run(&*(arg as *const ChildPlan)) }
+}
+
+/// The child's whole life before exec.
+///
+/// # Safety
+/// Must only be called in a freshly created child, with a plan whose
+/// pointers are valid. Never returns.
+unsafe fn run(plan: &ChildPlan) -> ! {
+    // SAFETY (whole function): only async-signal-safe libc calls on the
+    // plan's plain data; every path ends in execve or _exit.
+    unsafe {
+        // 1. Signals: handlers of the parent must never run here; SIGPIPE
+        //    goes back to its default (Rust ignores it, and an ignored
+        //    disposition would survive exec); then unblock everything.
+        for sig in 1..NSIG {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+            if handled || sig == libc::SIGPIPE {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(plan.err_fd, Step::Signals, 0);
+        }
+
+        // 2. Descriptors. First lift the error pipe and every source above
+        //    all targets, so that no dup2 below clobbers a source that is
+        //    still needed (a source may itself be 0, 1 or 2).
+        let err_fd = libc::fcntl(plan.err_fd, libc::F_DUPFD_CLOEXEC, plan.first_free);
+        if err_fd < 0 {
+            fail(plan.err_fd, Step::Fds, 0);
+        }
+        let mut lifted = [0 as RawFd; MAX_MOVES];
+        // `take`, not a slice: no bounds check, so no panic path in the child.
+        let moves = || plan.moves.iter().take(plan.n_moves);
+        for (lifted, &(source, _)) in lifted.iter_mut().zip(moves()) {
+            *lifted = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, plan.first_free);
+            if *lifted < 0 {
+                fail(err_fd, Step::Fds, 0);
+            }
+        }
+        for (&lifted, &(_, target)) in lifted.iter().zip(moves()) {
+            // dup2 clears close-on-exec on the target.
+            if libc::dup2(lifted, target) < 0 {
+                fail(err_fd, Step::Fds, 0);
+            }
+        }
+        close_from(plan.first_free, err_fd, plan.max_fds);
+
+        // 3. Session or process group.
+        if plan.setsid {
+            if libc::setsid() < 0 {
+                fail(err_fd, Step::Session, 0);
+            }
+            if plan.controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                fail(err_fd, Step::Session, 0);
+            }
+        } else if plan.process_group && libc::setpgid(0, 0) < 0 {
+            fail(err_fd, Step::Session, 0);
+        }
+
+        // 4. Directory.
+        if !plan.cwd.is_null() && libc::chdir(plan.cwd) < 0 {
+            fail(err_fd, Step::Chdir, 0);
+        }
+
+        // 5. Exec: try each candidate like execvp does. Remember the first
+        //    "permission denied" (a better report than a later "not found").
+        let mut denied: Option<u16> = None;
+        let mut last = (libc::ENOENT, 0u16);
+        let mut i = 0;
+        loop {
+            let path = *plan.candidates.add(i);
+            if path.is_null() {
+                break;
+            }
+            libc::execve(path, plan.argv, plan.envp);
+            let errno = *libc::__errno_location();
+            last = (errno, i as u16);
+            if errno == libc::EACCES && denied.is_none() {
+                denied = Some(i as u16);
+            }
+            if !matches!(errno, libc::ENOENT | libc::ENOTDIR | libc::EACCES) {
+                break;
+            }
+            i += 1;
+        }
+        let (errno, index) = match denied {
+            Some(index) if last.0 != libc::ENOEXEC => (libc::EACCES, index),
+            _ => last,
+        };
+        *libc::__errno_location() = errno;
+        fail(err_fd, Step::Exec, index)
+    }
+}
+
+/// Closes every descriptor from `first` up, except `keep`.
+///
+/// # Safety
+/// Async-signal-safe; only for the child.
+unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd) {
+    // SAFETY: close_range and close on integer descriptors.
+    unsafe {
+        let ranges = [(first, keep - 1), (keep + 1, RawFd::MAX)];
+        for (lo, hi) in ranges {
+            if lo > hi {
+                continue;
+            }
+            if libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
+                for fd in lo..hi.min(max_fds.max(keep + 1)) {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+}
+
+/// Reports `errno` and `step` on the error pipe and exits.
+///
+/// # Safety
+/// Async-signal-safe; only for the child.
+unsafe fn fail(err_fd: RawFd, step: Step, index: u16) -> ! {
+    // SAFETY: write and _exit are async-signal-safe; the frame is on the stack.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let mut frame = [0u8; 8];
+        frame[..4].copy_from_slice(&errno.to_ne_bytes());
+        frame[4..6].copy_from_slice(&(step as u16).to_ne_bytes());
+        frame[6..].copy_from_slice(&index.to_ne_bytes());
+        libc::write(err_fd, frame.as_ptr() as *const c_void, frame.len());
+        libc::_exit(127)
+    }
+}
+
+/// Decodes the child's error frame: `(errno, step, candidate index)`.
+pub(crate) fn decode_failure(frame: &[u8; 8]) -> (i32, Option<Step>, usize) {
+    let errno = i32::from_ne_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let step = Step::from_code(u16::from_ne_bytes([frame[4], frame[5]]));
+    let index = u16::from_ne_bytes([frame[6], frame[7]]) as usize;
+    (errno, step, index)
+}

@@ -1,0 +1,471 @@
+//! The spawn engine: turns a [`Command`] into a running [`Child`].
+//!
+//! Everything the child needs is prepared here, in the parent, before the
+//! process exists: C strings for argv and envp, the program's candidate
+//! paths from the `PATH` search, the descriptor plan. The child itself
+//! (`after_fork`) only executes that plan.
+
+pub(crate) mod after_fork;
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::ptr;
+
+use nix::libc::c_char;
+use nix::sys::termios;
+use nix::unistd::Pid;
+
+use crate::child::Child;
+use crate::command::{Command, StdioKind};
+use crate::conversation::{Input, Reader, Streams};
+use crate::error::SpawnFailure;
+use crate::process::Process;
+use crate::{Result, sys};
+use after_fork::{ChildPlan, MAX_MOVES, Method, Step};
+
+/// An array of C strings and the null-terminated pointer array over them.
+struct CStrings {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl CStrings {
+    fn new(owned: Vec<CString>) -> CStrings {
+        let mut ptrs: Vec<*const c_char> = owned.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(ptr::null());
+        CStrings {
+            _owned: owned,
+            ptrs,
+        }
+    }
+}
+
+fn cstring(bytes: &[u8], step: &'static str) -> Result<CString, SpawnFailure> {
+    CString::new(bytes).map_err(|_| SpawnFailure {
+        step,
+        path: Some(String::from_utf8_lossy(bytes).replace('\0', "\\0")),
+        os: io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
+    })
+}
+
+/// The child's environment as `KEY=value` strings, and its `PATH`.
+fn environment(cmd: &Command) -> Result<(Vec<CString>, Option<OsString>), SpawnFailure> {
+    let mut vars: Vec<(OsString, OsString)> = if cmd.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (key, value) in &cmd.env {
+        vars.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            if key.is_empty() || key.as_bytes().contains(&b'=') {
+                return Err(SpawnFailure {
+                    step: "environment",
+                    path: Some(key.to_string_lossy().into_owned()),
+                    os: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a variable name cannot be empty or contain '='",
+                    ),
+                });
+            }
+            vars.push((key.clone(), value.clone()));
+        }
+    }
+    let path = vars
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    let strings = vars
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstring(&kv, "environment")
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((strings, path))
+}
+
+/// The paths `execve` will try, in order, like `execvp`: the program itself
+/// when it contains a `/`, else each `PATH` entry that holds a file of that
+/// name. Finding none is reported here, before any process is created.
+fn candidates(program: &OsStr, path: Option<&OsStr>) -> Result<Vec<CString>, SpawnFailure> {
+    let bytes = program.as_bytes();
+    if bytes.is_empty() {
+        return Err(SpawnFailure {
+            step: "exec",
+            path: Some(String::new()),
+            os: io::Error::from_raw_os_error(nix::libc::ENOENT),
+        });
+    }
+    if bytes.contains(&b'/') {
+        return Ok(vec![cstring(bytes, "exec")?]);
+    }
+    let default_path = OsStr::new("/usr/local/bin:/usr/bin:/bin");
+    let search = path.unwrap_or(default_path);
+    let mut found = Vec::new();
+    for dir in search.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+        let full = Path::new(OsStr::from_bytes(dir)).join(program);
+        if full.is_file() {
+            found.push(cstring(full.as_os_str().as_bytes(), "exec")?);
+        }
+    }
+    if found.is_empty() {
+        return Err(SpawnFailure {
+            step: "search PATH for",
+            path: Some(program.to_string_lossy().into_owned()),
+            os: io::Error::from_raw_os_error(nix::libc::ENOENT),
+        });
+    }
+    Ok(found)
+}
+
+/// The descriptors of one spawn: what the child gets, what the parent keeps.
+#[derive(Default)]
+struct Plumbing {
+    /// Descriptors the child receives, by target number.
+    child_ends: Vec<(RawFd, OwnedFd)>,
+    parent_stdin: Option<OwnedFd>,
+    parent_stdout: Option<OwnedFd>,
+    parent_stderr: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+    channel: Option<OwnedFd>,
+}
+
+fn plumb(cmd: &Command) -> io::Result<Plumbing> {
+    let mut p = Plumbing::default();
+    let pty = cmd.pty || cmd.pty_stdout;
+    let mut slave: Option<OwnedFd> = None;
+    if pty {
+        let (master, s) = sys::open_pty()?;
+        configure_pty(&s, cmd)?;
+        p.pty_master = Some(master);
+        slave = Some(s);
+    }
+    let dup_slave = |slave: &Option<OwnedFd>| -> io::Result<OwnedFd> {
+        sys::dup(slave.as_ref().expect("pty slave").as_fd())
+    };
+
+    // stdin
+    if cmd.pty {
+        p.child_ends.push((0, dup_slave(&slave)?));
+    } else {
+        match &cmd.stdin.0 {
+            StdioKind::Piped => {
+                let (r, w) = sys::pipe()?;
+                p.child_ends.push((0, r));
+                p.parent_stdin = Some(w);
+            }
+            other => push_simple(&mut p, 0, other)?,
+        }
+    }
+    // stdout
+    let mut stdout_child: Option<RawFd> = None;
+    if pty {
+        let s = dup_slave(&slave)?;
+        stdout_child = Some(s.as_raw_fd());
+        p.child_ends.push((1, s));
+    } else {
+        match &cmd.stdout.0 {
+            StdioKind::Piped => {
+                let (r, w) = sys::pipe()?;
+                stdout_child = Some(w.as_raw_fd());
+                p.child_ends.push((1, w));
+                p.parent_stdout = Some(r);
+            }
+            other => push_simple(&mut p, 1, other)?,
+        }
+    }
+    // stderr
+    if cmd.merge_stderr {
+        let target = match stdout_child {
+            Some(fd) => p
+                .child_ends
+                .iter()
+                .find(|(_, f)| f.as_raw_fd() == fd)
+                .map(|(_, f)| sys::dup(f.as_fd())),
+            None => None,
+        };
+        match target {
+            Some(fd) => p.child_ends.push((2, fd?)),
+            None => push_simple(&mut p, 2, &cmd.stdout.0)?,
+        }
+    } else {
+        match cmd.stderr.as_ref().map(|s| &s.0) {
+            None if cmd.pty => p.child_ends.push((2, dup_slave(&slave)?)),
+            None | Some(StdioKind::Inherit) => {}
+            Some(StdioKind::Piped) => {
+                let (r, w) = sys::pipe()?;
+                p.child_ends.push((2, w));
+                p.parent_stderr = Some(r);
+            }
+            Some(other) => push_simple(&mut p, 2, other)?,
+        }
+    }
+    if cmd.channel {
+        let (parent, child) = sys::socket_pair()?;
+        p.child_ends.push((3, child));
+        p.channel = Some(parent);
+    }
+    if let Some(size) = cmd.pipe_size {
+        for fd in [&p.parent_stdin, &p.parent_stdout, &p.parent_stderr]
+            .into_iter()
+            .flatten()
+        {
+            sys::set_pipe_size(fd.as_fd(), size)?;
+        }
+    }
+    Ok(p)
+}
+
+fn push_simple(p: &mut Plumbing, target: RawFd, kind: &StdioKind) -> io::Result<()> {
+    match kind {
+        StdioKind::Inherit => {}
+        StdioKind::Null => p.child_ends.push((target, sys::dev_null()?)),
+        StdioKind::Fd(fd) => p.child_ends.push((target, sys::dup(fd.as_fd())?)),
+        StdioKind::Piped => unreachable!("pipes are created by plumb"),
+    }
+    Ok(())
+}
+
+/// Terminal settings for a child's pty, applied before the child exists.
+fn configure_pty(slave: &OwnedFd, cmd: &Command) -> io::Result<()> {
+    let mut t = termios::tcgetattr(slave)?;
+    if cmd.pty_echo && cmd.pty {
+        t.local_flags.insert(termios::LocalFlags::ECHO);
+    } else {
+        t.local_flags.remove(
+            termios::LocalFlags::ECHO
+                | termios::LocalFlags::ECHOE
+                | termios::LocalFlags::ECHOK
+                | termios::LocalFlags::ECHONL,
+        );
+    }
+    if !cmd.pty {
+        // Only stdout is on the pty: bytes pass exactly as written.
+        t.output_flags.remove(termios::OutputFlags::OPOST);
+    }
+    termios::tcsetattr(slave, termios::SetArg::TCSANOW, &t)?;
+    sys::set_window_size(slave.as_fd(), cmd.pty_size.0, cmd.pty_size.1)?;
+    Ok(())
+}
+
+/// Starts `cmd`. See [`Command::spawn`].
+pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
+    let program = cmd.program_name();
+    let fail = |f: SpawnFailure| f.into_error(&program);
+    let io_fail = |step: &'static str| {
+        let program = &program;
+        move |os: io::Error| {
+            SpawnFailure {
+                step,
+                path: None,
+                os,
+            }
+            .into_error(program)
+        }
+    };
+
+    // Everything the child reads is built here, before it exists.
+    let mut argv = vec![cstring(cmd.program.as_bytes(), "argument").map_err(fail)?];
+    for arg in &cmd.args {
+        argv.push(cstring(arg.as_bytes(), "argument").map_err(fail)?);
+    }
+    let (mut env, path) = environment(cmd).map_err(fail)?;
+    if cmd.channel {
+        env.retain(|kv| !kv.as_bytes().starts_with(b"DUET_CHANNEL_FD="));
+        env.push(CString::new("DUET_CHANNEL_FD=3").expect("no NUL"));
+    }
+    let cands = candidates(&cmd.program, path.as_deref()).map_err(fail)?;
+    let cwd = match &cmd.cwd {
+        Some(dir) => Some(cstring(dir.as_os_str().as_bytes(), "chdir").map_err(fail)?),
+        None => None,
+    };
+    let argv = CStrings::new(argv);
+    let envp = CStrings::new(env);
+    let cand_ptrs = CStrings::new(cands);
+
+    let plumbing = plumb(cmd).map_err(io_fail("set up descriptors"))?;
+    let (err_read, err_write) = sys::pipe().map_err(io_fail("create error pipe"))?;
+
+    let mut moves = [(0, 0); MAX_MOVES];
+    for (i, (target, fd)) in plumbing.child_ends.iter().enumerate() {
+        moves[i] = (fd.as_raw_fd(), *target);
+    }
+    let first_free = plumbing
+        .child_ends
+        .iter()
+        .map(|(t, _)| t + 1)
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let plan = ChildPlan {
+        candidates: cand_ptrs.ptrs.as_ptr(),
+        argv: argv.ptrs.as_ptr(),
+        envp: envp.ptrs.as_ptr(),
+        cwd: cwd.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+        moves,
+        n_moves: plumbing.child_ends.len(),
+        first_free,
+        err_fd: err_write.as_raw_fd(),
+        max_fds: sys::max_fds(),
+        setsid: cmd.pty,
+        controlling_tty: cmd.pty,
+        process_group: cmd.process_group,
+    };
+    let method = if cmd.use_fork {
+        Method::Fork
+    } else {
+        Method::Vfork
+    };
+    let pid = after_fork::create(&plan, method).map_err(io_fail("create process"))?;
+    let pid = Pid::from_raw(pid);
+
+    // The child's ends belong to the child now.
+    drop(err_write);
+    let Plumbing {
+        child_ends,
+        parent_stdin,
+        parent_stdout,
+        parent_stderr,
+        pty_master,
+        channel,
+    } = plumbing;
+    drop(child_ends);
+
+    if let Some(failure) = read_failure(&err_read, cmd, &cand_ptrs) {
+        // The child has exited (it reported and called _exit): reap it.
+        let _ = sys::reap(pid, true);
+        return Err(failure.into_error(&program));
+    }
+    drop(err_read);
+
+    let group = cmd.pty || cmd.process_group;
+    let process = Process::new(pid, group).map_err(io_fail("open pidfd"))?;
+    let streams = build_streams(cmd, parent_stdin, parent_stdout, parent_stderr, pty_master)
+        .map_err(io_fail("set up descriptors"))?;
+    Ok(Child::new(
+        streams,
+        process,
+        program,
+        cmd.timeout.unwrap_or(crate::command::DEFAULT_TIMEOUT),
+        cmd.on_drop,
+        channel,
+    ))
+}
+
+/// Reads the child's error frame. `None`: the pipe closed empty, so exec
+/// succeeded.
+fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Option<SpawnFailure> {
+    let mut frame = [0u8; 8];
+    let mut got = 0;
+    while got < frame.len() {
+        match sys::read(err_read.as_fd(), &mut frame[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(_) => break,
+        }
+    }
+    if got == 0 {
+        return None;
+    }
+    let (errno, step, index) = after_fork::decode_failure(&frame);
+    let os = io::Error::from_raw_os_error(errno);
+    let candidate = |i: usize| -> Option<String> {
+        candidates
+            ._owned
+            .get(i)
+            .map(|c| c.to_string_lossy().into_owned())
+    };
+    Some(match step {
+        Some(Step::Exec) => SpawnFailure {
+            step: "exec",
+            path: candidate(index),
+            os,
+        },
+        Some(Step::Chdir) => SpawnFailure {
+            step: "chdir to",
+            path: cmd.cwd.as_ref().map(|d| d.display().to_string()),
+            os,
+        },
+        Some(Step::Session) => SpawnFailure {
+            step: if cmd.pty {
+                "start a session on the pty"
+            } else {
+                "start a process group"
+            },
+            path: None,
+            os,
+        },
+        Some(Step::Fds) => SpawnFailure {
+            step: "set up descriptors",
+            path: None,
+            os,
+        },
+        Some(Step::Signals) | None => SpawnFailure {
+            step: "reset signals",
+            path: None,
+            os,
+        },
+    })
+}
+
+fn build_streams(
+    cmd: &Command,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+) -> io::Result<Streams> {
+    let (stdin, stdout) = match pty_master {
+        Some(master) if cmd.pty => {
+            let reader = sys::dup(master.as_fd())?;
+            (
+                Some(Input::pty(master)?),
+                Some(Reader::new(reader, cmd.max_line)?),
+            )
+        }
+        Some(master) => (
+            stdin.map(Input::pipe).transpose()?,
+            Some(Reader::new(master, cmd.max_line)?),
+        ),
+        None => (
+            stdin.map(Input::pipe).transpose()?,
+            stdout.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?,
+        ),
+    };
+    let stderr = stderr.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?;
+    Ok(Streams::new(stdin, stdout, stderr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_search_lists_existing_files_in_order() {
+        let found = candidates(
+            OsStr::new("sh"),
+            Some(OsStr::new("/nonexistent:/bin:/usr/bin")),
+        )
+        .unwrap();
+        assert!(!found.is_empty());
+        assert!(found[0].to_bytes().ends_with(b"/sh"));
+        let missing =
+            candidates(OsStr::new("no-such-program-duet"), Some(OsStr::new("/bin"))).unwrap_err();
+        assert_eq!(missing.os.kind(), io::ErrorKind::NotFound);
+        assert_eq!(missing.step, "search PATH for");
+    }
+
+    #[test]
+    fn interior_nul_is_refused_before_any_process_exists() {
+        let err = cstring(b"a\0b", "argument").unwrap_err();
+        assert_eq!(err.os.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.path.as_deref(), Some("a\\0b"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Resource accounting: these tests count this process's descriptors and
+//! children, so they live in their own test binary where no other test
+//! spawns at the same time, and take a lock against each other.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Children of every thread of this process (zombies included).
+fn children() -> Vec<String> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path().join("children");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        all.extend(text.split_whitespace().map(str::to_string));
+    }
+    all.sort();
+    all
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn a_thousand_spawns_leave_descriptors_and_children_unchanged() {
+    let _serial = lock();
+    let fds = open_fds();
+    let kids = children();
+    for i in 0..1000 {
+        let mut cmd = duet::Command::new(FIXTURE);
+        cmd.arg("echo").timeout(Duration::from_secs(20));
+        match i % 4 {
+            0 => {
+                let mut child = cmd.spawn().unwrap();
+                assert_eq!(child.ask("x").unwrap(), "x");
+                child.wait().unwrap();
+            }
+            1 => {
+                cmd.stderr(duet::Stdio::piped()).use_fork(true);
+                let child = cmd.spawn().unwrap();
+                drop(child);
+            }
+            2 => {
+                let mut child = cmd.pty(true).spawn().unwrap();
+                assert_eq!(child.ask("y").unwrap(), "y");
+            }
+            _ => {
+                let err = duet::Command::new("/nonexistent/prog").spawn().unwrap_err();
+                assert!(matches!(err, duet::Error::Spawn { .. }));
+            }
+        }
+    }
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert_eq!(children(), kids, "children left behind");
+}
+
+#[test]
+fn output_and_exec_failures_leave_nothing_behind() {
+    let _serial = lock();
+    let fds = open_fds();
+    let kids = children();
+    for _ in 0..200 {
+        let out = duet::Command::new(FIXTURE)
+            .arg("exit")
+            .arg("4")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4));
+        let err = duet::Command::new(FIXTURE)
+            .current_dir("/nonexistent")
+            .spawn()
+            .unwrap_err();
+        assert!(err.to_string().contains("chdir"));
+    }
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert_eq!(children(), kids, "children left behind");
+}

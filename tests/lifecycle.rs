@@ -1,0 +1,144 @@
+//! Waiting, signalling, terminating and dropping children.
+
+use std::time::Duration;
+
+use duet::{OnDrop, Signal, Stdio};
+
+use crate::util::{alive, fixture};
+
+#[test]
+fn wait_twice_returns_the_cached_status() {
+    let mut child = fixture("exit", &["7"]).spawn().unwrap();
+    let first = child.wait().unwrap();
+    assert_eq!(first.code(), Some(7));
+    assert_eq!(child.wait().unwrap(), first);
+    assert_eq!(child.try_wait().unwrap(), Some(first));
+    assert_eq!(first.to_string(), "exited with code 7");
+}
+
+#[test]
+fn kill_after_wait_is_a_no_op() {
+    let mut child = fixture("exit", &["0"]).spawn().unwrap();
+    let status = child.wait().unwrap();
+    child.kill().unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap(), status);
+}
+
+#[test]
+fn wait_timeout_returns_none_while_running_then_the_status() {
+    let mut child = fixture("hold", &[]).spawn().unwrap();
+    assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+    child.kill().unwrap();
+    let status = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.signal(), Some(9));
+    assert_eq!(status.to_string(), "killed by signal 9 (SIGKILL)");
+}
+
+#[test]
+fn signal_death_is_reported_with_the_signal() {
+    let mut child = fixture("signal", &["15"]).spawn().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(15));
+    assert!(!status.success());
+    assert_eq!(status.code(), None);
+}
+
+#[test]
+fn terminate_stops_a_child_with_sigterm() {
+    let mut child = fixture("hold", &[]).spawn().unwrap();
+    let status = child.terminate(Duration::from_secs(20)).unwrap();
+    assert_eq!(status.signal(), Some(15));
+}
+
+#[test]
+fn terminate_escalates_to_sigkill_when_sigterm_is_ignored() {
+    let mut child = fixture("ignore-term", &[]).spawn().unwrap();
+    assert_eq!(child.read_line().unwrap(), "ready");
+    let status = child.terminate(Duration::from_millis(100)).unwrap();
+    assert_eq!(status.signal(), Some(9));
+}
+
+#[test]
+fn terminate_works_on_a_stopped_child() {
+    let mut child = fixture("hold", &[]).spawn().unwrap();
+    child.signal(Signal::SIGSTOP).unwrap();
+    let err = child
+        .read_line_timeout(Duration::from_millis(20))
+        .unwrap_err();
+    assert!(err.is_timeout());
+    let status = child.terminate(Duration::from_millis(100)).unwrap();
+    assert_eq!(status.signal(), Some(9));
+}
+
+#[test]
+fn process_group_kill_reaches_the_grandchild() {
+    let mut child = fixture("grandchild", &[])
+        .process_group(true)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let grandchild: u32 = child.read_line().unwrap().parse().unwrap();
+    assert!(alive(grandchild));
+    // The fixture exits after printing; the grandchild holds on.
+    child.terminate(Duration::from_secs(20)).unwrap();
+    // The grandchild held our stdout pipe: end-of-file means it is gone.
+    let err = child
+        .read_line_timeout(Duration::from_secs(20))
+        .unwrap_err();
+    assert!(
+        err.is_eof(),
+        "grandchild {grandchild} survived the group kill: {err}"
+    );
+}
+
+#[test]
+fn drop_terminates_and_reaps_a_running_child() {
+    let child = fixture("ignore-term", &[])
+        .on_drop(OnDrop::Terminate(Duration::from_millis(50)))
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    drop(child);
+    assert!(!alive(pid), "pid {pid} still exists after drop");
+}
+
+#[test]
+fn drop_with_wait_policy_lets_the_child_finish_on_eof() {
+    let child = fixture("echo", &[]).on_drop(OnDrop::Wait).spawn().unwrap();
+    let pid = child.id();
+    drop(child);
+    assert!(!alive(pid));
+}
+
+#[test]
+fn drop_with_detach_leaves_the_child_running() {
+    let child = fixture("hold", &[])
+        .stdin(Stdio::null())
+        .on_drop(OnDrop::Detach)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    drop(child);
+    assert!(alive(pid));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None).unwrap();
+}
+
+#[test]
+fn wait_drains_output_so_a_chatty_child_cannot_block_it() {
+    let mut child = fixture("flood", &["100000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        child
+            .read_line()
+            .unwrap()
+            .starts_with("flood line 00000000")
+    );
+}

@@ -1,0 +1,19 @@
+//! Shared helpers for the integration tests.
+
+use std::time::Duration;
+
+/// The fixture program built with this package.
+pub const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
+
+/// A command running the fixture in `mode` with `args`, and a timeout long
+/// enough for a loaded CI machine (tests never assert on durations).
+pub fn fixture(mode: &str, args: &[&str]) -> duet::Command {
+    let mut cmd = duet::Command::new(FIXTURE);
+    cmd.arg(mode).args(args).timeout(Duration::from_secs(20));
+    cmd
+}
+
+/// True while a process with this pid exists (zombie or not).
+pub fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
