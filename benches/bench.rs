@@ -24,6 +24,7 @@
 //! that is missing it is looked up next to the bench executable's
 //! directory (`target/release/deps/bench-*` → `target/release/duet-fixture`).
 
+mod channel;
 mod cli;
 mod harness;
 
@@ -96,10 +97,6 @@ fn main() {
     }
     drop(small);
 
-    // CHANNEL BENCH: when benches/channel.rs exists (the message channel's
-    // benchmark, `pub fn run()`), the lead adds `mod channel;` at the top of
-    // this file and calls `channel::run();` here.
-
     println!("{}", harness::table(&table));
     println!(
         "Times are medians per operation, rates medians of 50 MB samples; spread is \
@@ -108,6 +105,10 @@ fn main() {
          time ÷ the reference's time in the same round (rate ÷ rate for rates), \
          so load that changes between rounds cancels out."
     );
+    if wanted("channel") {
+        println!();
+        channel::run();
+    }
 }
 
 // ---- 1. spawn + wait -------------------------------------------------------

@@ -80,6 +80,26 @@ impl Child {
         }
     }
 
+    /// Takes the parent's end of the channel given to the child with
+    /// [`Command::channel`](crate::Command::channel); `None` without one or
+    /// when taken already.
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("python3")
+    ///     .args(["-c", "import os, multiprocessing.connection as mc\n\
+    ///         c = mc.Connection(int(os.environ['DUET_CHANNEL_FD']))\n\
+    ///         c.send_bytes(c.recv_bytes().upper())"])
+    ///     .channel()
+    ///     .spawn()?;
+    /// let mut conn = child.take_channel().expect("a channel was asked for");
+    /// conn.send_bytes(b"hello")?;
+    /// assert_eq!(conn.recv_bytes()?, b"HELLO");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn take_channel(&mut self) -> Option<crate::channel::Connection> {
+        self.channel.take().map(crate::channel::Connection::from)
+    }
+
     /// The child's process id.
     pub fn id(&self) -> u32 {
         self.process.id()
@@ -214,23 +234,41 @@ impl Child {
     /// `Error::Io` with `BrokenPipe` when the child is gone or its stdin is
     /// closed; `Error::Timeout` when it does not read its input in time.
     pub fn send(&mut self, text: &str) -> Result<()> {
-        self.send_parts(&[text.as_bytes()])
+        self.send_parts(&[text.as_bytes()], false)
     }
 
     /// Sends `line` followed by `\n`, in one write.
     pub fn send_line(&mut self, line: &str) -> Result<()> {
-        self.send_parts(&[line.as_bytes(), b"\n"])
+        self.send_parts(&[line.as_bytes(), b"\n"], false)
     }
 
     /// Sends raw bytes.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.send_parts(&[bytes])
+        self.send_parts(&[bytes], false)
     }
 
-    fn send_parts(&mut self, parts: &[&[u8]]) -> Result<()> {
+    /// Sends `text` as it is, like [`send`](Self::send), but a transcript
+    /// records only that a secret of that many bytes was sent (for
+    /// passwords and tokens). Add `\n` to send it as a line.
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("cat").spawn()?;
+    /// child.set_transcript(std::io::sink());
+    /// child.send_secret("hunter2\n")?;
+    /// assert_eq!(child.read_line()?, "hunter2");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn send_secret(&mut self, text: &str) -> Result<()> {
+        self.send_parts(&[text.as_bytes()], true)
+    }
+
+    fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
         let start = Instant::now();
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        match self.streams.write(parts, self.deadline(self.timeout))? {
+        match self
+            .streams
+            .write(parts, self.deadline(self.timeout), secret)?
+        {
             Written::All => Ok(()),
             Written::TimedOut(n) => Err(self.timeout_error(
                 Which::Stdout,
@@ -484,7 +522,7 @@ impl Child {
         let start = Instant::now();
         let deadline = timeout.and_then(sys::deadline_after);
         if !input.is_empty() {
-            match self.streams.write(&[input], deadline) {
+            match self.streams.write(&[input], deadline, false) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
                     return Err(self.timeout_error(
@@ -564,7 +602,11 @@ impl Child {
             .unwrap_or_default()
     }
 
-    fn timeout_error(&self, which: Which, start: Instant, expected: String) -> Error {
+    /// A timeout error. When the child has exited meanwhile, the error says
+    /// so: a descendant holds its output open (the hang of tokio#2363 and
+    /// Python's subprocess), and waiting longer would not help.
+    fn timeout_error(&mut self, which: Which, start: Instant, expected: String) -> Error {
+        let status = self.process.try_wait().ok().flatten();
         let pending = match which {
             Which::Stdout => self.streams.stdout.as_ref(),
             Which::Stderr => self.streams.stderr.as_ref(),
@@ -576,6 +618,7 @@ impl Child {
             expected,
             partial: pending,
             stderr: self.stderr_tail(),
+            status,
         }
     }
 

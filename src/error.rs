@@ -40,6 +40,9 @@ pub enum Error {
         partial: String,
         /// The last lines the child wrote to a piped stderr, if any.
         stderr: String,
+        /// Set when the child had already exited: its output was still open,
+        /// held by a descendant that inherited it.
+        status: Option<ExitStatus>,
     },
     /// The child closed its output before the expected data arrived.
     Eof {
@@ -96,10 +99,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The exit status of the child, when the error happened after it exited.
+    /// The exit status of the child, when the error happened after it exited
+    /// ([`Error::Eof`], or [`Error::Timeout`] while a descendant held the
+    /// output open).
     pub fn status(&self) -> Option<ExitStatus> {
         match self {
-            Error::Eof { status, .. } => *status,
+            Error::Eof { status, .. } | Error::Timeout { status, .. } => *status,
             _ => None,
         }
     }
@@ -124,12 +129,19 @@ impl fmt::Display for Error {
                 expected,
                 partial,
                 stderr,
+                status,
             } => {
                 write!(f, "timed out after {waited:?} waiting for {expected}; ")?;
                 if partial.is_empty() {
                     write!(f, "nothing arrived")?;
                 } else {
                     write!(f, "received {partial:?}")?;
+                }
+                if let Some(status) = status {
+                    write!(
+                        f,
+                        "; the child {status} but its output is still open (held by a process it started)"
+                    )?;
                 }
                 write_stderr_tail(f, stderr)
             }

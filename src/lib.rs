@@ -66,7 +66,6 @@
 //! never inherits another's pipes.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 
-pub mod channel;
 mod child;
 mod command;
 mod conversation;
@@ -91,5 +90,6 @@ pub fn terminal_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
     sys::window_size(fd).ok()
 }
 
+pub mod channel;
 pub mod fifo;
 pub mod supervise;

@@ -305,6 +305,24 @@ pub fn forward(pid: u32, sig: Signal, group: bool) -> Result<()> {
     }
 }
 
+/// Waits up to `timeout` until the process `pid` — any process, not only a
+/// child — has exited. `Ok(true)` once it has (or no longer exists),
+/// `Ok(false)` when it still runs at the deadline. Uses a pidfd, so it
+/// neither polls nor reaps.
+///
+/// # Errors
+///
+/// An OS error other than `ESRCH`, such as a kernel without pidfds.
+pub fn wait_for_exit(pid: u32, timeout: Duration) -> Result<bool> {
+    let pidfd = match crate::sys::pidfd_open(Pid::from_raw(pid as i32)) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(true),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let mut fds = [crate::sys::poll_fd(pidfd.as_fd(), PollFlags::POLLIN)];
+    Ok(crate::sys::poll(&mut fds, crate::sys::deadline_after(timeout))? > 0)
+}
+
 /// Makes this process a subreaper (Linux): orphaned descendants are
 /// re-parented to it instead of to init, so it can reap them.
 ///

@@ -1207,3 +1207,87 @@ fn run_group_gives_prog_the_terminal() {
     duet.expect(duet::Pattern::exact("got hi")).unwrap();
     assert_eq!(duet.wait().unwrap().code(), Some(0));
 }
+
+// ---- faults and hostile input --------------------------------------------------
+
+#[test]
+fn serve_stops_prog_and_ends_when_its_dir_is_deleted() {
+    let dir = unique_path("deleted");
+    let d = dir.to_str().unwrap().to_string();
+    let mut serve = start(&["serve", &d, "--", FIXTURE, "calc"]);
+    read_until(&mut serve, |l| l == d);
+    let child = served_child(&dir);
+    duet(&["ask", &d, "1 + 1"])
+        .expect_code(0)
+        .expect_stdout("2\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (code, rest) = finish(serve);
+    assert_eq!(code, Some(125), "output {rest:?}");
+    assert!(rest.contains("removed"), "says why: {rest:?}");
+    assert!(!alive(child), "PROG stopped");
+}
+
+#[test]
+fn serve_refuses_a_dir_owned_by_another_user() {
+    // As root, a fresh directory given to `nobody`; otherwise `/`, which
+    // belongs to root. Either way the owner is not the user running duet.
+    let foreign = if nix::unistd::geteuid().is_root() {
+        let dir = unique_path("foreign");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        dir
+    } else {
+        PathBuf::from("/")
+    };
+    duet(&["serve", foreign.to_str().unwrap(), "--", "cat"])
+        .expect_code(125)
+        .expect_stderr_has("owned by");
+    assert!(!foreign.join("in").exists(), "nothing was created");
+    if foreign != Path::new("/") {
+        std::fs::remove_dir(&foreign).unwrap();
+    }
+}
+
+#[test]
+fn an_unwritable_transcript_path_is_a_clear_error_before_prog_runs() {
+    let marker = unique_path("never-created");
+    let missing = "/nonexistent-duet-dir/transcript";
+    duet(&[
+        "run",
+        "--transcript",
+        missing,
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}", marker.display()),
+    ])
+    .expect_code(125)
+    .expect_stderr_has(missing);
+    assert!(!marker.exists(), "PROG did not run");
+}
+
+#[test]
+fn script_send_secret_is_sent_but_kept_out_of_the_transcript() {
+    let transcript = unique_path("secret.transcript");
+    let file = script_file(
+        "send-secret hunter2\\n\nexpect ^hunter2$\nsendline visible\nexpect ^visible$\n",
+    );
+    duet(&[
+        "script",
+        file.to_str().unwrap(),
+        "--transcript",
+        transcript.to_str().unwrap(),
+        "--",
+        FIXTURE,
+        "echo",
+    ])
+    .expect_code(0);
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let sent: Vec<&str> = text.lines().filter(|l| !l.contains(" < ")).collect();
+    assert!(!sent.iter().any(|l| l.contains("hunter2")), "{text}");
+    assert!(sent.iter().any(|l| l.contains("secret")), "{text}");
+    assert!(text.contains(r" > visible\n"), "{text}");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(&transcript).unwrap();
+}

@@ -197,6 +197,25 @@ fn child_gets_only_its_standard_descriptors() {
 }
 
 #[test]
+fn a_channel_is_the_only_extra_descriptor_the_child_gets() {
+    let mut child = fixture("fds", &[]).channel().spawn().unwrap();
+    let lines: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+    assert_eq!(lines, ["0", "1", "2", "3"]);
+    assert!(child.take_channel().is_some());
+    assert!(child.take_channel().is_none());
+}
+
+#[test]
+fn command_channel_reaches_a_rust_child_through_from_env() {
+    let mut child = fixture("channel-echo", &[]).channel().spawn().unwrap();
+    let mut conn = child.take_channel().unwrap();
+    conn.send_bytes(b"ping").unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"ping");
+    conn.close();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn spawning_from_many_threads_while_others_allocate_works() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let allocators: Vec<_> = (0..8)

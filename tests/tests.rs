@@ -7,6 +7,7 @@ mod util;
 mod channel;
 mod cli;
 mod conversation;
+mod faults;
 mod fifo;
 mod lifecycle;
 mod output;

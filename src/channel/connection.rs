@@ -300,6 +300,7 @@ impl Endpoint {
                 expected: "a message".to_string(),
                 partial: crate::text::preview(self.reader.partial()),
                 stderr: String::new(),
+                status: None,
             }),
         }
     }

@@ -8,13 +8,14 @@
 //! sendline 2+2          # TEXT and a newline
 //! expect ^4$            # a regex, searched in the output (multi-line mode)
 //! send quit\n           # TEXT as is, no newline added
+//! send-secret pw\n       # like send, but the transcript shows only its length
 //! expect-exact OK       # a literal text
 //! expect-eof            # the program closes its output
 //! exit-status 0         # the program exits with this code
 //! ```
 //!
 //! The keyword is separated from its argument by whitespace; the argument is
-//! the rest of the line, kept as written. In `send`, `sendline` and
+//! the rest of the line, kept as written. In `send`, `send-secret`, `sendline` and
 //! `expect-exact` the escapes `\n`, `\t` and `\\` are decoded (any other
 //! backslash is an error, so that a typo is not sent). An `expect` argument
 //! goes to the regex engine untouched: it reads `\n`, `\t`, `\\` and `\d`
@@ -43,6 +44,8 @@ pub enum Action {
     Send(String),
     /// Write the text and a newline.
     SendLine(String),
+    /// Write the text as is, keeping it out of the transcript.
+    SendSecret(String),
     /// Wait for output matching the regex.
     Expect(Regex),
     /// Wait for output containing the text.
@@ -109,7 +112,8 @@ pub fn parse(text: &str) -> Result<Vec<Step>, Vec<ParseError>> {
     }
 }
 
-const KEYWORDS: &str = "send, sendline, expect, expect-exact, expect-eof, timeout, exit-status";
+const KEYWORDS: &str =
+    "send, send-secret, sendline, expect, expect-exact, expect-eof, timeout, exit-status";
 
 fn parse_line(line: &str) -> Result<Action, String> {
     let (keyword, arg) = match line.find(char::is_whitespace) {
@@ -144,6 +148,10 @@ fn parse_line(line: &str) -> Result<Action, String> {
             Action::Send(unescape(arg)?)
         }
         "sendline" => Action::SendLine(unescape(arg)?),
+        "send-secret" => {
+            needs("TEXT")?;
+            Action::SendSecret(unescape(arg)?)
+        }
         "expect" => {
             needs("a REGEX")?;
             // Multi-line mode, so that `^` and `$` match at line ends in
@@ -310,6 +318,10 @@ impl Runner {
         match &step.action {
             Action::Send(text) => self.send(text.as_bytes()),
             Action::SendLine(text) => self.send(format!("{text}\n").as_bytes()),
+            Action::SendSecret(text) => self.child.send_secret(text).map_err(|e| Problem {
+                what: format!("cannot write to the program: {e}"),
+                partial: Vec::new(),
+            }),
             Action::Timeout(d) => {
                 self.timeout = *d;
                 Ok(())
@@ -446,6 +458,7 @@ fn expected(action: &Action) -> String {
         Action::ExpectEof => "the end of the output".into(),
         Action::ExitStatus(code) => format!("exit with code {code}"),
         Action::Send(text) | Action::SendLine(text) => format!("to send {text:?}"),
+        Action::SendSecret(text) => format!("to send a secret ({} bytes)", text.len()),
         Action::Timeout(_) => "nothing".into(),
     }
 }

@@ -33,6 +33,7 @@ use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
 use duet::{Child, Signal, Stdio};
 use nix::fcntl::{Flock, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use super::framing::{Collector, Framing};
 use super::served::{
@@ -232,6 +233,12 @@ struct Server {
     out_eof: bool,
     /// A stop was asked for.
     stopping: bool,
+    /// Reports DIR, or one of serve's own entries in it, being removed or
+    /// moved away: the service can no longer be reached or stopped, so it
+    /// stops PROG and ends instead of lingering as an orphan.
+    watch: Inotify,
+    /// DIR was taken away under the running service.
+    dir_lost: bool,
 }
 
 impl Server {
@@ -297,6 +304,17 @@ impl Server {
             grace: args.grace,
             group: false,
         };
+        let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| Failure::internal(format!("inotify: {e}")))?;
+        watch
+            .add_watch(
+                dir.path(),
+                AddWatchFlags::IN_DELETE_SELF
+                    | AddWatchFlags::IN_MOVE_SELF
+                    | AddWatchFlags::IN_DELETE
+                    | AddWatchFlags::IN_MOVED_FROM,
+            )
+            .map_err(|e| Failure::internal(format!("watch {}: {e}", dir.path().display())))?;
         let mut sup = Supervisor::new(policy)?;
         // serve decides how to stop (with the grace `duet stop` asked for).
         for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -337,6 +355,8 @@ impl Server {
             active: None,
             out_eof: false,
             stopping: false,
+            watch,
+            dir_lost: false,
         };
         match server.spawn() {
             Ok(child) => server.sup.start(child),
@@ -390,6 +410,18 @@ impl Server {
                 .received()
                 .iter()
                 .any(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP));
+            if !self.dir_lost && self.dir_removed() {
+                log::error!(
+                    "serve: {} was removed or moved away; stopping {}",
+                    self.dir.path().display(),
+                    self.program.name()
+                );
+                self.dir_lost = true;
+                if !self.stopping {
+                    self.stopping = true;
+                    self.sup.stop(self.grace)?;
+                }
+            }
             if asked_to_stop && !self.stopping {
                 log::info!(
                     "serve: stopping {} (grace {:?})",
@@ -421,7 +453,9 @@ impl Server {
                         );
                     }
                     log::info!("serve: {} {status}; serve ends", self.program.name());
-                    return Ok(if self.stopping {
+                    return Ok(if self.dir_lost {
+                        ExitCode::from(125)
+                    } else if self.stopping {
                         ExitCode::SUCCESS
                     } else {
                         super::exit_code(status)
@@ -429,6 +463,23 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// True when the watch reports DIR itself, or one of the entries serve
+    /// depends on, removed or moved away. Reply FIFOs come and go freely.
+    fn dir_removed(&self) -> bool {
+        let Ok(events) = self.watch.read_events() else {
+            return false;
+        };
+        events.iter().any(|e| {
+            let gone = AddWatchFlags::IN_DELETE_SELF
+                | AddWatchFlags::IN_MOVE_SELF
+                | AddWatchFlags::IN_IGNORED;
+            e.mask.intersects(gone)
+                || e.name
+                    .as_ref()
+                    .is_some_and(|n| [IN, OUT, CTL, PID, LOCK].iter().any(|ours| n == *ours))
+        })
     }
 
     /// The grace period `duet stop` asked for, if it wrote one.
@@ -671,6 +722,7 @@ impl Server {
         let mut fds = vec![
             PollFd::new(self.sup.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.watch.as_fd(), PollFlags::POLLIN),
         ];
         if self.raw_in.len() < OUT_BACKLOG {
             fds.push(PollFd::new(self.input.as_fd(), PollFlags::POLLIN));

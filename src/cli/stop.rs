@@ -70,6 +70,9 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
     drop(file);
     duet::supervise::forward(state.pid, Signal::SIGTERM, false)?;
     if served::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
+        // The lock goes with serve's descriptors, a moment before the
+        // process has finished exiting: return only once it has.
+        duet::supervise::wait_for_exit(state.pid, CLEANUP_SLACK)?;
         return Ok(ExitCode::SUCCESS);
     }
     log::warn!("serve pid {} did not stop in time; killing it", state.pid);

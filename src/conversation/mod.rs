@@ -203,11 +203,13 @@ impl Streams {
     }
 
     /// Writes `parts` in order before `deadline`, draining the output
-    /// streams while the child's input is full.
+    /// streams while the child's input is full. A `secret` write appears in
+    /// the transcript as its length only.
     pub(crate) fn write(
         &mut self,
         parts: &[&[u8]],
         deadline: Option<Instant>,
+        secret: bool,
     ) -> io::Result<Written> {
         let Some(input) = self.stdin.as_mut() else {
             return Err(io::Error::new(
@@ -216,7 +218,12 @@ impl Streams {
             ));
         };
         if let Some(t) = self.transcript.as_mut() {
-            t.record(Direction::Sent, &parts.concat());
+            if secret {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                t.record_event(&format!("sent a secret ({len} bytes, not recorded)"));
+            } else {
+                t.record(Direction::Sent, &parts.concat());
+            }
         }
         let encoded;
         let mut one = [&[][..]; 1];
