@@ -10,14 +10,12 @@
 //! every process pinned to one CPU. Each figure is the median of several
 //! runs, duet and its reference taking turns.
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Instant;
 
-use duet::channel::{self, CHANNEL_FD_ENV, Connection};
+use duet::Child;
+use duet::channel::Connection;
 
 /// The fixture: from Cargo, or next to the bench executable's directory
 /// (`target/release/deps/bench-*` → `target/release/duet-fixture`).
@@ -34,26 +32,15 @@ fn fixture() -> PathBuf {
 }
 const RUNS: usize = 11;
 
-/// Starts the fixture in `mode` with the channel's other end.
+/// Starts the fixture in `mode` with a channel (`Command::channel`).
 fn start(args: &[&str]) -> (Child, Connection) {
-    let (parent, end) = channel::pipe().expect("socketpair");
-    let end: OwnedFd = end.into_owned_fd().expect("an open end");
-    let raw = end.as_raw_fd();
-    let mut cmd = Command::new(fixture());
-    cmd.args(args).env(CHANNEL_FD_ENV, raw.to_string());
-    // SAFETY: runs between fork and exec; fcntl is async-signal-safe and
-    // does not allocate.
-    unsafe {
-        cmd.pre_exec(move || {
-            if nix::libc::fcntl(raw, nix::libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn the fixture");
-    drop(end);
-    (child, parent)
+    let mut child = duet::Command::new(fixture())
+        .args(args)
+        .channel()
+        .spawn()
+        .expect("spawn the fixture");
+    let conn = child.take_channel().expect("a channel was asked for");
+    (child, conn)
 }
 
 fn stop(mut child: Child, mut conn: Connection) {

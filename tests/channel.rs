@@ -1,17 +1,14 @@
 //! The message channel: round trips, errors, and Python interop both ways.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use duet::Error;
 use duet::channel::{self, CHANNEL_FD_ENV, Connection};
 use serde::{Deserialize, Serialize};
-
-const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 
 /// A generous bound for waits that should end at once; never asserted on.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -30,37 +27,18 @@ fn write_raw(fd: impl AsFd, mut bytes: &[u8]) {
     }
 }
 
-/// Starts `cmd` with `end` as its channel: the descriptor stays close-on-exec
-/// in this process, and only this child gets an inheritable copy.
-fn spawn_with(cmd: &mut Command, end: OwnedFd) -> std::process::Child {
-    let raw = end.as_raw_fd();
-    cmd.env(CHANNEL_FD_ENV, raw.to_string());
-    // SAFETY: the closure runs between fork and exec and only calls fcntl,
-    // which is async-signal-safe and does not allocate.
-    unsafe {
-        cmd.pre_exec(move || {
-            if nix::libc::fcntl(raw, nix::libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn");
-    drop(end);
-    child
+/// Starts the fixture in `mode` with a channel (`Command::channel`);
+/// returns the child and the parent's end.
+fn fixture(args: &[&str]) -> (duet::Child, Connection) {
+    let mut child = crate::util::fixture(args[0], &args[1..])
+        .channel()
+        .spawn()
+        .unwrap();
+    let conn = child.take_channel().expect("a channel was asked for");
+    (child, conn)
 }
 
-/// Starts the fixture in `mode` with a channel; returns the parent's end.
-fn fixture(args: &[&str]) -> (std::process::Child, Connection) {
-    let (parent, child_end) = channel::pipe().unwrap();
-    let child = spawn_with(
-        Command::new(FIXTURE).args(args),
-        child_end.into_owned_fd().unwrap(),
-    );
-    (child, parent)
-}
-
-fn finish(mut child: std::process::Child, mut conn: Connection) {
+fn finish(mut child: duet::Child, mut conn: Connection) {
     conn.close();
     let status = child.wait().unwrap();
     assert!(status.success(), "child exited with {status}");
@@ -450,18 +428,16 @@ fn from_env_rejects_a_bad_variable_and_a_descriptor_that_is_no_channel() {
         ("0", "is not a socket or a pipe"),
         ("999", "DUET_CHANNEL_FD=999"),
     ] {
-        let out = Command::new(FIXTURE)
-            .arg("channel-echo")
+        let out = crate::util::fixture("channel-echo", &[])
             .env(CHANNEL_FD_ENV, value)
-            .stdin(Stdio::null())
+            .stdin(duet::Stdio::null())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{value}: {stderr}");
         assert!(stderr.contains(needle), "{value}: {stderr}");
     }
-    let out = Command::new(FIXTURE)
-        .arg("channel-echo")
+    let out = crate::util::fixture("channel-echo", &[])
         .env_remove(CHANNEL_FD_ENV)
         .output()
         .unwrap();
@@ -470,16 +446,11 @@ fn from_env_rejects_a_bad_variable_and_a_descriptor_that_is_no_channel() {
 
 #[test]
 fn from_env_takes_the_descriptor_once_and_makes_it_close_on_exec() {
-    let (parent, child_end) = channel::pipe().unwrap();
-    let mut cmd = Command::new(FIXTURE);
-    cmd.arg("channel-env-check").stdout(Stdio::piped());
-    let child = spawn_with(&mut cmd, child_end.into_owned_fd().unwrap());
-    let out = child.wait_with_output().unwrap();
-    drop(parent);
-    assert!(out.status.success(), "{}", out.status);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("cloexec=true\n"), "{stdout}");
-    assert!(stdout.contains("was already taken"), "{stdout}");
+    let (mut child, conn) = fixture(&["channel-env-check"]);
+    assert_eq!(child.read_line().unwrap(), "cloexec=true");
+    let second = child.read_line().unwrap();
+    assert!(second.contains("was already taken"), "{second}");
+    finish(child, conn);
 }
 
 /// Runs `python3 -c script`, with `args`; returns its stdout, panicking
@@ -536,7 +507,7 @@ print("ok")
 fn python_parent_with_a_rust_child_bytes_and_json() {
     let out = python(
         PYTHON_PARENT,
-        Command::new("python3").args(["-c", PYTHON_PARENT, FIXTURE]),
+        Command::new("python3").args(["-c", PYTHON_PARENT, crate::util::FIXTURE]),
     );
     assert_eq!(out, "ok\n");
 }
@@ -567,10 +538,13 @@ print(count)
 
 #[test]
 fn rust_parent_with_a_python_child_bytes_and_json() {
-    let (mut conn, child_end) = channel::pipe().unwrap();
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", PYTHON_CHILD]).stdout(Stdio::piped());
-    let child = spawn_with(&mut cmd, child_end.into_owned_fd().unwrap());
+    let mut child = duet::Command::new("python3")
+        .args(["-c", PYTHON_CHILD])
+        .channel()
+        .timeout(Duration::from_secs(20))
+        .spawn()
+        .unwrap();
+    let mut conn = child.take_channel().unwrap();
 
     assert_eq!(conn.recv_bytes().unwrap(), b"hello from python");
     assert_eq!(conn.recv_bytes().unwrap(), vec![b'x'; 100000]);
@@ -593,14 +567,18 @@ fn rust_parent_with_a_python_child_bytes_and_json() {
     sent += 1;
     let reply: serde_json::Value = conn.recv().unwrap();
     assert_eq!(reply, serde_json::json!({"keys": ["id", "name", "tags"]}));
+    conn.send_bytes(b"json:[1, 2.5, \"three\"]").unwrap();
+    sent += 1;
+    let reply: serde_json::Value = conn.recv().unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"got": [1, 2.5, "three"], "from": "python"})
+    );
 
     conn.close();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python exited with {}", out.status);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        sent.to_string()
-    );
+    assert_eq!(child.read_line().unwrap(), sent.to_string());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "python exited with {status}");
 }
 
 #[test]

@@ -38,9 +38,11 @@
 //!
 //! # Children
 //!
-//! A child started with `Command::channel()` finds its end with
-//! [`from_env`], which reads the descriptor number from
-//! [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`). A Python child does the same with
+//! A child started with [`Command::channel`](crate::Command::channel) finds
+//! its end with [`from_env`], which reads the descriptor number from
+//! [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`); the parent takes its own end with
+//! [`Child::take_channel`](crate::Child::take_channel). A Python child
+//! opens its end with
 //! `multiprocessing.connection.Connection(int(os.environ["DUET_CHANNEL_FD"]))`.
 //! Any connected stream socket also becomes a `Connection` through
 //! `From<OwnedFd>`, and gives its descriptor back with
@@ -94,7 +96,7 @@
 //!   one thread at a time. To receive and send on different threads, give
 //!   each direction its own channel.
 //! - **Descriptors** are close-on-exec from birth; a child gets one only
-//!   through `Command::channel()`.
+//!   through [`Command::channel`](crate::Command::channel).
 
 mod connection;
 mod frame;
@@ -173,7 +175,7 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// not inherit it. It can be taken once per process.
 ///
 /// ```no_run
-/// // In a child started with `Command::channel()`:
+/// // In a child started with duet::Command::channel():
 /// let mut parent = duet::channel::from_env()?;
 /// while let Ok(msg) = parent.recv_bytes() {
 ///     parent.send_bytes(&msg)?;
