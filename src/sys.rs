@@ -351,6 +351,59 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
+/// One `readv(2)`: at most `want` bytes appended to `msg` (into its spare
+/// capacity, which need not be initialised: a large message is never
+/// zeroed first), then into `ahead`. Returns the total read.
+///
+/// # Panics
+///
+/// When `want` is more than `msg`'s spare capacity.
+pub(crate) fn read_split(
+    fd: BorrowedFd<'_>,
+    msg: &mut Vec<u8>,
+    want: usize,
+    ahead: &mut [u8],
+) -> nix::Result<usize> {
+    let spare = &mut msg.spare_capacity_mut()[..want];
+    let iov = [
+        nix::libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        },
+        nix::libc::iovec {
+            iov_base: ahead.as_mut_ptr().cast(),
+            iov_len: ahead.len(),
+        },
+    ];
+    let count = if ahead.is_empty() { 1 } else { 2 };
+    // SAFETY: each iovec describes memory this function borrows exclusively
+    // (`spare` and `ahead`) and is valid for writes of its length; the
+    // kernel writes at most that much and does not keep the pointers.
+    let n = unsafe { nix::libc::readv(fd.as_raw_fd(), iov.as_ptr(), count) };
+    let n = Errno::result(n)? as usize;
+    let into_msg = n.min(want);
+    // SAFETY: readv fills the iovecs in order, so the first `into_msg` bytes
+    // of the spare capacity were written by the kernel.
+    unsafe { msg.set_len(msg.len() + into_msg) };
+    Ok(n)
+}
+
+/// Takes ownership of a descriptor this process inherited by number (the
+/// channel's `DUET_CHANNEL_FD`). Fails with `EBADF` when it is not open.
+///
+/// The caller must take each inherited number once and only when nothing
+/// else in the process owns it: `channel::from_env` guards that.
+pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD reads a flag of a descriptor number and touches no
+    // memory; on a number that is not open it fails with EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open, and by this function's contract no
+    // other owner exists in this process.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

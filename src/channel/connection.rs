@@ -88,45 +88,8 @@ impl Source for FdSource<'_> {
 
     fn fill_split(&mut self, msg: &mut Vec<u8>, want: usize, ahead: &mut [u8]) -> Result<Fill> {
         let fd = self.fd;
-        self.read_with(|| read_split(fd, msg, want, ahead))
+        self.read_with(|| crate::sys::read_split(fd, msg, want, ahead))
     }
-}
-
-/// One `readv(2)`: at most `want` bytes appended to `msg` (into its spare
-/// capacity, which need not be initialised: a large message is never
-/// zeroed first), then into `ahead`. Returns the total read.
-///
-/// # Panics
-///
-/// When `want` is more than `msg`'s spare capacity.
-fn read_split(
-    fd: BorrowedFd<'_>,
-    msg: &mut Vec<u8>,
-    want: usize,
-    ahead: &mut [u8],
-) -> nix::Result<usize> {
-    let spare = &mut msg.spare_capacity_mut()[..want];
-    let iov = [
-        nix::libc::iovec {
-            iov_base: spare.as_mut_ptr().cast(),
-            iov_len: spare.len(),
-        },
-        nix::libc::iovec {
-            iov_base: ahead.as_mut_ptr().cast(),
-            iov_len: ahead.len(),
-        },
-    ];
-    let count = if ahead.is_empty() { 1 } else { 2 };
-    // SAFETY: each iovec describes memory this function borrows exclusively
-    // (`spare` and `ahead`) and is valid for writes of its length; the
-    // kernel writes at most that much and does not keep the pointers.
-    let n = unsafe { nix::libc::readv(fd.as_raw_fd(), iov.as_ptr(), count) };
-    let n = Errno::result(n)? as usize;
-    let into_msg = n.min(want);
-    // SAFETY: readv fills the iovecs in order, so the first `into_msg` bytes
-    // of the spare capacity were written by the kernel.
-    unsafe { msg.set_len(msg.len() + into_msg) };
-    Ok(n)
 }
 
 /// Waits until `fd` takes more bytes. Meanwhile, when `peer_writes`,

@@ -102,7 +102,7 @@ mod connection;
 mod frame;
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -207,22 +207,19 @@ pub fn from_env() -> Result<Connection> {
                 format!("{CHANNEL_FD_ENV}={value:?} is not a descriptor number"),
             )
         })?;
-    // SAFETY: F_GETFD reads a flag of a descriptor number and touches no
-    // memory; on a number that is not open it fails with EBADF.
-    if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } == -1 {
-        let e = io::Error::last_os_error();
-        return Err(invalid(e.kind(), format!("{CHANNEL_FD_ENV}={fd}: {e}")));
-    }
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(invalid(
             io::ErrorKind::AlreadyExists,
             format!("the channel in {CHANNEL_FD_ENV}={fd} was already taken"),
         ));
     }
-    // SAFETY: the descriptor is open (checked above), the parent passed it
-    // to this process for this purpose, and TAKEN makes this the only owner
-    // that duet creates.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let owned = match crate::sys::adopt_inherited_fd(fd) {
+        Ok(owned) => owned,
+        Err(e) => {
+            TAKEN.store(false, Ordering::SeqCst);
+            return Err(invalid(e.kind(), format!("{CHANNEL_FD_ENV}={fd}: {e}")));
+        }
+    };
     let kind = fstat(&owned).map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT);
     if !matches!(kind, Ok(SFlag::S_IFSOCK | SFlag::S_IFIFO)) {
         // Not ours to close: give the number back untouched.
