@@ -747,11 +747,11 @@ fn serve_daemon_is_ready_when_it_returns_and_stop_cleans_everything() {
 }
 
 #[test]
-fn twenty_concurrent_asks_each_get_their_own_answer() {
+fn twenty_concurrent_asks_each_get_their_own_answer_100_times_in_a_row() {
     let dir = unique_path("concurrent");
     serve_daemon(&dir, &[FIXTURE, "calc"]);
     let d = dir.to_str().unwrap().to_string();
-    for round in 0..3 {
+    for round in 0..100 {
         let clients: Vec<_> = (0..20)
             .map(|i| {
                 let d = d.clone();
