@@ -1291,3 +1291,23 @@ fn script_send_secret_is_sent_but_kept_out_of_the_transcript() {
     std::fs::remove_file(&file).unwrap();
     std::fs::remove_file(&transcript).unwrap();
 }
+
+#[test]
+fn arguments_reach_prog_byte_exact_through_duet_without_a_shell() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let tricky: [&[u8]; 7] = [
+        b"with space",
+        b"'single' \"double\"",
+        b"$HOME `id`",
+        b"a;b|c&d",
+        b"new\nline",
+        b"*",
+        b"\xff\xfe",
+    ];
+    let mut args: Vec<OsString> = ["run", "--", FIXTURE, "args"].map(OsString::from).to_vec();
+    args.extend(tricky.iter().map(|a| OsString::from_vec(a.to_vec())));
+    let out = duct::cmd(DUET, &args).stdout_capture().run().unwrap();
+    let expected: Vec<u8> = tricky.iter().flat_map(|a| [*a, b"\0\n"].concat()).collect();
+    assert_eq!(out.stdout, expected);
+}
