@@ -67,6 +67,8 @@ const CROWD_THREADS: usize = 16;
 const CLIENTS: usize = 50;
 /// How long the clients ask, by default.
 const SERVE_SECS: u64 = 60;
+/// The longest serve run: the fixture's safety alarm ends it after 300 s.
+const MAX_SERVE_SECS: u64 = 280;
 /// How long the signal storm lasts, by default.
 const STORM_SECS: u64 = 20;
 /// Threads running conversations during the storm (the main thread is one).
@@ -140,6 +142,13 @@ impl Config {
                 a if a.starts_with("--") => usage(a),
                 _ => config.only.push(arg),
             }
+        }
+        // PROG is the fixture, whose safety alarm ends it after 300 s.
+        if config.serve > Duration::from_secs(MAX_SERVE_SECS) {
+            usage(&format!(
+                "--serve-secs {} (at most {MAX_SERVE_SECS}: the fixture ends itself after 300 s)",
+                config.serve.as_secs()
+            ));
         }
         config
     }
