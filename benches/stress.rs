@@ -24,6 +24,9 @@
 //!    without `SA_RESTART`, so every blocking call is interrupted with
 //!    `EINTR`. No error may reach the caller and every byte is compared.
 //!
+//! It runs only when given `--bench`, as `cargo bench` does: under
+//! `cargo test --all-targets` it says so and exits at once.
+//!
 //! Arguments after `--` (or environment variables) shorten a run:
 //! case names (`cycles`, `crowd`, `serve`, `storm`) select cases;
 //! `--cycles N` (`DUET_STRESS_CYCLES`), `--serve-secs S`
@@ -75,6 +78,13 @@ const STORM_SECS: u64 = 20;
 const STORM_WORKERS: usize = 2;
 
 fn main() {
+    // `cargo test --all-targets` (and so `make test`) builds and runs every
+    // bench target in test mode, `test = false` or not, without `--bench`:
+    // minutes of load have no place there.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("stress: skipped (run it with `make stress` or `cargo bench --bench stress`)");
+        return;
+    }
     let config = Config::from_args();
     println!("{}\n", machine());
     let fixture = binary("duet-fixture", option_env!("CARGO_BIN_EXE_duet-fixture"));
