@@ -8,6 +8,10 @@
 //!    are equal before and after; resident memory (`VmRSS`) grows less than
 //!    1 MiB. RSS is measured from after a warm-up of a few hundred cycles,
 //!    so the allocator's and the kernel's first-use growth is not counted.
+//!    Then 2,800 cycles of the other set-ups and endings in turn (a pty, a
+//!    piped stderr, the message channel, a failed spawn, a child dropped
+//!    while running, kill after a timeout, `output()`), under the same
+//!    checks.
 //! 2. **crowd**: 500 children alive at once (fixture in calc mode), each
 //!    asked distinct questions and every reply checked, first all from one
 //!    thread, then split over 16 threads; all reaped afterwards. The
@@ -62,6 +66,8 @@ const CYCLES: u64 = 20_000;
 const WARM_UP: u64 = 500;
 /// Allowed RSS growth over the measured cycles.
 const RSS_LIMIT_KIB: u64 = 1024;
+/// Mixed cycles (case 1b), over all kinds.
+const MIXED: u64 = 2_800;
 /// Children alive at once (case 2).
 const CROWD: usize = 500;
 /// Threads sharing the crowd in its second run.
@@ -91,6 +97,7 @@ fn main() {
     let mut table = Table::default();
     if config.wanted("cycles") {
         cycles(&config, &fixture, &mut table);
+        mixed_cycles(&fixture, &mut table);
     }
     if config.wanted("crowd") {
         crowd(&fixture, &mut table);
@@ -459,6 +466,139 @@ fn cycles(config: &Config, fixture: &Path, table: &mut Table) {
         "< 1 MiB",
         growth < RSS_LIMIT_KIB as i64,
     );
+}
+
+/// Cycles of the other ways a child is set up or ends, in turn (case 1b):
+/// none may leave a descriptor, thread, child or memory behind either.
+fn mixed_cycles(fixture: &Path, table: &mut Table) {
+    let case = "1b. mixed cycles (pty, stderr, channel, spawn error, drop, kill, output)";
+    let kinds = MIXED_KINDS.len() as u64;
+    eprintln!("{case}: {} warm-up + {MIXED} cycles …", 20 * kinds);
+    let before = census();
+    let mut errors = Errors::default();
+    for i in 0..20 * kinds {
+        errors.note(mixed_cycle(fixture, i));
+    }
+    let rss_before = rss_kib();
+    let start = Instant::now();
+    for i in 0..MIXED {
+        errors.note(mixed_cycle(fixture, i));
+    }
+    let elapsed = start.elapsed();
+    let rss_after = rss_kib();
+    let after = census();
+    table.check(
+        case,
+        "errors (every reply checked)",
+        format!(
+            "{} in {MIXED} cycles ({:.0} cycles/s)",
+            errors.summary(),
+            MIXED as f64 / elapsed.as_secs_f64()
+        ),
+        "0",
+        errors.count == 0,
+    );
+    table.check(
+        case,
+        "descriptors, threads, children before → after",
+        format!(
+            "{}, {}, {}",
+            before_after(before.fds, after.fds),
+            before_after(before.threads, after.threads),
+            before_after(before.children.len(), after.children.len())
+        ),
+        "equal",
+        before == after,
+    );
+    let growth = rss_after as i64 - rss_before as i64;
+    table.check(
+        case,
+        &format!("RSS growth after a {}-cycle warm-up", 20 * kinds),
+        format!("{growth:+} KiB ({rss_before} → {rss_after} KiB)"),
+        "< 1 MiB",
+        growth < RSS_LIMIT_KIB as i64,
+    );
+}
+
+/// The kinds of mixed cycle, taken in turn.
+const MIXED_KINDS: [&str; 7] = [
+    "pty",
+    "stderr",
+    "channel",
+    "spawn-error",
+    "drop",
+    "kill",
+    "output",
+];
+
+fn mixed_cycle(fixture: &Path, i: u64) -> Res<()> {
+    let kind = MIXED_KINDS[(i % MIXED_KINDS.len() as u64) as usize];
+    let question = format!("{kind} {i}");
+    let check = |got: String, want: &str| -> Res<()> {
+        if got != want {
+            fail!("{kind} cycle {i}: expected {want:?}, got {got:?}");
+        }
+        Ok(())
+    };
+    match kind {
+        "pty" => {
+            let mut child = Command::new(fixture).arg("echo").pty(true).spawn()?;
+            check(child.ask(&question)?, &question)?;
+            child.close_stdin()?;
+            child.wait()?;
+        }
+        "stderr" => {
+            let mut child = Command::new(fixture)
+                .args(["stderr", "to stderr"])
+                .stderr(Stdio::piped())
+                .spawn()?;
+            check(child.read_stderr_line()?, "to stderr")?;
+            check(child.ask(&question)?, &question)?;
+            child.close_stdin()?;
+            child.wait()?;
+        }
+        "channel" => {
+            let mut child = Command::new(fixture)
+                .arg("channel-echo")
+                .channel()
+                .stdin(Stdio::null())
+                .spawn()?;
+            let mut conn = child.take_channel().ok_or("no channel")?;
+            conn.send_bytes(question.as_bytes())?;
+            check(String::from_utf8(conn.recv_bytes()?)?, &question)?;
+            drop(conn);
+            child.wait()?;
+        }
+        "spawn-error" => match Command::new("/nonexistent/duet-stress").spawn() {
+            Err(Error::Spawn { .. }) => {}
+            Err(e) => return Err(e.into()),
+            Ok(_) => fail!("a missing program was spawned"),
+        },
+        "drop" => {
+            // Dropped while running: terminated and reaped by Drop.
+            let mut child = Command::new(fixture).arg("echo").spawn()?;
+            check(child.ask(&question)?, &question)?;
+        }
+        "kill" => {
+            let mut child = Command::new(fixture).arg("echo").spawn()?;
+            match child.read_line_timeout(Duration::from_millis(1)) {
+                Err(Error::Timeout { .. }) => {}
+                other => fail!("kill cycle {i}: expected a timeout, got {other:?}"),
+            }
+            child.kill()?;
+            let status = child.wait()?;
+            if status.signal() != Some(Signal::SIGKILL as i32) {
+                fail!("kill cycle {i}: the child ended with {status}");
+            }
+        }
+        _ => {
+            let out = Command::new(fixture).args(["flood", "100"]).output()?;
+            if out.stdout.iter().filter(|&&b| b == b'\n').count() != 100 {
+                fail!("output cycle {i}: {} bytes", out.stdout.len());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Spawn the echo fixture, ask one line, close its input, reap it.
