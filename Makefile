@@ -1,7 +1,7 @@
 # The commands a newcomer needs. Each installs what it needs first.
 CARGO ?= cargo
 
-.PHONY: demo test bench lint deps
+.PHONY: demo test bench stress lint deps
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
@@ -19,6 +19,12 @@ test: deps
 ## The benchmark table (release build).
 bench: deps
 	$(CARGO) bench --bench bench
+
+## Load, many children, serve under 50 clients, a signal storm (release
+## build, a few minutes): a table of figures, non-zero exit if one fails.
+## Shorter: make stress STRESS_ARGS="--serve-secs 5 --storm-secs 3".
+stress: deps
+	$(CARGO) bench --bench stress -- $(STRESS_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
