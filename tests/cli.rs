@@ -1311,3 +1311,26 @@ fn arguments_reach_prog_byte_exact_through_duet_without_a_shell() {
     let expected: Vec<u8> = tricky.iter().flat_map(|a| [*a, b"\0\n"].concat()).collect();
     assert_eq!(out.stdout, expected);
 }
+
+#[test]
+fn a_transcript_on_a_full_disk_is_a_clear_error() {
+    duet_in(
+        &["run", "--transcript", "/dev/full", "--", FIXTURE, "echo"],
+        b"hello\n",
+    )
+    .expect_code(125)
+    .expect_stderr_has("No space left on device");
+    let file = script_file("sendline hi\nexpect ^hi$\n");
+    duet(&[
+        "script",
+        file.to_str().unwrap(),
+        "--transcript",
+        "/dev/full",
+        "--",
+        FIXTURE,
+        "echo",
+    ])
+    .expect_code(125)
+    .expect_stderr_has("cannot write the transcript /dev/full");
+    std::fs::remove_file(&file).unwrap();
+}
