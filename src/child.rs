@@ -406,7 +406,7 @@ impl Child {
                 Some(Line::Complete(bytes)) => return Ok(bytes),
                 Some(Line::TooLong) => {
                     return Err(Error::LineTooLong {
-                        limit: reader_limit(self.reader(which)?),
+                        limit: self.reader(which)?.buf.max_line(),
                     });
                 }
                 None => {}
@@ -676,10 +676,6 @@ impl Clock {
     fn start(&mut self) -> Instant {
         self.started().0
     }
-}
-
-fn reader_limit(reader: &mut crate::conversation::Reader) -> usize {
-    reader.buf.max_line()
 }
 
 fn describe(patterns: &[Pattern]) -> String {
