@@ -97,7 +97,7 @@
 //!   through `Command::channel()`.
 
 mod connection;
-mod frame;
+pub(crate) mod frame;
 
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};

@@ -74,8 +74,8 @@ impl LineBuffer {
         all
     }
 
-    /// Appends bytes (tests and non-fd sources).
-    #[cfg(test)]
+    /// Appends bytes (tests and the fuzz targets).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());
         self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
