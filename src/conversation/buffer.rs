@@ -124,7 +124,11 @@ impl LineBuffer {
                     self.consume(self.end - self.start);
                     return None;
                 }
-                if self.end - self.start > self.max_line {
+                // A trailing `\r` may be the first half of a `\r\n`, which
+                // is not part of the line: it cannot make the line too long.
+                let pending = self.pending();
+                let len = pending.len() - usize::from(pending.last() == Some(&b'\r'));
+                if len > self.max_line {
                     self.consume(self.end - self.start);
                     self.skipping = true;
                     return Some(Line::TooLong);
@@ -225,6 +229,15 @@ mod tests {
             let (a, b) = text.split_at(split);
             assert_eq!(lines_of(&[a, b], 10), whole, "split at {split}");
         }
+    }
+
+    #[test]
+    fn crlf_torn_after_the_cr_at_the_limit_is_not_too_long() {
+        // "abc" is 3 bytes: the `\r` of its `\r\n` does not count, even
+        // when the `\n` has not arrived yet.
+        assert_eq!(lines_of(&[b"abc\r", b"\n"], 3), vec![complete("abc")]);
+        assert_eq!(lines_of(&[b"abc\r", b"x\n"], 3), vec![Line::TooLong]);
+        assert_eq!(lines_of(&[b"abc\r"], 3), vec![Line::TooLong]);
     }
 
     #[test]
