@@ -389,8 +389,10 @@ impl Reader {
             return Err(Error::MessageTooLong { len, limit });
         }
         let buffered = (self.end - self.start - header_len) as u64;
-        if len <= buffered || header_len as u64 + len <= self.buf.len().max(self.read_ahead) as u64
-        {
+        // Does the whole frame fit in the read-ahead buffer? Subtracting
+        // from the room, as adding to a length the peer chose can overflow.
+        let room = self.buf.len().max(self.read_ahead) as u64;
+        if len <= buffered || len <= room.saturating_sub(header_len as u64) {
             let len = len as usize;
             if self.whole_frame(src, header_len, len)?.is_none() {
                 return Ok(None);
@@ -742,6 +744,41 @@ mod tests {
         stream.extend_from_slice(b"abc");
         let mut src = Chunks::new([Some(stream)]);
         assert_eq!(drain(&mut Reader::new(), &mut src), [b"abc".to_vec()]);
+    }
+
+    /// Found by `fuzz/fuzz_targets/frame.rs`: a long header announcing
+    /// `u64::MAX` bytes overflowed the "does it fit" sum and panicked.
+    #[test]
+    fn long_header_announcing_u64_max_is_truncated_not_a_panic() {
+        let mut stream = Header::new(u64::MAX).as_bytes().to_vec();
+        stream.extend_from_slice(b"\xff\n");
+        for reader in [Reader::new(), Reader::with_sizes(38, 116)] {
+            let mut reader = reader;
+            let mut src = Chunks::new([Some(stream.clone())]);
+            let err = reader.recv(&mut src, None).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Truncated {
+                        expected: u64::MAX,
+                        got: 2
+                    }
+                ),
+                "{err:?}"
+            );
+            let mut src = Chunks::new([Some(stream.clone())]);
+            let err = reader.recv(&mut src, Some(10)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::MessageTooLong {
+                        len: u64::MAX,
+                        limit: 10
+                    }
+                ),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
