@@ -1,7 +1,7 @@
 # The commands a newcomer needs. Each installs what it needs first.
 CARGO ?= cargo
 
-.PHONY: demo test bench stress lint deps
+.PHONY: demo test bench stress fuzz lint deps
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
@@ -42,3 +42,10 @@ deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
 	fi
+
+## Fuzz each parser for FUZZ_SECONDS (default 60) with libFuzzer: runs,
+## coverage and crashes per target. Needs cargo-fuzz (installed if missing).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	CARGO=$(CARGO) FUZZ_SECONDS=$(FUZZ_SECONDS) ./fuzz/run.sh

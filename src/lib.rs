@@ -93,3 +93,103 @@ pub fn terminal_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
 pub mod channel;
 pub mod fifo;
 pub mod supervise;
+
+/// Thin wrappers over crate-private parsers for the fuzz targets in `fuzz/`.
+/// Only with the `fuzzing` feature; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::channel::frame;
+    use crate::conversation::buffer;
+
+    /// A line from [`LineBuffer`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Line {
+        /// A whole line without its `\n` or `\r\n`.
+        Complete(Vec<u8>),
+        /// A line over the limit, discarded.
+        TooLong,
+    }
+
+    fn line(line: buffer::Line) -> Line {
+        match line {
+            buffer::Line::Complete(bytes) => Line::Complete(bytes),
+            buffer::Line::TooLong => Line::TooLong,
+        }
+    }
+
+    /// The conversation's line buffer, fed from byte slices.
+    #[derive(Debug)]
+    pub struct LineBuffer(buffer::LineBuffer);
+
+    impl LineBuffer {
+        /// An empty buffer accepting lines up to `max_line` bytes.
+        pub fn new(max_line: usize) -> LineBuffer {
+            LineBuffer(buffer::LineBuffer::new(max_line))
+        }
+        /// Appends bytes as a read would.
+        pub fn extend(&mut self, bytes: &[u8]) {
+            self.0.extend(bytes);
+        }
+        /// The next whole line, if one is pending.
+        pub fn take_line(&mut self) -> Option<Line> {
+            self.0.take_line().map(line)
+        }
+        /// At end of file: the last line without a newline.
+        pub fn take_unterminated(&mut self) -> Option<Line> {
+            self.0.take_unterminated().map(line)
+        }
+        /// The bytes not consumed yet.
+        pub fn pending(&self) -> &[u8] {
+            self.0.pending()
+        }
+    }
+
+    /// The frame header announcing `payload_len` bytes, as sent.
+    pub fn frame_header(payload_len: u64) -> Vec<u8> {
+        frame::Header::new(payload_len).as_bytes().to_vec()
+    }
+
+    /// The message channel's frame decoder reading from a list of chunks:
+    /// `None` is a timeout, the end of the list is end of file.
+    #[derive(Debug)]
+    pub struct FrameReader {
+        reader: frame::Reader,
+        src: frame::Chunks,
+    }
+
+    impl FrameReader {
+        /// A decoder with the real sizes, or with `(read_ahead,
+        /// first_allocation)` so that small frames take the large-frame paths.
+        pub fn new(chunks: Vec<Option<Vec<u8>>>, sizes: Option<(usize, u64)>) -> FrameReader {
+            let reader = match sizes {
+                Some((read_ahead, first)) => frame::Reader::with_sizes(read_ahead, first),
+                None => frame::Reader::new(),
+            };
+            FrameReader {
+                reader,
+                src: frame::Chunks::new(chunks),
+            }
+        }
+        /// Receives the next message; `Ok(None)` is a timeout.
+        pub fn recv(&mut self, limit: Option<usize>) -> crate::Result<Option<Vec<u8>>> {
+            self.reader.recv(&mut self.src, limit)
+        }
+        /// Receives the next message into `out`; `Ok(None)` is a timeout.
+        pub fn recv_into(&mut self, out: &mut [u8]) -> crate::Result<Option<usize>> {
+            self.reader.recv_into(&mut self.src, out)
+        }
+        /// Waits for data or end of file; `Ok(None)` never happens.
+        pub fn poll(&mut self) -> crate::Result<Option<bool>> {
+            self.reader.poll(&mut self.src)
+        }
+        /// Bytes received and not handed out.
+        pub fn buffered(&self) -> usize {
+            self.reader.buffered()
+        }
+        /// What arrived of the next message.
+        pub fn partial(&self) -> &[u8] {
+            self.reader.partial()
+        }
+    }
+}

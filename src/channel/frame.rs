@@ -177,7 +177,10 @@ impl Reader {
         Reader::with_sizes(READ_AHEAD, FIRST_ALLOCATION)
     }
 
-    fn with_sizes(read_ahead: usize, first_allocation: u64) -> Reader {
+    /// A reader with other sizes than [`READ_AHEAD`] and
+    /// [`FIRST_ALLOCATION`], so that small frames take the large-frame
+    /// paths (unit tests, fuzzing).
+    pub(crate) fn with_sizes(read_ahead: usize, first_allocation: u64) -> Reader {
         Reader {
             read_ahead,
             first_allocation,
@@ -386,8 +389,10 @@ impl Reader {
             return Err(Error::MessageTooLong { len, limit });
         }
         let buffered = (self.end - self.start - header_len) as u64;
-        if len <= buffered || header_len as u64 + len <= self.buf.len().max(self.read_ahead) as u64
-        {
+        // Does the whole frame fit in the read-ahead buffer? Subtracting
+        // from the room, as adding to a length the peer chose can overflow.
+        let room = self.buf.len().max(self.read_ahead) as u64;
+        if len <= buffered || len <= room.saturating_sub(header_len as u64) {
             let len = len as usize;
             if self.whole_frame(src, header_len, len)?.is_none() {
                 return Ok(None);
@@ -527,80 +532,95 @@ pub(crate) fn eof() -> Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
+/// A source that hands out chunks as given; `None` is a deadline that
+/// passes; after the last chunk, end of file. For the unit tests and the
+/// fuzz target, which tear streams without processes.
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Debug)]
+pub(crate) struct Chunks(std::collections::VecDeque<Option<Vec<u8>>>);
 
-    use super::*;
-
-    /// A source that hands out chunks as given; `None` is a deadline that
-    /// passes; after the last chunk, end of file.
-    struct Chunks(VecDeque<Option<Vec<u8>>>);
-
-    impl Chunks {
-        fn new(chunks: impl IntoIterator<Item = Option<Vec<u8>>>) -> Chunks {
-            Chunks(chunks.into_iter().collect())
-        }
-
-        /// `stream` cut at every position in `cuts`, with a timeout at each cut.
-        fn cut(stream: &[u8], cuts: &[usize]) -> Chunks {
-            let mut chunks = VecDeque::new();
-            let mut at = 0;
-            for &cut in cuts {
-                chunks.push_back(Some(stream[at..cut].to_vec()));
-                chunks.push_back(None);
-                at = cut;
-            }
-            chunks.push_back(Some(stream[at..].to_vec()));
-            Chunks(chunks)
-        }
+#[cfg(any(test, feature = "fuzzing"))]
+impl Chunks {
+    pub(crate) fn new(chunks: impl IntoIterator<Item = Option<Vec<u8>>>) -> Chunks {
+        Chunks(chunks.into_iter().collect())
     }
 
-    impl Source for Chunks {
-        fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error> {
-            loop {
-                match self.0.pop_front() {
-                    None => return Ok(Fill::Eof),
-                    Some(None) => return Ok(Fill::TimedOut),
-                    Some(Some(chunk)) if chunk.is_empty() => {}
-                    Some(Some(mut chunk)) => {
-                        let n = chunk.len().min(buf.len());
-                        buf[..n].copy_from_slice(&chunk[..n]);
-                        if n < chunk.len() {
-                            self.0.push_front(Some(chunk.split_off(n)));
-                        }
-                        return Ok(Fill::Data(n));
+    /// `stream` cut at every position in `cuts`, with a timeout at each cut.
+    #[cfg(test)]
+    pub(crate) fn cut(stream: &[u8], cuts: &[usize]) -> Chunks {
+        let mut chunks = std::collections::VecDeque::new();
+        let mut at = 0;
+        for &cut in cuts {
+            chunks.push_back(Some(stream[at..cut].to_vec()));
+            chunks.push_back(None);
+            at = cut;
+        }
+        chunks.push_back(Some(stream[at..].to_vec()));
+        Chunks(chunks)
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Source for Chunks {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error> {
+        loop {
+            match self.0.pop_front() {
+                None => return Ok(Fill::Eof),
+                Some(None) => return Ok(Fill::TimedOut),
+                Some(Some(chunk)) if chunk.is_empty() => {}
+                Some(Some(mut chunk)) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(Some(chunk.split_off(n)));
                     }
+                    return Ok(Fill::Data(n));
                 }
             }
         }
+    }
 
-        fn fill_split(
-            &mut self,
-            msg: &mut Vec<u8>,
-            want: usize,
-            ahead: &mut [u8],
-        ) -> Result<Fill, Error> {
-            assert!(want > 0 && want <= msg.capacity() - msg.len());
-            let mut first = vec![0; want];
-            let n = match self.fill(&mut first)? {
-                Fill::Data(n) => n,
-                other => return Ok(other),
-            };
-            msg.extend_from_slice(&first[..n]);
-            if n < want || ahead.is_empty() {
-                return Ok(Fill::Data(n));
+    fn fill_split(
+        &mut self,
+        msg: &mut Vec<u8>,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Result<Fill, Error> {
+        assert!(want > 0 && want <= msg.capacity() - msg.len());
+        // Straight into the message, as `readv` does: a temporary of `want`
+        // bytes would be as large as a lying header's first allocation.
+        let n = loop {
+            match self.0.pop_front() {
+                None => return Ok(Fill::Eof),
+                Some(None) => return Ok(Fill::TimedOut),
+                Some(Some(chunk)) if chunk.is_empty() => {}
+                Some(Some(mut chunk)) => {
+                    let n = chunk.len().min(want);
+                    msg.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(Some(chunk.split_off(n)));
+                    }
+                    break n;
+                }
             }
-            // Only what is already there goes ahead: stop at a timeout.
-            match self.0.front() {
-                Some(Some(_)) => match self.fill(ahead)? {
-                    Fill::Data(m) => Ok(Fill::Data(n + m)),
-                    _ => Ok(Fill::Data(n)),
-                },
+        };
+        if n < want || ahead.is_empty() {
+            return Ok(Fill::Data(n));
+        }
+        // Only what is already there goes ahead: stop at a timeout.
+        match self.0.front() {
+            Some(Some(_)) => match self.fill(ahead)? {
+                Fill::Data(m) => Ok(Fill::Data(n + m)),
                 _ => Ok(Fill::Data(n)),
-            }
+            },
+            _ => Ok(Fill::Data(n)),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut out = Header::new(payload.len() as u64).as_bytes().to_vec();
@@ -724,6 +744,41 @@ mod tests {
         stream.extend_from_slice(b"abc");
         let mut src = Chunks::new([Some(stream)]);
         assert_eq!(drain(&mut Reader::new(), &mut src), [b"abc".to_vec()]);
+    }
+
+    /// Found by `fuzz/fuzz_targets/frame.rs`: a long header announcing
+    /// `u64::MAX` bytes overflowed the "does it fit" sum and panicked.
+    #[test]
+    fn long_header_announcing_u64_max_is_truncated_not_a_panic() {
+        let mut stream = Header::new(u64::MAX).as_bytes().to_vec();
+        stream.extend_from_slice(b"\xff\n");
+        for reader in [Reader::new(), Reader::with_sizes(38, 116)] {
+            let mut reader = reader;
+            let mut src = Chunks::new([Some(stream.clone())]);
+            let err = reader.recv(&mut src, None).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Truncated {
+                        expected: u64::MAX,
+                        got: 2
+                    }
+                ),
+                "{err:?}"
+            );
+            let mut src = Chunks::new([Some(stream.clone())]);
+            let err = reader.recv(&mut src, Some(10)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::MessageTooLong {
+                        len: u64::MAX,
+                        limit: 10
+                    }
+                ),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@
 //!   through [`Command::channel`](crate::Command::channel).
 
 mod connection;
-mod frame;
+pub(crate) mod frame;
 
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
