@@ -140,7 +140,8 @@ impl fmt::Display for Error {
                 if let Some(status) = status {
                     write!(
                         f,
-                        "; the child {status} but its output is still open (held by a process it started)"
+                        "; the child {} but its output is still open (held by a process it started)",
+                        ended(status)
                     )?;
                 }
                 write_stderr_tail(f, stderr)
@@ -152,7 +153,7 @@ impl fmt::Display for Error {
             } => {
                 write!(f, "the child closed its output")?;
                 if let Some(status) = status {
-                    write!(f, " and {status}")?;
+                    write!(f, " and {}", ended(status))?;
                 }
                 if !partial.is_empty() {
                     write!(f, "; unread output {partial:?}")?;
@@ -187,6 +188,15 @@ impl fmt::Display for Error {
             Error::Pattern(e) => write!(f, "bad pattern: {e}"),
             Error::Io(e) => write!(f, "{e}"),
         }
+    }
+}
+
+/// How a child ended, as the end of a sentence whose subject is the child.
+fn ended(status: &ExitStatus) -> String {
+    if status.signal().is_some() {
+        format!("was {status}")
+    } else {
+        status.to_string()
     }
 }
 
