@@ -177,6 +177,15 @@ fn writing_to_a_dead_child_is_an_io_error_not_sigpipe() {
 }
 
 #[test]
+fn a_host_that_does_not_ignore_sigpipe_still_gets_epipe_not_death() {
+    // The fixture restores SIGPIPE's default action before writing to a
+    // child that is gone: a SIGPIPE would kill it.
+    let out = fixture("sigpipe-default", &[]).output().unwrap();
+    assert_eq!(out.status.signal(), None, "killed: {}", out.status);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "BrokenPipe\n");
+}
+
+#[test]
 fn writing_after_the_child_exits_without_reading_is_epipe() {
     let mut child = Command::new("sh")
         .args(["-c", "exec 0<&-; echo bye"])
