@@ -148,35 +148,64 @@ impl Streams {
                 Some(r) if r.eof => return Ok(true),
                 Some(_) => {}
             }
-            let (out_ready, err_ready) = {
-                // The poll set lives on the stack: this runs once per line
-                // read, and allocating it each time showed in profiles.
-                let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
-                let mut live = readers
-                    .iter()
-                    .flatten()
-                    .filter(|r| !r.eof)
-                    .map(|r| sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
-                let first = live.next().expect("`which` is open: checked above");
-                let second = live.next();
-                let n = 1 + usize::from(second.is_some());
-                let mut fds = [first.clone(), second.unwrap_or(first)];
-                if sys::poll(&mut fds[..n], deadline)? == 0 {
-                    return Ok(false);
-                }
-                ready_flags(&fds[..n], &readers)
-            };
-            let mut progress = false;
-            if out_ready {
-                progress |= self.read_stream(Which::Stdout)? && which == Which::Stdout;
-            }
-            if err_ready {
-                progress |= self.read_stream(Which::Stderr)? && which == Which::Stderr;
-            }
-            if progress {
-                return Ok(true);
+            match self.poll_once(deadline, Also::Nothing)? {
+                None => return Ok(false),
+                Some(ready) if ready.progress(which) => return Ok(true),
+                Some(_) => {}
             }
         }
+    }
+
+    /// The one wait of the conversation: polls every output stream that has
+    /// not ended, plus what `also` names, until `deadline`; then reads once
+    /// from each output stream that is ready. `None`: the deadline passed.
+    ///
+    /// The poll set lives on the stack: this runs once per line read, and
+    /// allocating it each time showed in profiles.
+    fn poll_once(
+        &mut self,
+        deadline: Option<Instant>,
+        also: Also<'_>,
+    ) -> io::Result<Option<Ready>> {
+        let ready = {
+            let extra = match also {
+                Also::Nothing => None,
+                Also::Room => self
+                    .stdin
+                    .as_ref()
+                    .map(|i| (i.fd.as_fd(), PollFlags::POLLOUT)),
+                Also::Exit(fd) => Some((fd, PollFlags::POLLIN)),
+            };
+            let wanted = [live(&self.stdout), live(&self.stderr), extra];
+            let Some(&(any_fd, _)) = wanted.iter().flatten().next() else {
+                return Ok(Some(Ready::default()));
+            };
+            let mut fds: [_; 3] = std::array::from_fn(|_| sys::poll_fd(any_fd, PollFlags::empty()));
+            let mut slot_of = [0usize; 3];
+            let mut n = 0;
+            for (slot, (fd, events)) in wanted
+                .iter()
+                .enumerate()
+                .filter_map(|(i, w)| Some((i, (*w)?)))
+            {
+                fds[n] = sys::poll_fd(fd, events);
+                slot_of[n] = slot;
+                n += 1;
+            }
+            if sys::poll(&mut fds[..n], deadline)? == 0 {
+                return Ok(None);
+            }
+            let mut ready = [false; 3];
+            for (fd, &slot) in fds[..n].iter().zip(&slot_of) {
+                ready[slot] = fd.any().unwrap_or(true);
+            }
+            ready
+        };
+        Ok(Some(Ready {
+            stdout: ready[0] && self.read_stream(Which::Stdout)?,
+            stderr: ready[1] && self.read_stream(Which::Stderr)?,
+            also: ready[2],
+        }))
     }
 
     /// Reads once from `which`; true when bytes arrived or end-of-file was reached.
@@ -271,28 +300,10 @@ impl Streams {
     /// `Ok(false)`: the deadline passed.
     fn wait_writable(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
-            let (writable, out_ready, err_ready) = {
-                let stdin = self.stdin.as_ref().expect("stdin checked by write");
-                let mut fds = vec![sys::poll_fd(stdin.fd.as_fd(), PollFlags::POLLOUT)];
-                let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
-                for r in readers.iter().flatten().filter(|r| !r.eof) {
-                    fds.push(sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
-                }
-                if sys::poll(&mut fds, deadline)? == 0 {
-                    return Ok(false);
-                }
-                let writable = fds[0].any().unwrap_or(true);
-                let (o, e) = ready_flags(&fds[1..], &readers);
-                (writable, o, e)
-            };
-            if out_ready {
-                self.read_stream(Which::Stdout)?;
-            }
-            if err_ready {
-                self.read_stream(Which::Stderr)?;
-            }
-            if writable {
-                return Ok(true);
+            match self.poll_once(deadline, Also::Room)? {
+                None => return Ok(false),
+                Some(ready) if ready.also => return Ok(true),
+                Some(_) => {}
             }
         }
     }
@@ -304,31 +315,8 @@ impl Streams {
         deadline: Option<Instant>,
         exit_fd: Option<BorrowedFd<'_>>,
     ) -> io::Result<bool> {
-        let (out_ready, err_ready) = {
-            let readers = [self.stdout.as_ref(), self.stderr.as_ref()];
-            let mut fds = Vec::with_capacity(3);
-            for r in readers.iter().flatten().filter(|r| !r.eof) {
-                fds.push(sys::poll_fd(r.fd.as_fd(), PollFlags::POLLIN));
-            }
-            let n_readers = fds.len();
-            if let Some(fd) = exit_fd {
-                fds.push(sys::poll_fd(fd, PollFlags::POLLIN));
-            }
-            if fds.is_empty() {
-                return Ok(true);
-            }
-            if sys::poll(&mut fds, deadline)? == 0 {
-                return Ok(false);
-            }
-            ready_flags(&fds[..n_readers], &readers)
-        };
-        if out_ready {
-            self.read_stream(Which::Stdout)?;
-        }
-        if err_ready {
-            self.read_stream(Which::Stderr)?;
-        }
-        Ok(true)
+        let also = exit_fd.map_or(Also::Nothing, Also::Exit);
+        Ok(self.poll_once(deadline, also)?.is_some())
     }
 
     /// True when every output stream has reached end-of-file (or is not piped).
@@ -367,20 +355,42 @@ impl Streams {
     }
 }
 
-/// Which readers are ready, given poll results in the order the readers
-/// were listed (skipping absent and finished ones).
-fn ready_flags(fds: &[nix::poll::PollFd<'_>], readers: &[Option<&Reader>; 2]) -> (bool, bool) {
-    let mut flags = [false, false];
-    let mut i = 0;
-    for (slot, r) in readers.iter().enumerate() {
-        if let Some(r) = r
-            && !r.eof
-        {
-            flags[slot] = fds[i].any().unwrap_or(true);
-            i += 1;
+/// An output stream to poll, unless it has ended.
+fn live(reader: &Option<Reader>) -> Option<(BorrowedFd<'_>, PollFlags)> {
+    reader
+        .as_ref()
+        .filter(|r| !r.eof)
+        .map(|r| (r.fd.as_fd(), PollFlags::POLLIN))
+}
+
+/// What [`Streams::poll_once`] waits for besides the output streams.
+#[derive(Clone, Copy)]
+enum Also<'a> {
+    Nothing,
+    /// Room to write to the child's stdin.
+    Room,
+    /// A descriptor becoming readable (a pidfd: the child exited).
+    Exit(BorrowedFd<'a>),
+}
+
+/// What one [`Streams::poll_once`] found.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ready {
+    /// Bytes or end-of-file arrived on stdout.
+    stdout: bool,
+    /// Bytes or end-of-file arrived on stderr.
+    stderr: bool,
+    /// The `Also` descriptor is ready.
+    also: bool,
+}
+
+impl Ready {
+    fn progress(self, which: Which) -> bool {
+        match which {
+            Which::Stdout => self.stdout,
+            Which::Stderr => self.stderr,
         }
     }
-    (flags[0], flags[1])
 }
 
 /// The unwritten rest of `parts` after `written` bytes, as at most two slices.
