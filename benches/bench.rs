@@ -24,9 +24,12 @@
 //! that is missing it is looked up next to the bench executable's
 //! directory (`target/release/deps/bench-*` → `target/release/duet-fixture`).
 
+mod binaries;
 mod channel;
 mod cli;
 mod harness;
+
+use binaries::fixture;
 
 use std::fs::File;
 use std::hint::black_box;
@@ -520,23 +523,4 @@ fn human(bytes: usize) -> String {
     } else {
         format!("{:.0} MiB", bytes as f64 / MIB as f64)
     }
-}
-
-/// The fixture program (see the module docs).
-fn fixture() -> PathBuf {
-    let path = match option_env!("CARGO_BIN_EXE_duet-fixture") {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()
-            .expect("the bench's own path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the bench runs from target/<profile>/deps")
-            .join("duet-fixture"),
-    };
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release --bin duet-fixture`",
-        path.display()
-    );
-    path
 }

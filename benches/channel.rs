@@ -10,26 +10,13 @@
 //! every process pinned to one CPU. Each figure is the median of several
 //! runs, duet and its reference taking turns.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use crate::binaries::fixture;
 use duet::Child;
 use duet::channel::Connection;
 
-/// The fixture: from Cargo, or next to the bench executable's directory
-/// (`target/release/deps/bench-*` → `target/release/duet-fixture`).
-fn fixture() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_duet-fixture") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory");
-    dir.join("duet-fixture")
-}
 const RUNS: usize = 11;
 
 /// Starts the fixture in `mode` with a channel (`Command::channel`).

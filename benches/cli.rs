@@ -12,34 +12,16 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::binaries::duet;
 use crate::harness::{Row, Unit, Variant, compare, rows, timed};
 
 /// Round trips per sample through chat and the direct pipes.
 const CHAT_TRIPS: u64 = 500;
 /// `duet ask` processes per sample.
 const ASKS: u64 = 20;
-
-/// The `duet` binary built with the benches.
-fn duet() -> PathBuf {
-    let path = match option_env!("CARGO_BIN_EXE_duet") {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()
-            .expect("the bench's own path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the bench runs from target/<profile>/deps")
-            .join("duet"),
-    };
-    assert!(
-        path.is_file(),
-        "{} is missing: build the duet binary",
-        path.display()
-    );
-    path
-}
 
 /// A child with piped stdin/stdout, and a line reader on its stdout.
 fn piped(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>) {

@@ -40,9 +40,12 @@
 //! The fixture and `duet` are this package's binaries, found through
 //! `CARGO_BIN_EXE_*` or next to the bench executable (like `benches/bench.rs`).
 
+#[path = "binaries.rs"]
+mod binaries;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
@@ -93,7 +96,7 @@ fn main() {
     }
     let config = Config::from_args();
     println!("{}\n", machine());
-    let fixture = binary("duet-fixture", option_env!("CARGO_BIN_EXE_duet-fixture"));
+    let fixture = binaries::fixture();
     let mut table = Table::default();
     if config.wanted("cycles") {
         cycles(&config, &fixture, &mut table);
@@ -103,7 +106,7 @@ fn main() {
         crowd(&fixture, &mut table);
     }
     if config.wanted("serve") {
-        let duet = binary("duet", option_env!("CARGO_BIN_EXE_duet"));
+        let duet = binaries::duet();
         serve(&config, &duet, &fixture, &mut table);
     }
     if config.wanted("storm") {
@@ -181,26 +184,6 @@ fn usage(bad: &str) -> ! {
          [cycles|crowd|serve|storm]... [--cycles N] [--serve-secs S] [--storm-secs S]"
     );
     std::process::exit(2)
-}
-
-/// A package binary: Cargo's path for it, or the one next to the bench
-/// executable's directory (`target/release/deps/stress-*` → `target/release/NAME`).
-fn binary(name: &str, from_cargo: Option<&str>) -> PathBuf {
-    let path = match from_cargo {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()
-            .expect("the bench's own path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the bench runs from target/<profile>/deps")
-            .join(name),
-    };
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release --bin {name}`",
-        path.display()
-    );
-    path
 }
 
 /// One line about the machine the figures come from.
