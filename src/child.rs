@@ -123,10 +123,6 @@ impl Child {
         self.streams.transcript = Some(Transcript::new(Box::new(out)));
     }
 
-    fn deadline(&self, timeout: Duration) -> Option<Instant> {
-        sys::deadline_after(timeout)
-    }
-
     // ---- event loops -----------------------------------------------------
 
     /// The descriptor the child's stdout arrives on (a pipe or the pty
@@ -185,7 +181,7 @@ impl Child {
 
     /// Like [`wait`](Self::wait), giving up after `timeout`: `Ok(None)` then.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        self.wait_deadline(self.deadline(timeout))
+        self.wait_deadline(sys::deadline_after(timeout))
     }
 
     /// Like [`wait`](Self::wait), giving up at `deadline` (`None`: never).
@@ -263,18 +259,21 @@ impl Child {
     }
 
     fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
+        // One clock read serves as the start and, with the timeout, the deadline.
         let start = Instant::now();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
         match self
             .streams
-            .write(parts, self.deadline(self.timeout), secret)?
+            .write(parts, start.checked_add(self.timeout), secret)?
         {
             Written::All => Ok(()),
-            Written::TimedOut(n) => Err(self.timeout_error(
-                Which::Stdout,
-                start,
-                format!("the child to read its input ({n} of {total} bytes written)"),
-            )),
+            Written::TimedOut(n) => {
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                Err(self.timeout_error(
+                    Which::Stdout,
+                    start,
+                    format!("the child to read its input ({n} of {total} bytes written)"),
+                ))
+            }
         }
     }
 
@@ -282,7 +281,7 @@ impl Child {
     /// the terminal's end-of-file character instead.
     pub fn close_stdin(&mut self) -> Result<()> {
         let start = Instant::now();
-        match self.streams.close_stdin(self.deadline(self.timeout))? {
+        match self.streams.close_stdin(start.checked_add(self.timeout))? {
             Written::All => Ok(()),
             Written::TimedOut(_) => Err(self.timeout_error(
                 Which::Stdout,
@@ -356,7 +355,7 @@ impl Child {
     /// # Errors
     /// `Error::Eof` once everything has been read and the child closed stdout.
     pub fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        let deadline = self.deadline(timeout);
+        let deadline = sys::deadline_after(timeout);
         let reader = self.reader(Which::Stdout)?;
         if reader.buf.pending().is_empty() {
             if reader.eof {

@@ -28,7 +28,7 @@ use after_fork::{ChildPlan, MAX_MOVES, Method, Step};
 
 /// An array of C strings and the null-terminated pointer array over them.
 struct CStrings {
-    _owned: Vec<CString>,
+    owned: Vec<CString>,
     ptrs: Vec<*const c_char>,
 }
 
@@ -36,10 +36,7 @@ impl CStrings {
     fn new(owned: Vec<CString>) -> CStrings {
         let mut ptrs: Vec<*const c_char> = owned.iter().map(|s| s.as_ptr()).collect();
         ptrs.push(ptr::null());
-        CStrings {
-            _owned: owned,
-            ptrs,
-        }
+        CStrings { owned, ptrs }
     }
 }
 
@@ -378,7 +375,7 @@ fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Opt
     let os = io::Error::from_raw_os_error(errno);
     let candidate = |i: usize| -> Option<String> {
         candidates
-            ._owned
+            .owned
             .get(i)
             .map(|c| c.to_string_lossy().into_owned())
     };
