@@ -13,7 +13,7 @@
 //!     .spawn()?;                          // Error::Spawn if it cannot run
 //! assert_eq!(bc.ask("2+2")?, "4");       // send a line, read the reply
 //! bc.send_line("scale=3; sqrt(2)")?;
-//! let m = bc.expect(Pattern::regex(r"^(\d+)\.(\d+)$")?)?;
+//! let m = bc.expect(Pattern::line(r"^(\d+)\.(\d+)$")?)?;   // a whole line
 //! assert_eq!((m.group(1), m.group(2)), (Some("1"), Some("414")));
 //! bc.close_stdin()?;
 //! assert!(bc.wait()?.success());
