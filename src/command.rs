@@ -125,6 +125,7 @@ pub struct Command {
     pub(crate) on_drop: OnDrop,
     pub(crate) use_fork: bool,
     pub(crate) channel: bool,
+    pub(crate) legacy_kernel: bool,
 }
 
 impl Command {
@@ -153,6 +154,7 @@ impl Command {
             on_drop: OnDrop::default(),
             use_fork: false,
             channel: false,
+            legacy_kernel: false,
         }
     }
 
@@ -313,11 +315,12 @@ impl Command {
         self
     }
 
-    /// Starts the child with a classic `fork` instead of the default
+    /// Starts the child as a copy of the parent, as `fork` does (`clone3`,
+    /// or `clone` where `clone3` is refused), instead of the default
     /// vfork-class `clone(CLONE_VM | CLONE_VFORK)`. Both behave identically;
-    /// the default costs the same whatever the parent's size, while `fork`
-    /// copies the parent's page tables. Useful to rule out the spawn method
-    /// when investigating a problem.
+    /// the default costs the same whatever the parent's size, while a copy
+    /// duplicates the parent's page tables. Useful to rule out the spawn
+    /// method when investigating a problem.
     pub fn use_fork(&mut self, fork: bool) -> &mut Self {
         self.use_fork = fork;
         self
@@ -329,6 +332,16 @@ impl Command {
     /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
     pub fn channel(&mut self) -> &mut Self {
         self.channel = true;
+        self
+    }
+
+    /// For duet's own tests: takes the code paths meant for kernels that
+    /// lack a newer feature (`close_range`, `clone3`,
+    /// `PIDFD_SIGNAL_PROCESS_GROUP`, the exit status kept for pidfds), so
+    /// that those paths are tested on any kernel. Not part of the API.
+    #[doc(hidden)]
+    pub fn emulate_old_kernel(&mut self, on: bool) -> &mut Self {
+        self.legacy_kernel = on;
         self
     }
 

@@ -16,32 +16,30 @@ use crate::{ExitStatus, sys};
 
 #[derive(Debug)]
 pub(crate) struct Process {
+    /// For `id()` and messages. Never waited for or signalled by number,
+    /// except as the group id described in `signal`.
     pid: Pid,
+    /// The child's identity, from its creation (`CLONE_PIDFD`).
     pidfd: OwnedFd,
     /// Whether the child leads its own process group (signals go to the group).
     group: bool,
+    /// Take the code paths for kernels that lack newer pidfd features
+    /// (duet's own tests of those paths).
+    legacy: bool,
     /// Set once the child is reaped; from then on every wait returns it and
     /// every signal is a no-op.
     status: Option<ExitStatus>,
 }
 
 impl Process {
-    pub(crate) fn new(pid: Pid, group: bool) -> io::Result<Process> {
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => fd,
-            Err(e) => {
-                // Without a pidfd we cannot wait properly; do not leave a zombie.
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = sys::reap(pid, true);
-                return Err(e);
-            }
-        };
-        Ok(Process {
+    pub(crate) fn new(pid: Pid, pidfd: OwnedFd, group: bool, legacy: bool) -> Process {
+        Process {
             pid,
             pidfd,
             group,
+            legacy,
             status: None,
-        })
+        }
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -59,9 +57,32 @@ impl Process {
 
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
-            self.status = sys::reap(self.pid, false)?;
+            self.status = self.reap(false)?;
         }
         Ok(self.status)
+    }
+
+    /// Reaps through the pidfd. When someone else reaped the child first
+    /// (SIGCHLD ignored makes the kernel do it; or a `waitpid` elsewhere in
+    /// the program), its status is the one the kernel keeps for the pidfd
+    /// (Linux 6.15), else unknown: never an error that would lose the
+    /// output captured so far, and never a stranger's status.
+    fn reap(&self, block: bool) -> io::Result<Option<ExitStatus>> {
+        match sys::wait_pidfd(self.pidfd.as_fd(), block) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ECHILD) => {
+                let kept = match self.legacy {
+                    false => sys::pidfd_exit_status(self.pidfd.as_fd()),
+                    true => None,
+                };
+                log::debug!(
+                    "pid {} was reaped outside duet; its status is {}",
+                    self.pid,
+                    if kept.is_some() { "known" } else { "lost" }
+                );
+                Ok(Some(kept.unwrap_or_else(ExitStatus::unknown)))
+            }
+            other => other,
+        }
     }
 
     /// Waits until the child exits or `deadline` passes (`None`: forever).

@@ -142,3 +142,25 @@ fn wait_drains_output_so_a_chatty_child_cannot_block_it() {
             .starts_with("flood line 00000000")
     );
 }
+
+/// With SIGCHLD ignored the kernel reaps every child at once. Spawning
+/// must still work every time (the pidfd comes from the creation, not from
+/// a pid that may be gone), and waiting must give the output and a status
+/// that is right or, where the kernel keeps none, unknown. Runs in a
+/// fixture, since ignoring SIGCHLD here would disturb other tests.
+#[test]
+fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output() {
+    let out = fixture("sigchld-ignored", &["240"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("240 spawns, 0 failed,"), "{text}");
+
+    // Where the kernel keeps no status for pidfds, every status is unknown
+    // and the output is still all there.
+    let out = fixture("sigchld-ignored", &["40", "legacy"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, "40 spawns, 0 failed, 40 statuses unknown\n");
+}

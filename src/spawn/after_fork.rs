@@ -21,7 +21,7 @@
 //! exec succeeded.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::libc::{self, c_char, c_int, c_void};
 
@@ -86,7 +86,9 @@ pub(crate) enum Method {
     /// `clone(CLONE_VM | CLONE_VFORK)`: no page tables are copied, so the
     /// cost does not grow with the parent's memory.
     Vfork,
-    /// Classic `fork`.
+    /// A copy of the parent, as `fork` makes: `clone3` without `CLONE_VM`,
+    /// or `clone` where `clone3` is refused (kernels before 5.3, container
+    /// seccomp profiles that answer `ENOSYS`).
     Fork,
 }
 
@@ -95,42 +97,115 @@ const CHILD_STACK: usize = 64 * 1024;
 /// Signals are numbered 1 to 64 on Linux.
 const NSIG: c_int = 65;
 
-/// Creates the child, which runs `plan` and execs. Returns its pid. All
-/// signals are blocked in the calling thread while the child is created, so
-/// no parent handler runs in the child; the child resets dispositions and
-/// unblocks before it execs.
-pub(crate) fn create(plan: &ChildPlan, method: Method) -> io::Result<libc::pid_t> {
-    // Allocated before creation: the child runs on it in the vfork case.
+/// `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// Creates the child, which runs `plan` and execs. Returns its pid and its
+/// pidfd.
+///
+/// The pidfd comes from the creation itself (`CLONE_PIDFD`), never from
+/// opening the pid afterwards: by then the child may have exited and been
+/// reaped (SIGCHLD ignored), and the pid may name another process. It is
+/// close-on-exec, and the child, whose descriptor table was copied before
+/// the pidfd existed, does not have it.
+///
+/// All signals are blocked in the calling thread while the child is
+/// created, so no parent handler runs in the child; the child resets
+/// dispositions and unblocks before it execs. `legacy` makes the fork path
+/// skip `clone3` (duet's own tests of that fallback).
+pub(crate) fn create(
+    plan: &ChildPlan,
+    method: Method,
+    legacy: bool,
+) -> io::Result<(libc::pid_t, OwnedFd)> {
+    // Allocated before creation: the child runs on it, except on the
+    // clone3 path, where it continues on (a copy of) this thread's stack.
     let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down; keep the top 16-byte aligned.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    let mut pidfd: c_int = -1;
     let old = crate::sys::block_all_signals()?;
+    let with_stack = |flags: c_int, pidfd: &mut c_int| {
+        // SAFETY: `child_entry` only performs the async-signal-safe steps
+        // described above on `plan`, which outlives the call: with
+        // CLONE_VFORK this thread is suspended until the child execs or
+        // exits, and without CLONE_VM the child has its own copy. The stack
+        // is ours and unused by anyone else. With CLONE_PIDFD the kernel
+        // stores the new pidfd through the parent_tid pointer; the TLS and
+        // child_tid arguments are unused without their flags.
+        unsafe {
+            libc::clone(
+                child_entry,
+                top as *mut c_void,
+                flags | libc::CLONE_PIDFD | libc::SIGCHLD,
+                plan as *const ChildPlan as *mut c_void,
+                pidfd as *mut c_int,
+                std::ptr::null_mut::<c_void>(),
+                std::ptr::null_mut::<c_int>(),
+            )
+        }
+    };
     let pid = match method {
-        Method::Vfork => {
-            // The stack grows down; keep the top 16-byte aligned.
-            let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
-            // SAFETY: `child_entry` only performs the async-signal-safe steps
-            // described above on `plan`, which outlives the call because
-            // CLONE_VFORK suspends this thread until the child execs or exits;
-            // the stack is ours and unused by anyone else.
-            unsafe {
-                libc::clone(
-                    child_entry,
-                    top as *mut c_void,
-                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                    plan as *const ChildPlan as *mut c_void,
+        Method::Vfork => with_stack(libc::CLONE_VM | libc::CLONE_VFORK, &mut pidfd),
+        Method::Fork => {
+            let args = CloneArgs {
+                flags: libc::CLONE_PIDFD as u64,
+                pidfd: &mut pidfd as *mut c_int as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..CloneArgs::default()
+            };
+            let pid = if legacy {
+                -1
+            } else {
+                // SAFETY: clone3 without CLONE_VM makes a copy of this
+                // process, like fork. In the child (0) we call only `run`,
+                // which never returns and is async-signal-safe (no atfork
+                // handlers ran, so nothing relies on libc state such as
+                // its cached thread id). `args` outlives the call.
+                match unsafe {
+                    libc::syscall(
+                        libc::SYS_clone3,
+                        &args as *const CloneArgs,
+                        std::mem::size_of::<CloneArgs>(),
+                    )
+                } {
+                    0 => unsafe { run(plan) },
+                    pid => pid as libc::pid_t,
+                }
+            };
+            let refused = || {
+                matches!(
+                    io::Error::last_os_error().raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM)
                 )
+            };
+            if pid < 0 && (legacy || refused()) {
+                with_stack(0, &mut pidfd)
+            } else {
+                pid
             }
         }
-        // SAFETY: in the child we call only `run`, which never returns and
-        // is async-signal-safe.
-        Method::Fork => match unsafe { libc::fork() } {
-            0 => unsafe { run(plan) },
-            pid => pid,
-        },
     };
     let err = io::Error::last_os_error();
     crate::sys::restore_signals(&old);
     drop(stack);
-    if pid < 0 { Err(err) } else { Ok(pid) }
+    if pid < 0 {
+        return Err(err);
+    }
+    // SAFETY: CLONE_PIDFD made the kernel store a new descriptor, which
+    // nobody else owns, before the call returned.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 extern "C" fn child_entry(arg: *mut c_void) -> c_int {

@@ -320,7 +320,8 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     } else {
         Method::Vfork
     };
-    let pid = after_fork::create(&plan, method).map_err(io_fail("create process"))?;
+    let (pid, pidfd) =
+        after_fork::create(&plan, method, cmd.legacy_kernel).map_err(io_fail("create process"))?;
     let pid = Pid::from_raw(pid);
 
     // The child's ends belong to the child now.
@@ -337,13 +338,13 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
 
     if let Some(failure) = read_failure(&err_read, cmd, &cand_ptrs) {
         // The child has exited (it reported and called _exit): reap it.
-        let _ = sys::reap(pid, true);
+        let _ = sys::wait_pidfd(pidfd.as_fd(), true);
         return Err(failure.into_error(&program));
     }
     drop(err_read);
 
     let group = cmd.pty || cmd.process_group;
-    let process = Process::new(pid, group).map_err(io_fail("open pidfd"))?;
+    let process = Process::new(pid, pidfd, group, cmd.legacy_kernel);
     let streams = build_streams(cmd, parent_stdin, parent_stdout, parent_stderr, pty_master)
         .map_err(io_fail("set up descriptors"))?;
     Ok(Child::new(
