@@ -114,14 +114,36 @@ impl Process {
             return Ok(());
         }
         let sent = if self.group {
-            // The leader is not reaped yet, so its pid still names the group.
-            sys::signal_group(self.pid, signal)
+            self.signal_group(signal)
         } else {
             sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
         };
         match sent {
             Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Signals the group the child leads, never a group that merely reuses
+    /// its number.
+    ///
+    /// Linux 6.9 resolves the group through the pidfd
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which is exact whatever happened to
+    /// the leader. Older kernels only take a number: it is used only while
+    /// the leader is an unreaped child of ours, whose zombie keeps the
+    /// number from being reused. Once someone else reaped it (SIGCHLD
+    /// ignored, a `waitpid` elsewhere) the group can no longer be named
+    /// safely and this is a no-op.
+    fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if !self.legacy
+            && let Some(sent) = sys::pidfd_signal_group(self.pidfd.as_fd(), Some(signal))
+        {
+            return sent;
+        }
+        if sys::unreaped(self.pidfd.as_fd()) {
+            sys::signal_group(self.pid, signal)
+        } else {
+            Ok(())
         }
     }
 

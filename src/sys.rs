@@ -289,6 +289,42 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Re
     pidfd_send(pidfd, Some(signal), 0)
 }
 
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9).
+const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 4;
+
+/// Whether the kernel takes [`PIDFD_SIGNAL_PROCESS_GROUP`]: 0 not known
+/// yet, 1 yes, 2 no.
+static GROUP_BY_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Signals the process group whose id is the pid of the process behind
+/// `pidfd` (`None`: only checks that the group has a member).
+///
+/// The kernel resolves the group through the pidfd's `struct pid`, not
+/// through a number: this reaches exactly the group that process led, even
+/// after the leader was reaped and its number reused, and fails with
+/// `ESRCH` once the group is empty (a zombie member still counts). `None`
+/// when the kernel is older than 6.9 and cannot do it.
+pub(crate) fn pidfd_signal_group(
+    pidfd: BorrowedFd<'_>,
+    signal: Option<Signal>,
+) -> Option<io::Result<()>> {
+    use std::sync::atomic::Ordering;
+    if GROUP_BY_PIDFD.load(Ordering::Relaxed) == 2 {
+        return None;
+    }
+    match pidfd_send(pidfd, signal, PIDFD_SIGNAL_PROCESS_GROUP) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // The only invalid argument here is a flag the kernel lacks.
+            GROUP_BY_PIDFD.store(2, Ordering::Relaxed);
+            None
+        }
+        other => {
+            GROUP_BY_PIDFD.store(1, Ordering::Relaxed);
+            Some(other)
+        }
+    }
+}
+
 /// `kill(-pgid, signal)`: signals a whole process group by number. Only
 /// for kernels without [`pidfd_signal_group`], and only while the group's
 /// leader is an unreaped child of ours, whose zombie keeps the number from
@@ -338,6 +374,12 @@ fn waitid_pidfd(pidfd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Option<
 /// or another `waitpid` in the program): see [`pidfd_exit_status`].
 pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Option<ExitStatus>> {
     waitid_pidfd(pidfd, if block { 0 } else { libc::WNOHANG })
+}
+
+/// True while the child behind `pidfd` is ours and not reaped (running, or
+/// a zombie): its pid, and the group id it leads, cannot be reused.
+pub(crate) fn unreaped(pidfd: BorrowedFd<'_>) -> bool {
+    waitid_pidfd(pidfd, libc::WNOHANG | libc::WNOWAIT).is_ok()
 }
 
 /// `struct pidfd_info` up to `exit_code` (`PIDFD_INFO_SIZE_VER0`).
