@@ -149,10 +149,12 @@ impl Process {
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps and returns the status.
     ///
-    /// With a process group the whole group gets SIGTERM and then SIGKILL,
-    /// even when the leader has already exited: until this reaps it, the
-    /// leader's zombie keeps the group id from being reused, so no
-    /// descendant that outlived it or ignored SIGTERM survives.
+    /// With a process group every member gets SIGTERM and the whole grace
+    /// period, as systemd's `KillMode=control-group` and supervisord's
+    /// `killasgroup` do: a `sh -c` wrapper that dies at once does not cut
+    /// short the cleanup of the server it started. SIGKILL goes to what
+    /// remains of the group at the deadline, also when the leader has
+    /// already exited; the group is left alone as soon as it is empty.
     pub(crate) fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
@@ -162,13 +164,133 @@ impl Process {
         {
             return Ok(status);
         }
+        let deadline = sys::deadline_after(grace);
         self.signal(Signal::SIGTERM)?;
-        let exited = self.exited_by(sys::deadline_after(grace))?;
-        if !exited || self.group {
+        if !self.exited_by(deadline)? {
             self.signal(Signal::SIGKILL)?;
+        } else if self.group {
+            self.group_grace(deadline)?;
         }
         Ok(self
             .wait_deadline(None)?
             .expect("a wait without deadline returns a status"))
     }
+
+    /// The leader has exited within the grace period: waits until the rest
+    /// of its group is gone, or SIGKILLs what is left at `deadline`.
+    ///
+    /// Nothing signals that a group has emptied: its members are not our
+    /// children (no SIGCHLD, no `waitid`), the kernel has no notification
+    /// for it (only cgroups do, and duet owns none), and a pidfd per member
+    /// would need a list of members that `/proc` cannot give atomically. So
+    /// this looks, at 1 ms doubling to 50 ms, and never past the deadline.
+    ///
+    /// How it looks depends on the kernel. The leader's zombie counts as a
+    /// member for every group-wide system call (measured: `kill(-pgid, 0)`
+    /// succeeds on a group whose only member is an unreaped zombie), so
+    /// the leader must be reaped before any such call can see an empty
+    /// group; and once it is reaped, only a pidfd names the group safely.
+    /// - Linux 6.9 and later: reap the leader, then ask the pidfd
+    ///   (`PIDFD_SIGNAL_PROCESS_GROUP` with signal 0) until it answers
+    ///   `ESRCH`. This is exact, for that very group, but it counts zombies
+    ///   too: a member that died and whose new parent is slow to reap it
+    ///   (an init that reaps lazily, a pid 1 that never does) would hold
+    ///   the wait to its deadline. So the `/proc` scan below also ends the
+    ///   wait when it sees only zombies.
+    /// - Older kernels: keep the leader's zombie, which pins the group id
+    ///   for `killpg`, and scan `/proc` for a member that is not a zombie.
+    ///
+    /// A scan counts only if no process was created while it ran (the last
+    /// pid in `/proc/loadavg` did not move), so a member that forks
+    /// mid-scan is not missed, and only if `/proc` is this process's pid
+    /// namespace; otherwise the group counts as not empty and the grace is
+    /// waited out.
+    fn group_grace(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd.as_fd(), None).is_some();
+        if exact {
+            self.try_wait()?;
+        }
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let empty = exact
+                && matches!(
+                    sys::pidfd_signal_group(self.pidfd.as_fd(), None),
+                    Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ESRCH)
+                );
+            if empty || !live_members(self.pid, self.pid) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                // A group that emptied meanwhile is ESRCH: nothing to do.
+                let _ = match exact {
+                    true => sys::pidfd_signal_group(self.pidfd.as_fd(), Some(Signal::SIGKILL))
+                        .unwrap_or(Ok(())),
+                    false => self.signal_group(Signal::SIGKILL),
+                };
+                return Ok(());
+            }
+            let left = deadline.map_or(pause, |d| d - now);
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(GROUP_POLL_MAX);
+        }
+    }
+}
+
+/// The longest pause between two looks at a group in [`Process::group_grace`].
+const GROUP_POLL_MAX: Duration = Duration::from_millis(50);
+
+/// Whether the process group `pgid` has a member other than `leader` that
+/// is not a zombie, as `/proc` shows it (kernels before 6.9). True when
+/// unsure.
+fn live_members(pgid: Pid, leader: Pid) -> bool {
+    let last_pid = || {
+        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+        text.split_whitespace().nth(4).map(str::to_owned)
+    };
+    for _ in 0..4 {
+        let before = last_pid();
+        match scan_group(pgid.as_raw(), leader.as_raw()) {
+            Some(false) if before.is_some() && last_pid() == before => return false,
+            Some(false) => continue,
+            _ => return true,
+        }
+    }
+    true
+}
+
+/// One pass over `/proc`: `Some(true)` when a live member other than
+/// `leader` was seen, `None` when `/proc` cannot be read.
+fn scan_group(pgid: i32, leader: i32) -> Option<bool> {
+    // A /proc of another pid namespace would show none of our processes.
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    if me.split(' ').next()? != std::process::id().to_string() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == leader {
+            continue;
+        }
+        // A process that exited meanwhile has no stat to read: not a member.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may contain anything, `)` too.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 1..].split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        if pgrp == Some(pgid) && !matches!(state, Some("Z" | "X")) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use duet::{OnDrop, Signal, Stdio};
 
-use crate::util::{alive, fixture};
+use crate::util::{FIXTURE, alive, fixture};
 
 #[test]
 fn wait_twice_returns_the_cached_status() {
@@ -93,6 +93,64 @@ fn process_group_kill_reaches_the_grandchild() {
         err.is_eof(),
         "grandchild {grandchild} survived the group kill: {err}"
     );
+}
+
+/// `sh -c 'server & wait'` in its own group: the wrapper dies at once on
+/// SIGTERM, the server it started needs a while to clean up.
+fn wrapped_server(server: &[&str], legacy: bool) -> duet::Command {
+    let mut cmd = duet::Command::new("sh");
+    cmd.args(["-c", r#""$0" "$@" & wait"#, FIXTURE])
+        .args(server)
+        .process_group(true)
+        .stdin(Stdio::null())
+        .timeout(Duration::from_secs(20))
+        .emulate_old_kernel(legacy);
+    cmd
+}
+
+#[test]
+fn terminate_gives_every_member_of_the_group_the_grace_period() {
+    for legacy in [false, true] {
+        let mut child = wrapped_server(&["term-cleanup", "300"], legacy)
+            .spawn()
+            .unwrap();
+        assert_eq!(child.read_line().unwrap(), "ready");
+        let status = child.terminate(Duration::from_secs(20)).unwrap();
+        assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
+        // The server was not killed mid-cleanup: its last words arrived.
+        let rest = child.read_line();
+        assert_eq!(rest.unwrap(), "cleaned up", "legacy={legacy}");
+    }
+}
+
+#[test]
+fn terminate_kills_what_is_left_of_the_group_at_the_deadline() {
+    for legacy in [false, true] {
+        let mut child = wrapped_server(&["ignore-term"], legacy).spawn().unwrap();
+        assert_eq!(child.read_line().unwrap(), "ready");
+        let status = child.terminate(Duration::from_millis(200)).unwrap();
+        assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
+        // The member that ignores SIGTERM held our stdout: end-of-file
+        // means the SIGKILL at the deadline reached it.
+        let err = child.read_line().unwrap_err();
+        assert!(err.is_eof(), "legacy={legacy}: {err}");
+    }
+}
+
+#[test]
+fn dropping_a_group_child_gives_its_members_the_grace_period() {
+    let dir = std::env::temp_dir().join(format!("duet-test-{}-drop-grace", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cleanup");
+    let mut child = wrapped_server(&["term-cleanup", "300", file.to_str().unwrap()], false)
+        .on_drop(OnDrop::Terminate(Duration::from_secs(20)))
+        .spawn()
+        .unwrap();
+    assert_eq!(child.read_line().unwrap(), "ready");
+    drop(child);
+    let written = std::fs::read_to_string(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(written.unwrap(), "cleaned up\n");
 }
 
 #[test]
