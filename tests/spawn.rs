@@ -196,6 +196,22 @@ fn child_gets_only_its_standard_descriptors() {
     drop(leaky);
 }
 
+/// Where `close_range` is missing, a loop closes the descriptors; it must
+/// not miss one, whatever numbers duet's own descriptors take.
+#[test]
+fn the_close_loop_without_close_range_leaks_no_descriptor() {
+    let out = fixture("close-loop-probe", &[]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "16 layouts, no descriptor leaked\n"
+    );
+    let out = fixture("fds", &[])
+        .emulate_old_kernel(true)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "0\n1\n2\n");
+}
+
 #[test]
 fn a_channel_is_the_only_extra_descriptor_the_child_gets() {
     let mut child = fixture("fds", &[]).channel().spawn().unwrap();

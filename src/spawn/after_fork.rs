@@ -48,6 +48,9 @@ pub(crate) struct ChildPlan {
     pub err_fd: RawFd,
     /// Upper bound for the close loop when `close_range` is unavailable.
     pub max_fds: RawFd,
+    /// Close with the loop even where `close_range` works (duet's own
+    /// tests of that fallback).
+    pub close_by_loop: bool,
     /// Start a new session (implies a new process group).
     pub setsid: bool,
     /// After `setsid`, make descriptor 0 the controlling terminal.
@@ -266,7 +269,7 @@ unsafe fn run(plan: &ChildPlan) -> ! {
                 fail(err_fd, Step::Fds, 0);
             }
         }
-        close_from(plan.first_free, err_fd, plan.max_fds);
+        close_from(plan.first_free, err_fd, plan.max_fds, plan.close_by_loop);
 
         // 3. Session or process group.
         if plan.setsid {
@@ -315,20 +318,26 @@ unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
-/// Closes every descriptor from `first` up, except `keep`.
+/// Closes every descriptor from `first` up, except `keep` (which may lie
+/// below `first`).
+///
+/// Where `close_range(2)` is missing (kernels before 5.9, seccomp profiles
+/// that answer `ENOSYS`) each number below `max_fds`, the limit on open
+/// descriptors, is closed one by one.
 ///
 /// # Safety
 /// Async-signal-safe; only for the child.
-unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd) {
+unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd, by_loop: bool) {
     // SAFETY: close_range and close on integer descriptors.
     unsafe {
-        let ranges = [(first, keep - 1), (keep + 1, RawFd::MAX)];
+        let ranges = [(first, keep - 1), (first.max(keep + 1), RawFd::MAX)];
         for (lo, hi) in ranges {
             if lo > hi {
                 continue;
             }
-            if libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
-                for fd in lo..hi.min(max_fds.max(keep + 1)) {
+            if by_loop || libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
+                // Both ends are included, as in close_range.
+                for fd in lo..=hi.min(max_fds - 1) {
                     libc::close(fd);
                 }
             }

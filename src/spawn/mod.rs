@@ -311,6 +311,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         first_free,
         err_fd: err_write.as_raw_fd(),
         max_fds: sys::max_fds(),
+        close_by_loop: cmd.legacy_kernel,
         setsid: cmd.pty,
         controlling_tty: cmd.pty,
         process_group: cmd.process_group,
