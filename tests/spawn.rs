@@ -196,6 +196,27 @@ fn child_gets_only_its_standard_descriptors() {
     drop(leaky);
 }
 
+/// A spawn needs only the descriptors it keeps (three pipes and a pidfd):
+/// with 8 free below the limit it works with both methods, and when the
+/// parent itself runs out, the error says it was the parent's step.
+#[test]
+fn spawning_with_few_free_descriptors_works_and_says_whose_step_failed() {
+    let out = fixture("few-fds", &["8"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "fork=false: spawned\nfork=true: spawned\n"
+    );
+    let out = fixture("few-fds", &["3"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for line in text.lines() {
+        assert!(
+            line.contains("open descriptors for the child failed") && line.contains("os error 24"),
+            "{line}"
+        );
+    }
+}
+
 /// Where `close_range` is missing, a loop closes the descriptors; it must
 /// not miss one, whatever numbers duet's own descriptors take.
 #[test]

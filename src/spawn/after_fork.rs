@@ -39,13 +39,15 @@ pub(crate) struct ChildPlan {
     pub envp: *const *const c_char,
     /// Directory to change to, or null.
     pub cwd: *const c_char,
-    /// `(source, target)` descriptor moves; the first `n_moves` are valid.
-    pub moves: [(RawFd, RawFd); MAX_MOVES],
+    /// Descriptor moves, done in order; the first `n_moves` are valid.
+    pub moves: [Move; MAX_MOVES],
     pub n_moves: usize,
     /// The lowest descriptor that is not a target: everything from here on
     /// is closed, except the error pipe.
     pub first_free: RawFd,
     pub err_fd: RawFd,
+    /// The error pipe's number is a target: move it out of the way first.
+    pub lift_err: bool,
     /// Upper bound for the close loop when `close_range` is unavailable.
     pub max_fds: RawFd,
     /// Close with the loop even where `close_range` works (duet's own
@@ -57,6 +59,33 @@ pub(crate) struct ChildPlan {
     pub controlling_tty: bool,
     /// Start a new process group.
     pub process_group: bool,
+}
+
+/// One `dup2(source, target)` of the child's descriptor plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Move {
+    pub source: RawFd,
+    pub target: RawFd,
+    /// An earlier move's target is this source's number: copy the source
+    /// above every target before any move, or that move would clobber it.
+    pub lift: bool,
+}
+
+/// Plans `(source, target)` moves done in this order: marks the sources an
+/// earlier move would clobber. Only those are copied out of the way in the
+/// child, since each copy needs a free descriptor (with few left below the
+/// limit, copying every source failed with `EMFILE`).
+pub(crate) fn plan_moves(pairs: &[(RawFd, RawFd)]) -> [Move; MAX_MOVES] {
+    let mut moves = [Move::default(); MAX_MOVES];
+    for (i, &(source, target)) in pairs.iter().enumerate().take(MAX_MOVES) {
+        let lift = pairs[..i].iter().any(|&(_, earlier)| earlier == source);
+        moves[i] = Move {
+            source,
+            target,
+            lift,
+        };
+    }
+    moves
 }
 
 /// The steps the child reports, by number, in its error frame.
@@ -247,25 +276,38 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(plan.err_fd, Step::Signals, 0);
         }
 
-        // 2. Descriptors. First lift the error pipe and every source above
-        //    all targets, so that no dup2 below clobbers a source that is
-        //    still needed (a source may itself be 0, 1 or 2).
-        let err_fd = libc::fcntl(plan.err_fd, libc::F_DUPFD_CLOEXEC, plan.first_free);
-        if err_fd < 0 {
-            fail(plan.err_fd, Step::Fds, 0);
-        }
-        let mut lifted = [0 as RawFd; MAX_MOVES];
-        // `take`, not a slice: no bounds check, so no panic path in the child.
-        let moves = || plan.moves.iter().take(plan.n_moves);
-        for (lifted, &(source, _)) in lifted.iter_mut().zip(moves()) {
-            *lifted = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, plan.first_free);
-            if *lifted < 0 {
-                fail(err_fd, Step::Fds, 0);
+        // 2. Descriptors. First copy out of the way, above every target,
+        //    the error pipe and each source whose number an earlier move
+        //    targets (a source may itself be 0, 1 or 2); nothing else, since
+        //    every copy takes a free descriptor. Then the moves, in order.
+        let mut err_fd = plan.err_fd;
+        if plan.lift_err {
+            err_fd = libc::fcntl(plan.err_fd, libc::F_DUPFD_CLOEXEC, plan.first_free);
+            if err_fd < 0 {
+                fail(plan.err_fd, Step::Fds, 0);
             }
         }
-        for (&lifted, &(_, target)) in lifted.iter().zip(moves()) {
-            // dup2 clears close-on-exec on the target.
-            if libc::dup2(lifted, target) < 0 {
+        let mut sources = [0 as RawFd; MAX_MOVES];
+        // `take`, not a slice: no bounds check, so no panic path in the child.
+        let moves = || plan.moves.iter().take(plan.n_moves);
+        for (source, m) in sources.iter_mut().zip(moves()) {
+            *source = m.source;
+            if m.lift {
+                *source = libc::fcntl(m.source, libc::F_DUPFD_CLOEXEC, plan.first_free);
+                if *source < 0 {
+                    fail(err_fd, Step::Fds, 0);
+                }
+            }
+        }
+        for (&source, m) in sources.iter().zip(moves()) {
+            let moved = if source == m.target {
+                // dup2 onto itself would keep close-on-exec: clear it.
+                libc::fcntl(source, libc::F_SETFD, 0)
+            } else {
+                // dup2 clears close-on-exec on the target.
+                libc::dup2(source, m.target)
+            };
+            if moved < 0 {
                 fail(err_fd, Step::Fds, 0);
             }
         }
@@ -368,4 +410,25 @@ pub(crate) fn decode_failure(frame: &[u8; 8]) -> (i32, Option<Step>, usize) {
     let step = Step::from_code(u16::from_ne_bytes([frame[4], frame[5]]));
     let index = u16::from_ne_bytes([frame[6], frame[7]]) as usize;
     (errno, step, index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sources_an_earlier_move_clobbers_are_lifted() {
+        let lifts = |pairs: &[(RawFd, RawFd)]| -> Vec<bool> {
+            plan_moves(pairs)[..pairs.len()]
+                .iter()
+                .map(|m| m.lift)
+                .collect()
+        };
+        // The usual case: pipes far above 0, 1 and 2 need no copy.
+        assert_eq!(lifts(&[(7, 0), (9, 1), (10, 2)]), [false; 3]);
+        // Swapped standard descriptors: the second source is gone by then.
+        assert_eq!(lifts(&[(1, 0), (0, 1)]), [false, true]);
+        // A source that is its own target is not clobbered by itself.
+        assert_eq!(lifts(&[(0, 0), (5, 1)]), [false, false]);
+    }
 }

@@ -24,7 +24,7 @@ use crate::conversation::{Input, Reader, Streams};
 use crate::error::SpawnFailure;
 use crate::process::Process;
 use crate::{Result, sys};
-use after_fork::{ChildPlan, MAX_MOVES, Method, Step};
+use after_fork::{ChildPlan, Method, Step};
 
 /// An array of C strings and the null-terminated pointer array over them.
 struct CStrings {
@@ -287,13 +287,15 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     let envp = CStrings::new(env);
     let cand_ptrs = CStrings::new(cands);
 
-    let plumbing = plumb(cmd).map_err(io_fail("set up descriptors"))?;
-    let (err_read, err_write) = sys::pipe().map_err(io_fail("create error pipe"))?;
+    let plumbing = plumb(cmd).map_err(io_fail("open descriptors for the child"))?;
+    let (err_read, err_write) = sys::pipe().map_err(io_fail("open the error pipe"))?;
 
-    let mut moves = [(0, 0); MAX_MOVES];
-    for (i, (target, fd)) in plumbing.child_ends.iter().enumerate() {
-        moves[i] = (fd.as_raw_fd(), *target);
-    }
+    let pairs: Vec<(RawFd, RawFd)> = plumbing
+        .child_ends
+        .iter()
+        .map(|(target, fd)| (fd.as_raw_fd(), *target))
+        .collect();
+    let moves = after_fork::plan_moves(&pairs);
     let first_free = plumbing
         .child_ends
         .iter()
@@ -310,6 +312,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         n_moves: plumbing.child_ends.len(),
         first_free,
         err_fd: err_write.as_raw_fd(),
+        lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd()),
         max_fds: sys::max_fds(),
         close_by_loop: cmd.legacy_kernel,
         setsid: cmd.pty,
@@ -347,7 +350,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     let group = cmd.pty || cmd.process_group;
     let process = Process::new(pid, pidfd, group, cmd.legacy_kernel);
     let streams = build_streams(cmd, parent_stdin, parent_stdout, parent_stderr, pty_master)
-        .map_err(io_fail("set up descriptors"))?;
+        .map_err(io_fail("set up the parent's ends"))?;
     Ok(Child::new(
         streams,
         process,
@@ -402,7 +405,7 @@ fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Opt
             os,
         },
         Some(Step::Fds) => SpawnFailure {
-            step: "set up descriptors",
+            step: "move descriptors into place in the child",
             path: None,
             os,
         },
