@@ -237,7 +237,10 @@ impl Command {
         self
     }
 
-    /// Sends stderr to the same pipe as stdout (`2>&1`).
+    /// Sends stderr wherever stdout goes (`2>&1`): the same pipe or pty, the
+    /// same file, or the parent's own stdout when stdout is inherited. The
+    /// child's descriptor 2 is a duplicate of its descriptor 1, as in a
+    /// shell and in Python's `stderr=STDOUT`.
     pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
         self.merge_stderr = merge;
         self

@@ -196,6 +196,30 @@ fn child_gets_only_its_standard_descriptors() {
     drop(leaky);
 }
 
+/// `merge_stderr` is `2>&1`: stderr goes wherever stdout goes, a file or
+/// the parent's own stdout, never to the parent's stderr.
+#[test]
+fn merged_stderr_follows_a_stdout_that_is_a_file_or_inherited() {
+    let dir = scratch_dir("merged");
+    let path = dir.join("out");
+    let file = std::fs::File::create(&path).unwrap();
+    let out = fixture("stderr", &["to the file"])
+        .stdin(duet::Stdio::null())
+        .stdout(duet::Stdio::from(file))
+        .merge_stderr(true)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "to the file\n");
+
+    let out = fixture("merged-inherit", &[]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "written to stderr\nexited with code 0\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
 /// A spawn needs only the descriptors it keeps (three pipes and a pidfd):
 /// with 8 free below the limit it works with both methods, and when the
 /// parent itself runs out, the error says it was the parent's step.

@@ -48,6 +48,8 @@ pub(crate) struct ChildPlan {
     pub err_fd: RawFd,
     /// The error pipe's number is a target: move it out of the way first.
     pub lift_err: bool,
+    /// After the moves, make 2 a duplicate of 1 (`2>&1`), whatever 1 is.
+    pub stderr_to_stdout: bool,
     /// Upper bound for the close loop when `close_range` is unavailable.
     pub max_fds: RawFd,
     /// Close with the loop even where `close_range` works (duet's own
@@ -310,6 +312,9 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             if moved < 0 {
                 fail(err_fd, Step::Fds, 0);
             }
+        }
+        if plan.stderr_to_stdout && libc::dup2(1, 2) < 0 {
+            fail(err_fd, Step::Fds, 0);
         }
         close_from(plan.first_free, err_fd, plan.max_fds, plan.close_by_loop);
 

@@ -162,47 +162,31 @@ fn plumb(cmd: &Command) -> io::Result<Plumbing> {
         }
     }
     // stdout
-    let mut stdout_child: Option<RawFd> = None;
     if pty {
-        let s = dup_slave(&slave)?;
-        stdout_child = Some(s.as_raw_fd());
-        p.child_ends.push((1, s));
+        p.child_ends.push((1, dup_slave(&slave)?));
     } else {
         match &cmd.stdout.0 {
             StdioKind::Piped => {
                 let (r, w) = sys::pipe()?;
-                stdout_child = Some(w.as_raw_fd());
                 p.child_ends.push((1, w));
                 p.parent_stdout = Some(r);
             }
             other => push_simple(&mut p, 1, other)?,
         }
     }
-    // stderr
-    if cmd.merge_stderr {
-        let target = match stdout_child {
-            Some(fd) => p
-                .child_ends
-                .iter()
-                .find(|(_, f)| f.as_raw_fd() == fd)
-                .map(|(_, f)| sys::dup(f.as_fd())),
-            None => None,
-        };
-        match target {
-            Some(fd) => p.child_ends.push((2, fd?)),
-            None => push_simple(&mut p, 2, &cmd.stdout.0)?,
+    // stderr. Merged, it is a duplicate of the child's 1 made in the child
+    // after the moves (as `2>&1` and CPython do), so it goes wherever
+    // stdout goes, an inherited stdout included.
+    match cmd.stderr.as_ref().map(|s| &s.0) {
+        _ if cmd.merge_stderr => {}
+        None if cmd.pty => p.child_ends.push((2, dup_slave(&slave)?)),
+        None | Some(StdioKind::Inherit) => {}
+        Some(StdioKind::Piped) => {
+            let (r, w) = sys::pipe()?;
+            p.child_ends.push((2, w));
+            p.parent_stderr = Some(r);
         }
-    } else {
-        match cmd.stderr.as_ref().map(|s| &s.0) {
-            None if cmd.pty => p.child_ends.push((2, dup_slave(&slave)?)),
-            None | Some(StdioKind::Inherit) => {}
-            Some(StdioKind::Piped) => {
-                let (r, w) = sys::pipe()?;
-                p.child_ends.push((2, w));
-                p.parent_stderr = Some(r);
-            }
-            Some(other) => push_simple(&mut p, 2, other)?,
-        }
+        Some(other) => push_simple(&mut p, 2, other)?,
     }
     if cmd.channel {
         let (parent, child) = sys::socket_pair()?;
@@ -312,7 +296,9 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         n_moves: plumbing.child_ends.len(),
         first_free,
         err_fd: err_write.as_raw_fd(),
-        lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd()),
+        lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd())
+            || (cmd.merge_stderr && err_write.as_raw_fd() == 2),
+        stderr_to_stdout: cmd.merge_stderr,
         max_fds: sys::max_fds(),
         close_by_loop: cmd.legacy_kernel,
         setsid: cmd.pty,
