@@ -330,8 +330,10 @@ impl Command {
     }
 
     /// Gives the child one end of a [`channel::pipe`](crate::channel::pipe)
-    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3`; inside the child,
-    /// [`channel::from_env`](crate::channel::from_env) returns it. The parent
+    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3` and `DUET_CHANNEL_PID`
+    /// to the child's pid (written by the child itself before it execs);
+    /// inside the child, [`channel::from_env`](crate::channel::from_env)
+    /// returns it, and in the child's own children it refuses. The parent
     /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
     pub fn channel(&mut self) -> &mut Self {
         self.channel = true;

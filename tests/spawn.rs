@@ -276,6 +276,37 @@ fn command_channel_reaches_a_rust_child_through_from_env() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `DUET_CHANNEL_PID` names the child given the channel, with either spawn
+/// method; the child's own children inherit the variables but not the
+/// descriptor, and `from_env` refuses the unrelated descriptor 3 they have.
+#[test]
+fn a_grandchild_never_takes_an_unrelated_descriptor_for_the_channel() {
+    for fork in [false, true] {
+        let mut child = fixture("env", &[])
+            .channel()
+            .use_fork(fork)
+            .spawn()
+            .unwrap();
+        let env: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+        let expected = format!("DUET_CHANNEL_PID={}", child.id());
+        assert!(env.contains(&expected), "fork={fork}: {env:?}");
+        assert!(env.contains(&"DUET_CHANNEL_FD=3".to_string()), "{env:?}");
+    }
+
+    let mut child = fixture("channel-grandchild", &[])
+        .channel()
+        .spawn()
+        .unwrap();
+    let mut conn = child.take_channel().unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"taken by the child");
+    let verdict = child.read_line().unwrap();
+    assert!(
+        verdict.starts_with("refused: DUET_CHANNEL_FD is meant for process"),
+        "{verdict}"
+    );
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn spawning_from_many_threads_while_others_allocate_works() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

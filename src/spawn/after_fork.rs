@@ -11,7 +11,7 @@
 //!
 //! - calls only async-signal-safe functions (`sigaction`, `sigprocmask`,
 //!   `fcntl`, `dup2`, `close_range`/`close`, `setsid`, `setpgid`, `ioctl`,
-//!   `chdir`, `execve`, `write`, `_exit`);
+//!   `chdir`, `getpid`, `execve`, `write`, `_exit`);
 //! - allocates nothing, formats nothing, logs nothing, panics never, and
 //!   never returns into caller code: it execs or `_exit`s;
 //! - reads only the [`ChildPlan`] that the parent prepared before creation.
@@ -50,6 +50,11 @@ pub(crate) struct ChildPlan {
     pub lift_err: bool,
     /// After the moves, make 2 a duplicate of 1 (`2>&1`), whatever 1 is.
     pub stderr_to_stdout: bool,
+    /// Where the child writes its own pid in decimal, NUL-terminated, into
+    /// the value of an environment entry (room for `PID_DIGITS` digits and
+    /// the NUL); null for none. In the vfork case this is the parent's
+    /// buffer, which it does not read while the child runs.
+    pub pid_slot: *mut u8,
     /// Upper bound for the close loop when `close_range` is unavailable.
     pub max_fds: RawFd,
     /// Close with the loop even where `close_range` works (duet's own
@@ -335,7 +340,25 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(err_fd, Step::Chdir, 0);
         }
 
-        // 5. Exec: try each candidate like execvp does. Remember the first
+        // 5. The channel's pid guard: this process's pid, by hand (no
+        //    formatting machinery), most significant digit first.
+        if !plan.pid_slot.is_null() {
+            let pid = libc::syscall(libc::SYS_getpid) as u32;
+            let mut digits = 1;
+            let mut left = pid / 10;
+            while left > 0 && digits < super::PID_DIGITS {
+                digits += 1;
+                left /= 10;
+            }
+            let mut rest = pid;
+            for i in (0..digits).rev() {
+                *plan.pid_slot.add(i) = b'0'.wrapping_add((rest % 10) as u8);
+                rest /= 10;
+            }
+            *plan.pid_slot.add(digits) = 0;
+        }
+
+        // 6. Exec: try each candidate like execvp does. Remember the first
         //    "permission denied" (a better report than a later "not found").
         let mut denied: Option<u16> = None;
         let mut last = (libc::ENOENT, 0u16);

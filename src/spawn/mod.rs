@@ -26,6 +26,12 @@ use crate::process::Process;
 use crate::{Result, sys};
 use after_fork::{ChildPlan, Method, Step};
 
+/// The name of the channel's pid variable, `=` included.
+const PID_ENTRY_NAME: &[u8] = b"DUET_CHANNEL_PID=";
+
+/// The most digits a pid has (`pid_t` is a positive `i32`).
+pub(crate) const PID_DIGITS: usize = 10;
+
 /// An array of C strings and the null-terminated pointer array over them.
 struct CStrings {
     owned: Vec<CString>,
@@ -258,9 +264,18 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         argv.push(cstring(arg.as_bytes(), "argument").map_err(fail)?);
     }
     let (mut env, path) = environment(cmd).map_err(fail)?;
+    // With a channel, `DUET_CHANNEL_PID=` gets the child's own pid, which
+    // only the child knows: it writes the digits into this buffer (room
+    // for any pid and a NUL) before it execs.
+    let mut pid_entry: Vec<u8> = Vec::new();
     if cmd.channel {
-        env.retain(|kv| !kv.as_bytes().starts_with(b"DUET_CHANNEL_FD="));
+        env.retain(|kv| {
+            let kv = kv.as_bytes();
+            !kv.starts_with(b"DUET_CHANNEL_FD=") && !kv.starts_with(b"DUET_CHANNEL_PID=")
+        });
         env.push(CString::new("DUET_CHANNEL_FD=3").expect("no NUL"));
+        pid_entry.extend_from_slice(PID_ENTRY_NAME);
+        pid_entry.resize(PID_ENTRY_NAME.len() + PID_DIGITS + 1, 0);
     }
     let cands = candidates(&cmd.program, path.as_deref()).map_err(fail)?;
     let cwd = match &cmd.cwd {
@@ -268,7 +283,18 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         None => None,
     };
     let argv = CStrings::new(argv);
-    let envp = CStrings::new(env);
+    let mut envp = CStrings::new(env);
+    // One pointer from the buffer serves both the array and the child's
+    // writes, so neither invalidates the other.
+    let pid_slot = match pid_entry.is_empty() {
+        true => ptr::null_mut(),
+        false => {
+            let entry = pid_entry.as_mut_ptr();
+            envp.ptrs
+                .insert(envp.ptrs.len() - 1, entry as *const c_char);
+            entry.wrapping_add(PID_ENTRY_NAME.len())
+        }
+    };
     let cand_ptrs = CStrings::new(cands);
 
     let plumbing = plumb(cmd).map_err(io_fail("open descriptors for the child"))?;
@@ -299,6 +325,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd())
             || (cmd.merge_stderr && err_write.as_raw_fd() == 2),
         stderr_to_stdout: cmd.merge_stderr,
+        pid_slot,
         max_fds: sys::max_fds(),
         close_by_loop: cmd.legacy_kernel,
         setsid: cmd.pty,
