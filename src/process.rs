@@ -79,7 +79,7 @@ impl Process {
                     self.pid,
                     if kept.is_some() { "known" } else { "lost" }
                 );
-                Ok(Some(kept.unwrap_or_else(ExitStatus::unknown)))
+                Ok(Some(kept.unwrap_or_else(ExitStatus::discarded)))
             }
             other => other,
         }

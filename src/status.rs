@@ -5,15 +5,17 @@ use std::fmt;
 /// The exit status of a child: a code it passed to `exit`, or the signal that
 /// killed it, or (rarely) unknown.
 ///
-/// A status is *unknown* when the system discarded it before duet could
-/// collect it: the program ignores SIGCHLD (an ignored disposition survives
-/// `exec`, so a program can start that way without knowing), or another
-/// part of the program reaped the child with its own `waitpid`, and the
-/// kernel is older than 6.15, which keeps the status for the child's pidfd.
-/// Then [`code`](Self::code) and [`signal`](Self::signal) are `None`,
-/// [`success`](Self::success) is false and [`is_unknown`](Self::is_unknown)
-/// is true; the child has ended all the same, and output captured from it
-/// is kept. duet never substitutes another process's status.
+/// A status is *unknown* in two cases. The child had not exited when duet
+/// stopped waiting (the output of a timed-out `communicate`). Or the system
+/// discarded the status before duet could collect it: the program ignores
+/// SIGCHLD (an ignored disposition survives `exec`, so a program can start
+/// that way without knowing), or another part of the program reaped the
+/// child with its own `waitpid`, and the kernel is older than 6.15, which
+/// keeps the status for the child's pidfd; the child has ended all the
+/// same, and output captured from it is kept. Then [`code`](Self::code)
+/// and [`signal`](Self::signal) are `None`, [`success`](Self::success) is
+/// false and [`is_unknown`](Self::is_unknown) is true; `Display` says which
+/// case it is. duet never substitutes another process's status.
 ///
 /// ```
 /// let status = duet::Command::new("sh").args(["-c", "exit 3"]).output()?.status;
@@ -28,8 +30,16 @@ pub struct ExitStatus(Kind);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     Code(i32),
-    Signal { signal: i32, core_dumped: bool },
+    Signal {
+        signal: i32,
+        core_dumped: bool,
+    },
+    /// Nothing is known: the child had not exited (the output of a timed-out
+    /// `communicate`).
     Unknown,
+    /// The child ended, but the system discarded its status (reaped outside
+    /// duet on a kernel that keeps none for pidfds).
+    Discarded,
 }
 
 impl ExitStatus {
@@ -46,9 +56,14 @@ impl ExitStatus {
         })
     }
 
-    /// A child that has ended but whose status the system discarded.
+    /// The status of a child that has not ended as far as duet knows.
     pub(crate) fn unknown() -> Self {
         ExitStatus(Kind::Unknown)
+    }
+
+    /// A child that has ended but whose status the system discarded.
+    pub(crate) fn discarded() -> Self {
+        ExitStatus(Kind::Discarded)
     }
 
     /// Decodes a `wait(2)`-style status word (`code << 8`, or the signal
@@ -62,10 +77,9 @@ impl ExitStatus {
         }
     }
 
-    /// True when the child has ended but its status is unknown (see the
-    /// type's documentation).
+    /// True when the status is not known (see the type's documentation).
     pub fn is_unknown(&self) -> bool {
-        self.0 == Kind::Unknown
+        matches!(self.0, Kind::Unknown | Kind::Discarded)
     }
 
     /// True when the child exited with code 0.
@@ -77,14 +91,14 @@ impl ExitStatus {
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             Kind::Code(code) => Some(code),
-            Kind::Signal { .. } | Kind::Unknown => None,
+            Kind::Signal { .. } | Kind::Unknown | Kind::Discarded => None,
         }
     }
 
     /// The signal that killed the child, if one did.
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
-            Kind::Code(_) | Kind::Unknown => None,
+            Kind::Code(_) | Kind::Unknown | Kind::Discarded => None,
             Kind::Signal { signal, .. } => Some(signal),
         }
     }
@@ -100,13 +114,13 @@ impl ExitStatus {
         )
     }
 
-    /// The status as a shell reports it: the code, or 128 + the signal;
-    /// 255 when the status is unknown.
+    /// The status as a shell reports it: the code, or 128 + the signal
+    /// (125, duet's own failure, when the status is not known).
     pub fn shell_code(&self) -> i32 {
         match self.0 {
             Kind::Code(code) => code,
             Kind::Signal { signal, .. } => 128 + signal,
-            Kind::Unknown => 255,
+            Kind::Unknown | Kind::Discarded => 125,
         }
     }
 }
@@ -115,7 +129,8 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Kind::Code(code) => write!(f, "exited with code {code}"),
-            Kind::Unknown => write!(
+            Kind::Unknown => write!(f, "had not exited"),
+            Kind::Discarded => write!(
                 f,
                 "ended with an unknown status (reaped outside duet, as when SIGCHLD is ignored)"
             ),
@@ -149,9 +164,9 @@ mod tests {
         );
         assert_eq!(ExitStatus::from_signal(11, true).shell_code(), 139);
         assert!(ExitStatus::from_signal(11, true).core_dumped());
-        assert!(!ExitStatus::unknown().success());
-        assert_eq!(ExitStatus::unknown().code(), None);
-        assert_eq!(ExitStatus::unknown().signal(), None);
+        let lost = ExitStatus::discarded();
+        assert!(lost.is_unknown() && !lost.success());
+        assert_eq!((lost.code(), lost.signal()), (None, None));
     }
 
     #[test]
