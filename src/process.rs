@@ -1,8 +1,12 @@
 //! The process handle: waiting, signalling and the cached exit status.
 //!
-//! Waiting uses a pidfd with `poll(2)`: no busy polling and no process-wide
-//! SIGCHLD handler that would fight other libraries. Signals go through the
-//! pidfd too, so they can never reach a recycled pid.
+//! The child's identity is the pidfd it was created with. Waiting polls it
+//! and reaps with `waitid(P_PIDFD)`: no busy polling, no process-wide
+//! SIGCHLD handler that would fight other libraries, and never a wait by
+//! pid. Signals go through the pidfd too (a group's as well, where the
+//! kernel allows), so they can never reach a recycled pid. The one loop
+//! that looks instead of waiting is `terminate`'s wait for a group to
+//! empty, for want of any event that says so.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

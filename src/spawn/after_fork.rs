@@ -219,6 +219,8 @@ pub(crate) fn create(
                         std::mem::size_of::<CloneArgs>(),
                     )
                 } {
+                    // SAFETY: this is the new child, on its own copy of
+                    // memory; `run` never returns.
                     0 => unsafe { run(plan) },
                     pid => pid as libc::pid_t,
                 }
