@@ -340,7 +340,10 @@ impl Conversation {
                 taken
             };
             search.finish();
-            return Poll::Ready(Ok((i, Match::new(taken, position, &found, patterns[i].names()))));
+            return Poll::Ready(Ok((
+                i,
+                Match::new(taken, position, &found, patterns[i].names()),
+            )));
         }
         if inbox.is_eof() {
             search.finish();

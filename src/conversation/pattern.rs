@@ -411,8 +411,7 @@ impl Match {
 /// Text from bytes without a copy when they are UTF-8 (the usual case, and
 /// a fast check); lossily otherwise.
 fn decode(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
