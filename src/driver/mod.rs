@@ -8,6 +8,7 @@
 //! conversation. Nothing here knows how the descriptors were made: pipes, a
 //! pty and FIFOs all work.
 
+pub(crate) mod errors;
 pub(crate) mod pty;
 mod transcript;
 
