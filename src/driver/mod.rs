@@ -131,7 +131,11 @@ impl Outgoing<'_> {
 
 /// One non-blocking write of what is left of `out` after `written` bytes
 /// (`WouldBlock` when the child's input is full).
-pub(crate) fn write_once(fd: BorrowedFd<'_>, out: &Outgoing<'_>, written: usize) -> io::Result<usize> {
+pub(crate) fn write_once(
+    fd: BorrowedFd<'_>,
+    out: &Outgoing<'_>,
+    written: usize,
+) -> io::Result<usize> {
     match out.rest(written) {
         (a, Some(b)) => sys::write2(fd, a, b),
         (a, None) => sys::write(fd, a),
