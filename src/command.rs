@@ -372,6 +372,13 @@ impl Command {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn output(&mut self) -> Result<Output> {
+        let mut child = self.for_output().spawn()?;
+        child.communicate(b"", self.timeout)
+    }
+
+    /// What [`output`](Self::output) runs: stdin from `/dev/null` unless
+    /// set otherwise, stderr piped unless set or merged.
+    fn for_output(&self) -> Command {
         let mut cmd = self.clone();
         if matches!(cmd.stdin.0, StdioKind::Piped) {
             cmd.stdin = Stdio::null();
@@ -379,8 +386,55 @@ impl Command {
         if !cmd.merge_stderr && cmd.stderr.is_none() {
             cmd.stderr = Some(Stdio::piped());
         }
-        let mut child = cmd.spawn()?;
-        child.communicate(b"", self.timeout)
+        cmd
+    }
+
+    /// Starts the child for tokio (feature `tokio`): a
+    /// [`duet::tokio::Child`](crate::tokio::Child), whose methods are the
+    /// blocking [`Child`]'s, `async` where they wait.
+    ///
+    /// A plain `fn`, called inside a runtime: the spawn runs inline (the
+    /// vfork-class spawn costs the same at any parent size, and suspends
+    /// only this thread until the child reaches `exec`), and the child's
+    /// pipes and pidfd are registered with the current runtime, which
+    /// needs its IO and time drivers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duet::Result<()> {
+    /// let mut bc = duet::Command::new("bc").arg("-q").spawn_async()?;
+    /// assert_eq!(bc.ask("6*7").await?, "42");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn); and `Error::Io` (no process is started)
+    /// when called outside a tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub fn spawn_async(&mut self) -> Result<crate::tokio::Child> {
+        crate::tokio::Child::spawn(self)
+    }
+
+    /// [`output`](Self::output) for tokio (feature `tokio`): runs the child
+    /// to completion and captures stdout and stderr without blocking the
+    /// thread.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duet::Result<()> {
+    /// let out = duet::Command::new("echo").arg("hello").output_async().await?;
+    /// assert_eq!(out.stdout, b"hello\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`output`](Self::output) and [`spawn_async`](Self::spawn_async).
+    #[cfg(feature = "tokio")]
+    pub async fn output_async(&mut self) -> Result<Output> {
+        let mut child = self.for_output().spawn_async()?;
+        child.communicate(b"", self.timeout).await
     }
 
     /// The program as given to [`new`](Self::new), for messages.

@@ -95,6 +95,8 @@ pub fn terminal_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
 pub mod channel;
 pub mod fifo;
 pub mod supervise;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 /// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an
 /// [`Exact`](pattern::Exact), [`Pattern::Regex`] a [`Regex`](pattern::Regex),

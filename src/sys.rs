@@ -583,6 +583,39 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The descriptor-owning types whose [`AsRawFd::as_raw_fd`] always names
+/// the same open descriptor, owned by the value for as long as it lives:
+/// what tokio's `AsyncFd::register` requires. The implementations below
+/// are the whole list (an `OwnedFd`, a child's stdin, a child's pidfd),
+/// each of which keeps its one descriptor from creation to drop.
+#[cfg(feature = "tokio")]
+pub(crate) trait OwnsFd: AsRawFd {}
+
+#[cfg(feature = "tokio")]
+impl OwnsFd for OwnedFd {}
+#[cfg(feature = "tokio")]
+impl OwnsFd for crate::driver::Input {}
+#[cfg(feature = "tokio")]
+impl OwnsFd for crate::process::Process {}
+
+/// Registers `inner`'s descriptor with the current tokio runtime's reactor
+/// for `interest`. On failure `inner` comes back with the error.
+///
+/// # Panics
+///
+/// Outside a runtime, or in one built without IO: callers check
+/// `Handle::try_current` first.
+#[cfg(feature = "tokio")]
+pub(crate) fn register<T: OwnsFd>(
+    inner: T,
+    interest: ::tokio::io::Interest,
+) -> Result<::tokio::io::unix::AsyncFd<T>, (T, io::Error)> {
+    // SAFETY: `T: OwnsFd` owns its descriptor, open and unchanged until it
+    // is dropped, which `AsyncFd` does only after it deregistered it.
+    unsafe { ::tokio::io::unix::AsyncFd::register_with_interest(inner, interest) }
+        .map_err(|e| e.into_parts())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};

@@ -458,6 +458,13 @@ impl Connection {
     pub fn buffered(&self) -> usize {
         self.end.reader.buffered()
     }
+
+    /// The descriptor (`None` once closed) and what was received and not
+    /// returned yet, for the async connection that takes this one over.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (Option<OwnedFd>, Reader) {
+        (self.end.fd, self.end.reader)
+    }
 }
 
 impl From<OwnedFd> for Connection {
