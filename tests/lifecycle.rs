@@ -4,90 +4,89 @@ use std::time::Duration;
 
 use duet::{OnDrop, Signal, Stdio};
 
+use crate::drive::{Conv, Start, both};
 use crate::util::{FIXTURE, alive, fixture};
 
-#[test]
-fn wait_twice_returns_the_cached_status() {
-    let mut child = fixture("exit", &["7"]).spawn().unwrap();
-    let first = child.wait().unwrap();
+async fn wait_twice_returns_the_cached_status<C: Conv>() {
+    let mut child = fixture("exit", &["7"]).start::<C>().unwrap();
+    let first = child.wait().await.unwrap();
     assert_eq!(first.code(), Some(7));
-    assert_eq!(child.wait().unwrap(), first);
+    assert_eq!(child.wait().await.unwrap(), first);
     assert_eq!(child.try_wait().unwrap(), Some(first));
     assert_eq!(first.to_string(), "exited with code 7");
 }
 
-#[test]
-fn kill_after_wait_is_a_no_op() {
-    let mut child = fixture("exit", &["0"]).spawn().unwrap();
-    let status = child.wait().unwrap();
+async fn kill_after_wait_is_a_no_op<C: Conv>() {
+    let mut child = fixture("exit", &["0"]).start::<C>().unwrap();
+    let status = child.wait().await.unwrap();
     child.kill().unwrap();
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(child.wait().unwrap(), status);
+    assert_eq!(child.wait().await.unwrap(), status);
 }
 
-#[test]
-fn wait_timeout_returns_none_while_running_then_the_status() {
-    let mut child = fixture("hold", &[]).spawn().unwrap();
-    assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+async fn wait_timeout_returns_none_while_running_then_the_status<C: Conv>() {
+    let mut child = fixture("hold", &[]).start::<C>().unwrap();
+    assert_eq!(
+        child.wait_timeout(Duration::from_millis(20)).await.unwrap(),
+        None
+    );
     child.kill().unwrap();
     let status = child
         .wait_timeout(Duration::from_secs(20))
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(status.signal(), Some(9));
     assert_eq!(status.to_string(), "killed by signal 9 (SIGKILL)");
 }
 
-#[test]
-fn signal_death_is_reported_with_the_signal() {
-    let mut child = fixture("signal", &["15"]).spawn().unwrap();
-    let status = child.wait().unwrap();
+async fn signal_death_is_reported_with_the_signal<C: Conv>() {
+    let mut child = fixture("signal", &["15"]).start::<C>().unwrap();
+    let status = child.wait().await.unwrap();
     assert_eq!(status.signal(), Some(15));
     assert!(!status.success());
     assert_eq!(status.code(), None);
 }
 
-#[test]
-fn terminate_stops_a_child_with_sigterm() {
-    let mut child = fixture("hold", &[]).spawn().unwrap();
-    let status = child.terminate(Duration::from_secs(20)).unwrap();
+async fn terminate_stops_a_child_with_sigterm<C: Conv>() {
+    let mut child = fixture("hold", &[]).start::<C>().unwrap();
+    let status = child.terminate(Duration::from_secs(20)).await.unwrap();
     assert_eq!(status.signal(), Some(15));
 }
 
-#[test]
-fn terminate_escalates_to_sigkill_when_sigterm_is_ignored() {
-    let mut child = fixture("ignore-term", &[]).spawn().unwrap();
-    assert_eq!(child.read_line().unwrap(), "ready");
-    let status = child.terminate(Duration::from_millis(100)).unwrap();
+async fn terminate_escalates_to_sigkill_when_sigterm_is_ignored<C: Conv>() {
+    let mut child = fixture("ignore-term", &[]).start::<C>().unwrap();
+    assert_eq!(child.read_line().await.unwrap(), "ready");
+    let status = child.terminate(Duration::from_millis(100)).await.unwrap();
     assert_eq!(status.signal(), Some(9));
 }
 
-#[test]
-fn terminate_works_on_a_stopped_child() {
-    let mut child = fixture("hold", &[]).spawn().unwrap();
+async fn terminate_works_on_a_stopped_child<C: Conv>() {
+    let mut child = fixture("hold", &[]).start::<C>().unwrap();
     child.signal(Signal::SIGSTOP).unwrap();
     let err = child
         .read_line_timeout(Duration::from_millis(20))
+        .await
         .unwrap_err();
     assert!(err.is_timeout());
-    let status = child.terminate(Duration::from_millis(100)).unwrap();
+    let status = child.terminate(Duration::from_millis(100)).await.unwrap();
     assert_eq!(status.signal(), Some(9));
 }
 
-#[test]
-fn process_group_kill_reaches_the_grandchild() {
+async fn process_group_kill_reaches_the_grandchild<C: Conv>() {
     let mut child = fixture("grandchild", &[])
         .process_group(true)
         .stdin(Stdio::null())
-        .spawn()
+        .start::<C>()
         .unwrap();
-    let grandchild: u32 = child.read_line().unwrap().parse().unwrap();
+    let grandchild: u32 = child.read_line().await.unwrap().parse().unwrap();
     assert!(alive(grandchild));
     // The fixture exits after printing; the grandchild holds on.
-    child.terminate(Duration::from_secs(20)).unwrap();
+    child.terminate(Duration::from_secs(20)).await.unwrap();
     // The grandchild held our stdout pipe: end-of-file means it is gone.
     let err = child
         .read_line_timeout(Duration::from_secs(20))
+        .await
         .unwrap_err();
     assert!(
         err.is_eof(),
@@ -108,31 +107,31 @@ fn wrapped_server(server: &[&str], legacy: bool) -> duet::Command {
     cmd
 }
 
-#[test]
-fn terminate_gives_every_member_of_the_group_the_grace_period() {
+async fn terminate_gives_every_member_of_the_group_the_grace_period<C: Conv>() {
     for legacy in [false, true] {
         let mut child = wrapped_server(&["term-cleanup", "300"], legacy)
-            .spawn()
+            .start::<C>()
             .unwrap();
-        assert_eq!(child.read_line().unwrap(), "ready");
-        let status = child.terminate(Duration::from_secs(20)).unwrap();
+        assert_eq!(child.read_line().await.unwrap(), "ready");
+        let status = child.terminate(Duration::from_secs(20)).await.unwrap();
         assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
         // The server was not killed mid-cleanup: its last words arrived.
-        let rest = child.read_line();
+        let rest = child.read_line().await;
         assert_eq!(rest.unwrap(), "cleaned up", "legacy={legacy}");
     }
 }
 
-#[test]
-fn terminate_kills_what_is_left_of_the_group_at_the_deadline() {
+async fn terminate_kills_what_is_left_of_the_group_at_the_deadline<C: Conv>() {
     for legacy in [false, true] {
-        let mut child = wrapped_server(&["ignore-term"], legacy).spawn().unwrap();
-        assert_eq!(child.read_line().unwrap(), "ready");
-        let status = child.terminate(Duration::from_millis(200)).unwrap();
+        let mut child = wrapped_server(&["ignore-term"], legacy)
+            .start::<C>()
+            .unwrap();
+        assert_eq!(child.read_line().await.unwrap(), "ready");
+        let status = child.terminate(Duration::from_millis(200)).await.unwrap();
         assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
         // The member that ignores SIGTERM held our stdout: end-of-file
         // means the SIGKILL at the deadline reached it.
-        let err = child.read_line().unwrap_err();
+        let err = child.read_line().await.unwrap_err();
         assert!(err.is_eof(), "legacy={legacy}: {err}");
     }
 }
@@ -186,16 +185,16 @@ fn drop_with_detach_leaves_the_child_running() {
     nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None).unwrap();
 }
 
-#[test]
-fn wait_drains_output_so_a_chatty_child_cannot_block_it() {
+async fn wait_drains_output_so_a_chatty_child_cannot_block_it<C: Conv>() {
     let mut child = fixture("flood", &["100000"])
         .stdin(Stdio::null())
-        .spawn()
+        .start::<C>()
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait().await.unwrap().success());
     assert!(
         child
             .read_line()
+            .await
             .unwrap()
             .starts_with("flood line 00000000")
     );
@@ -206,9 +205,11 @@ fn wait_drains_output_so_a_chatty_child_cannot_block_it() {
 /// a pid that may be gone), and waiting must give the output and a status
 /// that is right or, where the kernel keeps none, unknown. Runs in a
 /// fixture, since ignoring SIGCHLD here would disturb other tests.
-#[test]
-fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output() {
-    let out = fixture("sigchld-ignored", &["240"]).output().unwrap();
+async fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output<C: Conv>() {
+    let out = fixture("sigchld-ignored", &["240"])
+        .output_with::<C>()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let last = text.lines().last().unwrap_or_default();
@@ -217,7 +218,8 @@ fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output() {
     // Where the kernel keeps no status for pidfds, every status is unknown
     // and the output is still all there.
     let out = fixture("sigchld-ignored", &["40", "legacy"])
-        .output()
+        .output_with::<C>()
+        .await
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text, "40 spawns, 0 failed, 40 statuses unknown\n");
@@ -252,8 +254,7 @@ fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
 /// duet must neither signal that stranger (or its group) nor take its
 /// status: the wait gives the child's own status (the kernel keeps it for
 /// the pidfd) or, on kernels that keep none, an unknown status.
-#[test]
-fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger() {
+async fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger<C: Conv>() {
     use nix::sys::wait::{WaitStatus, waitpid};
     use std::io::Write;
     for legacy in [false, true] {
@@ -261,7 +262,7 @@ fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger() {
             .stdin(Stdio::null())
             .process_group(true)
             .emulate_old_kernel(legacy)
-            .spawn()
+            .start::<C>()
             .unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
@@ -269,13 +270,16 @@ fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger() {
 
         child.signal(Signal::SIGTERM).unwrap();
         child.kill().unwrap();
-        let status = child.wait().unwrap();
+        let status = child.wait().await.unwrap();
         assert!(
             status.code() == Some(7) || status.is_unknown(),
             "legacy={legacy}: {status}"
         );
-        assert_eq!(child.wait().unwrap(), status);
-        assert_eq!(child.terminate(Duration::from_secs(1)).unwrap(), status);
+        assert_eq!(child.wait().await.unwrap(), status);
+        assert_eq!(
+            child.terminate(Duration::from_secs(1)).await.unwrap(),
+            status
+        );
 
         if let Some(mut stranger) = stranger {
             stranger.stdin.take().unwrap().write_all(b"bye\n").unwrap();
@@ -284,3 +288,19 @@ fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger() {
         }
     }
 }
+
+both!(
+    wait_twice_returns_the_cached_status,
+    kill_after_wait_is_a_no_op,
+    wait_timeout_returns_none_while_running_then_the_status,
+    signal_death_is_reported_with_the_signal,
+    terminate_stops_a_child_with_sigterm,
+    terminate_escalates_to_sigkill_when_sigterm_is_ignored,
+    terminate_works_on_a_stopped_child,
+    process_group_kill_reaches_the_grandchild,
+    terminate_gives_every_member_of_the_group_the_grace_period,
+    terminate_kills_what_is_left_of_the_group_at_the_deadline,
+    wait_drains_output_so_a_chatty_child_cannot_block_it,
+    spawning_with_sigchld_ignored_never_fails_and_keeps_the_output,
+    a_child_reaped_elsewhere_never_yields_or_signals_a_stranger,
+);

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use duet::{Command, Error, Stdio};
 
+use crate::drive::{Conv, Start, both};
 use crate::util::fixture;
 
-#[test]
-fn output_captures_both_streams_and_the_status() {
+async fn output_captures_both_streams_and_the_status<C: Conv>() {
     let out = Command::new("sh")
         .args(["-c", "echo out; echo err >&2; exit 3"])
-        .output()
+        .output_with::<C>()
+        .await
         .unwrap();
     assert_eq!(out.stdout, b"out\n");
     assert_eq!(out.stderr, b"err\n");
@@ -18,32 +19,33 @@ fn output_captures_both_streams_and_the_status() {
     assert!(!out.still_open);
 }
 
-#[test]
-fn communicate_moves_100_mb_each_way_without_deadlock() {
+async fn communicate_moves_100_mb_each_way_without_deadlock<C: Conv>() {
     let input = vec![b'z'; 100 << 20];
-    let mut child = fixture("cat", &[]).stderr(Stdio::piped()).spawn().unwrap();
-    let out = child.communicate(&input, None).unwrap();
+    let mut child = fixture("cat", &[])
+        .stderr(Stdio::piped())
+        .start::<C>()
+        .unwrap();
+    let out = child.communicate(&input, None).await.unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout.len(), input.len());
     assert!(out.stdout == input);
 }
 
-#[test]
-fn communicate_with_big_pipes_is_byte_exact() {
+async fn communicate_with_big_pipes_is_byte_exact<C: Conv>() {
     let input: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
-    let mut child = fixture("cat", &[]).pipe_size(1 << 20).spawn().unwrap();
-    let out = child.communicate(&input, None).unwrap();
+    let mut child = fixture("cat", &[]).pipe_size(1 << 20).start::<C>().unwrap();
+    let out = child.communicate(&input, None).await.unwrap();
     assert!(out.stdout == input);
 }
 
-#[test]
-fn communicate_timeout_returns_the_partial_output() {
+async fn communicate_timeout_returns_the_partial_output<C: Conv>() {
     let mut child = Command::new("sh")
         .args(["-c", "echo started; exec sleep 1000"])
-        .spawn()
+        .start::<C>()
         .unwrap();
     let err = child
         .communicate(b"", Some(Duration::from_millis(200)))
+        .await
         .unwrap_err();
     let Error::Timeout { partial, .. } = &err else {
         panic!("{err:?}")
@@ -51,13 +53,12 @@ fn communicate_timeout_returns_the_partial_output() {
     assert_eq!(partial, "started\n");
 }
 
-#[test]
-fn communicate_returns_when_a_grandchild_holds_the_pipe_and_says_so() {
+async fn communicate_returns_when_a_grandchild_holds_the_pipe_and_says_so<C: Conv>() {
     let mut child = fixture("grandchild", &[])
         .process_group(true)
-        .spawn()
+        .start::<C>()
         .unwrap();
-    let out = child.communicate(b"", None).unwrap();
+    let out = child.communicate(b"", None).await.unwrap();
     assert!(out.status.success());
     assert!(out.still_open, "the grandchild still holds stdout");
     let grandchild: i32 = String::from_utf8(out.stdout)
@@ -78,13 +79,22 @@ fn communicate_returns_when_a_grandchild_holds_the_pipe_and_says_so() {
     .unwrap();
 }
 
-#[test]
-fn output_with_stdin_from_a_file() {
+async fn output_with_stdin_from_a_file<C: Conv>() {
     let path = std::env::temp_dir().join(format!("duet-test-{}-input", std::process::id()));
     std::fs::write(&path, "from a file\n").unwrap();
     let out = fixture("upper", &[])
         .stdin(Stdio::from(std::fs::File::open(&path).unwrap()))
-        .output()
+        .output_with::<C>()
+        .await
         .unwrap();
     assert_eq!(out.stdout, b"FROM A FILE\n");
 }
+
+both!(
+    output_captures_both_streams_and_the_status,
+    communicate_moves_100_mb_each_way_without_deadlock,
+    communicate_with_big_pipes_is_byte_exact,
+    communicate_timeout_returns_the_partial_output,
+    communicate_returns_when_a_grandchild_holds_the_pipe_and_says_so,
+    output_with_stdin_from_a_file,
+);

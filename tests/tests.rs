@@ -2,6 +2,7 @@
 //! `sh`, `cat`, `bc`, `python3`). Topics live in modules; names read as a
 //! specification.
 
+mod drive;
 mod util;
 
 mod channel;
