@@ -155,6 +155,77 @@ pub mod __fuzz {
         }
     }
 
+    /// A pattern from the fuzzer: 0 exact, 1 regex, 2 line; `None` when the
+    /// regex does not compile.
+    pub fn pattern(kind: u8, text: &str) -> Option<crate::Pattern> {
+        match kind % 3 {
+            0 => Some(crate::Pattern::exact(text)),
+            1 => crate::Pattern::regex(text).ok(),
+            _ => crate::Pattern::line(text).ok(),
+        }
+    }
+
+    /// One expect over a stream that arrives in chunks: the conversation
+    /// core, searching again after each chunk.
+    #[derive(Debug)]
+    pub struct Expect {
+        core: crate::conversation::Conversation,
+        pattern: crate::Pattern,
+    }
+
+    impl Expect {
+        /// An expect of `pattern` on an empty stream.
+        pub fn new(pattern: crate::Pattern) -> Expect {
+            Expect {
+                core: crate::conversation::Conversation::new(true, false, 1 << 20),
+                pattern,
+            }
+        }
+
+        /// Appends `bytes`; the match as `(before, matched)` once there is one.
+        pub fn feed(&mut self, bytes: &[u8]) -> Option<(String, String)> {
+            use crate::conversation::Stream;
+            self.core.feed(Stream::Stdout, bytes);
+            let patterns = std::slice::from_ref(&self.pattern);
+            match self.core.poll_expect(Stream::Stdout, patterns) {
+                std::task::Poll::Ready(Ok((_, m))) => {
+                    Some((m.before().to_string(), m.as_str().to_string()))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// A `fail_on` watch over a stream that arrives in chunks.
+    #[derive(Debug)]
+    pub struct Watch {
+        core: crate::conversation::Conversation,
+    }
+
+    impl Watch {
+        /// A watch for `pattern` on an empty stream.
+        pub fn new(pattern: crate::Pattern) -> Watch {
+            let mut core = crate::conversation::Conversation::new(true, false, 1 << 20);
+            core.watch(pattern, crate::conversation::watch::Action::FailOn);
+            Watch { core }
+        }
+
+        /// Appends `bytes`, consuming `consume` of the pending bytes
+        /// first; returns the texts the watch matched.
+        pub fn feed(&mut self, consume: usize, bytes: &[u8]) -> Vec<String> {
+            use crate::conversation::Stream;
+            let n = consume.min(self.core.pending(Stream::Stdout).len());
+            let _ = self.core.take_first(Stream::Stdout, n);
+            self.core.feed(Stream::Stdout, bytes);
+            std::iter::from_fn(|| self.core.take_failure())
+                .map(|e| match e {
+                    crate::Error::FailOn { matched, .. } => matched,
+                    other => panic!("a watch reported {other:?}"),
+                })
+                .collect()
+        }
+    }
+
     /// The frame header announcing `payload_len` bytes, as sent.
     pub fn frame_header(payload_len: u64) -> Vec<u8> {
         frame::Header::new(payload_len).as_bytes().to_vec()
