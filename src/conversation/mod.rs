@@ -508,6 +508,40 @@ mod tests {
         }
     }
 
+    fn failures(c: &mut Conversation) -> Vec<String> {
+        std::iter::from_fn(|| c.failures.pop_front())
+            .map(|e| match e {
+                Error::FailOn { matched, .. } => matched,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Found by the `search` fuzz target: a drained buffer was released
+    /// while a watch's line had begun in it.
+    #[test]
+    fn a_watch_keeps_a_line_it_began_when_the_caller_consumed_it() {
+        let mut c = core();
+        c.watch(Pattern::line(r"\d").unwrap(), Action::FailOn);
+        c.feed(Stream::Stdout, b"x1");
+        let _ = c.take_first(Stream::Stdout, 2);
+        c.feed(Stream::Stdout, b"\n");
+        assert_eq!(failures(&mut c), ["x1"]);
+    }
+
+    /// Found by the `search` fuzz target: a regex watch lost the byte
+    /// before its origin, so `^` matched where the stream had no line start.
+    #[test]
+    fn a_regex_watch_still_sees_the_byte_before_where_it_resumes() {
+        let mut c = core();
+        c.watch(Pattern::regex(r"^x").unwrap(), Action::FailOn);
+        c.feed(Stream::Stdout, b"ax");
+        assert_eq!(failures(&mut c), Vec::<String>::new());
+        let _ = c.take_first(Stream::Stdout, 2);
+        c.feed(Stream::Stdout, b"x\nx");
+        assert_eq!(failures(&mut c), ["x"]);
+    }
+
     #[test]
     fn a_watch_sees_output_buffered_before_it_was_set() {
         let mut c = core();
