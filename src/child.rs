@@ -80,6 +80,11 @@ impl Child {
         }
     }
 
+    /// The process handle (for `remote` to attach the remote pid).
+    pub(crate) fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
     /// Takes the parent's end of the channel given to the child with
     /// [`Command::channel`](crate::Command::channel); `None` without one or
     /// when taken already.

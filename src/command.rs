@@ -125,6 +125,10 @@ pub struct Command {
     pub(crate) on_drop: OnDrop,
     pub(crate) use_fork: bool,
     pub(crate) channel: bool,
+    /// The host to run on through OpenSSH (`None`: here).
+    pub(crate) ssh_host: Option<OsString>,
+    /// `-o` options for that `ssh`, in order.
+    pub(crate) ssh_options: Vec<OsString>,
 }
 
 impl Command {
@@ -153,6 +157,8 @@ impl Command {
             on_drop: OnDrop::default(),
             use_fork: false,
             channel: false,
+            ssh_host: None,
+            ssh_options: Vec::new(),
         }
     }
 
@@ -332,6 +338,77 @@ impl Command {
         self
     }
 
+    /// Runs the program on `host` (`[user@]host`, or a `Host` of your
+    /// `~/.ssh/config`) through OpenSSH's `ssh` instead of here. Every
+    /// [`Child`] method works on it; what changes:
+    ///
+    /// - **Arguments** arrive byte for byte: duet quotes each word for the
+    ///   remote shell (which must be a POSIX shell: sh, bash, dash, ksh,
+    ///   zsh), so spaces, quotes, `$`, `;` and newlines are never re-split.
+    ///   [`env`](Self::env), [`env_remove`](Self::env_remove),
+    ///   [`env_clear`](Self::env_clear) (then only what `env` adds, and
+    ///   `PATH` is the remote `sh`'s default) and
+    ///   [`current_dir`](Self::current_dir) (relative to the remote home)
+    ///   apply on the remote side; the remote `env_remove` takes shell
+    ///   identifiers only.
+    /// - **Errors**: a program that is missing or not executable there, or
+    ///   a directory that is missing, is [`Error::Spawn`](crate::Error::Spawn)
+    ///   whose path reads `host:program`; a host that cannot be reached is
+    ///   `Error::Spawn` with the step `connect through ssh to` and what ssh
+    ///   said. `ssh` never prompts (`BatchMode=yes`): use keys or an agent.
+    /// - **Signals**: [`Child::signal`](crate::Child::signal),
+    ///   [`kill`](crate::Child::kill), [`terminate`](crate::Child::terminate)
+    ///   and dropping the child reach the remote program (duet runs `kill`
+    ///   on the host), so nothing is left running there. With
+    ///   [`process_group`](Self::process_group) they reach its process group.
+    ///   [`Child::id`](crate::Child::id) is the local `ssh`'s pid.
+    /// - **Status**: the remote exit code. OpenSSH does not pass on a
+    ///   remote death by signal: it shows as exit code 255, as from `ssh`.
+    /// - **Connections**: one master connection per host (`ControlMaster`,
+    ///   its socket in a private 0700 directory under the temporary
+    ///   directory, `ControlPersist=60`), so a second spawn to a host costs
+    ///   a fraction of the first, from any process of this user.
+    /// - **pty**: [`pty`](Self::pty) puts the remote program on a remote
+    ///   pseudo-terminal (`ssh -tt`), with echo, size and `^C` as locally;
+    ///   [`pty_stdout`](Self::pty_stdout) only changes the local side.
+    ///   [`channel`](Self::channel) cannot cross hosts (an error).
+    /// - **stdout** that is not piped is read up to the remote program's
+    ///   start, then copied to its destination by a thread.
+    ///
+    /// ```no_run
+    /// let mut bc = duet::Command::new("bc").arg("-q")
+    ///     .ssh("user@calc.example.org")
+    ///     .ssh_option("Port=2222")
+    ///     .spawn()?;
+    /// assert_eq!(bc.ask("2+2")?, "4");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn ssh(&mut self, host: impl AsRef<OsStr>) -> &mut Self {
+        self.ssh_host = Some(host.as_ref().to_owned());
+        self
+    }
+
+    /// Passes `-o OPTION` to `ssh` (for example `Port=2222`,
+    /// `IdentityFile=~/.ssh/ci`). The options come before duet's own, and
+    /// ssh keeps the first value it sees, so they can override duet's
+    /// defaults (`BatchMode=yes`, `ControlMaster=auto`, `ControlPath`,
+    /// `ControlPersist=60`, `LogLevel=ERROR`). Only with [`ssh`](Self::ssh):
+    /// without a host, spawning is an error.
+    ///
+    /// ```no_run
+    /// let out = duet::Command::new("uname")
+    ///     .ssh("build-host")
+    ///     .ssh_option("ConnectTimeout=5")
+    ///     .ssh_option("ControlPersist=no")
+    ///     .output()?;
+    /// println!("{}", String::from_utf8_lossy(&out.stdout));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn ssh_option(&mut self, option: impl AsRef<OsStr>) -> &mut Self {
+        self.ssh_options.push(option.as_ref().to_owned());
+        self
+    }
+
     /// Starts the child.
     ///
     /// # Errors
@@ -340,7 +417,21 @@ impl Command {
     /// the path and the OS error. A missing program is this error, never a
     /// child that exits 127.
     pub fn spawn(&mut self) -> Result<Child> {
-        crate::spawn::spawn(self)
+        if self.ssh_host.is_some() {
+            crate::remote::spawn(self)
+        } else if let Some(opt) = self.ssh_options.first() {
+            Err(crate::error::SpawnFailure {
+                step: "use ssh option",
+                path: Some(opt.to_string_lossy().into_owned()),
+                os: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "ssh_option needs ssh(host)",
+                ),
+            }
+            .into_error(&self.program_name()))
+        } else {
+            crate::spawn::spawn(self)
+        }
     }
 
     /// Runs the child to completion and captures stdout and stderr (stdin

@@ -71,6 +71,7 @@ mod command;
 mod conversation;
 mod error;
 mod process;
+mod remote;
 mod spawn;
 mod status;
 mod sys;

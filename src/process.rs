@@ -23,6 +23,9 @@ pub(crate) struct Process {
     /// Set once the child is reaped; from then on every wait returns it and
     /// every signal is a no-op.
     status: Option<ExitStatus>,
+    /// For a program run through ssh: the remote process, which gets the
+    /// signals (see `remote::Target::deliver`).
+    remote: Option<crate::remote::Target>,
 }
 
 impl Process {
@@ -41,7 +44,12 @@ impl Process {
             pidfd,
             group,
             status: None,
+            remote: None,
         })
+    }
+
+    pub(crate) fn set_remote(&mut self, target: crate::remote::Target) {
+        self.remote = Some(target);
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -60,6 +68,9 @@ impl Process {
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
             self.status = sys::reap(self.pid, false)?;
+            if let (Some(_), Some(remote)) = (self.status, &mut self.remote) {
+                remote.reaped();
+            }
         }
         Ok(self.status)
     }
@@ -90,6 +101,9 @@ impl Process {
     /// once the child has been reaped.
     pub(crate) fn signal(&mut self, signal: Signal) -> io::Result<()> {
         if self.status.is_some() {
+            return Ok(());
+        }
+        if self.remote.as_ref().is_some_and(|r| r.deliver(signal)) {
             return Ok(());
         }
         let sent = if self.group {

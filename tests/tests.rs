@@ -12,5 +12,7 @@ mod fifo;
 mod lifecycle;
 mod output;
 mod pty;
+mod remote;
 mod spawn;
+mod sshd;
 mod supervise;
