@@ -30,17 +30,20 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Tools the tests and the demo talk to: bc and python3 (Debian packages).
+## Tools the tests and the demo talk to: bc, python3 and OpenSSH (the
+## remote tests start their own sshd on 127.0.0.1). Debian packages.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
 	command -v bc >/dev/null || missing="$$missing bc"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v stty >/dev/null || missing="$$missing coreutils"; \
+	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
 ## Fuzz each parser for FUZZ_SECONDS (default 60) with libFuzzer: runs,

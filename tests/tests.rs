@@ -6,6 +6,7 @@ mod util;
 
 mod channel;
 mod cli;
+mod cli_ssh;
 mod conversation;
 mod faults;
 mod fifo;
