@@ -72,6 +72,7 @@ mod conversation;
 mod error;
 mod process;
 mod remote;
+mod shell;
 mod spawn;
 mod status;
 mod sys;
@@ -82,6 +83,7 @@ pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use conversation::pattern::{Exact, Match, Pattern};
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
+pub use shell::{Shell, ShellOutput};
 pub use status::ExitStatus;
 
 /// The window size `(rows, cols)` of the terminal on `fd`, or `None` when

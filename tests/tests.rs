@@ -14,6 +14,7 @@ mod lifecycle;
 mod output;
 mod pty;
 mod remote;
+mod shell;
 mod spawn;
 mod sshd;
 mod supervise;
