@@ -18,6 +18,9 @@
 //!    a writer thread vs the raw floor (writer thread + `read` loop).
 //! 4. the command line: a line through `duet chat`, and through `duet serve`
 //!    with `duet ask` and with the raw FIFOs (see `cli`).
+//! 5. programs through ssh to 127.0.0.1, the first spawn vs later ones on
+//!    the multiplexed connection vs local, and `Shell::run("true")` (see
+//!    `remote`; the bench starts its own sshd as the tests do).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
@@ -28,6 +31,10 @@ mod binaries;
 mod channel;
 mod cli;
 mod harness;
+mod remote;
+#[path = "../tests/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
 
 use binaries::fixture;
 
@@ -77,7 +84,8 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; any other argument selects the
-    // comparisons whose name contains it (spawn, round, stream), for profiling.
+    // comparisons whose name contains it (spawn, round, stream, cli, ssh,
+    // shell, channel), for profiling.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -103,6 +111,12 @@ fn main() {
     }
     if wanted("cli") {
         table.extend(cli::rows_for(&fixture()));
+    }
+    if wanted("ssh") {
+        table.extend(remote::ssh_rows(&fixture()));
+    }
+    if wanted("shell") {
+        table.extend(remote::shell_rows());
     }
     drop(small);
 

@@ -58,6 +58,12 @@ pub struct Shell {
     child: Child,
     nonce: String,
     seq: u64,
+    /// `DUET<nonce>S<seq>_`, the start sentinel on both streams.
+    start: Pattern,
+    /// `DUET<nonce>E<seq>_<code>`, the end of stdout.
+    out_end: Pattern,
+    /// `DUET<nonce>E<seq>_`, the end of stderr.
+    err_end: Pattern,
     /// Whether stderr is a separate pipe with its own sentinels.
     stderr: bool,
 }
@@ -83,10 +89,14 @@ impl Shell {
             true
         };
         let child = cmd.spawn()?;
+        let nonce = nonce();
         let mut shell = Shell {
             child,
-            nonce: nonce(),
             seq: 0,
+            start: Pattern::regex(&format!(r"DUET{nonce}S(\d+)_\r?\n"))?,
+            out_end: Pattern::regex(&format!(r"DUET{nonce}E(\d+)_(\d+)\r?\n"))?,
+            err_end: Pattern::regex(&format!(r"DUET{nonce}E(\d+)_\r?\n"))?,
+            nonce,
             stderr,
         };
         // A variable holding a newline, so that a command's own newlines
@@ -118,16 +128,17 @@ impl Shell {
             )));
         }
         self.seq += 1;
-        let (start, end) = (self.mark('S'), self.mark('E'));
+        let seq = self.seq.to_string();
         let line = self.line(command);
         self.child.send(&line)?;
         let deadline = std::time::Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(std::time::Instant::now());
 
-        self.child.expect_timeout(Pattern::exact(&start), left())?;
-        let out = self.child.expect_timeout(Pattern::exact(&end), left())?;
-        let code_line = self.child.expect_timeout(Pattern::exact("\n"), left())?;
-        let code = code_line.before().trim_end_matches('\r');
+        // What is left of a command that timed out carries older numbers.
+        let ours = |m: &crate::Match| m.group(1) == Some(seq.as_str());
+        while !ours(&self.child.expect_timeout(self.start.clone(), left())?) {}
+        let out = self.child.expect_timeout(self.out_end.clone(), left())?;
+        let code = out.group(2).unwrap_or_default();
         let code: i32 = code.parse().map_err(|_| {
             Error::Io(std::io::Error::other(format!(
                 "the shell's end sentinel carried {code:?}, not an exit status"
@@ -136,16 +147,21 @@ impl Shell {
         let stderr = if self.stderr {
             let old = self.child.timeout();
             self.child.set_timeout(left());
-            let got = self
-                .child
-                .expect_stderr(Pattern::exact(&start))
-                .and_then(|_| self.child.expect_stderr(Pattern::exact(&end)));
+            let mut got = Ok(());
+            while got.is_ok() {
+                match self.child.expect_stderr(self.start.clone()) {
+                    Ok(m) if ours(&m) => break,
+                    Ok(_) => {}
+                    Err(e) => got = Err(e),
+                }
+            }
+            let got = got.and_then(|()| self.child.expect_stderr(self.err_end.clone()));
             self.child.set_timeout(old);
-            after_line_end(got?.before())
+            got?.before().to_string()
         } else {
             String::new()
         };
-        let stdout = after_line_end(out.before());
+        let stdout = out.before().to_string();
         Ok(ShellOutput {
             stdout,
             stderr,
@@ -163,12 +179,6 @@ impl Shell {
     pub fn close(mut self) -> Result<ExitStatus> {
         self.child.close_stdin()?;
         self.child.wait()
-    }
-
-    /// `DUET<nonce><kind><seq>_`: what a sentinel prints (the `_` keeps
-    /// `S1_` from matching the start of `S12_`).
-    fn mark(&self, kind: char) -> String {
-        format!("DUET{}{kind}{}_", self.nonce, self.seq)
     }
 
     /// The line that runs `command` between sentinels. Each sentinel is
@@ -203,12 +213,6 @@ impl Shell {
              printf '%s%s%d\\n' {head} {end} \"$?\"{err_end}\n"
         )
     }
-}
-
-/// The output after the start sentinel's line end (`\n`, or `\r\n` on a pty).
-fn after_line_end(text: &str) -> String {
-    let text = text.strip_prefix('\r').unwrap_or(text);
-    text.strip_prefix('\n').unwrap_or(text).to_string()
 }
 
 fn nonce() -> String {

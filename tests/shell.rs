@@ -30,7 +30,10 @@ fn case(i: usize) -> (String, ShellOutput) {
             format!("printf 'DUET%sS%d_\\n' x {i}; echo \"E{i}_0\""),
             out(&format!("DUETxS{i}_\nE{i}_0\n"), "", 0),
         ),
-        5 => ("echo a\necho 'b\nc'".into(), out("a\nb\nc\n", "", 0)),
+        5 => (
+            "echo; echo a\necho 'b\nc'".into(),
+            out("\na\nb\nc\n", "", 0),
+        ),
         _ => (
             "ls /duet-nope 2>&1 >/dev/null | wc -l".into(),
             out("1\n", "", 0),
