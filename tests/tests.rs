@@ -10,6 +10,7 @@ mod cli_ssh;
 mod conversation;
 mod faults;
 mod fifo;
+mod generated;
 mod lifecycle;
 mod output;
 mod pty;

@@ -17,6 +17,7 @@
 
 mod ask;
 mod chat;
+mod completions;
 mod duration;
 mod framing;
 mod recv;
@@ -62,6 +63,8 @@ enum Command {
     Recv(recv::RecvArgs),
     Status(status::StatusArgs),
     Stop(stop::StopArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 /// Runs the parsed command line.
@@ -76,6 +79,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Recv(args) => recv::run(args),
         Command::Status(args) => status::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 
