@@ -18,7 +18,13 @@ pub struct ExitStatus(Kind);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     Code(i32),
-    Signal { signal: i32, core_dumped: bool },
+    Signal {
+        signal: i32,
+        core_dumped: bool,
+    },
+    /// Nothing is known: the child had not exited (the output of a timed-out
+    /// `communicate`).
+    Unknown,
 }
 
 impl ExitStatus {
@@ -35,6 +41,11 @@ impl ExitStatus {
         })
     }
 
+    /// The status of a child that has not ended as far as duet knows.
+    pub(crate) fn unknown() -> Self {
+        ExitStatus(Kind::Unknown)
+    }
+
     /// True when the child exited with code 0.
     pub fn success(&self) -> bool {
         self.0 == Kind::Code(0)
@@ -44,14 +55,14 @@ impl ExitStatus {
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             Kind::Code(code) => Some(code),
-            Kind::Signal { .. } => None,
+            Kind::Signal { .. } | Kind::Unknown => None,
         }
     }
 
     /// The signal that killed the child, if one did.
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
-            Kind::Code(_) => None,
+            Kind::Code(_) | Kind::Unknown => None,
             Kind::Signal { signal, .. } => Some(signal),
         }
     }
@@ -67,11 +78,13 @@ impl ExitStatus {
         )
     }
 
-    /// The status as a shell reports it: the code, or 128 + the signal.
+    /// The status as a shell reports it: the code, or 128 + the signal
+    /// (125, duet's own failure, when the status is not known).
     pub fn shell_code(&self) -> i32 {
         match self.0 {
             Kind::Code(code) => code,
             Kind::Signal { signal, .. } => 128 + signal,
+            Kind::Unknown => 125,
         }
     }
 }
@@ -80,6 +93,7 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Kind::Code(code) => write!(f, "exited with code {code}"),
+            Kind::Unknown => write!(f, "had not exited"),
             Kind::Signal {
                 signal,
                 core_dumped,

@@ -399,6 +399,34 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
+/// One `read(2)` of at most `max` bytes appended to `data`, into its
+/// spare capacity (reserved by the caller; never zeroed first), retried on
+/// `EINTR`. `WouldBlock` comes back as an error; `Ok(0)` is end-of-file
+/// (also a pty master's `EIO` once the child side is closed).
+///
+/// # Panics
+///
+/// When `max` is more than `data`'s spare capacity.
+pub(crate) fn read_append(fd: BorrowedFd<'_>, data: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = &mut data.spare_capacity_mut()[..max];
+    loop {
+        // SAFETY: `spare` is memory this function borrows exclusively, valid
+        // for writes of `spare.len()` bytes; the kernel writes at most that.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            // SAFETY: read(2) initialised the first `n` bytes of the spare
+            // capacity, which directly follow the vector's length.
+            unsafe { data.set_len(data.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::EIO => return Ok(0),
+            e => return Err(e.into()),
+        }
+    }
+}
+
 /// One `readv(2)`: at most `want` bytes appended to `msg` (into its spare
 /// capacity, which need not be initialised: a large message is never
 /// zeroed first), then into `ahead`. Returns the total read.

@@ -19,3 +19,4 @@ mod shell;
 mod spawn;
 mod sshd;
 mod supervise;
+mod watches;

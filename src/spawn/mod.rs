@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 
 use crate::child::Child;
 use crate::command::{Command, StdioKind};
-use crate::conversation::{Input, Reader, Streams};
+use crate::driver::{Input, Streams};
 use crate::error::SpawnFailure;
 use crate::process::Process;
 use crate::{Result, sys};
@@ -422,22 +422,12 @@ fn build_streams(
     let (stdin, stdout) = match pty_master {
         Some(master) if cmd.pty => {
             let reader = sys::dup(master.as_fd())?;
-            (
-                Some(Input::pty(master)?),
-                Some(Reader::new(reader, cmd.max_line)?),
-            )
+            (Some(Input::pty(master)?), Some(reader))
         }
-        Some(master) => (
-            stdin.map(Input::pipe).transpose()?,
-            Some(Reader::new(master, cmd.max_line)?),
-        ),
-        None => (
-            stdin.map(Input::pipe).transpose()?,
-            stdout.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?,
-        ),
+        Some(master) => (stdin.map(Input::pipe).transpose()?, Some(master)),
+        None => (stdin.map(Input::pipe).transpose()?, stdout),
     };
-    let stderr = stderr.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?;
-    Ok(Streams::new(stdin, stdout, stderr))
+    Streams::new(stdin, stdout, stderr, cmd.max_line)
 }
 
 #[cfg(test)]

@@ -80,6 +80,15 @@ fn canonical(fd: BorrowedFd<'_>) -> Option<Canonical> {
     })
 }
 
+/// The terminal's interrupt character (`^C` unless changed).
+pub(crate) fn interrupt_char(fd: BorrowedFd<'_>) -> u8 {
+    termios::tcgetattr(fd)
+        .ok()
+        .map(|t| t.control_chars[Cc::VINTR as usize])
+        .filter(|&c| c != 0)
+        .unwrap_or(0x03)
+}
+
 impl Encoder {
     /// Encodes `parts` for the terminal behind `fd`.
     pub(crate) fn encode(&mut self, fd: BorrowedFd<'_>, parts: &[&[u8]]) -> Vec<u8> {
@@ -107,6 +116,12 @@ impl Encoder {
             self.column += 1;
         }
         out
+    }
+
+    /// A control character went to the terminal unencoded: `^C`, `^D`
+    /// and their kind end or discard the line being typed.
+    pub(crate) fn control_written(&mut self) {
+        self.column = 0;
     }
 
     /// The bytes that make the child read end-of-file.
