@@ -103,7 +103,11 @@ impl Process {
         if self.status.is_some() {
             return Ok(());
         }
-        if self.remote.as_ref().is_some_and(|r| r.deliver(signal)) {
+        if self
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.deliver(signal, self.pidfd.as_fd()))
+        {
             return Ok(());
         }
         let sent = if self.group {

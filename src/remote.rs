@@ -30,7 +30,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -49,6 +49,10 @@ const CONTROL_PERSIST: &str = "ControlPersist=60";
 /// How long signalling a remote program may take before duet gives up and
 /// signals the local `ssh` instead.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a SIGKILL delivered on the remote host waits for the local
+/// `ssh` to end by itself before it is killed too.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// The field of `/proc/PID/stat` after the command name that holds the
 /// start time (field 22 of the whole line).
@@ -302,14 +306,21 @@ impl Target {
     }
 
     /// Delivers `signal` to the remote program. Returns true when nothing
-    /// more is to be done locally; false when the local `ssh` should get
-    /// the signal too: after a SIGKILL (its session is over, and waiting
-    /// for its end must not depend on the remote host), or when the host
-    /// could not be reached (the remote program has lost its session then,
-    /// and the local side must still follow the request).
-    pub(crate) fn deliver(&self, signal: Signal) -> bool {
+    /// more is to be done locally; false when the local `ssh` (`local`, its
+    /// pidfd) should get the signal too: when the host could not be reached
+    /// (the remote program has lost its session then, and the local side
+    /// must still follow the request), or after a SIGKILL when `ssh` has not
+    /// ended within [`KILL_GRACE`] (a remote descendant holds the output
+    /// open; waiting for its end must not depend on the remote host).
+    /// Waiting for `ssh` to end on its own after a SIGKILL means that, once
+    /// the child is reaped, sshd has reaped the remote program.
+    pub(crate) fn deliver(&self, signal: Signal, local: BorrowedFd<'_>) -> bool {
         match self.send(signal) {
-            Ok(()) => signal != Signal::SIGKILL,
+            Ok(()) if signal == Signal::SIGKILL => {
+                let mut fds = [sys::poll_fd(local, PollFlags::POLLIN)];
+                sys::poll(&mut fds, sys::deadline_after(KILL_GRACE)).unwrap_or(0) > 0
+            }
+            Ok(()) => true,
             Err(e) => {
                 log::warn!(
                     "could not send {signal} to remote pid {}: {e}; signalling the local ssh",
