@@ -26,6 +26,15 @@ const STDERR_TAIL_LINES: usize = 5;
 
 /// What a finished child produced ([`Command::output`](crate::Command::output),
 /// [`Child::communicate`]).
+///
+/// ```
+/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
+/// assert_eq!(out.stdout, b"out\n");
+/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
+/// assert_eq!(out.status.code(), Some(2));
+/// assert!(!out.still_open);
+/// # Ok::<(), duet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     /// How the child ended.

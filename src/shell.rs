@@ -21,6 +21,13 @@ pub struct ShellOutput {
 
 impl ShellOutput {
     /// True when [`code`](Self::code) is 0.
+    ///
+    /// ```
+    /// let mut sh = duet::Shell::spawn(duet::Command::new("sh"))?;
+    /// assert!(sh.run("true")?.success());
+    /// assert!(!sh.run("false")?.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn success(&self) -> bool {
         self.code == 0
     }
@@ -79,6 +86,18 @@ impl Shell {
     /// # Errors
     /// `Error::Spawn` when the shell cannot be started; `Error::Timeout` or
     /// `Error::Eof` when it does not answer.
+    ///
+    /// ```
+    /// use duet::{Command, Shell};
+    /// use std::time::Duration;
+    /// let mut bash = Command::new("bash");
+    /// bash.arg("--norc").timeout(Duration::from_secs(5));   // the default for every run
+    /// let mut sh = Shell::spawn(bash)?;
+    /// assert_eq!(sh.run("echo $BASH_VERSION | cut -c1")?.stdout.len(), 2);
+    /// assert!(Shell::spawn(Command::new("duet-no-such-shell")).is_err());
+    /// // Remote: let mut cmd = Command::new("bash"); cmd.ssh("host"); Shell::spawn(cmd)
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn spawn(mut cmd: Command) -> Result<Shell> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         let stderr = if cmd.pty {
@@ -114,12 +133,32 @@ impl Shell {
     /// `Error::Timeout` when the command does not finish in time (the
     /// session stays usable); `Error::Eof` when the shell exited;
     /// `Error::Io` for a command with a NUL byte.
+    ///
+    /// ```
+    /// use duet::{Command, Shell};
+    /// let mut sh = Shell::spawn(Command::new("sh"))?;
+    /// let r = sh.run("printf '$ looks like a prompt'; echo oops >&2; exit_code() { return 3; }; exit_code")?;
+    /// assert_eq!(r.stdout, "$ looks like a prompt");
+    /// assert_eq!(r.stderr, "oops\n");
+    /// assert_eq!(r.code, 3);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn run(&mut self, command: &str) -> Result<ShellOutput> {
         let timeout = self.child.timeout();
         self.run_timeout(command, timeout)
     }
 
     /// [`run`](Self::run) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Shell};
+    /// use std::time::Duration;
+    /// let mut sh = Shell::spawn(Command::new("sh"))?;
+    /// let err = sh.run_timeout("sleep 1", Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(sh.run("echo still in sync")?.stdout, "still in sync\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn run_timeout(&mut self, command: &str, timeout: Duration) -> Result<ShellOutput> {
         if command.contains('\0') {
             return Err(Error::Io(std::io::Error::new(
@@ -171,11 +210,25 @@ impl Shell {
 
     /// The underlying child, for what `run` does not cover (signals,
     /// [`Child::id`]).
+    ///
+    /// ```
+    /// let mut sh = duet::Shell::spawn(duet::Command::new("sh"))?;
+    /// let pid = sh.run("echo $$")?.stdout;
+    /// assert_eq!(pid.trim(), sh.child().id().to_string());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }
 
     /// Ends the session: closes the shell's stdin and waits for it to exit.
+    ///
+    /// ```
+    /// let mut sh = duet::Shell::spawn(duet::Command::new("bash"))?;
+    /// sh.run("cd /")?;
+    /// assert!(sh.close()?.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close(mut self) -> Result<ExitStatus> {
         self.child.close_stdin()?;
         self.child.wait()
