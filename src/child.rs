@@ -353,7 +353,8 @@ impl Child {
 
     /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit,
     /// then SIGKILL; reaps it and returns its status. With a process group
-    /// every member that is left gets the SIGKILL.
+    /// every member gets SIGTERM and the whole grace, and what is left of
+    /// the group at the deadline gets the SIGKILL.
     ///
     /// ```
     /// use std::time::Duration;

@@ -153,6 +153,7 @@ pub struct Command {
     pub(crate) ssh_host: Option<OsString>,
     /// `-o` options for that `ssh`, in order.
     pub(crate) ssh_options: Vec<OsString>,
+    pub(crate) legacy_kernel: bool,
 }
 
 impl Command {
@@ -191,6 +192,7 @@ impl Command {
             channel: false,
             ssh_host: None,
             ssh_options: Vec::new(),
+            legacy_kernel: false,
         }
     }
 
@@ -354,7 +356,10 @@ impl Command {
         self
     }
 
-    /// Sends stderr to the same pipe as stdout (`2>&1`).
+    /// Sends stderr wherever stdout goes (`2>&1`): the same pipe or pty, the
+    /// same file, or the parent's own stdout when stdout is inherited. The
+    /// child's descriptor 2 is a duplicate of its descriptor 1, as in a
+    /// shell and in Python's `stderr=STDOUT`.
     ///
     /// ```
     /// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2"])
@@ -523,11 +528,12 @@ impl Command {
         self
     }
 
-    /// Starts the child with a classic `fork` instead of the default
+    /// Starts the child as a copy of the parent, as `fork` does (`clone3`,
+    /// or `clone` where `clone3` is refused), instead of the default
     /// vfork-class `clone(CLONE_VM | CLONE_VFORK)`. Both behave identically;
-    /// the default costs the same whatever the parent's size, while `fork`
-    /// copies the parent's page tables. Useful to rule out the spawn method
-    /// when investigating a problem.
+    /// the default costs the same whatever the parent's size, while a copy
+    /// duplicates the parent's page tables. Useful to rule out the spawn
+    /// method when investigating a problem.
     ///
     /// ```
     /// let out = duet::Command::new("echo").arg("forked").use_fork(true).output()?;
@@ -540,8 +546,10 @@ impl Command {
     }
 
     /// Gives the child one end of a [`channel::pipe`](crate::channel::pipe)
-    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3`; inside the child,
-    /// [`channel::from_env`](crate::channel::from_env) returns it. The parent
+    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3` and `DUET_CHANNEL_PID`
+    /// to the child's pid (written by the child itself before it execs);
+    /// inside the child, [`channel::from_env`](crate::channel::from_env)
+    /// returns it, and in the child's own children it refuses. The parent
     /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
     ///
     /// ```
@@ -622,6 +630,16 @@ impl Command {
     /// ```
     pub fn ssh_option(&mut self, option: impl AsRef<OsStr>) -> &mut Self {
         self.ssh_options.push(option.as_ref().to_owned());
+        self
+    }
+
+    /// For duet's own tests: takes the code paths meant for kernels that
+    /// lack a newer feature (`close_range`, `clone3`,
+    /// `PIDFD_SIGNAL_PROCESS_GROUP`, the exit status kept for pidfds), so
+    /// that those paths are tested on any kernel. Not part of the API.
+    #[doc(hidden)]
+    pub fn emulate_old_kernel(&mut self, on: bool) -> &mut Self {
+        self.legacy_kernel = on;
         self
     }
 

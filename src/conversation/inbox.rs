@@ -115,6 +115,27 @@ impl Inbox {
         }
     }
 
+    /// Takes the first `n` pending bytes. A large prefix at the start of
+    /// the storage is handed over as it is and the (usually short) rest is
+    /// moved instead: an expect at the end of 100 MB costs no copy of them.
+    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
+        let rest = self.data.len() - self.start - n;
+        if self.start > 0 || n < rest || n < KEEP_CAPACITY {
+            let taken = self.pending()[..n].to_vec();
+            self.consume(n);
+            return taken;
+        }
+        let rest = self.data[n..].to_vec();
+        let mut taken = std::mem::replace(&mut self.data, rest);
+        taken.truncate(n);
+        self.base += n as u64;
+        self.scanned = self.scanned.saturating_sub(n);
+        if self.data.is_empty() {
+            self.release();
+        }
+        taken
+    }
+
     /// Takes every pending byte.
     pub(crate) fn take_all(&mut self) -> Vec<u8> {
         let all = if self.start == 0 {

@@ -330,16 +330,26 @@ impl Conversation {
             }
         }
         if let Some((i, found)) = best {
-            let m = Match::new(hay.bytes, position, position, &found, patterns[i].names());
-            inbox.consume((found.through - position) as usize);
+            let n = (found.through - position) as usize;
+            // Watches may look back into consumed bytes: keep them in place.
+            let taken = if self.watches.is_empty() {
+                inbox.take(n)
+            } else {
+                let taken = inbox.pending()[..n].to_vec();
+                inbox.consume(n);
+                taken
+            };
             search.finish();
-            return Poll::Ready(Ok((i, m)));
+            return Poll::Ready(Ok((
+                i,
+                Match::new(taken, position, &found, patterns[i].names()),
+            )));
         }
         if inbox.is_eof() {
             search.finish();
             return Poll::Ready(
                 match patterns.iter().position(|p| matches!(p, Pattern::Eof)) {
-                    Some(i) => Ok((i, Match::empty(&inbox.take_all()))),
+                    Some(i) => Ok((i, Match::empty(inbox.take_all()))),
                     None => Err(Halt::Eof),
                 },
             );
@@ -354,7 +364,7 @@ impl Conversation {
         let i = patterns
             .iter()
             .position(|p| matches!(p, Pattern::Timeout))?;
-        Some((i, Match::empty(self.pending(s))))
+        Some((i, Match::empty(self.pending(s).to_vec())))
     }
 
     /// Whatever `s` holds, once it holds something.

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
+use regex_automata::MatchKind;
 use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 
 use super::search::Found;
@@ -81,6 +83,9 @@ struct RegexInner {
     /// The lazy DFA that detects a match in new bytes; `None` when it could
     /// not be built (then every search runs the full regex).
     dfa: Option<DFA>,
+    /// Finds where a match can begin (a literal prefix), so the DFA skips
+    /// ahead instead of stepping through every byte.
+    prefilter: Option<Prefilter>,
     /// DFA caches of finished searches, for the next one.
     caches: Mutex<Vec<Cache>>,
     names: Arc<[Option<String>]>,
@@ -135,14 +140,23 @@ impl Pattern {
     /// ```
     pub fn regex(re: &str) -> crate::Result<Pattern> {
         let regex = RegexBuilder::new(re).multi_line(true).crlf(true).build()?;
+        let syntax = syntax::Config::new()
+            .multi_line(true)
+            .crlf(true)
+            .utf8(false);
+        let prefilter = syntax::parse_with(re, &syntax)
+            .ok()
+            .and_then(|hir| Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir))
+            .filter(Prefilter::is_fast);
         let dfa = DFA::builder()
-            .configure(DFA::config().unicode_word_boundary(true))
-            .syntax(
-                syntax::Config::new()
-                    .multi_line(true)
-                    .crlf(true)
-                    .utf8(false),
+            .configure(
+                DFA::config()
+                    .unicode_word_boundary(true)
+                    // Start states tagged, so the search sees where the
+                    // prefilter may skip (only with one: tagging costs).
+                    .specialize_start_states(prefilter.is_some()),
             )
+            .syntax(syntax)
             .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
             .build(re)
             .ok();
@@ -152,6 +166,7 @@ impl Pattern {
             names: names_of(&regex),
             regex,
             dfa,
+            prefilter,
             caches: Mutex::new(Vec::new()),
         }))))
     }
@@ -247,6 +262,10 @@ impl Regex {
 
     pub(crate) fn dfa(&self) -> Option<&DFA> {
         self.0.dfa.as_ref()
+    }
+
+    pub(crate) fn prefilter(&self) -> Option<&Prefilter> {
+        self.0.prefilter.as_ref()
     }
 
     pub(crate) fn has_groups(&self) -> bool {
@@ -362,34 +381,37 @@ pub struct Match {
 }
 
 impl Match {
-    /// A match of `found` in `hay`, whose first byte is at stream position
-    /// `base`; `before` starts at `from`.
+    /// A match of `found` in `taken`: the consumed bytes, whose first one is
+    /// at stream position `base` (so `before` is everything up to the match).
+    /// The bytes become `before` without a copy.
     pub(crate) fn new(
-        hay: &[u8],
+        mut taken: Vec<u8>,
         base: u64,
-        from: u64,
         found: &Found,
         names: Option<&Arc<[Option<String>]>>,
     ) -> Match {
         let text = |a: u64, b: u64| {
-            String::from_utf8_lossy(&hay[(a - base) as usize..(b - base) as usize]).into_owned()
+            String::from_utf8_lossy(&taken[(a - base) as usize..(b - base) as usize]).into_owned()
         };
+        let matched = text(found.start, found.end);
+        let groups = found
+            .groups
+            .iter()
+            .map(|g| g.map(|(a, b)| text(a, b)))
+            .collect();
+        taken.truncate((found.start - base) as usize);
         Match {
-            before: text(from, found.start),
-            matched: text(found.start, found.end),
-            groups: found
-                .groups
-                .iter()
-                .map(|g| g.map(|(a, b)| text(a, b)))
-                .collect(),
+            before: decode(taken),
+            matched,
+            groups,
             names: names.cloned(),
         }
     }
 
     /// A match with no matched text (end of output, timeout).
-    pub(crate) fn empty(before: &[u8]) -> Match {
+    pub(crate) fn empty(before: Vec<u8>) -> Match {
         Match {
-            before: String::from_utf8_lossy(before).into_owned(),
+            before: decode(before),
             matched: String::new(),
             groups: Vec::new(),
             names: None,
@@ -456,6 +478,12 @@ impl Match {
         let i = names.iter().position(|n| n.as_deref() == Some(name))?;
         self.group(i)
     }
+}
+
+/// Text from bytes without a copy when they are UTF-8 (the usual case, and
+/// a fast check); lossily otherwise.
+fn decode(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]

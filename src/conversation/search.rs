@@ -17,9 +17,9 @@
 //! Positions are stream positions (`u64`): a haystack is handed in with the
 //! position of its first byte, so a search survives the storage moving.
 
-use regex_automata::Input;
 use regex_automata::hybrid::LazyStateID;
-use regex_automata::hybrid::dfa::Cache;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::{Input, Span};
 
 use super::pattern::{Line as LinePattern, Pattern, Regex as RegexPattern};
 
@@ -232,7 +232,7 @@ impl RegexScan {
         if !self.undecidable
             && let (Some(dfa), Some(state)) = (r.dfa(), self.dfa.as_mut())
         {
-            match state.detect(dfa, hay, self.origin, examined) {
+            match state.detect(r, dfa, hay, self.origin, examined) {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(Undecidable) => self.undecidable = true,
@@ -277,12 +277,18 @@ impl DfaState {
     /// when `hay` (ending where it ends now) holds a match.
     fn detect(
         &mut self,
-        dfa: &regex_automata::hybrid::dfa::DFA,
+        r: &RegexPattern,
+        dfa: &DFA,
         hay: Hay<'_>,
         origin: u64,
         examined: &mut u64,
     ) -> Result<bool, Undecidable> {
         let cache = &mut self.cache;
+        let bytes = hay.bytes;
+        let start_at = |cache: &mut Cache, at: usize| {
+            dfa.start_state_forward(cache, &Input::new(bytes).range(at..))
+                .map_err(|_| Undecidable)
+        };
         let mut sid = match self.sid {
             Some(sid) if cache.clear_count() == self.clears => sid,
             _ => {
@@ -290,9 +296,7 @@ impl DfaState {
                 // kept: start (again) at the origin.
                 let from = hay.index(origin.max(hay.base));
                 self.at = hay.base + from as u64;
-                let input = Input::new(hay.bytes).range(from..);
-                dfa.start_state_forward(cache, &input)
-                    .map_err(|_| Undecidable)?
+                start_at(cache, from)?
             }
         };
         if sid.is_match() {
@@ -301,27 +305,51 @@ impl DfaState {
             self.clears = cache.clear_count();
             return Ok(true);
         }
+        let prefilter = r.prefilter();
         let start = hay.index(self.at);
-        let bytes = hay.bytes;
         let mut at = start;
+        // Where the prefilter found nothing this call: step from there on.
+        let mut prefilter_done = false;
         while at < bytes.len() && !sid.is_dead() {
-            let b = bytes[at];
-            let mut next = dfa.next_state_untagged(cache, sid, b);
-            if next.is_unknown() {
-                next = dfa.next_state(cache, sid, b).map_err(|_| Undecidable)?;
+            if sid.is_start()
+                && !prefilter_done
+                && let Some(pre) = prefilter
+            {
+                // No match is in progress: skip to where one can begin.
+                // When no candidate is left, one may still be arriving in
+                // the last bytes: step through those.
+                let to = match pre.find(bytes, Span::from(at..bytes.len())) {
+                    Some(span) => span.start,
+                    None => {
+                        prefilter_done = true;
+                        let tail = pre.max_needle_len().saturating_sub(1);
+                        bytes.len().saturating_sub(tail).max(at)
+                    }
+                };
+                if to > at {
+                    *examined += (to - at) as u64;
+                    at = to;
+                    sid = start_at(cache, at)?;
+                    if at == bytes.len() {
+                        break;
+                    }
+                }
             }
+            let b = bytes[at];
+            let next = match (!sid.is_tagged()).then(|| dfa.next_state_untagged(cache, sid, b)) {
+                Some(next) if !next.is_unknown() => next,
+                _ => dfa.next_state(cache, sid, b).map_err(|_| Undecidable)?,
+            };
+            *examined += 1;
             at += 1;
             sid = next;
-            if sid.is_tagged() {
-                if sid.is_match() {
-                    break;
-                }
-                if sid.is_quit() {
-                    return Err(Undecidable);
-                }
+            if sid.is_match() {
+                break;
+            }
+            if sid.is_quit() {
+                return Err(Undecidable);
             }
         }
-        *examined += (at - start) as u64;
         self.at = hay.base + at as u64;
         self.sid = Some(sid);
         self.clears = cache.clear_count();

@@ -7,7 +7,13 @@
 //! the encoder therefore
 //!
 //! - puts the "literal next" character (`^V`) before every character the
-//!   terminal would act on, and
+//!   terminal would act on or translate: the special characters, and `\r`
+//!   when `ICRNL` or `IGNCR` would turn it into a newline or drop it (a
+//!   line holding a `\r` would otherwise arrive as two lines);
+//! - ends a line with `^V`, `\n` and the end-of-file character when `INLCR`
+//!   is set, which would turn the newline into `\r` and never finish the
+//!   line: the escaped newline arrives as itself and end-of-file hands the
+//!   line over; and
 //! - ends every 4000 bytes of an unfinished line with the end-of-file
 //!   character, which in the middle of a line hands the bytes to the reader
 //!   without a newline; the program's next read continues the same line.
@@ -35,6 +41,8 @@ struct Canonical {
     n_special: usize,
     literal_next: Option<u8>,
     end_of_file: u8,
+    /// `INLCR`: a newline arrives as `\r` unless escaped.
+    newline_to_cr: bool,
 }
 
 fn canonical(fd: BorrowedFd<'_>) -> Option<Canonical> {
@@ -71,12 +79,20 @@ fn canonical(fd: BorrowedFd<'_>) -> Option<Canonical> {
             add(cc[idx as usize]);
         }
     }
+    // Input translation happens before the line discipline looks at a
+    // character, except for one that follows `^V`.
+    if t.input_flags
+        .intersects(InputFlags::ICRNL | InputFlags::IGNCR)
+    {
+        add(b'\r');
+    }
     let lnext = cc[Cc::VLNEXT as usize];
     Some(Canonical {
         special,
         n_special,
         literal_next: (extended && lnext != 0).then_some(lnext),
         end_of_file: cc[Cc::VEOF as usize],
+        newline_to_cr: t.input_flags.contains(InputFlags::INLCR),
     })
 }
 
@@ -97,7 +113,15 @@ impl Encoder {
         let mut out = Vec::with_capacity(total + total / 64 + 8);
         for &b in parts.iter().flat_map(|p| p.iter()) {
             if b == b'\n' {
-                out.push(b);
+                if let Some(m) = &mode
+                    && m.newline_to_cr
+                    && m.end_of_file != 0
+                    && let Some(lnext) = m.literal_next
+                {
+                    out.extend_from_slice(&[lnext, b, m.end_of_file]);
+                } else {
+                    out.push(b);
+                }
                 self.column = 0;
                 continue;
             }
