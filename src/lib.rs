@@ -116,10 +116,10 @@
 //!   install handlers, process-wide and only while they live, are
 //!   [`supervise::SignalWatch`] and [`supervise::Supervisor`] (which holds
 //!   one): while one exists, the signals it watches (for the supervisor
-//!   SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH) are
-//!   reported instead of acting. [`Command::ssh`] children need no handler
-//!   either; a thread is started only to copy a remote stdout that is not
-//!   piped.
+//!   SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and
+//!   SIGCHLD) are reported instead of acting. [`Command::ssh`] children
+//!   need no handler either; a thread is started only to copy a remote
+//!   stdout that is not piped.
 //! - **Linux only.** Waiting uses pidfds (Linux 5.3 or later).
 //!
 //! # Threads and fork
