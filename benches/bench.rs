@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use harness::{Row, Target, Unit, Variant, compare, rows, timed};
 
-// ---- targets (issue 2) -----------------------------------------------------
+// ---- targets -------------------------------------------------------------
 
 /// spawn + wait: duet at most 1.10× std's time, at both sizes.
 const SPAWN_TARGET: Target = Target::AtMost(1.10);
@@ -246,7 +246,7 @@ fn round_trip_rows(fixture: &PathBuf) -> Vec<Row> {
     };
 
     // The floor plus what any deadline costs: `poll` with a timeout (the
-    // issue's 10 s default) before each `read`. Not a target row: it shows
+    // default 10 s) before each `read`. Not a target row: it shows
     // how much of duet's overhead is the price of timeouts.
     let mut timed_child = std_echo();
     let mut timed_in = File::from(OwnedFd::from(timed_child.stdin.take().expect("piped")));
