@@ -164,7 +164,7 @@ pub mod fifo;
 pub mod supervise;
 
 /// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an
-/// [`Exact`](pattern::Exact), [`Pattern::Regex`] a [`Regex`](pattern::Regex),
+/// [`Exact`], [`Pattern::Regex`] a [`Regex`](pattern::Regex),
 /// [`Pattern::Line`] a [`Line`](pattern::Line).
 pub mod pattern {
     pub use crate::conversation::pattern::{Exact, Line, Regex};
