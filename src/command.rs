@@ -589,9 +589,10 @@ impl Command {
     /// - **Status**: the remote exit code. OpenSSH does not pass on a
     ///   remote death by signal: it shows as exit code 255, as from `ssh`.
     /// - **Connections**: one master connection per host (`ControlMaster`,
-    ///   its socket in a private 0700 directory under the temporary
-    ///   directory, `ControlPersist=60`), so a second spawn to a host costs
-    ///   a fraction of the first, from any process of this user.
+    ///   its socket in `$TMPDIR/duet-ssh-UID`, created 0700 and refused if
+    ///   anyone else could write it; `ControlPersist=60`), so a second spawn
+    ///   to a host costs a fraction of the first, from any process of this
+    ///   user.
     /// - **pty**: [`pty`](Self::pty) puts the remote program on a remote
     ///   pseudo-terminal (`ssh -tt`), with echo, size and `^C` as locally;
     ///   [`pty_stdout`](Self::pty_stdout) only changes the local side.
