@@ -274,7 +274,7 @@ fn every_help_has_an_example() {
         let help = duet(&[sub, "--help"]);
         help.expect_code(0);
         assert!(
-            help.stdout.contains("Example: "),
+            help.stdout.contains(&format!("duet {sub} ")) && help.stdout.contains("Example"),
             "{}",
             help.report("an example")
         );
