@@ -161,18 +161,19 @@ impl<'a> Client<'a> {
             .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
         drop(ctl);
 
-        let reply = read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
-            None => Failure::new(
-                super::TIMEOUT,
-                format!(
-                    "no answer from the serve of {} within {}; is it stuck? see {}/log",
-                    self.path.display(),
-                    super::duration::show(self.timeout + SERVE_SLACK),
-                    self.path.display()
+        let reply =
+            read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
+                None => Failure::new(
+                    super::TIMEOUT,
+                    format!(
+                        "no answer from the serve of {} within {}; is it stuck? see {}/log",
+                        self.path.display(),
+                        super::duration::show(self.timeout + SERVE_SLACK),
+                        self.path.display()
+                    ),
                 ),
-            ),
-            Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
-        })?;
+                Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
+            })?;
         match reply.error.as_deref() {
             None => {
                 let lines = reply

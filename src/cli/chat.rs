@@ -262,6 +262,7 @@ impl Chat {
                 }
                 Some(bytes) => bytes,
                 None => {
+                    part.clear();
                     collector.flush(&mut part);
                     self.out.write(&part).map_err(Failure::stdout)?;
                     self.out.end(lines).map_err(Failure::stdout)?;

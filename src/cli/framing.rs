@@ -362,7 +362,11 @@ mod tests {
         assert_eq!(reply, b"2\r\n");
         assert_eq!(rest, Some(Vec::new()));
         let (reply, rest) = collect(Framing::Prompt(r"\(gdb\) \n".into()), &[b"(gdb) \n"]);
-        assert_eq!((reply, rest), (Vec::new(), Some(Vec::new())), "an empty reply");
+        assert_eq!(
+            (reply, rest),
+            (Vec::new(), Some(Vec::new())),
+            "an empty reply"
+        );
     }
 
     #[test]

@@ -125,9 +125,7 @@ impl From<RestartArg> for duet::supervise::Restart {
 /// The one line on stderr per restart (as supervisors log them):
 /// `duet: ./server exited with code 3; restart 1 of 5`.
 pub fn report_restart(program: &Program, sup: &duet::supervise::Supervisor) {
-    let how = sup
-        .last_status()
-        .map_or_else(|| "ended".to_string(), ended);
+    let how = sup.last_status().map_or_else(|| "ended".to_string(), ended);
     let count = match sup.policy().max_restarts {
         Some(max) => format!("{} of {max}", sup.restarts()),
         None => sup.restarts().to_string(),

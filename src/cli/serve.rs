@@ -275,6 +275,9 @@ struct Greeted {
 
 /// Most output kept for `out` when nobody reads it; older bytes are dropped.
 const OUT_BACKLOG: usize = 1 << 20;
+/// How long serve waits, after PROG closed its output mid-reply, for its
+/// exit status to put in the client's message.
+const EXIT_AFTER_EOF: Duration = Duration::from_millis(200);
 /// At most this many lines of PROG's stderr are shown when it fails to start.
 const STDERR_TAIL: usize = 10;
 
@@ -536,10 +539,7 @@ impl Server {
             match step {
                 Step::Running => {}
                 Step::Restart | Step::Done(_) => {
-                    let status = self
-                        .sup
-                        .last_status()
-                        .unwrap_or(ExitStatus::from_code(1));
+                    let status = self.sup.last_status().unwrap_or(ExitStatus::from_code(1));
                     return Err(self.failed_start(status));
                 }
             }
@@ -606,7 +606,10 @@ impl Server {
         }
         let what = match g.kind {
             Greeting::Prompt(_) => format!("its first prompt ({})", self.framing.describe()),
-            Greeting::Settle { .. } => format!("its greeting to end ({} of quiet)", duration::show(self.settle)),
+            Greeting::Settle { .. } => format!(
+                "its greeting to end ({} of quiet)",
+                duration::show(self.settle)
+            ),
         };
         let message = format!(
             "{} did not show {what} within {}{}",
@@ -700,7 +703,11 @@ impl Server {
                             Some(("eof", format!("the program {}", ended(status)))),
                         );
                     }
-                    log::info!("serve: {} {}; serve ends", self.program.name(), ended(status));
+                    log::info!(
+                        "serve: {} {}; serve ends",
+                        self.program.name(),
+                        ended(status)
+                    );
                     return Ok(if self.dir_lost {
                         ExitCode::from(125)
                     } else if self.stopping {
@@ -759,7 +766,19 @@ impl Server {
                 Ok(bytes) => self.route(bytes),
                 Err(duet::Error::Eof { .. }) => {
                     self.out_eof = true;
-                    self.end_active("the program closed its output before the reply was complete");
+                    if self.active.as_ref().is_some_and(|a| a.abandoned.is_none()) {
+                        // Output ends when PROG does, as a rule: a moment
+                        // tells how, for the client's message.
+                        let message = match child.wait_timeout(EXIT_AFTER_EOF) {
+                            Ok(Some(status)) => format!(
+                                "the program {} before the reply was complete",
+                                ended(status)
+                            ),
+                            _ => "the program closed its output before the reply was complete"
+                                .to_string(),
+                        };
+                        self.end_active(&message);
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -924,7 +943,10 @@ impl Server {
         if let Err(e) = self.pump_output() {
             log::warn!("serve: {}", e.message);
         }
-        let framing = request.framing.clone().unwrap_or_else(|| self.framing.clone());
+        let framing = request
+            .framing
+            .clone()
+            .unwrap_or_else(|| self.framing.clone());
         let collector = match Collector::new(&framing) {
             Ok(c) => c,
             Err(e) => {
@@ -1019,8 +1041,17 @@ impl Server {
                 "timed out after {} waiting for its turn: {why}",
                 duration::show(Duration::from_millis(queued.request.timeout_ms))
             );
-            let framing = queued.request.framing.clone().unwrap_or_else(|| self.framing.clone());
-            self.send_reply(&queued.request, &framing, String::new(), Some(("timeout", message)));
+            let framing = queued
+                .request
+                .framing
+                .clone()
+                .unwrap_or_else(|| self.framing.clone());
+            self.send_reply(
+                &queued.request,
+                &framing,
+                String::new(),
+                Some(("timeout", message)),
+            );
         }
         let Some(active) = self.active.as_mut() else {
             return Ok(());
