@@ -30,13 +30,19 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Tools the tests and the demo talk to: bc and python3 (Debian packages).
+## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
+## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
+## signals duet sends), util-linux's unshare (duet as PID 1), bash.
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
 	command -v bc >/dev/null || missing="$$missing bc"; \
-	command -v python3 >/dev/null || missing="$$missing python3"; \
+	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	command -v stty >/dev/null || missing="$$missing coreutils"; \
+	command -v gdb >/dev/null || missing="$$missing gdb"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v bash >/dev/null || missing="$$missing bash"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -24,7 +24,9 @@ use super::{Failure, parse_duration};
 /// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-A LINE that starts with '-' goes after '--'.
+Without a framing option a reply is framed as `duet serve` was told (one
+line unless it was given --lines, --until, --quiet or --prompt). A LINE
+that starts with '-' goes after '--'.
 
 Examples:
   duet ask /tmp/calc '2+2'
@@ -38,7 +40,6 @@ pub struct AskArgs {
     /// The requests, one line each; `-` alone: the lines of stdin.
     #[arg(required = true, value_name = "LINE")]
     requests: Vec<String>,
-    /// (Default: the framing `duet serve` was given, else --lines 1.)
     #[command(flatten)]
     framing: FramingArgs,
     /// The limit for each reply (and, again, for the lock).

@@ -7,16 +7,29 @@
 //! (together with signals): every byte is copied as it arrives.
 //!
 //! Signals INT, TERM, HUP, QUIT, USR1, USR2 and WINCH are forwarded to PROG
-//! (to its process group with `--group`). With `--pty`, WINCH instead
-//! copies duet's terminal size to PROG's pty, and the kernel signals PROG. TERM also stops PROG gracefully:
-//! after `--grace` it gets KILL. After INT, TERM, HUP or QUIT, PROG is not
-//! restarted. Without `--group`, PROG shares duet's process group, so a
-//! Ctrl-C typed at a terminal reaches PROG directly *and* through duet
-//! (twice); use `--group` when that matters.
+//! (to its process group with `--group`), once per delivery. With `--pty`,
+//! WINCH instead copies duet's terminal size to PROG's pty, and the kernel
+//! signals PROG. TERM also stops PROG gracefully: the forwarded TERM is the
+//! only one PROG gets, and after `--grace` it gets KILL (a second TERM
+//! would reach a program in the middle of its cleanup, which many take as
+//! "exit now"). After INT, TERM, HUP or QUIT, PROG is not restarted.
+//! Without `--group`, PROG shares duet's process group, so a Ctrl-C typed
+//! at a terminal reaches PROG directly *and* through duet (twice); use
+//! `--group` when that matters.
 //!
-//! With `--group` and a terminal on stdin (duet in the foreground), PROG's
-//! group is made the terminal's foreground group so that it can read it;
-//! duet takes the terminal back when it ends.
+//! With `--group` and a terminal on stdin whose foreground group is duet's,
+//! PROG's group is made the terminal's foreground group so that it can read
+//! it; duet takes the terminal back when it ends. With any other stdin (a
+//! pipe, or a terminal where duet runs in the background) duet leaves the
+//! terminal alone.
+//!
+//! Each restart is one line on stderr, as supervisors log them:
+//! `duet: ./server exited with code 3; restart 1 of 5`.
+//!
+//! As PID 1 (a container's init, `unshare --pid --fork`), duet reaps every
+//! orphan as if `--subreaper` were given, and INT and HUP stop PROG
+//! gracefully as TERM does (forwarded, then KILL after `--grace`): the
+//! kernel gives PID 1 no default action for them, so nothing else would.
 //!
 //! duet exits with PROG's code, or 128+N when PROG died of signal N.
 
