@@ -14,3 +14,4 @@ mod output;
 mod pty;
 mod spawn;
 mod supervise;
+mod watches;

@@ -229,13 +229,7 @@ impl Chat {
             return Ok(Some(std::mem::take(&mut self.pending)));
         }
         let wait = wait.unwrap_or_else(|| deadline.saturating_duration_since(Instant::now()));
-        let mut bytes = self.child.read_available(wait);
-        if bytes.as_ref().is_ok_and(Vec::is_empty) {
-            // Empty is also how the read that meets end-of-file ends: the
-            // next one tells.
-            bytes = self.child.read_available(Duration::ZERO);
-        }
-        match bytes {
+        match self.child.read_available(wait) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(duet::Error::Eof { .. }) => Ok(None),
             Err(e) => Err(e.into()),

@@ -755,13 +755,7 @@ impl Server {
             let Some(child) = self.sup.child() else {
                 return Ok(());
             };
-            let mut bytes = child.read_available(Duration::ZERO);
-            if bytes.as_ref().is_ok_and(Vec::is_empty) {
-                // Empty is also how the read that meets end-of-file ends:
-                // the next one tells.
-                bytes = child.read_available(Duration::ZERO);
-            }
-            match bytes {
+            match child.read_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => return Ok(()),
                 Ok(bytes) => self.route(bytes),
                 Err(duet::Error::Eof { .. }) => {
