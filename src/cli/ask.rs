@@ -82,12 +82,16 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
                 break Ok(());
             }
             let text = String::from_utf8_lossy(&line);
-            if let Err(e) = client.ask(text.trim_end_matches(['\n', '\r'])) {
+            if let Err(e) = client.ask(text.trim_end_matches(['\n', '\r']), true) {
                 break Err(e);
             }
         }
     } else {
-        args.requests.iter().try_for_each(|line| client.ask(line))
+        let last = args.requests.len() - 1;
+        args.requests
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, line)| client.ask(line, i < last))
     };
     drop(client);
     result.map(|()| ExitCode::SUCCESS)
@@ -138,8 +142,10 @@ impl<'a> Client<'a> {
         })
     }
 
-    /// Sends one request and prints its reply.
-    fn ask(&mut self, line: &str) -> Result<(), Failure> {
+    /// Sends one request and prints its reply. Unless `more` follow, serve
+    /// removes the reply FIFO after the reply (as it must for a client that
+    /// was killed meanwhile).
+    fn ask(&mut self, line: &str, more: bool) -> Result<(), Failure> {
         self.sent += 1;
         let id = format!("{}-{}-{}", std::process::id(), unique(), self.sent);
         let request = Request {
@@ -148,7 +154,7 @@ impl<'a> Client<'a> {
             framing: self.framing.clone(),
             timeout_ms: self.timeout.as_millis().min(u64::MAX as u128) as u64,
             reply: self.name.clone(),
-            keep_fifo: true,
+            keep_fifo: more,
         };
         let mut ctl = self
             .dir

@@ -516,6 +516,16 @@ impl Server {
     fn until_ready(&mut self) -> Result<(), Failure> {
         while self.greeting.is_some() {
             self.pump_output()?;
+            // Early requests wait their turn; reading them (and the watch)
+            // keeps the poll below from waking for them again and again.
+            self.read_requests();
+            if self.dir_removed() {
+                return Err(Failure::internal(format!(
+                    "{} was removed or moved away while {} was starting",
+                    self.dir.path().display(),
+                    self.program.name()
+                )));
+            }
             self.check_greeting(true)?;
             if self.greeting.is_none() {
                 break;
@@ -611,11 +621,15 @@ impl Server {
                 duration::show(self.settle)
             ),
         };
+        let mut seen = g.seen.clone();
+        if let Greeting::Prompt(first) = &g.kind {
+            seen.extend_from_slice(first.held());
+        }
         let message = format!(
             "{} did not show {what} within {}{}",
             self.program.name(),
             duration::show(self.greet_timeout),
-            preview(&g.seen)
+            preview(&seen)
         );
         if starting {
             return Err(Failure::new(TIMEOUT, message));

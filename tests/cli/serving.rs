@@ -316,3 +316,27 @@ fn serve_and_ask_help_show_the_new_options_with_examples() {
         assert!(ask.stdout.contains(text), "{}", ask.report(text));
     }
 }
+
+#[test]
+fn serve_gives_up_on_a_first_prompt_that_never_comes() {
+    let dir = unique_path("no-prompt");
+    let d = dir.to_str().unwrap();
+    duet(&[
+        "serve",
+        "--daemon",
+        d,
+        "--prompt",
+        "^> ",
+        "--timeout",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        "echo loading; exec cat",
+    ])
+    .expect_code(124)
+    .expect_stdout("")
+    .expect_stderr_has("sh did not show its first prompt (the prompt \"^> \") within 300ms")
+    .expect_stderr_has("it wrote \"loading\\n\"");
+    assert!(!dir.exists(), "nothing is left behind");
+}
