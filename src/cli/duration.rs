@@ -56,10 +56,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// Shows a duration as a person writes it, in a form [`parse`] reads back:
-/// `300ms`, `1.5s`, `10s`, `2m`, `1h`, `90s`. Rounded to the millisecond
-/// (a measured wait of 300.146823ms shows as `300ms`).
+/// `300ms`, `1.5s`, `10s`, `2m`, `1h`, `90s`. Whole milliseconds (a
+/// measured wait of 300.146823ms shows as `300ms`), so it reads back as
+/// exactly those.
 pub fn show(d: Duration) -> String {
-    let ms = d.as_nanos().saturating_add(500_000) / 1_000_000;
+    let ms = d.as_millis();
     if ms < 1000 {
         return format!("{ms}ms");
     }
@@ -154,7 +155,8 @@ mod tests {
     fn shows_as_people_write_durations() {
         assert_eq!(show(Duration::from_nanos(300_146_823)), "300ms");
         assert_eq!(show(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(show(Duration::from_micros(999_600)), "1s");
+        assert_eq!(show(Duration::from_micros(999_600)), "999ms");
+        assert_eq!(show(Duration::from_micros(1_000_600)), "1s");
         assert_eq!(show(Duration::from_secs(150)), "150s");
         assert_eq!(show(Duration::from_secs(7200)), "2h");
         assert_eq!(show(Duration::from_secs(u64::MAX)), "18446744073709551615s");
