@@ -137,18 +137,20 @@ mod driver;
 mod error;
 mod process;
 mod remote;
+mod session;
 mod shell;
 mod spawn;
 mod status;
 mod sys;
 mod text;
 
-pub use child::{Child, DRAIN_GRACE, Lines, Output};
+pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use conversation::pattern::{Exact, Match, Pattern};
 pub use conversation::watch::WatchId;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
+pub use session::{Lines, Session};
 pub use shell::{Shell, ShellOutput};
 pub use status::ExitStatus;
 

@@ -455,7 +455,11 @@ impl Streams {
         if let Some(t) = self.transcript.as_mut() {
             t.record_event("stdin closed");
         }
-        self.stdin = None;
+        if let Some(input) = self.stdin.take() {
+            // A socket may also be the read side (a `Session`): closing this
+            // descriptor alone would not tell the peer.
+            sys::shutdown_write(input.fd());
+        }
         Ok(Written::All)
     }
 }
