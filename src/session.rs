@@ -100,12 +100,12 @@ impl Session {
     }
 
     /// Records every byte sent and received from now on (see
-    /// [`Child::set_transcript`]).
+    /// [`Child::set_transcript`](crate::Child::set_transcript)).
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
         self.streams.transcript = Some(Transcript::new(Box::new(out)));
     }
 
-    /// Sends `text` as it is (no newline added); see [`Child::send`].
+    /// Sends `text` as it is (no newline added); see [`Child::send`](crate::Child::send).
     pub fn send(&mut self, text: &str) -> Result<()> {
         self.send_parts(&[text.as_bytes()], false)
     }
@@ -153,7 +153,7 @@ impl Session {
         }
     }
 
-    /// Sends the control character `^c` raw (see [`Child::send_control`]).
+    /// Sends the control character `^c` raw (see [`Child::send_control`](crate::Child::send_control)).
     pub fn send_control(&mut self, c: char) -> Result<()> {
         let byte = errors::control_byte(c)?;
         let start = Instant::now();
@@ -205,12 +205,12 @@ impl Session {
     }
 
     /// Fails the next read or expect with [`Error::FailOn`] each time `pattern`
-    /// appears (see [`Child::fail_on`]).
+    /// appears (see [`Child::fail_on`](crate::Child::fail_on)).
     pub fn fail_on(&mut self, pattern: Pattern) -> WatchId {
         self.streams.core.watch(pattern, Action::FailOn)
     }
 
-    /// Answers `reply` each time `pattern` appears (see [`Child::respond`]).
+    /// Answers `reply` each time `pattern` appears (see [`Child::respond`](crate::Child::respond)).
     pub fn respond(&mut self, pattern: Pattern, reply: impl AsRef<[u8]>) -> WatchId {
         let reply = reply.as_ref().to_vec();
         self.streams.core.watch(pattern, Action::Respond(reply))
@@ -222,7 +222,7 @@ impl Session {
         self.streams.core.unwatch(id);
     }
 
-    /// Reads one line, without its `\n` or `\r\n` (see [`Child::read_line`]).
+    /// Reads one line, without its `\n` or `\r\n` (see [`Child::read_line`](crate::Child::read_line)).
     pub fn read_line(&mut self) -> Result<String> {
         self.read_line_timeout(self.timeout)
     }
@@ -246,7 +246,7 @@ impl Session {
         self.read_line()
     }
 
-    /// The lines until end-of-file (see [`Child::lines`]).
+    /// The lines until end-of-file (see [`Child::lines`](crate::Child::lines)).
     pub fn lines(&mut self) -> Lines<'_> {
         Lines { session: self }
     }
@@ -314,7 +314,7 @@ impl Session {
     }
 
     /// Waits until `pattern` matches; consumes through the match (see
-    /// [`Child::expect`]).
+    /// [`Child::expect`](crate::Child::expect)).
     pub fn expect(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         self.expect_timeout(pattern, self.timeout)
     }
@@ -331,7 +331,7 @@ impl Session {
     }
 
     /// Waits until one of `patterns` matches: its index and the match (see
-    /// [`Child::expect_any`]).
+    /// [`Child::expect_any`](crate::Child::expect_any)).
     pub fn expect_any(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
         self.expect_any_timeout(patterns, self.timeout)
     }
