@@ -146,7 +146,7 @@ mod text;
 
 pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
-pub use conversation::pattern::{Exact, Match, Pattern};
+pub use conversation::pattern::{Exact, Match, Pattern, Searcher};
 pub use conversation::watch::WatchId;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;

@@ -144,6 +144,9 @@ impl Framing {
 pub struct Collector {
     framing: Framing,
     regex: Option<Regex>,
+    /// `--prompt`: the library's incremental search over `held`, so a
+    /// reply that arrives in many reads is searched once, not once a read.
+    prompt: Option<duet::Searcher>,
     /// Output not yet given out as part of the reply: the unfinished line
     /// (line framings), or everything since the reply began (`--prompt`).
     held: Vec<u8>,
@@ -159,9 +162,19 @@ impl Collector {
             Framing::Prompt(re) => Some(compile("--prompt", re)?),
             _ => None,
         };
+        let prompt = match framing {
+            // Checked by `compile` above: the same syntax and modes.
+            Framing::Prompt(re) => Some(
+                duet::Pattern::regex(re)
+                    .map_err(|e| e.to_string())?
+                    .searcher(),
+            ),
+            _ => None,
+        };
         Ok(Collector {
             framing: framing.clone(),
             regex,
+            prompt,
             held: Vec::new(),
             lines: 0,
         })
@@ -182,10 +195,11 @@ impl Collector {
             }
             Framing::Prompt(_) => {
                 self.held.extend_from_slice(bytes);
-                let regex = self.regex.as_ref().expect("a prompt has a regex");
-                let (start, end) = regex.find(&self.held).map(|m| (m.start(), m.end()))?;
-                reply.extend_from_slice(&self.held[..start]);
-                let rest = self.held.split_off(end);
+                let prompt = self.prompt.as_mut().expect("a prompt has a searcher");
+                let found = prompt.find(&self.held)?;
+                prompt.reset();
+                reply.extend_from_slice(&self.held[..found.start]);
+                let rest = self.held.split_off(found.end);
                 self.held.clear();
                 Some(rest)
             }
@@ -223,6 +237,9 @@ impl Collector {
     /// PROG closed its output, the time ran out): appends what was held back.
     pub fn flush(&mut self, reply: &mut Vec<u8>) {
         reply.append(&mut self.held);
+        if let Some(prompt) = self.prompt.as_mut() {
+            prompt.reset();
+        }
     }
 
     /// Output held back (not yet known to be part of the reply).
@@ -367,6 +384,23 @@ mod tests {
             (Vec::new(), Some(Vec::new())),
             "an empty reply"
         );
+    }
+
+    #[test]
+    fn a_long_reply_fed_a_byte_at_a_time_ends_at_the_prompt() {
+        let mut text = b"row\n".repeat(50_000);
+        text.extend_from_slice(b"(gdb) rest");
+        let mut c = Collector::new(&Framing::Prompt(r"\(gdb\) ".into())).unwrap();
+        let mut reply = Vec::new();
+        let fed = text
+            .chunks(1)
+            .position(|byte| c.feed(byte, &mut reply).is_some());
+        assert_eq!(
+            fed,
+            Some(200_000 + "(gdb) ".len() - 1),
+            "the reply ended at the prompt"
+        );
+        assert_eq!(reply.len(), 200_000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 
-use super::search::Found;
+use super::search::{Found, Hay, Scan};
 
 /// What [`Child::expect`](crate::Child::expect) waits for.
 ///
@@ -199,6 +199,28 @@ impl Pattern {
         }))))
     }
 
+    /// An incremental search of this pattern over a buffer of your own
+    /// that only grows: each [`Searcher::find`] looks only at the bytes
+    /// added since the last call, so feeding a reply a few bytes at a time
+    /// costs a constant per byte, as an [`expect`](crate::Child::expect)
+    /// does. For a loop that reads its own descriptors.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let mut prompt = Pattern::regex(r"\(gdb\) $")?.searcher();
+    /// let mut buffer = b"GNU gdb 13\n(gd".to_vec();
+    /// assert_eq!(prompt.find(&buffer), None);
+    /// buffer.extend_from_slice(b"b) ");
+    /// assert_eq!(prompt.find(&buffer), Some(11..17));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn searcher(&self) -> Searcher {
+        Searcher {
+            scan: Scan::new(self, 0),
+            pattern: self.clone(),
+        }
+    }
+
     /// The number shared by this pattern's clones (0 for `Eof`/`Timeout`).
     pub(crate) fn id(&self) -> u64 {
         match self {
@@ -354,6 +376,36 @@ impl From<String> for Pattern {
     /// A `String` is an exact pattern.
     fn from(text: String) -> Pattern {
         Pattern::exact(text)
+    }
+}
+
+/// The search of [`Pattern::searcher`]: a pattern's search state over a
+/// growing buffer.
+#[derive(Debug)]
+pub struct Searcher {
+    pattern: Pattern,
+    scan: Scan,
+}
+
+impl Searcher {
+    /// The first match in `haystack` as a range of it, looking only at
+    /// what was added since the last call. `haystack` must begin with what
+    /// the earlier calls were given (append only); after consuming from
+    /// its front, start over with [`reset`](Self::reset). For a
+    /// [`Pattern::line`] the range is the line without its line end.
+    pub fn find(&mut self, haystack: &[u8]) -> Option<std::ops::Range<usize>> {
+        let hay = Hay {
+            bytes: haystack,
+            base: 0,
+        };
+        let found = self.scan.find(&self.pattern, hay, &mut 0)?;
+        Some(found.start as usize..found.end as usize)
+    }
+
+    /// Forgets what was searched: the next [`find`](Self::find) starts at
+    /// the beginning of the haystack it is given.
+    pub fn reset(&mut self) {
+        self.scan.restart(&self.pattern, 0);
     }
 }
 
