@@ -120,7 +120,7 @@
 //!   SIGCHLD) are reported instead of acting. [`Command::ssh`] children
 //!   need no handler either; a thread is started only to copy a remote
 //!   stdout that is not piped.
-//! - **Linux only.** Waiting uses pidfds (Linux 5.3 or later).
+//! - **Linux only.** Waiting uses pidfds and `waitid(P_PIDFD)` (Linux 5.4 or later).
 //!
 //! # Threads and fork
 //!
