@@ -419,6 +419,17 @@ impl Streams {
         (self.stdin, self.outputs, self.core, self.transcript)
     }
 
+    /// Asks for pipes of `bytes` capacity on every stream (best effort: a
+    /// pty, a socket or the system's limit keep their size). Fewer, larger
+    /// transfers for bulk input and output.
+    pub(crate) fn widen_pipes(&self, bytes: usize) {
+        let stdin = self.stdin.as_ref().filter(|i| !i.is_pty()).map(Input::fd);
+        let outputs = self.outputs.iter().flatten().map(|fd| fd.as_fd());
+        for fd in stdin.into_iter().chain(outputs) {
+            let _ = sys::set_pipe_size(fd, bytes);
+        }
+    }
+
     /// Closes every descriptor to the child.
     pub(crate) fn close_all(&mut self) {
         self.stdin = None;
