@@ -35,6 +35,22 @@ struct Run {
 }
 
 impl Run {
+    /// Runs `cmd` (duet with `args`) to the end, capturing everything.
+    fn of(args: &[&str], cmd: duct::Expression) -> Run {
+        let out = cmd
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .expect("run duet");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Fails with a framed report of the run unless it exited with `code`.
     fn expect_code(&self, code: i32) -> &Run {
         if self.code != Some(code) {
@@ -90,19 +106,18 @@ impl Run {
 
 /// Runs `duet ARGS` with `stdin`, capturing everything.
 fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
-    let out = duct::cmd(DUET, args)
-        .stdin_bytes(stdin.to_vec())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .expect("run duet");
-    Run {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(args, duct::cmd(DUET, args).stdin_bytes(stdin.to_vec()))
+}
+
+/// The same for a python3 REPL kept plain: no startup file, its own
+/// buffering, a dumb terminal (no escape sequences from readline).
+fn duet_python(args: &[&str], stdin: &[u8]) -> Run {
+    let cmd = duct::cmd(DUET, args)
+        .env_remove("PYTHONSTARTUP")
+        .env_remove("PYTHONUNBUFFERED")
+        .env("TERM", "dumb")
+        .stdin_bytes(stdin.to_vec());
+    Run::of(args, cmd)
 }
 
 fn duet(args: &[&str]) -> Run {

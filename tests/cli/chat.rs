@@ -1,32 +1,11 @@
 //! `duet chat` with real programs: greetings, `--prompt`, replies that are
 //! empty, and the output that comes after the last request.
 
-use super::{DUET, FIXTURE, Run, duet, duet_in};
+use super::{FIXTURE, duet, duet_in, duet_python};
 
 /// A shell that greets, answers each line with `r LINE`, and says `bye` at
 /// the end of its input (exit 4).
 const GREETER: &str = "echo banner; while read l; do echo \"r $l\"; done; echo bye; exit 4";
-
-/// `duet chat ARGS` with a python3 REPL's environment kept plain: no
-/// startup file, a dumb terminal (no escape sequences from readline).
-fn chat_python(args: &[&str], stdin: &[u8]) -> Run {
-    let out = duct::cmd(DUET, args)
-        .env_remove("PYTHONSTARTUP")
-        .env_remove("PYTHONUNBUFFERED")
-        .env("TERM", "dumb")
-        .stdin_bytes(stdin.to_vec())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .expect("run duet");
-    Run {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[test]
 fn chat_takes_a_banner_for_a_greeting_and_prints_the_output_after_the_last_request() {
@@ -84,7 +63,7 @@ fn chat_prompt_ends_replies_at_a_partial_line_with_the_fixture() {
 fn chat_prompt_with_python3_on_a_pty_gives_empty_replies_to_statements() {
     // `x=5` prints nothing: its reply is empty. python3 answers EOF at its
     // prompt with a newline, the one line of output after the last request.
-    chat_python(
+    duet_python(
         &[
             "chat",
             "--pty",

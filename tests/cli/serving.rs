@@ -3,27 +3,8 @@
 //! and a program that dies while serve starts.
 
 use super::{
-    DUET, FIXTURE, Run, duet, duet_in, finish, read_until, serve_daemon, start, stop, unique_path,
+    FIXTURE, duet, duet_in, duet_python, finish, read_until, serve_daemon, start, stop, unique_path,
 };
-
-/// `duet ARGS` with a python3 REPL's environment kept plain.
-fn duet_python(args: &[&str]) -> Run {
-    let out = duct::cmd(DUET, args)
-        .env_remove("PYTHONSTARTUP")
-        .env_remove("PYTHONUNBUFFERED")
-        .env("TERM", "dumb")
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .expect("run duet");
-    Run {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[test]
 fn a_timed_out_ask_never_hands_its_late_reply_to_the_next_ask() {
@@ -214,17 +195,20 @@ fn serve_quiet_gives_an_empty_reply_to_a_request_that_gets_no_output() {
 fn serve_prompt_with_python3_on_a_pty() {
     let dir = unique_path("python");
     let d = dir.to_str().unwrap();
-    duet_python(&[
-        "serve",
-        "--daemon",
-        d,
-        "--pty",
-        "--prompt",
-        "^>>> ",
-        "--",
-        "/usr/bin/python3",
-        "-q",
-    ])
+    duet_python(
+        &[
+            "serve",
+            "--daemon",
+            d,
+            "--pty",
+            "--prompt",
+            "^>>> ",
+            "--",
+            "/usr/bin/python3",
+            "-q",
+        ],
+        b"",
+    )
     .expect_code(0);
     duet(&["ask", d, "1+1", "x=5", "print(x)"])
         .expect_code(0)
