@@ -8,7 +8,7 @@
 //! |------|---------|
 //! | PROG's | PROG's own exit code |
 //! | 128+N | PROG died of signal N |
-//! | 1 | a script step failed (also parse errors), `ask`/`recv` got no reply |
+//! | 1 | a script step failed (also parse errors), a `test` script failed, `ask`/`recv` got no reply |
 //! | 2 | bad usage (clap) |
 //! | 124 | a timeout |
 //! | 125 | duet itself failed |
@@ -19,6 +19,7 @@ mod ask;
 mod chat;
 mod duration;
 mod framing;
+mod record;
 mod recv;
 mod run;
 mod script;
@@ -27,6 +28,7 @@ mod serve;
 mod served;
 mod status;
 mod stop;
+mod test;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -62,6 +64,8 @@ enum Command {
     Recv(recv::RecvArgs),
     Status(status::StatusArgs),
     Stop(stop::StopArgs),
+    Test(test::TestArgs),
+    Record(record::RecordArgs),
 }
 
 /// Runs the parsed command line.
@@ -76,6 +80,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Recv(args) => recv::run(args),
         Command::Status(args) => status::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Record(args) => record::run(args),
     }
 }
 
