@@ -783,7 +783,7 @@ impl Runner {
             }
             if !self.pump(deadline)? {
                 return Err(Problem(format!(
-                    "timed out after {} waiting for {what}",
+                    "timed out after {}",
                     duration::show(self.timeout)
                 )));
             }
@@ -838,7 +838,7 @@ impl Runner {
             Action::Expect(re) => {
                 let regex = self.regex(re)?;
                 let mut captured = None;
-                let what = format!("output matching {:?}", re.source);
+                let what = format!("output matching `{}`", re.source);
                 self.wait_for(
                     |buf| {
                         let caps = regex.captures(buf.unread())?;
@@ -1012,7 +1012,7 @@ impl Runner {
         let regex = self.regex(re)?;
         let mut skipped = 0usize;
         let mut last: Option<Vec<u8>> = None;
-        let what = format!("a line matching {:?}", re.source);
+        let what = format!("a line matching `{}`", re.source);
         let mut captured = None;
         let outcome = self.wait_for(
             |buf| {
@@ -1147,12 +1147,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// What a step expected, for the report.
 fn expected(action: &Action) -> String {
     match action {
-        Action::Expect(re) => format!("output matching {:?}", re.source),
+        Action::Expect(re) => format!("output matching `{}`", re.source),
         Action::ExpectExact(text) => format!("the text \"{}\"", show_text(text)),
-        Action::ExpectLine(re) => format!("the next line to match {:?}", re.source),
-        Action::WaitLine(re, None) => format!("a later line matching {:?}", re.source),
+        Action::ExpectLine(re) => format!("the next line to match `{}`", re.source),
+        Action::WaitLine(re, None) => format!("a later line matching `{}`", re.source),
         Action::WaitLine(re, Some(n)) => {
-            format!("a line matching {:?} within the next {}", re.source, n + 1)
+            format!("a line matching `{}` within the next {}", re.source, n + 1)
         }
         Action::Silence(d) => format!("no output for {}", duration::show(*d)),
         Action::ExpectEof => "the end of output".into(),
