@@ -12,5 +12,6 @@ mod fifo;
 mod lifecycle;
 mod output;
 mod pty;
+mod script;
 mod spawn;
 mod supervise;

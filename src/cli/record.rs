@@ -3,6 +3,9 @@
 //!
 //! duet's stdin (a terminal or a pipe) goes to PROG line by line; PROG's
 //! stdout and stderr are shown on duet's stdout and stderr as they arrive.
+//! From a pipe, each line is sent once PROG has been quiet for `--settle`
+//! (100ms), so that the script waits for each reply (or prompt) as a
+//! person at a terminal does.
 //! The script says what happened, in order:
 //!
 //! - the header: `spawn` with PROG's words, `pty on` with `--pty`, the
@@ -37,8 +40,7 @@ use super::{Failure, Program, duration};
 /// Record a session with PROG as a script that replays green.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  duet record calc.duet -- bc -q        (type, then Ctrl-D)\n  \
-    printf '2+2\\nquit\\n' | duet record calc.duet -- bc -q\n  \
+    after_help = "Example: duet record calc.duet -- bc -q   (type lines, then Ctrl-D)\n         \
     duet script calc.duet"
 )]
 pub struct RecordArgs {
@@ -51,6 +53,10 @@ pub struct RecordArgs {
     /// script's `timeout`.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
     timeout: Duration,
+    /// With stdin a pipe: send each line once PROG has been quiet for D,
+    /// as a person types after the reply.
+    #[arg(long, value_name = "D", default_value = "100ms", value_parser = super::parse_duration)]
+    settle: Duration,
     #[command(flatten)]
     program: Program,
 }
@@ -152,10 +158,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         eof: feed.is_none(),
         ..Pending::default()
     };
+    let stdin = io::stdin();
+    // A person types after the reply; lines from a pipe are paced alike.
+    let paced = !nix::unistd::isatty(&stdin).unwrap_or(false);
     let mut input = Vec::new();
     let mut stdin_open = true;
-    let stdin = io::stdin();
+    let mut input_ended = false;
     let mut buf = vec![0u8; 65536];
+    let mut last_activity = Instant::now();
     let mut ended_at: Option<Instant> = None;
     while !(out.eof && err.eof) {
         // What PROG wrote: shown, and kept until it makes steps.
@@ -187,6 +197,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
             }
         }
         if got {
+            last_activity = Instant::now();
             rec.output(syntax::Stream::Stdout, &mut out, false);
             rec.output(syntax::Stream::Stderr, &mut err, false);
             continue;
@@ -196,10 +207,49 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         {
             break;
         }
+        let settle_at = last_activity + args.settle;
+        let settled = !paced || Instant::now() >= settle_at;
+        if settled && ended_at.is_none() {
+            // The next line of input: what was waiting becomes steps first.
+            if let Some(i) = input.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = input.drain(..=i).collect();
+                rec.output(syntax::Stream::Stdout, &mut out, true);
+                rec.output(syntax::Stream::Stderr, &mut err, true);
+                let text = syntax::escape(&line[..line.len() - 1]);
+                rec.step(if text.is_empty() {
+                    "sendline".into()
+                } else {
+                    format!("sendline {text}")
+                });
+                if let Err(e) = child.send_bytes(&line) {
+                    log::warn!("record: cannot send to PROG: {e}");
+                }
+                last_activity = Instant::now();
+                continue;
+            }
+            if input_ended {
+                rec.output(syntax::Stream::Stdout, &mut out, true);
+                rec.output(syntax::Stream::Stderr, &mut err, true);
+                if !input.is_empty() {
+                    rec.step(format!("send {}", syntax::escape(&input)));
+                    let _ = child.send_bytes(&input);
+                    input.clear();
+                }
+                rec.step("close-stdin".into());
+                let _ = child.close_stdin();
+                ended_at = Some(Instant::now());
+                continue;
+            }
+        }
+        let pending_line = input.contains(&b'\n') || input_ended;
+        let deadline = match ended_at {
+            Some(at) => Some(at + args.timeout),
+            None if pending_line => Some(settle_at),
+            None => None,
+        };
         let mut fds = Vec::with_capacity(3);
-        let stdin_fd = stdin.as_fd();
         if stdin_open {
-            fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         if !out.eof
             && let Some(fd) = child.stdout_fd()
@@ -211,7 +261,6 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         {
             fds.push(PollFd::new(feed.wake_fd(), PollFlags::POLLIN));
         }
-        let deadline = ended_at.map(|at| at + args.timeout);
         match poll(&mut fds, duet::supervise::poll_timeout(deadline)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Failure::internal(format!("cannot wait: {e}"))),
@@ -221,41 +270,16 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
                 .revents()
                 .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
         drop(fds);
-        if !stdin_ready {
-            continue;
-        }
-        // A line of duet's input: what was waiting becomes steps first.
-        let n = match nix::unistd::read(&stdin, &mut buf) {
-            Ok(n) => n,
-            Err(Errno::EINTR | Errno::EAGAIN) => continue,
-            Err(e) => return Err(Failure::internal(format!("cannot read stdin: {e}"))),
-        };
-        input.extend_from_slice(&buf[..n]);
-        while let Some(i) = input.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = input.drain(..=i).collect();
-            rec.output(syntax::Stream::Stdout, &mut out, true);
-            rec.output(syntax::Stream::Stderr, &mut err, true);
-            let text = syntax::escape(&line[..line.len() - 1]);
-            rec.step(if text.is_empty() {
-                "sendline".into()
-            } else {
-                format!("sendline {text}")
-            });
-            if let Err(e) = child.send_bytes(&line) {
-                log::warn!("record: cannot send to PROG: {e}");
+        if stdin_ready {
+            match nix::unistd::read(&stdin, &mut buf) {
+                Ok(0) => {
+                    stdin_open = false;
+                    input_ended = true;
+                }
+                Ok(n) => input.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(e) => return Err(Failure::internal(format!("cannot read stdin: {e}"))),
             }
-        }
-        if n == 0 {
-            stdin_open = false;
-            rec.output(syntax::Stream::Stdout, &mut out, true);
-            rec.output(syntax::Stream::Stderr, &mut err, true);
-            if !input.is_empty() {
-                rec.step(format!("send {}", syntax::escape(&input)));
-                let _ = child.send_bytes(&input);
-            }
-            rec.step("close-stdin".into());
-            let _ = child.close_stdin();
-            ended_at = Some(Instant::now());
         }
     }
     rec.output(syntax::Stream::Stdout, &mut out, true);

@@ -37,8 +37,10 @@ pub use runner::{Config, Failed, PTY_TERM};
 
 /// Run an expect/send script against its program (for CI).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  duet script check.duet\n  \
-    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q")]
+#[command(
+    after_help = "Example: duet script ci/bc.duet --junit report.xml\n         \
+    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q"
+)]
 pub struct ScriptArgs {
     /// The script file, or `-` to read it from stdin.
     file: PathBuf,
@@ -115,7 +117,7 @@ pub fn run_file(file: &Path, config: &Config) -> Case {
     };
     let text = match read(file) {
         Ok(text) => text,
-        Err(f) => return case(Some(f), Duration::ZERO),
+        Err(f) => return case(Some(*f), Duration::ZERO),
     };
     let script = match syntax::parse(&text) {
         Ok(script) => script,
@@ -126,7 +128,7 @@ pub fn run_file(file: &Path, config: &Config) -> Case {
 }
 
 /// The script's text: from the file, or stdin for `-`. It must be UTF-8.
-fn read(file: &Path) -> Result<String, Failed> {
+fn read(file: &Path) -> Result<String, Box<Failed>> {
     let name = display_name(file);
     let mut bytes = Vec::new();
     let read = if file.as_os_str() == "-" {
@@ -135,14 +137,14 @@ fn read(file: &Path) -> Result<String, Failed> {
         std::fs::read(file).map(|b| bytes = b)
     };
     read.map_err(|e| Failed::at(0, format!("cannot read the script {name}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
+    Ok(String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         Failed::at(
             line,
             "this line is not UTF-8 text; write other bytes as \\xHH",
         )
-    })
+    })?)
 }
 
 /// Every parse error as one failure: the first is the headline, the others

@@ -36,7 +36,8 @@ fn sequence(bytes: &[u8]) -> Seq {
             let mut i = 2;
             while let Some(&b) = bytes.get(i) {
                 match b {
-                    0x30..=0x3f | 0x20..=0x2f => i += 1,
+                    // Parameter bytes (0x30..=0x3f), then intermediate bytes (0x20..=0x2f).
+                    0x20..=0x3f => i += 1,
                     0x40..=0x7e => return Seq::Remove(i + 1),
                     _ => return Seq::Keep,
                 }

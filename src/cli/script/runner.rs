@@ -159,8 +159,9 @@ const RECENT: usize = 8192;
 /// How much already-scanned output a watch keeps, so that a match cut
 /// between two reads is still found.
 const WATCH_WINDOW: usize = 4096;
-/// After the last step: how long the program may take to exit once its
-/// input has ended, before it is terminated.
+/// After the last step: how long the program may take to end its output
+/// and exit once its input has ended, before it is terminated (at most the
+/// current timeout).
 const FINISH_GRACE: Duration = Duration::from_secs(2);
 /// How long a terminated program has between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
@@ -176,10 +177,10 @@ pub fn run(script: &Script, config: &Config) -> Outcome {
     let start = Instant::now();
     let failure = match Runner::start(script, config, start) {
         Ok(mut runner) => {
-            let failure = runner.steps(&script.steps).err();
+            let failure = runner.steps(&script.steps).err().map(|f| *f);
             runner.finish(failure, config)
         }
-        Err(failed) => Some(failed),
+        Err(failed) => Some(*failed),
     };
     Outcome {
         elapsed: start.elapsed(),
@@ -395,7 +396,7 @@ struct Runner {
 }
 
 impl Runner {
-    fn start(script: &Script, config: &Config, start: Instant) -> Result<Runner, Failed> {
+    fn start(script: &Script, config: &Config, start: Instant) -> Result<Runner, Box<Failed>> {
         let header = &script.header;
         let first_line = script.steps.first().map_or(1, |s| s.line);
         let (spawn_line, argv): (usize, Vec<OsString>) = if !config.program.is_empty() {
@@ -403,12 +404,54 @@ impl Runner {
         } else if let Some((line, words)) = &header.spawn {
             (*line, words.iter().map(OsString::from).collect())
         } else {
-            return Err(Failed::at(
+            return Err(Box::new(Failed::at(
                 first_line,
                 "no program: name it with `spawn PROG ARGS` in the script's header, or after `--`",
-            ));
+            )));
         };
         let pty = header.pty || config.pty;
+        // The records first: when they cannot be written, nothing runs.
+        let words: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let command = syntax::quote_words(&words);
+        let transcript = match &config.transcript {
+            Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
+                code: super::super::INTERNAL,
+                ..Failed::at(
+                    spawn_line,
+                    format!("cannot write the transcript {}: {e}", path.display()),
+                )
+            })?),
+            None => None,
+        };
+        let cast = match &config.cast {
+            Some(path) => {
+                let (rows, cols) = if pty {
+                    header.pty_size.unwrap_or((24, 80))
+                } else {
+                    (24, 80)
+                };
+                let term = term_of(header, pty);
+                let screen = Screen {
+                    rows,
+                    cols,
+                    command: &command,
+                    title: &config.file,
+                    term: term.as_deref(),
+                    pipes: !pty,
+                };
+                Some(Cast::create(path, start, &screen).map_err(|e| Failed {
+                    code: super::super::INTERNAL,
+                    ..Failed::at(
+                        spawn_line,
+                        format!("cannot write the recording {}: {e}", path.display()),
+                    )
+                })?)
+            }
+            None => None,
+        };
         let mut cmd = duet::Command::new(&argv[0]);
         cmd.args(&argv[1..]).timeout(config.timeout).pty(pty);
         if pty {
@@ -464,53 +507,14 @@ impl Runner {
                 ..Failed::at(spawn_line, e.to_string())
             }
         })?;
+        if let Some(t) = &transcript {
+            child.set_transcript(t.file.clone());
+        }
         let feed = match err_pipe {
             Some(r) => Some(
                 ErrFeed::start(r)
                     .map_err(|e| Failed::at(spawn_line, format!("cannot read stderr: {e}")))?,
             ),
-            None => None,
-        };
-        let words: Vec<String> = argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let command = syntax::quote_words(&words);
-        let transcript = match &config.transcript {
-            Some(path) => Some(open_transcript(path, &command).map_err(|e| {
-                Failed::at(
-                    spawn_line,
-                    format!("cannot write the transcript {}: {e}", path.display()),
-                )
-            })?),
-            None => None,
-        };
-        if let Some(t) = &transcript {
-            child.set_transcript(t.file.clone());
-        }
-        let cast = match &config.cast {
-            Some(path) => {
-                let (rows, cols) = if pty {
-                    header.pty_size.unwrap_or((24, 80))
-                } else {
-                    (24, 80)
-                };
-                let term = term_of(header, pty);
-                let screen = Screen {
-                    rows,
-                    cols,
-                    command: &command,
-                    title: &config.file,
-                    term: term.as_deref(),
-                    pipes: !pty,
-                };
-                Some(Cast::create(path, start, &screen).map_err(|e| {
-                    Failed::at(
-                        spawn_line,
-                        format!("cannot write the recording {}: {e}", path.display()),
-                    )
-                })?)
-            }
             None => None,
         };
         let buf = || Buf {
@@ -534,17 +538,30 @@ impl Runner {
         })
     }
 
-    fn steps(&mut self, steps: &[Step]) -> Result<(), Failed> {
+    fn steps(&mut self, steps: &[Step]) -> Result<(), Box<Failed>> {
         for step in steps {
             log::debug!("script: line {}: {}", step.line, step.source.trim());
             if let Err(Problem(what)) = self.step(step) {
-                return Err(self.failed(step, what));
+                return Err(Box::new(self.failed(step, what)));
             }
         }
-        // Output that arrived meanwhile still meets the watches.
-        if let Err(Problem(what)) = self.collect() {
+        // The program's input ends; what it writes until it exits still
+        // meets the watches.
+        let _ = self.child.close_stdin();
+        let deadline = Instant::now() + self.timeout.min(FINISH_GRACE);
+        let ended = |r: &Runner| r.out.eof && r.err.as_ref().is_none_or(|b| b.eof);
+        let mut drained = Ok(true);
+        while !ended(self) && matches!(drained, Ok(true)) {
+            drained = self.pump(deadline);
+        }
+        if let Err(Problem(what)) = drained {
             let last = steps.last().expect("a script has a step");
-            return Err(self.failed(last, what));
+            return Err(Box::new(self.failed(last, what)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.child.wait_timeout(left) {
+            Ok(Some(status)) => log::info!("script: the program {status}"),
+            _ => log::info!("script: the program was still running after the script"),
         }
         Ok(())
     }
@@ -568,16 +585,9 @@ impl Runner {
         }
     }
 
-    /// After the steps: end the program (input closed, a moment to exit,
-    /// then SIGTERM and SIGKILL), close the records and name them in a failure.
+    /// After the steps (or a failure): stop a program still running
+    /// (SIGTERM, then SIGKILL), close the records and name them in a failure.
     fn finish(mut self, mut failure: Option<Failed>, config: &Config) -> Option<Failed> {
-        if failure.is_none() {
-            let _ = self.child.close_stdin();
-            match self.child.wait_timeout(self.timeout.min(FINISH_GRACE)) {
-                Ok(Some(status)) => log::info!("script: the program {status}"),
-                _ => log::info!("script: the program was still running after the script"),
-            }
-        }
         match self.child.terminate(TERMINATE_GRACE) {
             Ok(status) => log::debug!("script: the program {status}"),
             Err(e) => log::warn!("cannot stop the program: {e}"),
@@ -862,7 +872,12 @@ impl Runner {
                         Some(())
                     },
                     &what,
-                )
+                )?;
+                self.captured = Some(Captured {
+                    groups: vec![Some(needle)],
+                    names: Vec::new(),
+                });
+                Ok(())
             }
             Action::ExpectLine(re) => {
                 let regex = self.regex(re)?;

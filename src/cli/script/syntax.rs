@@ -16,8 +16,9 @@
 //! - A TEXT decodes `\n \t \r \e \xHH \\`; `\xHH` is the raw byte HH, so a
 //!   TEXT is bytes. A REGEX goes to the regex engine as written.
 //! - `${1}` or `${name}` in a TEXT or REGEX is a group captured by the last
-//!   `expect`, `expect-line` or `wait-line` before it; in a REGEX it matches
-//!   the captured text literally. Anything else with a `$` is literal
+//!   `expect`, `expect-exact`, `expect-line` or `wait-line` before it
+//!   (`${0}`: all it matched); in a REGEX it matches the captured text
+//!   literally. Anything else with a `$` is literal
 //!   (write `\x24{` in a TEXT for a literal `${`).
 //! - Header lines come before the first step that talks to the program
 //!   (settings and `fail-on` may come between them).
@@ -406,20 +407,20 @@ impl Captures {
     fn check(&self, group: &Group) -> Result<(), String> {
         let Some((line, groups)) = &self.last else {
             return Err(format!(
-                "`{group}` refers to a group captured by an earlier expect, expect-line or \
-                 wait-line, and there is none; write `\\x24{{` in a TEXT for a literal `${{`"
+                "`{group}` refers to a group captured by an earlier expect, expect-exact, \
+                 expect-line or wait-line, and there is none; write `\\x24{{` in a TEXT for a literal `${{`"
             ));
         };
         match group {
             Group::Index(i) if *i < groups.len => Ok(()),
             Group::Index(i) => Err(format!(
-                "`{group}`: the regex on line {line} has {} group(s), so ${{{i}}} is not one \
-                 (${{0}} is the whole match)",
+                "`{group}`: the expectation on line {line} has {} group(s), so ${{{i}}} is not \
+                 one (${{0}} is the whole match)",
                 groups.len - 1
             )),
             Group::Name(n) if groups.names.iter().any(|m| m == n) => Ok(()),
             Group::Name(_) => Err(format!(
-                "`{group}`: the regex on line {line} has no group of that name{}",
+                "`{group}`: the expectation on line {line} has no group of that name{}",
                 if groups.names.is_empty() {
                     String::new()
                 } else {
@@ -560,12 +561,17 @@ pub fn parse(text: &str) -> Result<Script, Vec<ParseError>> {
     }
 }
 
-/// The groups a step captures for the steps after it.
+/// The groups a step captures for the steps after it: every expectation
+/// replaces them (as pexpect's `match`); `expect-exact` has only `${0}`.
 fn capturing(action: &Action) -> Option<Groups> {
     match action {
         Action::Expect(re) | Action::ExpectLine(re) | Action::WaitLine(re, _) => {
             Some(re.groups.clone())
         }
+        Action::ExpectExact(_) => Some(Groups {
+            len: 1,
+            names: Vec::new(),
+        }),
         _ => None,
     }
 }
