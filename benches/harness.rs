@@ -18,6 +18,8 @@ pub struct Variant<'a> {
     pub sample: Box<dyn FnMut() -> Duration + 'a>,
     /// What this variant must achieve against the comparison's reference.
     pub target: Option<Target>,
+    /// The variant this one is compared with, when not the reference.
+    pub against: Option<usize>,
 }
 
 impl<'a> Variant<'a> {
@@ -27,7 +29,15 @@ impl<'a> Variant<'a> {
             ops,
             sample: Box::new(sample),
             target: None,
+            against: None,
         }
+    }
+
+    /// Compares the variant with variant `i` of the comparison instead of
+    /// the reference.
+    pub fn against(mut self, i: usize) -> Self {
+        self.against = Some(i);
+        self
     }
 
     /// Gives the variant a target against the reference.
@@ -42,6 +52,7 @@ impl<'a> Variant<'a> {
 pub struct Samples {
     pub name: &'static str,
     pub target: Option<Target>,
+    pub against: Option<usize>,
     per_op: Vec<f64>,
 }
 
@@ -101,6 +112,7 @@ pub fn compare(warmup: usize, rounds: usize, variants: &mut [Variant<'_>]) -> Ve
         .map(|(v, s)| Samples {
             name: v.name,
             target: v.target,
+            against: v.against,
             per_op: s,
         })
         .collect()
@@ -173,21 +185,25 @@ impl Row {
     }
 }
 
-/// Rows for one comparison: `samples[reference]` is the reference.
+/// Rows for one comparison: `samples[reference]` is the reference (a
+/// variant made with `against` is compared with that variant instead).
 pub fn rows(case: &str, unit: Unit, samples: &[Samples], reference: usize) -> Vec<Row> {
-    let r = &samples[reference];
     samples
         .iter()
         .enumerate()
-        .map(|(i, s)| Row {
-            case: case.to_string(),
-            variant: s.name.to_string(),
-            unit,
-            median: s.median(),
-            spread: s.spread(),
-            reference: (i != reference).then_some(r.name),
-            time_ratio: s.paired_ratio(r),
-            target: s.target,
+        .map(|(i, s)| {
+            let vs = s.against.unwrap_or(reference);
+            let r = &samples[vs];
+            Row {
+                case: case.to_string(),
+                variant: s.name.to_string(),
+                unit,
+                median: s.median(),
+                spread: s.spread(),
+                reference: (i != vs).then_some(r.name),
+                time_ratio: s.paired_ratio(r),
+                target: s.target,
+            }
         })
         .collect()
 }

@@ -2,11 +2,13 @@
 
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::conversation::buffer::Line;
 use crate::conversation::pattern::Match;
-use crate::conversation::{Streams, Transcript, Which, Written};
+use crate::conversation::watch::{Action, WatchId};
+use crate::conversation::{Halt, Stream};
+use crate::driver::{Streams, Transcript, Written};
 use crate::process::Process;
 use crate::text::{last_lines, preview};
 use crate::{Error, ExitStatus, OnDrop, Pattern, Result, Signal, sys};
@@ -132,7 +134,7 @@ impl Child {
     /// returns buffered output first, so poll this descriptor only after
     /// that call came back empty. `None` when stdout is not piped.
     pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.streams.stdout.as_ref().map(|r| r.fd())
+        self.streams.output_fd(Stream::Stdout)
     }
 
     /// The descriptor to the child's stdin (a pipe or the pty master), to
@@ -149,9 +151,9 @@ impl Child {
     /// # Errors
     /// `Error::Io` when the child is not on a pty.
     pub fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
-        let fd = match (&self.streams.stdin, &self.streams.stdout) {
+        let fd = match (&self.streams.stdin, self.streams.output_fd(Stream::Stdout)) {
             (Some(input), _) if input.is_pty() => input.fd(),
-            (_, Some(reader)) => reader.fd(),
+            (_, Some(fd)) => fd,
             _ => {
                 return Err(Error::Io(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -174,22 +176,41 @@ impl Child {
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
     pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.process.try_wait()? {
+            return Ok(status);
+        }
+        let _ = self.streams.close_stdin(None);
         Ok(self
-            .wait_deadline(None)?
+            .wait_until(None)?
             .expect("a wait without deadline returns a status"))
     }
 
-    /// Like [`wait`](Self::wait), giving up after `timeout`: `Ok(None)` then.
+    /// Waits up to `timeout` for the child to exit: `Ok(None)` when it is
+    /// still running. Unlike [`wait`](Self::wait) it leaves stdin open, so
+    /// the conversation can go on after a wait that expired (a child that
+    /// exits only at end-of-file needs [`close_stdin`](Self::close_stdin)
+    /// first). Output is read into the buffers meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// assert_eq!(cat.wait_timeout(Duration::from_millis(50))?, None);
+    /// assert_eq!(cat.ask("still there")?, "still there");
+    /// cat.close_stdin()?;
+    /// assert!(cat.wait_timeout(Duration::from_secs(5))?.unwrap().success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        self.wait_deadline(sys::deadline_after(timeout))
+        self.wait_until(sys::deadline_after(timeout))
     }
 
-    /// Like [`wait`](Self::wait), giving up at `deadline` (`None`: never).
+    /// Like [`wait_timeout`](Self::wait_timeout), giving up at `deadline`
+    /// (`None`: never). Leaves stdin open.
     pub fn wait_deadline(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
-        if let Some(status) = self.process.try_wait()? {
-            return Ok(Some(status));
-        }
-        let _ = self.streams.close_stdin(deadline);
+        self.wait_until(deadline)
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         loop {
             if let Some(status) = self.process.try_wait()? {
                 return Ok(Some(status));
@@ -214,7 +235,8 @@ impl Child {
 
     /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit,
     /// then SIGKILL; reaps it and returns its status. With a process group
-    /// every member that is left gets the SIGKILL.
+    /// every member gets SIGTERM and the whole grace, and what is left of
+    /// the group at the deadline gets the SIGKILL.
     pub fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
         Ok(self.process.terminate(grace)?)
     }
@@ -238,7 +260,9 @@ impl Child {
         self.send_parts(&[line.as_bytes(), b"\n"], false)
     }
 
-    /// Sends raw bytes.
+    /// Sends raw bytes. On a pty they arrive as they are: the terminal does
+    /// not act on control characters in them (use
+    /// [`send_control`](Self::send_control) for that).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.send_parts(&[bytes], false)
     }
@@ -261,34 +285,163 @@ impl Child {
     fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
         // One clock read serves as the start and, with the timeout, the deadline.
         let start = Instant::now();
-        match self
+        let outcome = self
             .streams
-            .write(parts, start.checked_add(self.timeout), secret)?
-        {
+            .write(parts, start.checked_add(self.timeout), secret)?;
+        self.written(outcome, start, || {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            format!("the child to read its input ({total} bytes to write)")
+        })
+    }
+
+    fn written(
+        &mut self,
+        outcome: Written,
+        start: Instant,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match outcome {
             Written::All => Ok(()),
             Written::TimedOut(n) => {
-                let total: usize = parts.iter().map(|p| p.len()).sum();
-                Err(self.timeout_error(
-                    Which::Stdout,
-                    start,
-                    format!("the child to read its input ({n} of {total} bytes written)"),
-                ))
+                let expected = format!("{} ({n} written)", what());
+                Err(self.timeout_error(Stream::Stdout, start, expected))
             }
         }
     }
 
+    /// Sends the control character `^c` raw: never escaped, so on a pty the
+    /// terminal acts on it (`'c'` interrupts, `'z'` suspends, `'d'` ends
+    /// input). `c` is a letter in either case or one of `@ [ \ ] ^ _ ?`
+    /// (`'['` is ESC, `'?'` DEL), as pexpect's `sendcontrol`.
+    ///
+    /// On a pty, `^C` (and `^\`, `^Z`) also makes the kernel discard output
+    /// the child wrote that was not read yet: a line printed just before
+    /// the interrupt can be lost.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").pty(true).spawn()?;
+    /// sh.send_line("trap 'echo interrupted' INT; echo ready; sleep 5 & wait")?;
+    /// sh.expect("ready")?;
+    /// sh.send_control('c')?;
+    /// sh.expect("interrupted")?;
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::Io` with `InvalidInput` for any other character; as
+    /// [`send`](Self::send) otherwise.
+    pub fn send_control(&mut self, c: char) -> Result<()> {
+        let byte = control_byte(c).ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{c:?} has no control character (a letter or one of @ [ \\ ] ^ _ ?)"),
+            ))
+        })?;
+        let start = Instant::now();
+        let outcome = self
+            .streams
+            .write_control(&[byte], start.checked_add(self.timeout))?;
+        self.written(outcome, start, || {
+            format!("room to send ^{}", c.to_ascii_uppercase())
+        })
+    }
+
+    /// Interrupts the child as ^C at a terminal would: on a pty, the
+    /// terminal's interrupt character (the kernel sends SIGINT to the
+    /// child's foreground process group, and discards output not read yet:
+    /// see [`send_control`](Self::send_control)); on pipes, where no
+    /// terminal turns a byte into a signal, SIGINT itself (to the group with
+    /// [`Command::process_group`](crate::Command::process_group)).
+    pub fn send_intr(&mut self) -> Result<()> {
+        match self.streams.stdin.as_ref() {
+            Some(input) if input.is_pty() => {
+                let intr = crate::driver::pty::interrupt_char(input.fd());
+                let start = Instant::now();
+                let outcome = self
+                    .streams
+                    .write_control(&[intr], start.checked_add(self.timeout))?;
+                self.written(outcome, start, || "room to send ^C".to_string())
+            }
+            _ => self.signal(Signal::SIGINT),
+        }
+    }
+
+    /// Sends end-of-file: on a pty the terminal's end-of-file character
+    /// (twice after a partial line, as a person would type it), after which
+    /// the terminal stays open for more input; on a pipe it closes stdin
+    /// ([`close_stdin`](Self::close_stdin)).
+    ///
+    /// ```
+    /// let mut sort = duet::Command::new("sort").spawn()?;
+    /// sort.send("b\na\n")?;
+    /// sort.send_eof()?;
+    /// assert_eq!(sort.read_line()?, "a");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn send_eof(&mut self) -> Result<()> {
+        let start = Instant::now();
+        let outcome = self.streams.send_eof(start.checked_add(self.timeout))?;
+        self.written(outcome, start, || "room to send end-of-file".to_string())
+    }
+
     /// Closes the child's stdin: it reads end-of-file. On a pty this sends
-    /// the terminal's end-of-file character instead.
+    /// the terminal's end-of-file character instead, and no more input can
+    /// be sent.
     pub fn close_stdin(&mut self) -> Result<()> {
         let start = Instant::now();
-        match self.streams.close_stdin(start.checked_add(self.timeout))? {
-            Written::All => Ok(()),
-            Written::TimedOut(_) => Err(self.timeout_error(
-                Which::Stdout,
-                start,
-                "room to send end-of-file".to_string(),
-            )),
-        }
+        let outcome = self.streams.close_stdin(start.checked_add(self.timeout))?;
+        self.written(outcome, start, || "room to send end-of-file".to_string())
+    }
+
+    // ---- watches ---------------------------------------------------------
+
+    /// Watches the child's output (stdout and a piped stderr) for
+    /// `pattern`: from now on, each time it appears, the next read or
+    /// expect returns [`Error::FailOn`] instead of its result. The watch
+    /// consumes nothing, and it sees the same read as the caller's own
+    /// pattern: a failure text that arrives together with the expected text
+    /// still fails the expect, which can be repeated to get the text.
+    /// Output buffered but not consumed yet is watched too.
+    ///
+    /// ```
+    /// use duet::{Command, Error, Pattern};
+    /// let mut py = Command::new("python3").args(["-u", "-c", "print(1/0)"])
+    ///     .merge_stderr(true)
+    ///     .spawn()?;
+    /// py.fail_on(Pattern::exact("Traceback"));
+    /// let err = py.expect(Pattern::exact("done")).unwrap_err();
+    /// assert!(matches!(err, Error::FailOn { .. }));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn fail_on(&mut self, pattern: Pattern) -> WatchId {
+        self.streams.core.watch(pattern, Action::FailOn)
+    }
+
+    /// Answers `reply` each time `pattern` appears in the child's output
+    /// (stdout and a piped stderr), as pexpect users answer `[y/N]`
+    /// prompts in a loop. The answer is written while duet waits for
+    /// output (during any read or expect), and never in the middle of
+    /// another send; the output is not consumed.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").spawn()?;
+    /// sh.respond(Pattern::exact("[y/N] "), "y\n");
+    /// sh.send_line("printf 'sure? [y/N] '; read a; echo \"got $a\"")?;
+    /// let m = sh.expect(Pattern::line("got (.)$")?)?;
+    /// assert_eq!(m.as_str(), "sure? [y/N] got y");   // the prompt and the answer
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn respond(&mut self, pattern: Pattern, reply: impl AsRef<[u8]>) -> WatchId {
+        let reply = reply.as_ref().to_vec();
+        self.streams.core.watch(pattern, Action::Respond(reply))
+    }
+
+    /// Removes a watch set by [`fail_on`](Self::fail_on) or
+    /// [`respond`](Self::respond). Removing one that is gone does nothing.
+    pub fn unwatch(&mut self, id: WatchId) {
+        self.streams.core.unwatch(id);
     }
 
     // ---- reading lines ---------------------------------------------------
@@ -298,14 +451,15 @@ impl Child {
     /// # Errors
     /// `Error::Timeout` (the partial line stays buffered), `Error::Eof` when
     /// the child closed its output, `Error::LineTooLong` (the line is
-    /// skipped), `Error::InvalidUtf8` (with the raw bytes).
+    /// skipped), `Error::InvalidUtf8` (with the raw bytes), `Error::FailOn`
+    /// when a watch matched.
     pub fn read_line(&mut self) -> Result<String> {
         self.read_line_timeout(self.timeout)
     }
 
     /// [`read_line`](Self::read_line) with its own timeout.
     pub fn read_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Which::Stdout, timeout, false)?;
+        let bytes = self.line_from(Stream::Stdout, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
             bytes: e.into_bytes(),
         })
@@ -313,7 +467,7 @@ impl Child {
 
     /// Reads one line from stdout as bytes, whatever they are.
     pub fn read_line_bytes(&mut self) -> Result<Vec<u8>> {
-        self.line_from(Which::Stdout, self.timeout, false)
+        self.line_from(Stream::Stdout, self.timeout, false)
     }
 
     /// Sends `line` and reads one reply line.
@@ -343,7 +497,7 @@ impl Child {
 
     /// [`read_stderr_line`](Self::read_stderr_line) with its own timeout.
     pub fn read_stderr_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Which::Stderr, timeout, false)?;
+        let bytes = self.line_from(Stream::Stderr, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
             bytes: e.into_bytes(),
         })
@@ -355,28 +509,29 @@ impl Child {
     /// # Errors
     /// `Error::Eof` once everything has been read and the child closed stdout.
     pub fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.piped(Stream::Stdout)?;
         let deadline = sys::deadline_after(timeout);
-        let reader = self.reader(Which::Stdout)?;
-        if reader.buf.pending().is_empty() {
-            if reader.eof {
-                return Err(self.eof_error(Which::Stdout));
+        let mut waited = false;
+        loop {
+            match self.streams.core.poll_available(Stream::Stdout) {
+                Poll::Ready(Ok(bytes)) => return Ok(bytes),
+                Poll::Ready(Err(halt)) => return Err(self.halted(Stream::Stdout, halt)),
+                Poll::Pending if waited => return Ok(Vec::new()),
+                Poll::Pending => {}
             }
-            self.streams.fill(Which::Stdout, deadline)?;
+            waited = !self.streams.fill(Stream::Stdout, deadline)?;
         }
-        Ok(self.reader(Which::Stdout)?.buf.take_all())
     }
 
-    fn reader(&mut self, which: Which) -> Result<&mut crate::conversation::Reader> {
-        let name = match which {
-            Which::Stdout => "stdout",
-            Which::Stderr => "stderr",
-        };
-        self.streams.reader(which).ok_or_else(|| {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("the child's {name} is not piped"),
-            ))
-        })
+    /// An error unless `s` is piped.
+    fn piped(&self, s: Stream) -> Result<()> {
+        if self.streams.core.inbox(s).is_some() {
+            return Ok(());
+        }
+        Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the child's {} is not piped", s.name()),
+        )))
     }
 
     /// Reads a line. At end-of-file an unterminated last line is returned
@@ -385,33 +540,20 @@ impl Child {
     /// since a reply cut short usually means the child died mid-reply.
     fn line_from(
         &mut self,
-        which: Which,
+        s: Stream,
         timeout: Duration,
         unterminated_ok: bool,
     ) -> Result<Vec<u8>> {
+        self.piped(s)?;
         let mut clock = Clock::new(timeout);
         loop {
-            let reader = self.reader(which)?;
-            let line = match reader.buf.take_line() {
-                Some(line) => Some(line),
-                None if reader.eof && unterminated_ok => match reader.buf.take_unterminated() {
-                    Some(line) => Some(line),
-                    None => return Err(self.eof_error(which)),
-                },
-                None if reader.eof => return Err(self.eof_error(which)),
-                None => None,
-            };
-            match line {
-                Some(Line::Complete(bytes)) => return Ok(bytes),
-                Some(Line::TooLong) => {
-                    return Err(Error::LineTooLong {
-                        limit: self.reader(which)?.buf.max_line(),
-                    });
-                }
-                None => {}
+            match self.streams.core.poll_line(s, unterminated_ok) {
+                Poll::Ready(Ok(line)) => return Ok(line),
+                Poll::Ready(Err(halt)) => return Err(self.halted(s, halt)),
+                Poll::Pending => {}
             }
-            if !self.streams.fill(which, clock.deadline())? {
-                return Err(self.timeout_error(which, clock.start(), "a line".to_string()));
+            if !self.streams.fill(s, clock.deadline())? {
+                return Err(self.timeout_error(s, clock.start(), "a line".to_string()));
             }
         }
     }
@@ -428,6 +570,10 @@ impl Child {
     /// assert_eq!(m.before(), "ready");
     /// # Ok::<(), duet::Error>(())
     /// ```
+    ///
+    /// The search is linear: however the output arrives, each byte is
+    /// examined a bounded number of times, and an expect that timed out
+    /// resumes where it stopped when it is repeated with the same pattern.
     pub fn expect(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         self.expect_timeout(pattern, self.timeout)
     }
@@ -439,7 +585,7 @@ impl Child {
         timeout: Duration,
     ) -> Result<Match> {
         let pattern = pattern.into();
-        let (_, m) = self.expect_in(Which::Stdout, std::slice::from_ref(&pattern), timeout)?;
+        let (_, m) = self.expect_in(Stream::Stdout, std::slice::from_ref(&pattern), timeout)?;
         Ok(m)
     }
 
@@ -447,6 +593,19 @@ impl Child {
     /// The earliest match in the output wins (the first listed on a tie).
     /// `Pattern::Eof` and `Pattern::Timeout` in the list turn those
     /// outcomes into matches instead of errors.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").spawn()?;
+    /// sh.send_line("echo 'ERR disk full'; exit 1")?;
+    /// let outcomes = [Pattern::exact("OK"), Pattern::regex(r"ERR (.*)")?, Pattern::Eof, Pattern::Timeout];
+    /// let (i, m) = sh.expect_any_timeout(&outcomes, Duration::from_secs(5))?;
+    /// assert_eq!((i, m.group(1)), (1, Some("disk full")));
+    /// let (i, _) = sh.expect_any(&outcomes)?;
+    /// assert_eq!(i, 2);   // end of output: the shell exited
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_any(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
         self.expect_any_timeout(patterns, self.timeout)
     }
@@ -457,49 +616,36 @@ impl Child {
         patterns: &[Pattern],
         timeout: Duration,
     ) -> Result<(usize, Match)> {
-        self.expect_in(Which::Stdout, patterns, timeout)
+        self.expect_in(Stream::Stdout, patterns, timeout)
     }
 
     /// Waits until `pattern` matches a piped stderr (some programs prompt there).
     pub fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         let pattern = pattern.into();
-        let (_, m) = self.expect_in(Which::Stderr, std::slice::from_ref(&pattern), self.timeout)?;
+        let (_, m) =
+            self.expect_in(Stream::Stderr, std::slice::from_ref(&pattern), self.timeout)?;
         Ok(m)
     }
 
     fn expect_in(
         &mut self,
-        which: Which,
+        s: Stream,
         patterns: &[Pattern],
         timeout: Duration,
     ) -> Result<(usize, Match)> {
+        self.piped(s)?;
         let mut clock = Clock::new(timeout);
-        let position = |wanted: fn(&Pattern) -> bool| patterns.iter().position(wanted);
         loop {
-            let reader = self.reader(which)?;
-            let pending = reader.buf.pending();
-            let best = patterns
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| p.find(pending).map(|f| (i, f)))
-                .min_by_key(|(i, f)| (f.start, *i));
-            if let Some((i, found)) = best {
-                let m = Match::new(pending, &found);
-                reader.buf.consume(found.end);
-                return Ok((i, m));
+            match self.streams.core.poll_expect(s, patterns) {
+                Poll::Ready(Ok(found)) => return Ok(found),
+                Poll::Ready(Err(halt)) => return Err(self.halted(s, halt)),
+                Poll::Pending => {}
             }
-            if reader.eof {
-                if let Some(i) = position(|p| matches!(p, Pattern::Eof)) {
-                    return Ok((i, Match::empty(&reader.buf.take_all())));
+            if !self.streams.fill(s, clock.deadline())? {
+                if let Some(found) = self.streams.core.timed_out(s, patterns) {
+                    return Ok(found);
                 }
-                return Err(self.eof_error(which));
-            }
-            if !self.streams.fill(which, clock.deadline())? {
-                if let Some(i) = position(|p| matches!(p, Pattern::Timeout)) {
-                    return Ok((i, Match::empty(self.reader(which)?.buf.pending())));
-                }
-                let expected = describe(patterns);
-                return Err(self.timeout_error(which, clock.start(), expected));
+                return Err(self.timeout_error(s, clock.start(), describe(patterns)));
             }
         }
     }
@@ -514,9 +660,17 @@ impl Child {
     /// pipes, reading stops after [`DRAIN_GRACE`] and `Output::still_open`
     /// says so, instead of hanging until the descendant exits.
     ///
+    /// ```
+    /// let mut tr = duet::Command::new("tr").args(["a-z", "A-Z"]).spawn()?;
+    /// let out = tr.communicate(b"hello\n", None)?;
+    /// assert_eq!(out.stdout, b"HELLO\n");
+    /// assert!(out.status.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// `Error::Timeout` when `timeout` passes first; its `partial` holds the
-    /// output so far.
+    /// `Error::Timeout` when `timeout` passes first; [`Error::output`]
+    /// then holds every byte captured so far, and the buffers keep them.
     pub fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
         let deadline = timeout.and_then(sys::deadline_after);
@@ -524,11 +678,7 @@ impl Child {
             match self.streams.write(&[input], deadline, false) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
-                    return Err(self.timeout_error(
-                        Which::Stdout,
-                        start,
-                        "the child to read its input".into(),
-                    ));
+                    return Err(self.communicate_timeout(start, "the child to read its input"));
                 }
                 // The child exited without reading everything: not an error
                 // here, its output and status tell the story.
@@ -539,7 +689,7 @@ impl Child {
         let _ = self.streams.close_stdin(deadline);
         let mut still_open = false;
         loop {
-            if self.streams.all_eof() {
+            if self.streams.core.all_eof() {
                 break;
             }
             if self.process.try_wait()?.is_some() {
@@ -548,95 +698,105 @@ impl Child {
                     (Some(d), Some(g)) => Some(d.min(g)),
                     (d, g) => d.or(g),
                 };
-                while !self.streams.all_eof() {
+                while !self.streams.core.all_eof() {
                     if !self.streams.drain(drain_deadline, None)? {
-                        still_open = !self.streams.all_eof();
+                        still_open = !self.streams.core.all_eof();
                         break;
                     }
                 }
                 break;
             }
             if !self.streams.drain(deadline, Some(self.process.pidfd()))? {
-                return Err(self.timeout_error(Which::Stdout, start, "the child to finish".into()));
+                return Err(self.communicate_timeout(start, "the child to finish"));
             }
         }
         if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.timeout_error(
-                Which::Stdout,
-                start,
-                "the child's output to end".into(),
-            ));
+            return Err(self.communicate_timeout(start, "the child's output to end"));
         }
         if still_open {
             log::warn!(
-                "`{}` exited but its output pipes are still open (a descendant holds them); stopped reading after {:?}",
+                "`{}` exited but its output pipes are still open (a descendant holds them); stopped reading after {}",
                 self.program,
-                DRAIN_GRACE
+                crate::text::duration(DRAIN_GRACE)
             );
         }
         let status = match self.process.wait_deadline(deadline)? {
             Some(status) => status,
-            None => {
-                return Err(self.timeout_error(Which::Stdout, start, "the child to exit".into()));
-            }
-        };
-        let take = |r: Option<&mut crate::conversation::Reader>| {
-            r.map(|r| r.buf.take_all()).unwrap_or_default()
+            None => return Err(self.communicate_timeout(start, "the child to exit")),
         };
         Ok(Output {
             status,
-            stdout: take(self.streams.stdout.as_mut()),
-            stderr: take(self.streams.stderr.as_mut()),
+            stdout: self.streams.core.take_all(Stream::Stdout),
+            stderr: self.streams.core.take_all(Stream::Stderr),
             still_open,
         })
+    }
+
+    /// A timeout of `communicate`, carrying a copy of everything captured.
+    fn communicate_timeout(&mut self, start: Instant, expected: &str) -> Error {
+        let output = Output {
+            status: self.process.status().unwrap_or_else(ExitStatus::unknown),
+            stdout: self.streams.core.pending(Stream::Stdout).to_vec(),
+            stderr: self.streams.core.pending(Stream::Stderr).to_vec(),
+            still_open: false,
+        };
+        let mut err = self.timeout_error(Stream::Stdout, start, expected.to_string());
+        if let Error::Timeout { output: slot, .. } = &mut err {
+            *slot = Some(Box::new(output));
+        }
+        err
     }
 
     // ---- errors ----------------------------------------------------------
 
     fn stderr_tail(&self) -> String {
-        self.streams
-            .stderr
-            .as_ref()
-            .map(|r| last_lines(r.buf.pending(), STDERR_TAIL_LINES))
-            .unwrap_or_default()
+        last_lines(self.streams.core.pending(Stream::Stderr), STDERR_TAIL_LINES)
+    }
+
+    /// The error for a read or expect that the core halted.
+    fn halted(&mut self, s: Stream, halt: Halt) -> Error {
+        match halt {
+            Halt::Eof => self.eof_error(s),
+            Halt::Failed(e) => e,
+        }
     }
 
     /// A timeout error. When the child has exited meanwhile, the error says
     /// so: a descendant holds its output open (the hang of tokio#2363 and
     /// Python's subprocess), and waiting longer would not help.
-    fn timeout_error(&mut self, which: Which, start: Instant, expected: String) -> Error {
+    fn timeout_error(&mut self, s: Stream, start: Instant, expected: String) -> Error {
         let status = self.process.try_wait().ok().flatten();
-        let pending = match which {
-            Which::Stdout => self.streams.stdout.as_ref(),
-            Which::Stderr => self.streams.stderr.as_ref(),
-        }
-        .map(|r| preview(r.buf.pending()))
-        .unwrap_or_default();
         Error::Timeout {
             waited: start.elapsed(),
             expected,
-            partial: pending,
+            partial: preview(self.streams.core.pending(s)),
             stderr: self.stderr_tail(),
             status,
+            output: None,
         }
     }
 
-    fn eof_error(&mut self, which: Which) -> Error {
+    fn eof_error(&mut self, s: Stream) -> Error {
         let status = self
             .process
             .wait_deadline(sys::deadline_after(EOF_STATUS_GRACE))
             .ok()
             .flatten();
-        let partial = self
-            .streams
-            .reader(which)
-            .map(|r| preview(r.buf.pending()))
-            .unwrap_or_default();
         Error::Eof {
-            partial,
+            partial: preview(self.streams.core.pending(s)),
             status,
             stderr: self.stderr_tail(),
         }
+    }
+}
+
+/// The byte of the control character `^c` (see [`Child::send_control`]).
+fn control_byte(c: char) -> Option<u8> {
+    match c {
+        'a'..='z' | 'A'..='Z' => Some(c.to_ascii_uppercase() as u8 - b'@'),
+        '@' | '[' | '\\' | ']' | '^' | '_' => Some(c as u8 - b'@'),
+        '?' => Some(0x7f),
+        _ => None,
     }
 }
 
@@ -719,7 +879,7 @@ impl Iterator for Lines<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let timeout = self.child.timeout;
-        match self.child.line_from(Which::Stdout, timeout, true) {
+        match self.child.line_from(Stream::Stdout, timeout, true) {
             Err(Error::Eof { .. }) => None,
             Err(e) => Some(Err(e)),
             Ok(bytes) => Some(String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {

@@ -125,6 +125,7 @@ pub struct Command {
     pub(crate) on_drop: OnDrop,
     pub(crate) use_fork: bool,
     pub(crate) channel: bool,
+    pub(crate) legacy_kernel: bool,
 }
 
 impl Command {
@@ -153,6 +154,7 @@ impl Command {
             on_drop: OnDrop::default(),
             use_fork: false,
             channel: false,
+            legacy_kernel: false,
         }
     }
 
@@ -235,7 +237,10 @@ impl Command {
         self
     }
 
-    /// Sends stderr to the same pipe as stdout (`2>&1`).
+    /// Sends stderr wherever stdout goes (`2>&1`): the same pipe or pty, the
+    /// same file, or the parent's own stdout when stdout is inherited. The
+    /// child's descriptor 2 is a duplicate of its descriptor 1, as in a
+    /// shell and in Python's `stderr=STDOUT`.
     pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
         self.merge_stderr = merge;
         self
@@ -313,22 +318,35 @@ impl Command {
         self
     }
 
-    /// Starts the child with a classic `fork` instead of the default
+    /// Starts the child as a copy of the parent, as `fork` does (`clone3`,
+    /// or `clone` where `clone3` is refused), instead of the default
     /// vfork-class `clone(CLONE_VM | CLONE_VFORK)`. Both behave identically;
-    /// the default costs the same whatever the parent's size, while `fork`
-    /// copies the parent's page tables. Useful to rule out the spawn method
-    /// when investigating a problem.
+    /// the default costs the same whatever the parent's size, while a copy
+    /// duplicates the parent's page tables. Useful to rule out the spawn
+    /// method when investigating a problem.
     pub fn use_fork(&mut self, fork: bool) -> &mut Self {
         self.use_fork = fork;
         self
     }
 
     /// Gives the child one end of a [`channel::pipe`](crate::channel::pipe)
-    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3`; inside the child,
-    /// [`channel::from_env`](crate::channel::from_env) returns it. The parent
+    /// as descriptor 3 and sets `DUET_CHANNEL_FD=3` and `DUET_CHANNEL_PID`
+    /// to the child's pid (written by the child itself before it execs);
+    /// inside the child, [`channel::from_env`](crate::channel::from_env)
+    /// returns it, and in the child's own children it refuses. The parent
     /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
     pub fn channel(&mut self) -> &mut Self {
         self.channel = true;
+        self
+    }
+
+    /// For duet's own tests: takes the code paths meant for kernels that
+    /// lack a newer feature (`close_range`, `clone3`,
+    /// `PIDFD_SIGNAL_PROCESS_GROUP`, the exit status kept for pidfds), so
+    /// that those paths are tested on any kernel. Not part of the API.
+    #[doc(hidden)]
+    pub fn emulate_old_kernel(&mut self, on: bool) -> &mut Self {
+        self.legacy_kernel = on;
         self
     }
 

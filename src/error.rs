@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::Output;
 use crate::status::ExitStatus;
 
 /// Errors returned by duet.
@@ -43,6 +44,10 @@ pub enum Error {
         /// Set when the child had already exited: its output was still open,
         /// held by a descendant that inherited it.
         status: Option<ExitStatus>,
+        /// For [`Child::communicate`](crate::Child::communicate) and
+        /// [`Command::output`](crate::Command::output): every byte captured
+        /// until the timeout (see [`Error::output`]).
+        output: Option<Box<Output>>,
     },
     /// The child closed its output before the expected data arrived.
     Eof {
@@ -52,6 +57,17 @@ pub enum Error {
         status: Option<ExitStatus>,
         /// The last lines the child wrote to a piped stderr, if any.
         stderr: String,
+    },
+    /// A [`fail_on`](crate::Child::fail_on) watch matched the child's
+    /// output. The output stays unconsumed: the next read or expect sees it.
+    FailOn {
+        /// The watch's pattern as it was written.
+        pattern: String,
+        /// The text it matched.
+        matched: String,
+        /// What was pending on that stream when it matched (lossily
+        /// decoded, truncated for display).
+        partial: String,
     },
     /// A line was longer than the limit (`Command::max_line`, default 1 MiB).
     /// The line is discarded; the next read returns the line after it.
@@ -109,6 +125,30 @@ impl Error {
         }
     }
 
+    /// Everything a [`Child::communicate`](crate::Child::communicate) or
+    /// [`Command::output`](crate::Command::output) that timed out had
+    /// captured: every byte of stdout and stderr, nothing truncated (its
+    /// `status` is the child's status if it had exited, else a placeholder
+    /// that [`ExitStatus::code`] and [`ExitStatus::signal`] both show as
+    /// `None`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = duet::Command::new("sh")
+    ///     .args(["-c", "echo started; sleep 10"])
+    ///     .timeout(Duration::from_millis(300))
+    ///     .output()
+    ///     .unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.output().unwrap().stdout, b"started\n");
+    /// ```
+    pub fn output(&self) -> Option<&Output> {
+        match self {
+            Error::Timeout { output, .. } => output.as_deref(),
+            _ => None,
+        }
+    }
+
     /// True for [`Error::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
@@ -130,8 +170,13 @@ impl fmt::Display for Error {
                 partial,
                 stderr,
                 status,
+                ..
             } => {
-                write!(f, "timed out after {waited:?} waiting for {expected}; ")?;
+                write!(
+                    f,
+                    "timed out after {} waiting for {expected}; ",
+                    crate::text::duration(*waited)
+                )?;
                 if partial.is_empty() {
                     write!(f, "nothing arrived")?;
                 } else {
@@ -159,6 +204,20 @@ impl fmt::Display for Error {
                     write!(f, "; unread output {partial:?}")?;
                 }
                 write_stderr_tail(f, stderr)
+            }
+            Error::FailOn {
+                pattern,
+                matched,
+                partial,
+            } => {
+                write!(
+                    f,
+                    "the output matched the failure pattern {pattern:?}: {matched:?}"
+                )?;
+                if !partial.is_empty() {
+                    write!(f, "; unread output {partial:?}")?;
+                }
+                Ok(())
             }
             Error::LineTooLong { limit } => {
                 write!(

@@ -13,7 +13,7 @@
 //!     .spawn()?;                          // Error::Spawn if it cannot run
 //! assert_eq!(bc.ask("2+2")?, "4");       // send a line, read the reply
 //! bc.send_line("scale=3; sqrt(2)")?;
-//! let m = bc.expect(Pattern::regex(r"^(\d+)\.(\d+)$")?)?;
+//! let m = bc.expect(Pattern::line(r"^(\d+)\.(\d+)$")?)?;   // a whole line
 //! assert_eq!((m.group(1), m.group(2)), (Some("1"), Some("414")));
 //! bc.close_stdin()?;
 //! assert!(bc.wait()?.success());
@@ -69,6 +69,7 @@
 mod child;
 mod command;
 mod conversation;
+mod driver;
 mod error;
 mod process;
 mod spawn;
@@ -79,6 +80,7 @@ mod text;
 pub use child::{Child, DRAIN_GRACE, Lines, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use conversation::pattern::{Exact, Match, Pattern};
+pub use conversation::watch::WatchId;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use status::ExitStatus;
@@ -94,13 +96,20 @@ pub mod channel;
 pub mod fifo;
 pub mod supervise;
 
+/// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an
+/// [`Exact`](pattern::Exact), [`Pattern::Regex`] a [`Regex`](pattern::Regex),
+/// [`Pattern::Line`] a [`Line`](pattern::Line).
+pub mod pattern {
+    pub use crate::conversation::pattern::{Exact, Line, Regex};
+}
+
 /// Thin wrappers over crate-private parsers for the fuzz targets in `fuzz/`.
 /// Only with the `fuzzing` feature; not part of the API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz {
     use crate::channel::frame;
-    use crate::conversation::buffer;
+    use crate::conversation::inbox;
 
     /// A line from [`LineBuffer`].
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,25 +120,26 @@ pub mod __fuzz {
         TooLong,
     }
 
-    fn line(line: buffer::Line) -> Line {
+    fn line(line: inbox::Line) -> Line {
         match line {
-            buffer::Line::Complete(bytes) => Line::Complete(bytes),
-            buffer::Line::TooLong => Line::TooLong,
+            inbox::Line::Complete(bytes) => Line::Complete(bytes),
+            inbox::Line::TooLong => Line::TooLong,
         }
     }
 
     /// The conversation's line buffer, fed from byte slices.
     #[derive(Debug)]
-    pub struct LineBuffer(buffer::LineBuffer);
+    pub struct LineBuffer(inbox::Inbox);
 
     impl LineBuffer {
         /// An empty buffer accepting lines up to `max_line` bytes.
         pub fn new(max_line: usize) -> LineBuffer {
-            LineBuffer(buffer::LineBuffer::new(max_line))
+            LineBuffer(inbox::Inbox::new(max_line))
         }
         /// Appends bytes as a read would.
         pub fn extend(&mut self, bytes: &[u8]) {
             self.0.extend(bytes);
+            self.0.skip_arrived();
         }
         /// The next whole line, if one is pending.
         pub fn take_line(&mut self) -> Option<Line> {

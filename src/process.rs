@@ -1,8 +1,12 @@
 //! The process handle: waiting, signalling and the cached exit status.
 //!
-//! Waiting uses a pidfd with `poll(2)`: no busy polling and no process-wide
-//! SIGCHLD handler that would fight other libraries. Signals go through the
-//! pidfd too, so they can never reach a recycled pid.
+//! The child's identity is the pidfd it was created with. Waiting polls it
+//! and reaps with `waitid(P_PIDFD)`: no busy polling, no process-wide
+//! SIGCHLD handler that would fight other libraries, and never a wait by
+//! pid. Signals go through the pidfd too (a group's as well, where the
+//! kernel allows), so they can never reach a recycled pid. The one loop
+//! that looks instead of waiting is `terminate`'s wait for a group to
+//! empty, for want of any event that says so.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,32 +20,30 @@ use crate::{ExitStatus, sys};
 
 #[derive(Debug)]
 pub(crate) struct Process {
+    /// For `id()` and messages. Never waited for or signalled by number,
+    /// except as the group id described in `signal`.
     pid: Pid,
+    /// The child's identity, from its creation (`CLONE_PIDFD`).
     pidfd: OwnedFd,
     /// Whether the child leads its own process group (signals go to the group).
     group: bool,
+    /// Take the code paths for kernels that lack newer pidfd features
+    /// (duet's own tests of those paths).
+    legacy: bool,
     /// Set once the child is reaped; from then on every wait returns it and
     /// every signal is a no-op.
     status: Option<ExitStatus>,
 }
 
 impl Process {
-    pub(crate) fn new(pid: Pid, group: bool) -> io::Result<Process> {
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => fd,
-            Err(e) => {
-                // Without a pidfd we cannot wait properly; do not leave a zombie.
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = sys::reap(pid, true);
-                return Err(e);
-            }
-        };
-        Ok(Process {
+    pub(crate) fn new(pid: Pid, pidfd: OwnedFd, group: bool, legacy: bool) -> Process {
+        Process {
             pid,
             pidfd,
             group,
+            legacy,
             status: None,
-        })
+        }
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -59,9 +61,32 @@ impl Process {
 
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
-            self.status = sys::reap(self.pid, false)?;
+            self.status = self.reap(false)?;
         }
         Ok(self.status)
+    }
+
+    /// Reaps through the pidfd. When someone else reaped the child first
+    /// (SIGCHLD ignored makes the kernel do it; or a `waitpid` elsewhere in
+    /// the program), its status is the one the kernel keeps for the pidfd
+    /// (Linux 6.15), else unknown: never an error that would lose the
+    /// output captured so far, and never a stranger's status.
+    fn reap(&self, block: bool) -> io::Result<Option<ExitStatus>> {
+        match sys::wait_pidfd(self.pidfd.as_fd(), block) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ECHILD) => {
+                let kept = match self.legacy {
+                    false => sys::pidfd_exit_status(self.pidfd.as_fd()),
+                    true => None,
+                };
+                log::debug!(
+                    "pid {} was reaped outside duet; its status is {}",
+                    self.pid,
+                    if kept.is_some() { "known" } else { "lost" }
+                );
+                Ok(Some(kept.unwrap_or_else(ExitStatus::discarded)))
+            }
+            other => other,
+        }
     }
 
     /// Waits until the child exits or `deadline` passes (`None`: forever).
@@ -93,8 +118,7 @@ impl Process {
             return Ok(());
         }
         let sent = if self.group {
-            // The leader is not reaped yet, so its pid still names the group.
-            sys::signal_group(self.pid, signal)
+            self.signal_group(signal)
         } else {
             sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
         };
@@ -104,12 +128,37 @@ impl Process {
         }
     }
 
+    /// Signals the group the child leads, never a group that merely reuses
+    /// its number.
+    ///
+    /// Linux 6.9 resolves the group through the pidfd
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which is exact whatever happened to
+    /// the leader. Older kernels only take a number: it is used only while
+    /// the leader is an unreaped child of ours, whose zombie keeps the
+    /// number from being reused. Once someone else reaped it (SIGCHLD
+    /// ignored, a `waitpid` elsewhere) the group can no longer be named
+    /// safely and this is a no-op.
+    fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if !self.legacy
+            && let Some(sent) = sys::pidfd_signal_group(self.pidfd.as_fd(), Some(signal))
+        {
+            return sent;
+        }
+        if sys::unreaped(self.pidfd.as_fd()) {
+            sys::signal_group(self.pid, signal)
+        } else {
+            Ok(())
+        }
+    }
+
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps and returns the status.
     ///
-    /// With a process group the whole group gets SIGTERM and then SIGKILL,
-    /// even when the leader has already exited: until this reaps it, the
-    /// leader's zombie keeps the group id from being reused, so no
-    /// descendant that outlived it or ignored SIGTERM survives.
+    /// With a process group every member gets SIGTERM and the whole grace
+    /// period, as systemd's `KillMode=control-group` and supervisord's
+    /// `killasgroup` do: a `sh -c` wrapper that dies at once does not cut
+    /// short the cleanup of the server it started. SIGKILL goes to what
+    /// remains of the group at the deadline, also when the leader has
+    /// already exited; the group is left alone as soon as it is empty.
     pub(crate) fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
             return Ok(status);
@@ -119,13 +168,133 @@ impl Process {
         {
             return Ok(status);
         }
+        let deadline = sys::deadline_after(grace);
         self.signal(Signal::SIGTERM)?;
-        let exited = self.exited_by(sys::deadline_after(grace))?;
-        if !exited || self.group {
+        if !self.exited_by(deadline)? {
             self.signal(Signal::SIGKILL)?;
+        } else if self.group {
+            self.group_grace(deadline)?;
         }
         Ok(self
             .wait_deadline(None)?
             .expect("a wait without deadline returns a status"))
     }
+
+    /// The leader has exited within the grace period: waits until the rest
+    /// of its group is gone, or SIGKILLs what is left at `deadline`.
+    ///
+    /// Nothing signals that a group has emptied: its members are not our
+    /// children (no SIGCHLD, no `waitid`), the kernel has no notification
+    /// for it (only cgroups do, and duet owns none), and a pidfd per member
+    /// would need a list of members that `/proc` cannot give atomically. So
+    /// this looks, at 1 ms doubling to 50 ms, and never past the deadline.
+    ///
+    /// How it looks depends on the kernel. The leader's zombie counts as a
+    /// member for every group-wide system call (measured: `kill(-pgid, 0)`
+    /// succeeds on a group whose only member is an unreaped zombie), so
+    /// the leader must be reaped before any such call can see an empty
+    /// group; and once it is reaped, only a pidfd names the group safely.
+    /// - Linux 6.9 and later: reap the leader, then ask the pidfd
+    ///   (`PIDFD_SIGNAL_PROCESS_GROUP` with signal 0) until it answers
+    ///   `ESRCH`. This is exact, for that very group, but it counts zombies
+    ///   too: a member that died and whose new parent is slow to reap it
+    ///   (an init that reaps lazily, a pid 1 that never does) would hold
+    ///   the wait to its deadline. So the `/proc` scan below also ends the
+    ///   wait when it sees only zombies.
+    /// - Older kernels: keep the leader's zombie, which pins the group id
+    ///   for `killpg`, and scan `/proc` for a member that is not a zombie.
+    ///
+    /// A scan counts only if no process was created while it ran (the last
+    /// pid in `/proc/loadavg` did not move), so a member that forks
+    /// mid-scan is not missed, and only if `/proc` is this process's pid
+    /// namespace; otherwise the group counts as not empty and the grace is
+    /// waited out.
+    fn group_grace(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd.as_fd(), None).is_some();
+        if exact {
+            self.try_wait()?;
+        }
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let empty = exact
+                && matches!(
+                    sys::pidfd_signal_group(self.pidfd.as_fd(), None),
+                    Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ESRCH)
+                );
+            if empty || !live_members(self.pid, self.pid) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                // A group that emptied meanwhile is ESRCH: nothing to do.
+                let _ = match exact {
+                    true => sys::pidfd_signal_group(self.pidfd.as_fd(), Some(Signal::SIGKILL))
+                        .unwrap_or(Ok(())),
+                    false => self.signal_group(Signal::SIGKILL),
+                };
+                return Ok(());
+            }
+            let left = deadline.map_or(pause, |d| d - now);
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(GROUP_POLL_MAX);
+        }
+    }
+}
+
+/// The longest pause between two looks at a group in [`Process::group_grace`].
+const GROUP_POLL_MAX: Duration = Duration::from_millis(50);
+
+/// Whether the process group `pgid` has a member other than `leader` that
+/// is not a zombie, as `/proc` shows it (kernels before 6.9). True when
+/// unsure.
+fn live_members(pgid: Pid, leader: Pid) -> bool {
+    let last_pid = || {
+        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+        text.split_whitespace().nth(4).map(str::to_owned)
+    };
+    for _ in 0..4 {
+        let before = last_pid();
+        match scan_group(pgid.as_raw(), leader.as_raw()) {
+            Some(false) if before.is_some() && last_pid() == before => return false,
+            Some(false) => continue,
+            _ => return true,
+        }
+    }
+    true
+}
+
+/// One pass over `/proc`: `Some(true)` when a live member other than
+/// `leader` was seen, `None` when `/proc` cannot be read.
+fn scan_group(pgid: i32, leader: i32) -> Option<bool> {
+    // A /proc of another pid namespace would show none of our processes.
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    if me.split(' ').next()? != std::process::id().to_string() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == leader {
+            continue;
+        }
+        // A process that exited meanwhile has no stat to read: not a member.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may contain anything, `)` too.
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 1..].split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        if pgrp == Some(pgid) && !matches!(state, Some("Z" | "X")) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }

@@ -3,7 +3,19 @@
 use std::fmt;
 
 /// The exit status of a child: a code it passed to `exit`, or the signal that
-/// killed it.
+/// killed it, or (rarely) unknown.
+///
+/// A status is *unknown* in two cases. The child had not exited when duet
+/// stopped waiting (the output of a timed-out `communicate`). Or the system
+/// discarded the status before duet could collect it: the program ignores
+/// SIGCHLD (an ignored disposition survives `exec`, so a program can start
+/// that way without knowing), or another part of the program reaped the
+/// child with its own `waitpid`, and the kernel is older than 6.15, which
+/// keeps the status for the child's pidfd; the child has ended all the
+/// same, and output captured from it is kept. Then [`code`](Self::code)
+/// and [`signal`](Self::signal) are `None`, [`success`](Self::success) is
+/// false and [`is_unknown`](Self::is_unknown) is true; `Display` says which
+/// case it is. duet never substitutes another process's status.
 ///
 /// ```
 /// let status = duet::Command::new("sh").args(["-c", "exit 3"]).output()?.status;
@@ -18,7 +30,16 @@ pub struct ExitStatus(Kind);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
     Code(i32),
-    Signal { signal: i32, core_dumped: bool },
+    Signal {
+        signal: i32,
+        core_dumped: bool,
+    },
+    /// Nothing is known: the child had not exited (the output of a timed-out
+    /// `communicate`).
+    Unknown,
+    /// The child ended, but the system discarded its status (reaped outside
+    /// duet on a kernel that keeps none for pidfds).
+    Discarded,
 }
 
 impl ExitStatus {
@@ -35,6 +56,32 @@ impl ExitStatus {
         })
     }
 
+    /// The status of a child that has not ended as far as duet knows.
+    pub(crate) fn unknown() -> Self {
+        ExitStatus(Kind::Unknown)
+    }
+
+    /// A child that has ended but whose status the system discarded.
+    pub(crate) fn discarded() -> Self {
+        ExitStatus(Kind::Discarded)
+    }
+
+    /// Decodes a `wait(2)`-style status word (`code << 8`, or the signal
+    /// number with 0x80 for a core dump).
+    pub(crate) fn from_wait_status(status: i32) -> Self {
+        let signal = status & 0x7f;
+        if signal == 0 {
+            ExitStatus::from_code((status >> 8) & 0xff)
+        } else {
+            ExitStatus::from_signal(signal, status & 0x80 != 0)
+        }
+    }
+
+    /// True when the status is not known (see the type's documentation).
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.0, Kind::Unknown | Kind::Discarded)
+    }
+
     /// True when the child exited with code 0.
     pub fn success(&self) -> bool {
         self.0 == Kind::Code(0)
@@ -44,14 +91,14 @@ impl ExitStatus {
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             Kind::Code(code) => Some(code),
-            Kind::Signal { .. } => None,
+            Kind::Signal { .. } | Kind::Unknown | Kind::Discarded => None,
         }
     }
 
     /// The signal that killed the child, if one did.
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
-            Kind::Code(_) => None,
+            Kind::Code(_) | Kind::Unknown | Kind::Discarded => None,
             Kind::Signal { signal, .. } => Some(signal),
         }
     }
@@ -67,11 +114,13 @@ impl ExitStatus {
         )
     }
 
-    /// The status as a shell reports it: the code, or 128 + the signal.
+    /// The status as a shell reports it: the code, or 128 + the signal
+    /// (125, duet's own failure, when the status is not known).
     pub fn shell_code(&self) -> i32 {
         match self.0 {
             Kind::Code(code) => code,
             Kind::Signal { signal, .. } => 128 + signal,
+            Kind::Unknown | Kind::Discarded => 125,
         }
     }
 }
@@ -80,6 +129,11 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Kind::Code(code) => write!(f, "exited with code {code}"),
+            Kind::Unknown => write!(f, "had not exited"),
+            Kind::Discarded => write!(
+                f,
+                "ended with an unknown status (reaped outside duet, as when SIGCHLD is ignored)"
+            ),
             Kind::Signal {
                 signal,
                 core_dumped,
@@ -110,5 +164,24 @@ mod tests {
         );
         assert_eq!(ExitStatus::from_signal(11, true).shell_code(), 139);
         assert!(ExitStatus::from_signal(11, true).core_dumped());
+        let lost = ExitStatus::discarded();
+        assert!(lost.is_unknown() && !lost.success());
+        assert_eq!((lost.code(), lost.signal()), (None, None));
+    }
+
+    #[test]
+    fn wait_status_words_decode_like_waitpid() {
+        assert_eq!(
+            ExitStatus::from_wait_status(3 << 8),
+            ExitStatus::from_code(3)
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            ExitStatus::from_signal(9, false)
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(11 | 0x80),
+            ExitStatus::from_signal(11, true)
+        );
     }
 }

@@ -14,7 +14,6 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::ExitStatus;
@@ -265,16 +264,18 @@ pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// `pidfd_send_signal(2)`.
-pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
+/// `pidfd_send_signal(2)` with `flags`; `None` sends no signal and only
+/// checks that the target exists.
+fn pidfd_send(pidfd: BorrowedFd<'_>, signal: Option<Signal>, flags: u32) -> io::Result<()> {
+    let signal = signal.map_or(0, |s| s as libc::c_int);
     // SAFETY: plain system call; a null siginfo means "as kill(2) would".
     let rc = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
-            signal as libc::c_int,
+            signal,
             std::ptr::null::<libc::siginfo_t>(),
-            0,
+            flags,
         )
     };
     if rc < 0 {
@@ -283,29 +284,131 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Re
     Ok(())
 }
 
-/// `kill(-pgid, signal)`: signals a whole process group.
+/// Signals exactly the process behind `pidfd`, never a recycled pid.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
+    pidfd_send(pidfd, Some(signal), 0)
+}
+
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9).
+const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 4;
+
+/// Whether the kernel takes [`PIDFD_SIGNAL_PROCESS_GROUP`]: 0 not known
+/// yet, 1 yes, 2 no.
+static GROUP_BY_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Signals the process group whose id is the pid of the process behind
+/// `pidfd` (`None`: only checks that the group has a member).
+///
+/// The kernel resolves the group through the pidfd's `struct pid`, not
+/// through a number: this reaches exactly the group that process led, even
+/// after the leader was reaped and its number reused, and fails with
+/// `ESRCH` once the group is empty (a zombie member still counts). `None`
+/// when the kernel is older than 6.9 and cannot do it.
+pub(crate) fn pidfd_signal_group(
+    pidfd: BorrowedFd<'_>,
+    signal: Option<Signal>,
+) -> Option<io::Result<()>> {
+    use std::sync::atomic::Ordering;
+    if GROUP_BY_PIDFD.load(Ordering::Relaxed) == 2 {
+        return None;
+    }
+    match pidfd_send(pidfd, signal, PIDFD_SIGNAL_PROCESS_GROUP) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // The only invalid argument here is a flag the kernel lacks.
+            GROUP_BY_PIDFD.store(2, Ordering::Relaxed);
+            None
+        }
+        other => {
+            GROUP_BY_PIDFD.store(1, Ordering::Relaxed);
+            Some(other)
+        }
+    }
+}
+
+/// `kill(-pgid, signal)`: signals a whole process group by number. Only
+/// for kernels without [`pidfd_signal_group`], and only while the group's
+/// leader is an unreaped child of ours, whose zombie keeps the number from
+/// being reused.
 pub(crate) fn signal_group(pgid: Pid, signal: Signal) -> io::Result<()> {
     Ok(nix::sys::signal::killpg(pgid, signal)?)
 }
 
-/// Reaps `pid` if it has exited (`block == false`) or waits until it does.
-pub(crate) fn reap(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
-    let flags = if block {
-        None
-    } else {
-        Some(WaitPidFlag::WNOHANG)
-    };
+/// `waitid(P_PIDFD, ...)` with `flags`; `Ok(None)` when the child has not
+/// exited (only with `WNOHANG`).
+fn waitid_pidfd(pidfd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
     loop {
-        return match waitpid(pid, flags) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => Err(e.into()),
-            Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_code(code))),
-            Ok(WaitStatus::Signaled(_, signal, core)) => {
-                Ok(Some(ExitStatus::from_signal(signal as i32, core)))
-            }
-            Ok(_) => Ok(None),
+        // SAFETY: a zeroed siginfo_t is a valid value; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain system call; `info` outlives it.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                flags | libc::WEXITED,
+            )
         };
+        if rc < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e.into()),
+            }
+        }
+        // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed,
+        // si_pid 0, when nothing has exited yet under WNOHANG).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(match info.si_code {
+            libc::CLD_EXITED => ExitStatus::from_code(status),
+            code => ExitStatus::from_signal(status, code == libc::CLD_DUMPED),
+        }));
     }
+}
+
+/// Reaps the child behind `pidfd` if it has exited (`block == false`), or
+/// waits until it does. Waits through the pidfd, never by pid, so a pid
+/// that was reaped elsewhere and reused can never yield a stranger's
+/// status. `ECHILD` when the child was reaped elsewhere (SIGCHLD ignored,
+/// or another `waitpid` in the program): see [`pidfd_exit_status`].
+pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, block: bool) -> io::Result<Option<ExitStatus>> {
+    waitid_pidfd(pidfd, if block { 0 } else { libc::WNOHANG })
+}
+
+/// True while the child behind `pidfd` is ours and not reaped (running, or
+/// a zombie): its pid, and the group id it leads, cannot be reused.
+pub(crate) fn unreaped(pidfd: BorrowedFd<'_>) -> bool {
+    waitid_pidfd(pidfd, libc::WNOHANG | libc::WNOWAIT).is_ok()
+}
+
+/// `struct pidfd_info` up to `exit_code` (`PIDFD_INFO_SIZE_VER0`).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    ids: [u32; 11],
+    exit_code: i32,
+}
+const _: () = assert!(std::mem::size_of::<PidfdInfo>() == 64);
+
+/// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` for 64 bytes.
+const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+/// The exit status the kernel keeps for a pidfd once its process has been
+/// reaped, by anyone (Linux 6.15); `None` before that or on older kernels.
+pub(crate) fn pidfd_exit_status(pidfd: BorrowedFd<'_>) -> Option<ExitStatus> {
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_EXIT,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: PIDFD_GET_INFO reads and writes a pidfd_info of the size its
+    // number encodes (64 bytes, the layout above); `info` outlives the call.
+    let rc = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) };
+    (rc == 0 && info.mask & PIDFD_INFO_EXIT != 0)
+        .then(|| ExitStatus::from_wait_status(info.exit_code))
 }
 
 /// Blocks every signal for this thread; returns the mask to restore. Used
@@ -397,6 +500,34 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?)
+}
+
+/// One `read(2)` of at most `max` bytes appended to `data`, into its
+/// spare capacity (reserved by the caller; never zeroed first), retried on
+/// `EINTR`. `WouldBlock` comes back as an error; `Ok(0)` is end-of-file
+/// (also a pty master's `EIO` once the child side is closed).
+///
+/// # Panics
+///
+/// When `max` is more than `data`'s spare capacity.
+pub(crate) fn read_append(fd: BorrowedFd<'_>, data: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = &mut data.spare_capacity_mut()[..max];
+    loop {
+        // SAFETY: `spare` is memory this function borrows exclusively, valid
+        // for writes of `spare.len()` bytes; the kernel writes at most that.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            // SAFETY: read(2) initialised the first `n` bytes of the spare
+            // capacity, which directly follow the vector's length.
+            unsafe { data.set_len(data.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::EIO => return Ok(0),
+            e => return Err(e.into()),
+        }
+    }
 }
 
 /// One `readv(2)`: at most `want` bytes appended to `msg` (into its spare

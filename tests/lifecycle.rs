@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use duet::{OnDrop, Signal, Stdio};
 
-use crate::util::{alive, fixture};
+use crate::util::{FIXTURE, alive, fixture};
 
 #[test]
 fn wait_twice_returns_the_cached_status() {
@@ -95,6 +95,64 @@ fn process_group_kill_reaches_the_grandchild() {
     );
 }
 
+/// `sh -c 'server & wait'` in its own group: the wrapper dies at once on
+/// SIGTERM, the server it started needs a while to clean up.
+fn wrapped_server(server: &[&str], legacy: bool) -> duet::Command {
+    let mut cmd = duet::Command::new("sh");
+    cmd.args(["-c", r#""$0" "$@" & wait"#, FIXTURE])
+        .args(server)
+        .process_group(true)
+        .stdin(Stdio::null())
+        .timeout(Duration::from_secs(20))
+        .emulate_old_kernel(legacy);
+    cmd
+}
+
+#[test]
+fn terminate_gives_every_member_of_the_group_the_grace_period() {
+    for legacy in [false, true] {
+        let mut child = wrapped_server(&["term-cleanup", "300"], legacy)
+            .spawn()
+            .unwrap();
+        assert_eq!(child.read_line().unwrap(), "ready");
+        let status = child.terminate(Duration::from_secs(20)).unwrap();
+        assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
+        // The server was not killed mid-cleanup: its last words arrived.
+        let rest = child.read_line();
+        assert_eq!(rest.unwrap(), "cleaned up", "legacy={legacy}");
+    }
+}
+
+#[test]
+fn terminate_kills_what_is_left_of_the_group_at_the_deadline() {
+    for legacy in [false, true] {
+        let mut child = wrapped_server(&["ignore-term"], legacy).spawn().unwrap();
+        assert_eq!(child.read_line().unwrap(), "ready");
+        let status = child.terminate(Duration::from_millis(200)).unwrap();
+        assert_eq!(status.signal(), Some(15), "the wrapper dies of SIGTERM");
+        // The member that ignores SIGTERM held our stdout: end-of-file
+        // means the SIGKILL at the deadline reached it.
+        let err = child.read_line().unwrap_err();
+        assert!(err.is_eof(), "legacy={legacy}: {err}");
+    }
+}
+
+#[test]
+fn dropping_a_group_child_gives_its_members_the_grace_period() {
+    let dir = std::env::temp_dir().join(format!("duet-test-{}-drop-grace", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cleanup");
+    let mut child = wrapped_server(&["term-cleanup", "300", file.to_str().unwrap()], false)
+        .on_drop(OnDrop::Terminate(Duration::from_secs(20)))
+        .spawn()
+        .unwrap();
+    assert_eq!(child.read_line().unwrap(), "ready");
+    drop(child);
+    let written = std::fs::read_to_string(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(written.unwrap(), "cleaned up\n");
+}
+
 #[test]
 fn drop_terminates_and_reaps_a_running_child() {
     let child = fixture("ignore-term", &[])
@@ -141,4 +199,88 @@ fn wait_drains_output_so_a_chatty_child_cannot_block_it() {
             .unwrap()
             .starts_with("flood line 00000000")
     );
+}
+
+/// With SIGCHLD ignored the kernel reaps every child at once. Spawning
+/// must still work every time (the pidfd comes from the creation, not from
+/// a pid that may be gone), and waiting must give the output and a status
+/// that is right or, where the kernel keeps none, unknown. Runs in a
+/// fixture, since ignoring SIGCHLD here would disturb other tests.
+#[test]
+fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output() {
+    let out = fixture("sigchld-ignored", &["240"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("240 spawns, 0 failed,"), "{text}");
+
+    // Where the kernel keeps no status for pidfds, every status is unknown
+    // and the output is still all there.
+    let out = fixture("sigchld-ignored", &["40", "legacy"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, "40 spawns, 0 failed, 40 statuses unknown\n");
+}
+
+/// Starts a stranger, a child of this process in its own process group,
+/// that waits for a line and exits 42, and tries to give it `pid`
+/// (`ns_last_pid`, where this test may write it). `None` when the system
+/// does not let the test choose pids.
+fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let mut stranger = std::process::Command::new("sh")
+            .args(["-c", "read x; exit 42"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        if stranger.id() == pid {
+            return Some(stranger);
+        }
+        // Another test took the pid first: try again.
+        drop(stranger.stdin.take());
+        stranger.wait().unwrap();
+    }
+    None
+}
+
+/// Another part of the program reaps the child behind duet's back and its
+/// pid goes to a new child of ours, which leads a group of that number.
+/// duet must neither signal that stranger (or its group) nor take its
+/// status: the wait gives the child's own status (the kernel keeps it for
+/// the pidfd) or, on kernels that keep none, an unknown status.
+#[test]
+fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger() {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use std::io::Write;
+    for legacy in [false, true] {
+        let mut child = fixture("exit", &["7"])
+            .stdin(Stdio::null())
+            .process_group(true)
+            .emulate_old_kernel(legacy)
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
+        let stranger = stranger_with_pid(child.id());
+
+        child.signal(Signal::SIGTERM).unwrap();
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.code() == Some(7) || status.is_unknown(),
+            "legacy={legacy}: {status}"
+        );
+        assert_eq!(child.wait().unwrap(), status);
+        assert_eq!(child.terminate(Duration::from_secs(1)).unwrap(), status);
+
+        if let Some(mut stranger) = stranger {
+            stranger.stdin.take().unwrap().write_all(b"bye\n").unwrap();
+            let theirs = stranger.wait().unwrap();
+            assert_eq!(theirs.code(), Some(42), "legacy={legacy}: {theirs}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use duet::{Command, Stdio};
 
-use crate::util::fixture;
+use crate::util::{FIXTURE, fixture};
 
 #[test]
 fn pty_child_sees_a_terminal_on_all_three_streams() {
@@ -95,4 +95,35 @@ fn pty_window_size_is_applied() {
         .spawn()
         .unwrap();
     assert_eq!(child.read_line().unwrap(), "33 111");
+}
+
+#[test]
+fn a_carriage_return_inside_a_sent_line_arrives_as_itself_on_a_pty() {
+    let mut child = fixture("escaped", &[]).pty(true).spawn().unwrap();
+    assert_eq!(child.ask("a\rb").unwrap(), "a\\rb");
+    assert_eq!(child.ask("\r").unwrap(), "\\r");
+    assert_eq!(child.ask("tab\there\r\r").unwrap(), "tab\\there\\r\\r");
+    child.send_bytes(b"no newline yet\r").unwrap();
+    assert_eq!(
+        child.ask(" then one").unwrap(),
+        "no newline yet\\r then one"
+    );
+}
+
+/// The child may change how its terminal translates input; every byte of a
+/// line still arrives as sent, and the line still ends where it ends.
+#[test]
+fn sent_lines_arrive_byte_for_byte_whatever_the_input_translation() {
+    for flags in ["igncr", "inlcr", "inlcr igncr", "-icrnl"] {
+        let script = format!("stty {flags} && echo ready && exec \"$0\" escaped");
+        let mut child = Command::new("sh")
+            .args(["-c", &script, FIXTURE])
+            .pty(true)
+            .timeout(std::time::Duration::from_secs(20))
+            .spawn()
+            .unwrap();
+        assert_eq!(child.read_line().unwrap(), "ready");
+        assert_eq!(child.ask("x\ry").unwrap(), "x\\ry", "stty {flags}");
+        assert_eq!(child.ask("plain").unwrap(), "plain", "stty {flags}");
+    }
 }

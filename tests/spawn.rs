@@ -196,6 +196,67 @@ fn child_gets_only_its_standard_descriptors() {
     drop(leaky);
 }
 
+/// `merge_stderr` is `2>&1`: stderr goes wherever stdout goes, a file or
+/// the parent's own stdout, never to the parent's stderr.
+#[test]
+fn merged_stderr_follows_a_stdout_that_is_a_file_or_inherited() {
+    let dir = scratch_dir("merged");
+    let path = dir.join("out");
+    let file = std::fs::File::create(&path).unwrap();
+    let out = fixture("stderr", &["to the file"])
+        .stdin(duet::Stdio::null())
+        .stdout(duet::Stdio::from(file))
+        .merge_stderr(true)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "to the file\n");
+
+    let out = fixture("merged-inherit", &[]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "written to stderr\nexited with code 0\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// A spawn needs only the descriptors it keeps (three pipes and a pidfd):
+/// with 8 free below the limit it works with both methods, and when the
+/// parent itself runs out, the error says it was the parent's step.
+#[test]
+fn spawning_with_few_free_descriptors_works_and_says_whose_step_failed() {
+    let out = fixture("few-fds", &["8"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "fork=false: spawned\nfork=true: spawned\n"
+    );
+    let out = fixture("few-fds", &["3"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for line in text.lines() {
+        assert!(
+            line.contains("open descriptors for the child failed") && line.contains("os error 24"),
+            "{line}"
+        );
+    }
+}
+
+/// Where `close_range` is missing, a loop closes the descriptors; it must
+/// not miss one, whatever numbers duet's own descriptors take.
+#[test]
+fn the_close_loop_without_close_range_leaks_no_descriptor() {
+    let out = fixture("close-loop-probe", &[]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "16 layouts, no descriptor leaked\n"
+    );
+    let out = fixture("fds", &[])
+        .emulate_old_kernel(true)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "0\n1\n2\n");
+}
+
 #[test]
 fn a_channel_is_the_only_extra_descriptor_the_child_gets() {
     let mut child = fixture("fds", &[]).channel().spawn().unwrap();
@@ -212,6 +273,37 @@ fn command_channel_reaches_a_rust_child_through_from_env() {
     conn.send_bytes(b"ping").unwrap();
     assert_eq!(conn.recv_bytes().unwrap(), b"ping");
     conn.close();
+    assert!(child.wait().unwrap().success());
+}
+
+/// `DUET_CHANNEL_PID` names the child given the channel, with either spawn
+/// method; the child's own children inherit the variables but not the
+/// descriptor, and `from_env` refuses the unrelated descriptor 3 they have.
+#[test]
+fn a_grandchild_never_takes_an_unrelated_descriptor_for_the_channel() {
+    for fork in [false, true] {
+        let mut child = fixture("env", &[])
+            .channel()
+            .use_fork(fork)
+            .spawn()
+            .unwrap();
+        let env: Vec<String> = child.lines().collect::<Result<_, _>>().unwrap();
+        let expected = format!("DUET_CHANNEL_PID={}", child.id());
+        assert!(env.contains(&expected), "fork={fork}: {env:?}");
+        assert!(env.contains(&"DUET_CHANNEL_FD=3".to_string()), "{env:?}");
+    }
+
+    let mut child = fixture("channel-grandchild", &[])
+        .channel()
+        .spawn()
+        .unwrap();
+    let mut conn = child.take_channel().unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"taken by the child");
+    let verdict = child.read_line().unwrap();
+    assert!(
+        verdict.starts_with("refused: DUET_CHANNEL_FD is meant for process"),
+        "{verdict}"
+    );
     assert!(child.wait().unwrap().success());
 }
 

@@ -15,3 +15,4 @@ mod pty;
 mod script;
 mod spawn;
 mod supervise;
+mod watches;

@@ -264,6 +264,7 @@ impl Endpoint {
                 partial: crate::text::preview(self.reader.partial()),
                 stderr: String::new(),
                 status: None,
+                output: None,
             }),
         }
     }

@@ -40,7 +40,10 @@
 //!
 //! A child started with [`Command::channel`](crate::Command::channel) finds
 //! its end with [`from_env`], which reads the descriptor number from
-//! [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`); the parent takes its own end with
+//! [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`) and checks that
+//! [`CHANNEL_PID_ENV`] (`DUET_CHANNEL_PID`) is its own pid, so that its
+//! children, which inherit the variables, never take an unrelated
+//! descriptor 3 for the channel; the parent takes its own end with
 //! [`Child::take_channel`](crate::Child::take_channel). A Python child
 //! opens its end with
 //! `multiprocessing.connection.Connection(int(os.environ["DUET_CHANNEL_FD"]))`.
@@ -117,6 +120,13 @@ use crate::{Error, Result};
 /// its end of the channel (a decimal number).
 pub const CHANNEL_FD_ENV: &str = "DUET_CHANNEL_FD";
 
+/// The environment variable that says which process [`CHANNEL_FD_ENV`] is
+/// meant for: the pid of the child given the channel (a decimal number),
+/// as systemd's `LISTEN_PID` guards `LISTEN_FDS`. The child's own children
+/// inherit both variables but not the descriptor, and may have an
+/// unrelated descriptor under that number; [`from_env`] refuses it there.
+pub const CHANNEL_PID_ENV: &str = "DUET_CHANNEL_PID";
+
 /// Makes a duplex channel: two connected [`Connection`]s, the Rust
 /// counterpart of Python's `multiprocessing.Pipe()`.
 ///
@@ -169,7 +179,13 @@ pub fn simplex() -> Result<(Receiver, Sender)> {
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Returns the channel a parent handed to this process: the descriptor named
-/// by [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`).
+/// by [`CHANNEL_FD_ENV`] (`DUET_CHANNEL_FD`), provided [`CHANNEL_PID_ENV`]
+/// (`DUET_CHANNEL_PID`) names this process.
+///
+/// The pid check keeps a grandchild, which inherits the variables but not
+/// the descriptor, from taking an unrelated descriptor that happens to have
+/// that number. A parent other than duet may set only `DUET_CHANNEL_FD`:
+/// without `DUET_CHANNEL_PID` the descriptor is taken as before.
 ///
 /// The descriptor becomes close-on-exec, so this process's own children do
 /// not inherit it. It can be taken once per process.
@@ -185,8 +201,9 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 ///
 /// # Errors
 ///
-/// `Error::Io`: `NotFound` when the variable is not set, `InvalidInput`
-/// when it is not a descriptor number, `EBADF` when that descriptor is not
+/// `Error::Io`: `NotFound` when the variable is not set or
+/// `DUET_CHANNEL_PID` names another process (the variables were inherited
+/// from an ancestor), `InvalidInput` when either is not a number, `EBADF` when that descriptor is not
 /// open, `InvalidInput` when it is not a socket or a pipe, `AlreadyExists`
 /// when an earlier call took it.
 pub fn from_env() -> Result<Connection> {
@@ -196,6 +213,24 @@ pub fn from_env() -> Result<Connection> {
             format!("{CHANNEL_FD_ENV} is not set: this process was not given a channel"),
         )
     })?;
+    if let Ok(meant_for) = std::env::var(CHANNEL_PID_ENV) {
+        let meant_for: u32 = meant_for.trim().parse().map_err(|_| {
+            invalid(
+                io::ErrorKind::InvalidInput,
+                format!("{CHANNEL_PID_ENV}={meant_for:?} is not a process id"),
+            )
+        })?;
+        let me = std::process::id();
+        if meant_for != me {
+            return Err(invalid(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{CHANNEL_FD_ENV} is meant for process {meant_for}, not this one ({me}): \
+                     the variables were inherited from an ancestor, not given with a channel"
+                ),
+            ));
+        }
+    }
     let fd: RawFd = value
         .trim()
         .parse()

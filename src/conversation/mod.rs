@@ -1,408 +1,395 @@
-//! The conversation engine: non-blocking descriptors driven by `poll(2)`
-//! against a deadline, with no thread per child.
+//! The conversation core: everything a conversation knows, as plain data.
 //!
-//! [`Streams`] owns the parent's ends (stdin writer, stdout and stderr
-//! readers). Whenever it waits, for output or for room to write, it drains
-//! every readable stream into its buffer, so a child that writes a lot
-//! before it reads can never deadlock the conversation. Nothing here knows
-//! how the descriptors were made: pipes, a pty and FIFOs all work.
+//! [`Conversation`] holds what arrived on the child's stdout and stderr,
+//! frames it into lines, searches it for patterns and runs the watches. It
+//! owns no descriptor, reads no clock and makes no system call: a driver
+//! feeds it bytes ([`Conversation::receive`]) and asks it for the next
+//! event ([`Conversation::poll_line`], [`Conversation::poll_expect`], …),
+//! which is either ready or needs more input. Waiting (with `poll(2)` in
+//! the blocking [`Child`](crate::Child), with readiness in the async one),
+//! deadlines and the errors that name a process are the driver's.
+//!
+//! Because every driver asks the same questions of the same core, framing,
+//! `max_line`, patterns, watches and their errors cannot drift apart.
 
-pub(crate) mod buffer;
+pub(crate) mod inbox;
 pub(crate) mod pattern;
-mod pty;
-mod transcript;
+pub(crate) mod search;
+pub(crate) mod watch;
 
+use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Instant;
+use std::task::Poll;
 
-use nix::poll::PollFlags;
+use crate::Error;
+use crate::text::preview;
+use inbox::{Inbox, Line};
+use pattern::{Match, Pattern};
+use search::{Hay, Scan};
+use watch::{Action, WatchId, Watches};
 
-use crate::sys;
-use buffer::LineBuffer;
-pub(crate) use transcript::{Direction, Transcript};
-
-/// A readable stream from the child and what has arrived on it.
-#[derive(Debug)]
-pub(crate) struct Reader {
-    fd: OwnedFd,
-    pub(crate) buf: LineBuffer,
-    pub(crate) eof: bool,
-}
-
-impl Reader {
-    pub(crate) fn new(fd: OwnedFd, max_line: usize) -> io::Result<Reader> {
-        sys::set_nonblocking(fd.as_fd())?;
-        Ok(Reader {
-            fd,
-            buf: LineBuffer::new(max_line),
-            eof: false,
-        })
-    }
-
-    /// The descriptor, for an outside `poll`.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// One `read(2)`: returns the number of bytes added (0 at end-of-file,
-    /// or when nothing was there after all).
-    fn read_once(&mut self) -> io::Result<usize> {
-        match self.buf.read_from(self.fd.as_fd()) {
-            Ok(0) => {
-                self.eof = true;
-                Ok(0)
-            }
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// The writable stream to the child.
-#[derive(Debug)]
-pub(crate) struct Input {
-    fd: OwnedFd,
-    /// Set when the stream is a pty master: writes go through the terminal
-    /// encoder (see `pty`).
-    pty: Option<pty::Encoder>,
-}
-
-impl Input {
-    pub(crate) fn pipe(fd: OwnedFd) -> io::Result<Input> {
-        sys::set_nonblocking(fd.as_fd())?;
-        Ok(Input { fd, pty: None })
-    }
-
-    /// The descriptor, for an outside `poll`.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// True when this is a pty master.
-    pub(crate) fn is_pty(&self) -> bool {
-        self.pty.is_some()
-    }
-
-    pub(crate) fn pty(master: OwnedFd) -> io::Result<Input> {
-        sys::set_nonblocking(master.as_fd())?;
-        Ok(Input {
-            fd: master,
-            pty: Some(pty::Encoder::default()),
-        })
-    }
-}
-
-/// Which of the child's output streams.
+/// One of the child's output streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Which {
-    Stdout,
-    Stderr,
+pub(crate) enum Stream {
+    Stdout = 0,
+    Stderr = 1,
 }
 
-/// How a write ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Written {
-    All,
-    /// The deadline passed with this many bytes written.
-    TimedOut(usize),
+impl Stream {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
 }
 
-/// The parent's ends of the child's standard streams.
+/// Why a read or expect ended without its result.
 #[derive(Debug)]
-pub(crate) struct Streams {
-    pub(crate) stdin: Option<Input>,
-    pub(crate) stdout: Option<Reader>,
-    pub(crate) stderr: Option<Reader>,
-    pub(crate) transcript: Option<Transcript>,
+pub(crate) enum Halt {
+    /// The stream reached end-of-file first. The driver makes the error:
+    /// it knows the process and its status.
+    Eof,
+    /// Anything else: a watch failed it, a line was too long.
+    Failed(Error),
 }
 
-impl Streams {
-    pub(crate) fn new(
-        stdin: Option<Input>,
-        stdout: Option<Reader>,
-        stderr: Option<Reader>,
-    ) -> Streams {
-        Streams {
-            stdin,
-            stdout,
-            stderr,
-            transcript: None,
-        }
-    }
+/// An expect in progress: the search state of each of its patterns, kept
+/// between calls so that expecting the same patterns again (after a
+/// timeout, or from a future that was dropped) resumes instead of starting
+/// over. Valid while nothing of the stream is consumed.
+#[derive(Debug)]
+struct Search {
+    stream: Stream,
+    /// The stream position the search started at (the pending bytes' start).
+    position: u64,
+    patterns: Vec<Pattern>,
+    scans: Vec<Scan>,
+}
 
-    pub(crate) fn reader(&mut self, which: Which) -> Option<&mut Reader> {
-        match which {
-            Which::Stdout => self.stdout.as_mut(),
-            Which::Stderr => self.stderr.as_mut(),
-        }
-    }
-
-    /// Waits until `which` has new bytes or reaches end-of-file, draining
-    /// the other output stream meanwhile. `Ok(false)`: the deadline passed.
-    pub(crate) fn fill(&mut self, which: Which, deadline: Option<Instant>) -> io::Result<bool> {
-        loop {
-            match self.reader(which) {
-                None => return Ok(true),
-                Some(r) if r.eof => return Ok(true),
-                Some(_) => {}
-            }
-            match self.poll_once(deadline, Also::Nothing)? {
-                None => return Ok(false),
-                Some(ready) if ready.progress(which) => return Ok(true),
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// The one wait of the conversation: polls every output stream that has
-    /// not ended, plus what `also` names, until `deadline`; then reads once
-    /// from each output stream that is ready. `None`: the deadline passed.
-    ///
-    /// The poll set lives on the stack: this runs once per line read, and
-    /// allocating it each time showed in profiles.
-    fn poll_once(
-        &mut self,
-        deadline: Option<Instant>,
-        also: Also<'_>,
-    ) -> io::Result<Option<Ready>> {
-        let ready = {
-            let extra = match also {
-                Also::Nothing => None,
-                Also::Room => self
-                    .stdin
-                    .as_ref()
-                    .map(|i| (i.fd.as_fd(), PollFlags::POLLOUT)),
-                Also::Exit(fd) => Some((fd, PollFlags::POLLIN)),
-            };
-            let wanted = [live(&self.stdout), live(&self.stderr), extra];
-            let Some(&(any_fd, _)) = wanted.iter().flatten().next() else {
-                return Ok(Some(Ready::default()));
-            };
-            let mut fds: [_; 3] = std::array::from_fn(|_| sys::poll_fd(any_fd, PollFlags::empty()));
-            let mut slot_of = [0usize; 3];
-            let mut n = 0;
-            for (slot, (fd, events)) in wanted
+impl Search {
+    /// Whether this is the search of `patterns` on `s` from `position`.
+    fn is_for(&self, s: Stream, position: u64, patterns: &[Pattern]) -> bool {
+        self.stream == s
+            && self.position == position
+            && self
+                .patterns
                 .iter()
-                .enumerate()
-                .filter_map(|(i, w)| Some((i, (*w)?)))
-            {
-                fds[n] = sys::poll_fd(fd, events);
-                slot_of[n] = slot;
-                n += 1;
-            }
-            if sys::poll(&mut fds[..n], deadline)? == 0 {
-                return Ok(None);
-            }
-            let mut ready = [false; 3];
-            for (fd, &slot) in fds[..n].iter().zip(&slot_of) {
-                ready[slot] = fd.any().unwrap_or(true);
-            }
-            ready
-        };
-        Ok(Some(Ready {
-            stdout: ready[0] && self.read_stream(Which::Stdout)?,
-            stderr: ready[1] && self.read_stream(Which::Stderr)?,
-            also: ready[2],
-        }))
+                .map(Pattern::id)
+                .eq(patterns.iter().map(Pattern::id))
     }
 
-    /// Reads once from `which`; true when bytes arrived or end-of-file was reached.
-    fn read_stream(&mut self, which: Which) -> io::Result<bool> {
-        let Some(reader) = self.reader(which) else {
-            return Ok(false);
-        };
-        let n = reader.read_once()?;
-        let eof = reader.eof;
-        if n > 0
-            && let Some(t) = self.transcript.as_mut()
-        {
-            let reader = match which {
-                Which::Stdout => self.stdout.as_ref(),
-                Which::Stderr => self.stderr.as_ref(),
-            };
-            let dir = match which {
-                Which::Stdout => Direction::Stdout,
-                Which::Stderr => Direction::Stderr,
-            };
-            t.record(dir, reader.expect("reader").buf.last(n));
-        }
-        Ok(n > 0 || eof)
-    }
-
-    /// Writes `parts` in order before `deadline`, draining the output
-    /// streams while the child's input is full. A `secret` write appears in
-    /// the transcript as its length only.
-    pub(crate) fn write(
-        &mut self,
-        parts: &[&[u8]],
-        deadline: Option<Instant>,
-        secret: bool,
-    ) -> io::Result<Written> {
-        let Some(input) = self.stdin.as_mut() else {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the child's stdin is closed or not piped",
-            ));
-        };
-        if let Some(t) = self.transcript.as_mut() {
-            if secret {
-                let len: usize = parts.iter().map(|p| p.len()).sum();
-                t.record_event(&format!("sent a secret ({len} bytes, not recorded)"));
-            } else {
-                t.record(Direction::Sent, &parts.concat());
-            }
-        }
-        let encoded;
-        let mut one = [&[][..]; 1];
-        let parts: &[&[u8]] = match input.pty.as_mut() {
-            Some(encoder) => {
-                encoded = encoder.encode(input.fd.as_fd(), parts);
-                one[0] = &encoded;
-                &one
-            }
-            None => parts,
-        };
-        self.write_raw(parts, deadline)
-    }
-
-    fn write_raw(&mut self, parts: &[&[u8]], deadline: Option<Instant>) -> io::Result<Written> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut written = 0;
-        while written < total {
-            let fd = self
-                .stdin
-                .as_ref()
-                .expect("stdin checked by write")
-                .fd
-                .as_fd();
-            let attempt = match remaining(parts, written) {
-                (a, Some(b)) => sys::write2(fd, a, b),
-                (a, None) => sys::write(fd, a),
-            };
-            match attempt {
-                Ok(n) => {
-                    written += n;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if !self.wait_writable(deadline)? {
-                return Ok(Written::TimedOut(written));
-            }
-        }
-        Ok(Written::All)
-    }
-
-    /// Waits for room in stdin, reading the child's output meanwhile.
-    /// `Ok(false)`: the deadline passed.
-    fn wait_writable(&mut self, deadline: Option<Instant>) -> io::Result<bool> {
-        loop {
-            match self.poll_once(deadline, Also::Room)? {
-                None => return Ok(false),
-                Some(ready) if ready.also => return Ok(true),
-                Some(_) => {}
+    /// Gives the regex caches back for the next search.
+    fn finish(self) {
+        for (scan, pattern) in self.scans.into_iter().zip(&self.patterns) {
+            if let (Scan::Regex(scan), Pattern::Regex(r)) = (scan, pattern) {
+                scan.finish(r);
             }
         }
     }
+}
 
-    /// Reads whatever arrives on any output stream until `deadline`, or until
-    /// `exit_fd` (a pidfd) becomes readable. `Ok(false)`: the deadline passed.
-    pub(crate) fn drain(
-        &mut self,
-        deadline: Option<Instant>,
-        exit_fd: Option<BorrowedFd<'_>>,
-    ) -> io::Result<bool> {
-        let also = exit_fd.map_or(Also::Nothing, Also::Exit);
-        Ok(self.poll_once(deadline, also)?.is_some())
+/// The state of one conversation (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Conversation {
+    inboxes: [Option<Inbox>; 2],
+    search: Option<Search>,
+    watches: Watches,
+    /// Answers of `respond` watches, not written yet.
+    replies: VecDeque<Vec<u8>>,
+    /// Matches of `fail_on` watches, not reported yet.
+    failures: VecDeque<Error>,
+    /// Bytes looked at by every search so far (the linearity test reads it).
+    examined: u64,
+}
+
+impl Conversation {
+    /// A conversation reading the streams that are piped, with lines of at
+    /// most `max_line` bytes.
+    pub(crate) fn new(stdout: bool, stderr: bool, max_line: usize) -> Conversation {
+        let inbox = |piped: bool| piped.then(|| Inbox::new(max_line));
+        Conversation {
+            inboxes: [inbox(stdout), inbox(stderr)],
+            search: None,
+            watches: Watches::default(),
+            replies: VecDeque::new(),
+            failures: VecDeque::new(),
+            examined: 0,
+        }
     }
 
-    /// True when every output stream has reached end-of-file (or is not piped).
+    /// The inbox of `s`, when that stream is piped.
+    pub(crate) fn inbox(&self, s: Stream) -> Option<&Inbox> {
+        self.inboxes[s as usize].as_ref()
+    }
+
+    fn inbox_mut(&mut self, s: Stream) -> &mut Inbox {
+        self.inboxes[s as usize]
+            .as_mut()
+            .expect("the driver reads only piped streams")
+    }
+
+    /// The bytes of `s` not consumed yet (empty when not piped).
+    pub(crate) fn pending(&self, s: Stream) -> &[u8] {
+        self.inbox(s).map_or(&[], Inbox::pending)
+    }
+
+    /// True when `s` reached end-of-file (or is not piped).
+    pub(crate) fn is_eof(&self, s: Stream) -> bool {
+        self.inbox(s).is_none_or(Inbox::is_eof)
+    }
+
+    /// True when every piped stream reached end-of-file.
     pub(crate) fn all_eof(&self) -> bool {
-        [self.stdout.as_ref(), self.stderr.as_ref()]
-            .iter()
-            .flatten()
-            .all(|r| r.eof)
+        self.is_eof(Stream::Stdout) && self.is_eof(Stream::Stderr)
     }
 
-    /// Closes every descriptor to the child.
-    pub(crate) fn close_all(&mut self) {
-        self.stdin = None;
-        self.stdout = None;
-        self.stderr = None;
+    /// Marks `s` as ended (tests).
+    #[cfg(test)]
+    pub(crate) fn set_eof(&mut self, s: Stream) {
+        if let Some(inbox) = self.inboxes[s as usize].as_mut() {
+            inbox.set_eof();
+        }
     }
 
-    /// Closes the child's stdin so it reads end-of-file. On a pty this sends
-    /// the terminal's end-of-file character (twice after a partial line).
-    pub(crate) fn close_stdin(&mut self, deadline: Option<Instant>) -> io::Result<Written> {
-        let Some(input) = self.stdin.as_mut() else {
-            return Ok(Written::All);
+    /// Takes every pending byte of `s`.
+    pub(crate) fn take_all(&mut self, s: Stream) -> Vec<u8> {
+        self.inboxes[s as usize]
+            .as_mut()
+            .map(Inbox::take_all)
+            .unwrap_or_default()
+    }
+
+    /// Total bytes the searches have looked at.
+    #[cfg(test)]
+    pub(crate) fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    // ---- input -----------------------------------------------------------
+
+    /// Lets `read` append bytes of `s` to its storage (see
+    /// [`Inbox::receive`]); the watches see them at once. Returns how many
+    /// arrived (0: end-of-file).
+    pub(crate) fn receive<F>(&mut self, s: Stream, read: F) -> io::Result<usize>
+    where
+        F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
+    {
+        let keep = self.lookback(s);
+        let range = self.inbox_mut(s).receive(keep, read)?;
+        if !range.is_empty() && !self.watches.is_empty() {
+            self.run_watches(s);
+        }
+        self.inbox_mut(s).skip_arrived();
+        Ok(range.len())
+    }
+
+    /// Appends `bytes` to `s` as a read would (tests).
+    #[cfg(test)]
+    pub(crate) fn feed(&mut self, s: Stream, bytes: &[u8]) {
+        self.receive(s, |data, _| {
+            data.extend_from_slice(bytes);
+            Ok(bytes.len())
+        })
+        .expect("appending to memory cannot fail");
+    }
+
+    /// How many consumed bytes of `s` must survive a compaction for the
+    /// watches: back to the earliest start of a match still possible, at
+    /// most one `max_line` (a longer match is reported shortened).
+    fn lookback(&self, s: Stream) -> usize {
+        let (Some(inbox), Some(from)) = (self.inbox(s), self.watches.needs_from(s as usize)) else {
+            return 0;
         };
-        if let Some(encoder) = input.pty.as_mut() {
-            let eof = encoder.end_of_file(input.fd.as_fd());
-            let outcome = self.write_raw(&[&eof], deadline)?;
-            if outcome != Written::All {
-                return Ok(outcome);
+        let behind = inbox.position().saturating_sub(from);
+        behind.min(inbox.max_line() as u64) as usize
+    }
+
+    fn run_watches(&mut self, s: Stream) {
+        let inbox = self.inboxes[s as usize].as_ref().expect("piped");
+        let hay = Hay {
+            bytes: inbox.stored(),
+            base: inbox.stored_base(),
+        };
+        for watch in self.watches.iter_mut() {
+            while let Some(found) =
+                watch.scans[s as usize].find(&watch.pattern, hay, &mut self.examined)
+            {
+                match &watch.action {
+                    Action::Respond(reply) => self.replies.push_back(reply.clone()),
+                    Action::FailOn => {
+                        let text = |a: u64, b: u64| {
+                            let a = (a.max(hay.base) - hay.base) as usize;
+                            let b = (b - hay.base) as usize;
+                            String::from_utf8_lossy(&hay.bytes[a..b]).into_owned()
+                        };
+                        self.failures.push_back(Error::FailOn {
+                            pattern: source(&watch.pattern),
+                            matched: text(found.start, found.end),
+                            partial: preview(inbox.pending()),
+                        });
+                    }
+                }
+                watch.advance(s as usize, &found);
             }
         }
-        if let Some(t) = self.transcript.as_mut() {
-            t.record_event("stdin closed");
+    }
+
+    // ---- watches ---------------------------------------------------------
+
+    /// Adds a watch over every stream, from the bytes not consumed yet on.
+    pub(crate) fn watch(&mut self, pattern: Pattern, action: Action) -> WatchId {
+        let origin = |s: Stream| self.inbox(s).map_or(0, Inbox::position);
+        let origins = [origin(Stream::Stdout), origin(Stream::Stderr)];
+        let id = self.watches.add(pattern, action, origins);
+        for s in [Stream::Stdout, Stream::Stderr] {
+            if self.inbox(s).is_some() {
+                self.run_watches(s);
+            }
         }
-        self.stdin = None;
-        Ok(Written::All)
+        id
     }
-}
 
-/// An output stream to poll, unless it has ended.
-fn live(reader: &Option<Reader>) -> Option<(BorrowedFd<'_>, PollFlags)> {
-    reader
-        .as_ref()
-        .filter(|r| !r.eof)
-        .map(|r| (r.fd.as_fd(), PollFlags::POLLIN))
-}
+    /// Removes a watch; its matches already found stay reported.
+    pub(crate) fn unwatch(&mut self, id: WatchId) {
+        self.watches.remove(id);
+    }
 
-/// What [`Streams::poll_once`] waits for besides the output streams.
-#[derive(Clone, Copy)]
-enum Also<'a> {
-    Nothing,
-    /// Room to write to the child's stdin.
-    Room,
-    /// A descriptor becoming readable (a pidfd: the child exited).
-    Exit(BorrowedFd<'a>),
-}
+    /// The next answer a `respond` watch wants written.
+    pub(crate) fn take_reply(&mut self) -> Option<Vec<u8>> {
+        self.replies.pop_front()
+    }
 
-/// What one [`Streams::poll_once`] found.
-#[derive(Clone, Copy, Debug, Default)]
-struct Ready {
-    /// Bytes or end-of-file arrived on stdout.
-    stdout: bool,
-    /// Bytes or end-of-file arrived on stderr.
-    stderr: bool,
-    /// The `Also` descriptor is ready.
-    also: bool,
-}
+    // ---- events ----------------------------------------------------------
 
-impl Ready {
-    fn progress(self, which: Which) -> bool {
-        match which {
-            Which::Stdout => self.stdout,
-            Which::Stderr => self.stderr,
+    /// The next line of `s`. At end-of-file a last line without newline is
+    /// a line only when `unterminated_ok`.
+    pub(crate) fn poll_line(
+        &mut self,
+        s: Stream,
+        unterminated_ok: bool,
+    ) -> Poll<Result<Vec<u8>, Halt>> {
+        if let Some(e) = self.failures.pop_front() {
+            return Poll::Ready(Err(Halt::Failed(e)));
         }
+        let inbox = self.inbox_mut(s);
+        let line = match inbox.take_line() {
+            Some(line) => line,
+            None if !inbox.is_eof() => return Poll::Pending,
+            None if unterminated_ok => match inbox.take_unterminated() {
+                Some(line) => line,
+                None => return Poll::Ready(Err(Halt::Eof)),
+            },
+            None => return Poll::Ready(Err(Halt::Eof)),
+        };
+        Poll::Ready(match line {
+            Line::Complete(bytes) => Ok(bytes),
+            Line::TooLong => Err(Halt::Failed(Error::LineTooLong {
+                limit: inbox.max_line(),
+            })),
+        })
+    }
+
+    /// The earliest match of any of `patterns` in `s` (the first listed on
+    /// a tie); consumes through it. `Pattern::Eof` in the list makes
+    /// end-of-file a match of everything left.
+    pub(crate) fn poll_expect(
+        &mut self,
+        s: Stream,
+        patterns: &[Pattern],
+    ) -> Poll<Result<(usize, Match), Halt>> {
+        if let Some(e) = self.failures.pop_front() {
+            return Poll::Ready(Err(Halt::Failed(e)));
+        }
+        let position = self.inbox_mut(s).position();
+        let mut search = match self.search.take() {
+            Some(search) if search.is_for(s, position, patterns) => search,
+            other => {
+                if let Some(old) = other {
+                    old.finish();
+                }
+                Search {
+                    stream: s,
+                    position,
+                    patterns: patterns.to_vec(),
+                    scans: patterns.iter().map(|p| Scan::new(p, position)).collect(),
+                }
+            }
+        };
+        let inbox = self.inboxes[s as usize].as_mut().expect("piped");
+        let hay = Hay {
+            bytes: inbox.pending(),
+            base: position,
+        };
+        let mut best: Option<(usize, search::Found)> = None;
+        for (i, (scan, pattern)) in search.scans.iter_mut().zip(patterns).enumerate() {
+            if let Some(found) = scan.find(pattern, hay, &mut self.examined)
+                && best.as_ref().is_none_or(|(_, b)| found.start < b.start)
+            {
+                best = Some((i, found));
+            }
+        }
+        if let Some((i, found)) = best {
+            let n = (found.through - position) as usize;
+            // Watches may look back into consumed bytes: keep them in place.
+            let taken = if self.watches.is_empty() {
+                inbox.take(n)
+            } else {
+                let taken = inbox.pending()[..n].to_vec();
+                inbox.consume(n);
+                taken
+            };
+            search.finish();
+            return Poll::Ready(Ok((
+                i,
+                Match::new(taken, position, &found, patterns[i].names()),
+            )));
+        }
+        if inbox.is_eof() {
+            search.finish();
+            return Poll::Ready(
+                match patterns.iter().position(|p| matches!(p, Pattern::Eof)) {
+                    Some(i) => Ok((i, Match::empty(inbox.take_all()))),
+                    None => Err(Halt::Eof),
+                },
+            );
+        }
+        self.search = Some(search);
+        Poll::Pending
+    }
+
+    /// What an expect of `patterns` returns when its time is up:
+    /// `Pattern::Timeout`'s match (consuming nothing) if it is listed.
+    pub(crate) fn timed_out(&mut self, s: Stream, patterns: &[Pattern]) -> Option<(usize, Match)> {
+        let i = patterns
+            .iter()
+            .position(|p| matches!(p, Pattern::Timeout))?;
+        Some((i, Match::empty(self.pending(s).to_vec())))
+    }
+
+    /// Whatever `s` holds, once it holds something.
+    pub(crate) fn poll_available(&mut self, s: Stream) -> Poll<Result<Vec<u8>, Halt>> {
+        if let Some(e) = self.failures.pop_front() {
+            return Poll::Ready(Err(Halt::Failed(e)));
+        }
+        let inbox = self.inbox_mut(s);
+        if !inbox.pending().is_empty() {
+            return Poll::Ready(Ok(inbox.take_all()));
+        }
+        if inbox.is_eof() {
+            return Poll::Ready(Err(Halt::Eof));
+        }
+        Poll::Pending
     }
 }
 
-/// The unwritten rest of `parts` after `written` bytes, as at most two slices.
-fn remaining<'a>(parts: &[&'a [u8]], mut written: usize) -> (&'a [u8], Option<&'a [u8]>) {
-    let mut i = 0;
-    while i < parts.len() && written >= parts[i].len() {
-        written -= parts[i].len();
-        i += 1;
-    }
-    match parts.get(i) {
-        Some(part) => (&part[written..], parts.get(i + 1).copied()),
-        None => (&[], None),
+/// The pattern as the user wrote it, for `Error::FailOn`.
+fn source(pattern: &Pattern) -> String {
+    match pattern {
+        Pattern::Exact(e) => e.text().to_string(),
+        Pattern::Regex(r) => r.as_str().to_string(),
+        Pattern::Line(l) => l.as_str().to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -410,11 +397,138 @@ fn remaining<'a>(parts: &[&'a [u8]], mut written: usize) -> (&'a [u8], Option<&'
 mod tests {
     use super::*;
 
+    fn core() -> Conversation {
+        Conversation::new(true, true, 1 << 20)
+    }
+
+    fn expect(c: &mut Conversation, patterns: &[Pattern]) -> Option<(usize, String, String)> {
+        match c.poll_expect(Stream::Stdout, patterns) {
+            Poll::Ready(Ok((i, m))) => Some((i, m.before().to_string(), m.as_str().to_string())),
+            Poll::Ready(Err(e)) => panic!("{e:?}"),
+            Poll::Pending => None,
+        }
+    }
+
     #[test]
-    fn remaining_skips_written_bytes_across_parts() {
-        let parts: [&[u8]; 2] = [b"abc", b"\n"];
-        assert_eq!(remaining(&parts, 0), (&b"abc"[..], Some(&b"\n"[..])));
-        assert_eq!(remaining(&parts, 2), (&b"c"[..], Some(&b"\n"[..])));
-        assert_eq!(remaining(&parts, 3), (&b"\n"[..], None));
+    fn expecting_the_same_patterns_again_resumes_the_search() {
+        let mut c = core();
+        let p = [Pattern::regex(r"^DONE$").unwrap()];
+        let line = b"some output that is not it\n";
+        for _ in 0..2000 {
+            c.feed(Stream::Stdout, line);
+            assert_eq!(expect(&mut c, &p), None);
+        }
+        c.feed(Stream::Stdout, b"DONE\n");
+        let (_, before, matched) = expect(&mut c, &p).unwrap();
+        assert_eq!(
+            (before.len(), matched.as_str()),
+            (2000 * line.len(), "DONE")
+        );
+        let total = 2000 * line.len() as u64 + 5;
+        assert!(
+            c.examined() <= 3 * total,
+            "examined {} of {total}",
+            c.examined()
+        );
+    }
+
+    #[test]
+    fn the_earliest_match_wins_and_the_first_listed_on_a_tie() {
+        let mut c = core();
+        c.feed(Stream::Stdout, b"first ERR then OK");
+        let p = [Pattern::exact("OK"), Pattern::regex("ERR").unwrap()];
+        assert_eq!(expect(&mut c, &p), Some((1, "first ".into(), "ERR".into())));
+        let p = [Pattern::exact(" then"), Pattern::regex(" t").unwrap()];
+        assert_eq!(expect(&mut c, &p), Some((0, "".into(), " then".into())));
+    }
+
+    #[test]
+    fn a_watch_in_the_same_read_as_the_expected_text_fails_the_expect_and_keeps_it() {
+        let mut c = core();
+        c.watch(Pattern::exact("Traceback"), Action::FailOn);
+        c.feed(Stream::Stdout, b"OK\nTraceback (most recent call last)");
+        let p = [Pattern::exact("OK")];
+        match c.poll_expect(Stream::Stdout, &p) {
+            Poll::Ready(Err(Halt::Failed(Error::FailOn {
+                pattern, matched, ..
+            }))) => {
+                assert_eq!(
+                    (pattern.as_str(), matched.as_str()),
+                    ("Traceback", "Traceback")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Reported once; the expected text is still there.
+        assert_eq!(expect(&mut c, &p), Some((0, "".into(), "OK".into())));
+    }
+
+    #[test]
+    fn a_watch_sees_stderr_and_text_split_across_reads_once_per_occurrence() {
+        let mut c = core();
+        let id = c.watch(
+            Pattern::regex(r"\[y/N\] ").unwrap(),
+            Action::Respond(b"y\n".to_vec()),
+        );
+        c.feed(Stream::Stderr, b"sure? [y");
+        assert_eq!(c.take_reply(), None);
+        c.feed(Stream::Stderr, b"/N] again? [y/N] ");
+        assert_eq!(c.take_reply(), Some(b"y\n".to_vec()));
+        assert_eq!(c.take_reply(), Some(b"y\n".to_vec()));
+        assert_eq!(c.take_reply(), None);
+        c.unwatch(id);
+        c.feed(Stream::Stderr, b"[y/N] ");
+        assert_eq!(c.take_reply(), None);
+    }
+
+    #[test]
+    fn a_watch_looks_back_into_text_an_expect_consumed() {
+        let mut c = core();
+        c.watch(Pattern::regex(r"Err\w+").unwrap(), Action::FailOn);
+        c.feed(Stream::Stdout, b"Err");
+        assert!(expect(&mut c, &[Pattern::exact("Er")]).is_some());
+        c.feed(Stream::Stdout, b"or!");
+        match c.poll_line(Stream::Stdout, false) {
+            Poll::Ready(Err(Halt::Failed(Error::FailOn { matched, .. }))) => {
+                assert_eq!(matched, "Error")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_watch_sees_output_buffered_before_it_was_set() {
+        let mut c = core();
+        c.feed(Stream::Stdout, b"fatal: no\n");
+        c.watch(Pattern::exact("fatal"), Action::FailOn);
+        assert!(matches!(
+            c.poll_line(Stream::Stdout, false),
+            Poll::Ready(Err(Halt::Failed(_)))
+        ));
+        assert_eq!(
+            c.poll_line(Stream::Stdout, false),
+            Poll::Ready(Ok(b"fatal: no".to_vec()))
+        );
+    }
+
+    #[test]
+    fn end_of_file_is_a_match_only_when_listed() {
+        let mut c = core();
+        c.feed(Stream::Stdout, b"last words");
+        c.set_eof(Stream::Stdout);
+        assert!(matches!(
+            c.poll_expect(Stream::Stdout, &[Pattern::exact("x")]),
+            Poll::Ready(Err(Halt::Eof))
+        ));
+        assert_eq!(
+            expect(&mut c, &[Pattern::exact("x"), Pattern::Eof]),
+            Some((1, "last words".into(), "".into()))
+        );
+    }
+
+    impl PartialEq for Halt {
+        fn eq(&self, other: &Halt) -> bool {
+            matches!((self, other), (Halt::Eof, Halt::Eof))
+        }
     }
 }

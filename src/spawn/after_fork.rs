@@ -11,7 +11,7 @@
 //!
 //! - calls only async-signal-safe functions (`sigaction`, `sigprocmask`,
 //!   `fcntl`, `dup2`, `close_range`/`close`, `setsid`, `setpgid`, `ioctl`,
-//!   `chdir`, `execve`, `write`, `_exit`);
+//!   `chdir`, `getpid`, `execve`, `write`, `_exit`);
 //! - allocates nothing, formats nothing, logs nothing, panics never, and
 //!   never returns into caller code: it execs or `_exit`s;
 //! - reads only the [`ChildPlan`] that the parent prepared before creation.
@@ -21,7 +21,7 @@
 //! exec succeeded.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::libc::{self, c_char, c_int, c_void};
 
@@ -39,21 +39,60 @@ pub(crate) struct ChildPlan {
     pub envp: *const *const c_char,
     /// Directory to change to, or null.
     pub cwd: *const c_char,
-    /// `(source, target)` descriptor moves; the first `n_moves` are valid.
-    pub moves: [(RawFd, RawFd); MAX_MOVES],
+    /// Descriptor moves, done in order; the first `n_moves` are valid.
+    pub moves: [Move; MAX_MOVES],
     pub n_moves: usize,
     /// The lowest descriptor that is not a target: everything from here on
     /// is closed, except the error pipe.
     pub first_free: RawFd,
     pub err_fd: RawFd,
+    /// The error pipe's number is a target: move it out of the way first.
+    pub lift_err: bool,
+    /// After the moves, make 2 a duplicate of 1 (`2>&1`), whatever 1 is.
+    pub stderr_to_stdout: bool,
+    /// Where the child writes its own pid in decimal, NUL-terminated, into
+    /// the value of an environment entry (room for `PID_DIGITS` digits and
+    /// the NUL); null for none. In the vfork case this is the parent's
+    /// buffer, which it does not read while the child runs.
+    pub pid_slot: *mut u8,
     /// Upper bound for the close loop when `close_range` is unavailable.
     pub max_fds: RawFd,
+    /// Close with the loop even where `close_range` works (duet's own
+    /// tests of that fallback).
+    pub close_by_loop: bool,
     /// Start a new session (implies a new process group).
     pub setsid: bool,
     /// After `setsid`, make descriptor 0 the controlling terminal.
     pub controlling_tty: bool,
     /// Start a new process group.
     pub process_group: bool,
+}
+
+/// One `dup2(source, target)` of the child's descriptor plan.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Move {
+    pub source: RawFd,
+    pub target: RawFd,
+    /// An earlier move's target is this source's number: copy the source
+    /// above every target before any move, or that move would clobber it.
+    pub lift: bool,
+}
+
+/// Plans `(source, target)` moves done in this order: marks the sources an
+/// earlier move would clobber. Only those are copied out of the way in the
+/// child, since each copy needs a free descriptor (with few left below the
+/// limit, copying every source failed with `EMFILE`).
+pub(crate) fn plan_moves(pairs: &[(RawFd, RawFd)]) -> [Move; MAX_MOVES] {
+    let mut moves = [Move::default(); MAX_MOVES];
+    for (i, &(source, target)) in pairs.iter().enumerate().take(MAX_MOVES) {
+        let lift = pairs[..i].iter().any(|&(_, earlier)| earlier == source);
+        moves[i] = Move {
+            source,
+            target,
+            lift,
+        };
+    }
+    moves
 }
 
 /// The steps the child reports, by number, in its error frame.
@@ -86,7 +125,9 @@ pub(crate) enum Method {
     /// `clone(CLONE_VM | CLONE_VFORK)`: no page tables are copied, so the
     /// cost does not grow with the parent's memory.
     Vfork,
-    /// Classic `fork`.
+    /// A copy of the parent, as `fork` makes: `clone3` without `CLONE_VM`,
+    /// or `clone` where `clone3` is refused (kernels before 5.3, container
+    /// seccomp profiles that answer `ENOSYS`).
     Fork,
 }
 
@@ -95,42 +136,117 @@ const CHILD_STACK: usize = 64 * 1024;
 /// Signals are numbered 1 to 64 on Linux.
 const NSIG: c_int = 65;
 
-/// Creates the child, which runs `plan` and execs. Returns its pid. All
-/// signals are blocked in the calling thread while the child is created, so
-/// no parent handler runs in the child; the child resets dispositions and
-/// unblocks before it execs.
-pub(crate) fn create(plan: &ChildPlan, method: Method) -> io::Result<libc::pid_t> {
-    // Allocated before creation: the child runs on it in the vfork case.
+/// `struct clone_args` up to `tls` (`CLONE_ARGS_SIZE_VER0`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// Creates the child, which runs `plan` and execs. Returns its pid and its
+/// pidfd.
+///
+/// The pidfd comes from the creation itself (`CLONE_PIDFD`), never from
+/// opening the pid afterwards: by then the child may have exited and been
+/// reaped (SIGCHLD ignored), and the pid may name another process. It is
+/// close-on-exec, and the child, whose descriptor table was copied before
+/// the pidfd existed, does not have it.
+///
+/// All signals are blocked in the calling thread while the child is
+/// created, so no parent handler runs in the child; the child resets
+/// dispositions and unblocks before it execs. `legacy` makes the fork path
+/// skip `clone3` (duet's own tests of that fallback).
+pub(crate) fn create(
+    plan: &ChildPlan,
+    method: Method,
+    legacy: bool,
+) -> io::Result<(libc::pid_t, OwnedFd)> {
+    // Allocated before creation: the child runs on it, except on the
+    // clone3 path, where it continues on (a copy of) this thread's stack.
     let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down; keep the top 16-byte aligned.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    let mut pidfd: c_int = -1;
     let old = crate::sys::block_all_signals()?;
+    let with_stack = |flags: c_int, pidfd: &mut c_int| {
+        // SAFETY: `child_entry` only performs the async-signal-safe steps
+        // described above on `plan`, which outlives the call: with
+        // CLONE_VFORK this thread is suspended until the child execs or
+        // exits, and without CLONE_VM the child has its own copy. The stack
+        // is ours and unused by anyone else. With CLONE_PIDFD the kernel
+        // stores the new pidfd through the parent_tid pointer; the TLS and
+        // child_tid arguments are unused without their flags.
+        unsafe {
+            libc::clone(
+                child_entry,
+                top as *mut c_void,
+                flags | libc::CLONE_PIDFD | libc::SIGCHLD,
+                plan as *const ChildPlan as *mut c_void,
+                pidfd as *mut c_int,
+                std::ptr::null_mut::<c_void>(),
+                std::ptr::null_mut::<c_int>(),
+            )
+        }
+    };
     let pid = match method {
-        Method::Vfork => {
-            // The stack grows down; keep the top 16-byte aligned.
-            let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
-            // SAFETY: `child_entry` only performs the async-signal-safe steps
-            // described above on `plan`, which outlives the call because
-            // CLONE_VFORK suspends this thread until the child execs or exits;
-            // the stack is ours and unused by anyone else.
-            unsafe {
-                libc::clone(
-                    child_entry,
-                    top as *mut c_void,
-                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                    plan as *const ChildPlan as *mut c_void,
+        Method::Vfork => with_stack(libc::CLONE_VM | libc::CLONE_VFORK, &mut pidfd),
+        Method::Fork => {
+            let args = CloneArgs {
+                flags: libc::CLONE_PIDFD as u64,
+                pidfd: &mut pidfd as *mut c_int as u64,
+                exit_signal: libc::SIGCHLD as u64,
+                ..CloneArgs::default()
+            };
+            let pid = if legacy {
+                -1
+            } else {
+                // SAFETY: clone3 without CLONE_VM makes a copy of this
+                // process, like fork. In the child (0) we call only `run`,
+                // which never returns and is async-signal-safe (no atfork
+                // handlers ran, so nothing relies on libc state such as
+                // its cached thread id). `args` outlives the call.
+                match unsafe {
+                    libc::syscall(
+                        libc::SYS_clone3,
+                        &args as *const CloneArgs,
+                        std::mem::size_of::<CloneArgs>(),
+                    )
+                } {
+                    // SAFETY: this is the new child, on its own copy of
+                    // memory; `run` never returns.
+                    0 => unsafe { run(plan) },
+                    pid => pid as libc::pid_t,
+                }
+            };
+            let refused = || {
+                matches!(
+                    io::Error::last_os_error().raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM)
                 )
+            };
+            if pid < 0 && (legacy || refused()) {
+                with_stack(0, &mut pidfd)
+            } else {
+                pid
             }
         }
-        // SAFETY: in the child we call only `run`, which never returns and
-        // is async-signal-safe.
-        Method::Fork => match unsafe { libc::fork() } {
-            0 => unsafe { run(plan) },
-            pid => pid,
-        },
     };
     let err = io::Error::last_os_error();
     crate::sys::restore_signals(&old);
     drop(stack);
-    if pid < 0 { Err(err) } else { Ok(pid) }
+    if pid < 0 {
+        return Err(err);
+    }
+    // SAFETY: CLONE_PIDFD made the kernel store a new descriptor, which
+    // nobody else owns, before the call returned.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
 extern "C" fn child_entry(arg: *mut c_void) -> c_int {
@@ -169,29 +285,45 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(plan.err_fd, Step::Signals, 0);
         }
 
-        // 2. Descriptors. First lift the error pipe and every source above
-        //    all targets, so that no dup2 below clobbers a source that is
-        //    still needed (a source may itself be 0, 1 or 2).
-        let err_fd = libc::fcntl(plan.err_fd, libc::F_DUPFD_CLOEXEC, plan.first_free);
-        if err_fd < 0 {
-            fail(plan.err_fd, Step::Fds, 0);
+        // 2. Descriptors. First copy out of the way, above every target,
+        //    the error pipe and each source whose number an earlier move
+        //    targets (a source may itself be 0, 1 or 2); nothing else, since
+        //    every copy takes a free descriptor. Then the moves, in order.
+        let mut err_fd = plan.err_fd;
+        if plan.lift_err {
+            err_fd = libc::fcntl(plan.err_fd, libc::F_DUPFD_CLOEXEC, plan.first_free);
+            if err_fd < 0 {
+                fail(plan.err_fd, Step::Fds, 0);
+            }
         }
-        let mut lifted = [0 as RawFd; MAX_MOVES];
+        let mut sources = [0 as RawFd; MAX_MOVES];
         // `take`, not a slice: no bounds check, so no panic path in the child.
         let moves = || plan.moves.iter().take(plan.n_moves);
-        for (lifted, &(source, _)) in lifted.iter_mut().zip(moves()) {
-            *lifted = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, plan.first_free);
-            if *lifted < 0 {
+        for (source, m) in sources.iter_mut().zip(moves()) {
+            *source = m.source;
+            if m.lift {
+                *source = libc::fcntl(m.source, libc::F_DUPFD_CLOEXEC, plan.first_free);
+                if *source < 0 {
+                    fail(err_fd, Step::Fds, 0);
+                }
+            }
+        }
+        for (&source, m) in sources.iter().zip(moves()) {
+            let moved = if source == m.target {
+                // dup2 onto itself would keep close-on-exec: clear it.
+                libc::fcntl(source, libc::F_SETFD, 0)
+            } else {
+                // dup2 clears close-on-exec on the target.
+                libc::dup2(source, m.target)
+            };
+            if moved < 0 {
                 fail(err_fd, Step::Fds, 0);
             }
         }
-        for (&lifted, &(_, target)) in lifted.iter().zip(moves()) {
-            // dup2 clears close-on-exec on the target.
-            if libc::dup2(lifted, target) < 0 {
-                fail(err_fd, Step::Fds, 0);
-            }
+        if plan.stderr_to_stdout && libc::dup2(1, 2) < 0 {
+            fail(err_fd, Step::Fds, 0);
         }
-        close_from(plan.first_free, err_fd, plan.max_fds);
+        close_from(plan.first_free, err_fd, plan.max_fds, plan.close_by_loop);
 
         // 3. Session or process group.
         if plan.setsid {
@@ -210,7 +342,25 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(err_fd, Step::Chdir, 0);
         }
 
-        // 5. Exec: try each candidate like execvp does. Remember the first
+        // 5. The channel's pid guard: this process's pid, by hand (no
+        //    formatting machinery), most significant digit first.
+        if !plan.pid_slot.is_null() {
+            let pid = libc::syscall(libc::SYS_getpid) as u32;
+            let mut digits = 1;
+            let mut left = pid / 10;
+            while left > 0 && digits < super::PID_DIGITS {
+                digits += 1;
+                left /= 10;
+            }
+            let mut rest = pid;
+            for i in (0..digits).rev() {
+                *plan.pid_slot.add(i) = b'0'.wrapping_add((rest % 10) as u8);
+                rest /= 10;
+            }
+            *plan.pid_slot.add(digits) = 0;
+        }
+
+        // 6. Exec: try each candidate like execvp does. Remember the first
         //    "permission denied" (a better report than a later "not found").
         let mut denied: Option<u16> = None;
         let mut last = (libc::ENOENT, 0u16);
@@ -240,20 +390,26 @@ unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
-/// Closes every descriptor from `first` up, except `keep`.
+/// Closes every descriptor from `first` up, except `keep` (which may lie
+/// below `first`).
+///
+/// Where `close_range(2)` is missing (kernels before 5.9, seccomp profiles
+/// that answer `ENOSYS`) each number below `max_fds`, the limit on open
+/// descriptors, is closed one by one.
 ///
 /// # Safety
 /// Async-signal-safe; only for the child.
-unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd) {
+unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd, by_loop: bool) {
     // SAFETY: close_range and close on integer descriptors.
     unsafe {
-        let ranges = [(first, keep - 1), (keep + 1, RawFd::MAX)];
+        let ranges = [(first, keep - 1), (first.max(keep + 1), RawFd::MAX)];
         for (lo, hi) in ranges {
             if lo > hi {
                 continue;
             }
-            if libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
-                for fd in lo..hi.min(max_fds.max(keep + 1)) {
+            if by_loop || libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0) != 0 {
+                // Both ends are included, as in close_range.
+                for fd in lo..=hi.min(max_fds - 1) {
                     libc::close(fd);
                 }
             }
@@ -284,4 +440,25 @@ pub(crate) fn decode_failure(frame: &[u8; 8]) -> (i32, Option<Step>, usize) {
     let step = Step::from_code(u16::from_ne_bytes([frame[4], frame[5]]));
     let index = u16::from_ne_bytes([frame[6], frame[7]]) as usize;
     (errno, step, index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sources_an_earlier_move_clobbers_are_lifted() {
+        let lifts = |pairs: &[(RawFd, RawFd)]| -> Vec<bool> {
+            plan_moves(pairs)[..pairs.len()]
+                .iter()
+                .map(|m| m.lift)
+                .collect()
+        };
+        // The usual case: pipes far above 0, 1 and 2 need no copy.
+        assert_eq!(lifts(&[(7, 0), (9, 1), (10, 2)]), [false; 3]);
+        // Swapped standard descriptors: the second source is gone by then.
+        assert_eq!(lifts(&[(1, 0), (0, 1)]), [false, true]);
+        // A source that is its own target is not clobbered by itself.
+        assert_eq!(lifts(&[(0, 0), (5, 1)]), [false, false]);
+    }
 }

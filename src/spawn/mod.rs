@@ -20,11 +20,17 @@ use nix::unistd::Pid;
 
 use crate::child::Child;
 use crate::command::{Command, StdioKind};
-use crate::conversation::{Input, Reader, Streams};
+use crate::driver::{Input, Streams};
 use crate::error::SpawnFailure;
 use crate::process::Process;
 use crate::{Result, sys};
-use after_fork::{ChildPlan, MAX_MOVES, Method, Step};
+use after_fork::{ChildPlan, Method, Step};
+
+/// The name of the channel's pid variable, `=` included.
+const PID_ENTRY_NAME: &[u8] = b"DUET_CHANNEL_PID=";
+
+/// The most digits a pid has (`pid_t` is a positive `i32`).
+pub(crate) const PID_DIGITS: usize = 10;
 
 /// An array of C strings and the null-terminated pointer array over them.
 struct CStrings {
@@ -162,47 +168,31 @@ fn plumb(cmd: &Command) -> io::Result<Plumbing> {
         }
     }
     // stdout
-    let mut stdout_child: Option<RawFd> = None;
     if pty {
-        let s = dup_slave(&slave)?;
-        stdout_child = Some(s.as_raw_fd());
-        p.child_ends.push((1, s));
+        p.child_ends.push((1, dup_slave(&slave)?));
     } else {
         match &cmd.stdout.0 {
             StdioKind::Piped => {
                 let (r, w) = sys::pipe()?;
-                stdout_child = Some(w.as_raw_fd());
                 p.child_ends.push((1, w));
                 p.parent_stdout = Some(r);
             }
             other => push_simple(&mut p, 1, other)?,
         }
     }
-    // stderr
-    if cmd.merge_stderr {
-        let target = match stdout_child {
-            Some(fd) => p
-                .child_ends
-                .iter()
-                .find(|(_, f)| f.as_raw_fd() == fd)
-                .map(|(_, f)| sys::dup(f.as_fd())),
-            None => None,
-        };
-        match target {
-            Some(fd) => p.child_ends.push((2, fd?)),
-            None => push_simple(&mut p, 2, &cmd.stdout.0)?,
+    // stderr. Merged, it is a duplicate of the child's 1 made in the child
+    // after the moves (as `2>&1` and CPython do), so it goes wherever
+    // stdout goes, an inherited stdout included.
+    match cmd.stderr.as_ref().map(|s| &s.0) {
+        _ if cmd.merge_stderr => {}
+        None if cmd.pty => p.child_ends.push((2, dup_slave(&slave)?)),
+        None | Some(StdioKind::Inherit) => {}
+        Some(StdioKind::Piped) => {
+            let (r, w) = sys::pipe()?;
+            p.child_ends.push((2, w));
+            p.parent_stderr = Some(r);
         }
-    } else {
-        match cmd.stderr.as_ref().map(|s| &s.0) {
-            None if cmd.pty => p.child_ends.push((2, dup_slave(&slave)?)),
-            None | Some(StdioKind::Inherit) => {}
-            Some(StdioKind::Piped) => {
-                let (r, w) = sys::pipe()?;
-                p.child_ends.push((2, w));
-                p.parent_stderr = Some(r);
-            }
-            Some(other) => push_simple(&mut p, 2, other)?,
-        }
+        Some(other) => push_simple(&mut p, 2, other)?,
     }
     if cmd.channel {
         let (parent, child) = sys::socket_pair()?;
@@ -274,9 +264,18 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         argv.push(cstring(arg.as_bytes(), "argument").map_err(fail)?);
     }
     let (mut env, path) = environment(cmd).map_err(fail)?;
+    // With a channel, `DUET_CHANNEL_PID=` gets the child's own pid, which
+    // only the child knows: it writes the digits into this buffer (room
+    // for any pid and a NUL) before it execs.
+    let mut pid_entry: Vec<u8> = Vec::new();
     if cmd.channel {
-        env.retain(|kv| !kv.as_bytes().starts_with(b"DUET_CHANNEL_FD="));
+        env.retain(|kv| {
+            let kv = kv.as_bytes();
+            !kv.starts_with(b"DUET_CHANNEL_FD=") && !kv.starts_with(b"DUET_CHANNEL_PID=")
+        });
         env.push(CString::new("DUET_CHANNEL_FD=3").expect("no NUL"));
+        pid_entry.extend_from_slice(PID_ENTRY_NAME);
+        pid_entry.resize(PID_ENTRY_NAME.len() + PID_DIGITS + 1, 0);
     }
     let cands = candidates(&cmd.program, path.as_deref()).map_err(fail)?;
     let cwd = match &cmd.cwd {
@@ -284,16 +283,29 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         None => None,
     };
     let argv = CStrings::new(argv);
-    let envp = CStrings::new(env);
+    let mut envp = CStrings::new(env);
+    // One pointer from the buffer serves both the array and the child's
+    // writes, so neither invalidates the other.
+    let pid_slot = match pid_entry.is_empty() {
+        true => ptr::null_mut(),
+        false => {
+            let entry = pid_entry.as_mut_ptr();
+            envp.ptrs
+                .insert(envp.ptrs.len() - 1, entry as *const c_char);
+            entry.wrapping_add(PID_ENTRY_NAME.len())
+        }
+    };
     let cand_ptrs = CStrings::new(cands);
 
-    let plumbing = plumb(cmd).map_err(io_fail("set up descriptors"))?;
-    let (err_read, err_write) = sys::pipe().map_err(io_fail("create error pipe"))?;
+    let plumbing = plumb(cmd).map_err(io_fail("open descriptors for the child"))?;
+    let (err_read, err_write) = sys::pipe().map_err(io_fail("open the error pipe"))?;
 
-    let mut moves = [(0, 0); MAX_MOVES];
-    for (i, (target, fd)) in plumbing.child_ends.iter().enumerate() {
-        moves[i] = (fd.as_raw_fd(), *target);
-    }
+    let pairs: Vec<(RawFd, RawFd)> = plumbing
+        .child_ends
+        .iter()
+        .map(|(target, fd)| (fd.as_raw_fd(), *target))
+        .collect();
+    let moves = after_fork::plan_moves(&pairs);
     let first_free = plumbing
         .child_ends
         .iter()
@@ -310,7 +322,12 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
         n_moves: plumbing.child_ends.len(),
         first_free,
         err_fd: err_write.as_raw_fd(),
+        lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd())
+            || (cmd.merge_stderr && err_write.as_raw_fd() == 2),
+        stderr_to_stdout: cmd.merge_stderr,
+        pid_slot,
         max_fds: sys::max_fds(),
+        close_by_loop: cmd.legacy_kernel,
         setsid: cmd.pty,
         controlling_tty: cmd.pty,
         process_group: cmd.process_group,
@@ -320,7 +337,8 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     } else {
         Method::Vfork
     };
-    let pid = after_fork::create(&plan, method).map_err(io_fail("create process"))?;
+    let (pid, pidfd) =
+        after_fork::create(&plan, method, cmd.legacy_kernel).map_err(io_fail("create process"))?;
     let pid = Pid::from_raw(pid);
 
     // The child's ends belong to the child now.
@@ -337,15 +355,15 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
 
     if let Some(failure) = read_failure(&err_read, cmd, &cand_ptrs) {
         // The child has exited (it reported and called _exit): reap it.
-        let _ = sys::reap(pid, true);
+        let _ = sys::wait_pidfd(pidfd.as_fd(), true);
         return Err(failure.into_error(&program));
     }
     drop(err_read);
 
     let group = cmd.pty || cmd.process_group;
-    let process = Process::new(pid, group).map_err(io_fail("open pidfd"))?;
+    let process = Process::new(pid, pidfd, group, cmd.legacy_kernel);
     let streams = build_streams(cmd, parent_stdin, parent_stdout, parent_stderr, pty_master)
-        .map_err(io_fail("set up descriptors"))?;
+        .map_err(io_fail("set up the parent's ends"))?;
     Ok(Child::new(
         streams,
         process,
@@ -400,7 +418,7 @@ fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Opt
             os,
         },
         Some(Step::Fds) => SpawnFailure {
-            step: "set up descriptors",
+            step: "move descriptors into place in the child",
             path: None,
             os,
         },
@@ -422,22 +440,12 @@ fn build_streams(
     let (stdin, stdout) = match pty_master {
         Some(master) if cmd.pty => {
             let reader = sys::dup(master.as_fd())?;
-            (
-                Some(Input::pty(master)?),
-                Some(Reader::new(reader, cmd.max_line)?),
-            )
+            (Some(Input::pty(master)?), Some(reader))
         }
-        Some(master) => (
-            stdin.map(Input::pipe).transpose()?,
-            Some(Reader::new(master, cmd.max_line)?),
-        ),
-        None => (
-            stdin.map(Input::pipe).transpose()?,
-            stdout.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?,
-        ),
+        Some(master) => (stdin.map(Input::pipe).transpose()?, Some(master)),
+        None => (stdin.map(Input::pipe).transpose()?, stdout),
     };
-    let stderr = stderr.map(|fd| Reader::new(fd, cmd.max_line)).transpose()?;
-    Ok(Streams::new(stdin, stdout, stderr))
+    Streams::new(stdin, stdout, stderr, cmd.max_line)
 }
 
 #[cfg(test)]

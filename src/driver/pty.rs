@@ -7,7 +7,13 @@
 //! the encoder therefore
 //!
 //! - puts the "literal next" character (`^V`) before every character the
-//!   terminal would act on, and
+//!   terminal would act on or translate: the special characters, and `\r`
+//!   when `ICRNL` or `IGNCR` would turn it into a newline or drop it (a
+//!   line holding a `\r` would otherwise arrive as two lines);
+//! - ends a line with `^V`, `\n` and the end-of-file character when `INLCR`
+//!   is set, which would turn the newline into `\r` and never finish the
+//!   line: the escaped newline arrives as itself and end-of-file hands the
+//!   line over; and
 //! - ends every 4000 bytes of an unfinished line with the end-of-file
 //!   character, which in the middle of a line hands the bytes to the reader
 //!   without a newline; the program's next read continues the same line.
@@ -35,6 +41,8 @@ struct Canonical {
     n_special: usize,
     literal_next: Option<u8>,
     end_of_file: u8,
+    /// `INLCR`: a newline arrives as `\r` unless escaped.
+    newline_to_cr: bool,
 }
 
 fn canonical(fd: BorrowedFd<'_>) -> Option<Canonical> {
@@ -71,13 +79,30 @@ fn canonical(fd: BorrowedFd<'_>) -> Option<Canonical> {
             add(cc[idx as usize]);
         }
     }
+    // Input translation happens before the line discipline looks at a
+    // character, except for one that follows `^V`.
+    if t.input_flags
+        .intersects(InputFlags::ICRNL | InputFlags::IGNCR)
+    {
+        add(b'\r');
+    }
     let lnext = cc[Cc::VLNEXT as usize];
     Some(Canonical {
         special,
         n_special,
         literal_next: (extended && lnext != 0).then_some(lnext),
         end_of_file: cc[Cc::VEOF as usize],
+        newline_to_cr: t.input_flags.contains(InputFlags::INLCR),
     })
+}
+
+/// The terminal's interrupt character (`^C` unless changed).
+pub(crate) fn interrupt_char(fd: BorrowedFd<'_>) -> u8 {
+    termios::tcgetattr(fd)
+        .ok()
+        .map(|t| t.control_chars[Cc::VINTR as usize])
+        .filter(|&c| c != 0)
+        .unwrap_or(0x03)
 }
 
 impl Encoder {
@@ -88,7 +113,15 @@ impl Encoder {
         let mut out = Vec::with_capacity(total + total / 64 + 8);
         for &b in parts.iter().flat_map(|p| p.iter()) {
             if b == b'\n' {
-                out.push(b);
+                if let Some(m) = &mode
+                    && m.newline_to_cr
+                    && m.end_of_file != 0
+                    && let Some(lnext) = m.literal_next
+                {
+                    out.extend_from_slice(&[lnext, b, m.end_of_file]);
+                } else {
+                    out.push(b);
+                }
                 self.column = 0;
                 continue;
             }
@@ -107,6 +140,12 @@ impl Encoder {
             self.column += 1;
         }
         out
+    }
+
+    /// A control character went to the terminal unencoded: `^C`, `^D`
+    /// and their kind end or discard the line being typed.
+    pub(crate) fn control_written(&mut self) {
+        self.column = 0;
     }
 
     /// The bytes that make the child read end-of-file.

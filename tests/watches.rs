@@ -1,0 +1,300 @@
+//! The second release's conversation names against real processes: line
+//! patterns, named groups, watches, control characters, end-of-file, and
+//! the output kept by a timeout.
+
+use std::time::Duration;
+
+use duet::{Command, Error, Pattern, Stdio};
+
+use crate::util::fixture;
+
+const SHORT: Duration = Duration::from_millis(200);
+
+/// The partial-line trap: a regex searches what has arrived, so `$` can
+/// match before the line is complete; a line pattern waits for the newline.
+#[test]
+fn a_line_pattern_waits_for_the_newline_where_a_regex_matches_half_a_number() {
+    let script = "printf '.33'; read x; echo 33; printf '.33'; read x; echo 33";
+    let mut sh = Command::new("sh").args(["-c", script]).spawn().unwrap();
+    let m = sh.expect(Pattern::regex(r"^\.(\d+)$").unwrap()).unwrap();
+    assert_eq!(
+        m.group(1),
+        Some("33"),
+        "the regex matched the number so far"
+    );
+    sh.send_line("go").unwrap();
+    sh.expect(Pattern::line("^33$").unwrap()).unwrap();
+
+    let line = Pattern::line(r"^\.(\d+)$").unwrap();
+    let (i, _) = sh
+        .expect_any_timeout(&[line.clone(), Pattern::Timeout], SHORT)
+        .unwrap();
+    assert_eq!(i, 1, "no complete line yet");
+    sh.send_line("go").unwrap();
+    let m = sh.expect(line).unwrap();
+    assert_eq!((m.as_str(), m.group(1)), (".3333", Some("3333")));
+}
+
+#[test]
+fn bc_replies_are_whole_lines_with_a_line_pattern() {
+    let mut bc = Command::new("bc").arg("-q").spawn().unwrap();
+    bc.send_line("scale=20; 1/3").unwrap();
+    let m = bc.expect(Pattern::line(r"^\.(\d+)$").unwrap()).unwrap();
+    assert_eq!(m.group(1), Some("33333333333333333333"));
+}
+
+#[test]
+fn a_line_pattern_skips_lines_and_strips_carriage_returns_on_a_pty() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo one; echo two; echo 'result 7'"])
+        .pty(true)
+        .spawn()
+        .unwrap();
+    let m = sh.expect(Pattern::line(r"^result (\d)$").unwrap()).unwrap();
+    assert_eq!(m.before(), "one\r\ntwo\r\n");
+    assert_eq!((m.as_str(), m.group(1)), ("result 7", Some("7")));
+}
+
+#[test]
+fn named_groups_are_found_by_name() {
+    let mut child = fixture("echo", &[]).spawn().unwrap();
+    child.send_line("move e2e4 score 31").unwrap();
+    let m = child
+        .expect(Pattern::regex(r"move (?P<mv>\S+) score (?P<cp>-?\d+)").unwrap())
+        .unwrap();
+    assert_eq!((m.name("mv"), m.name("cp")), (Some("e2e4"), Some("31")));
+    assert_eq!(m.name("nope"), None);
+}
+
+#[test]
+fn fail_on_text_in_the_same_read_as_the_expected_text_fails_the_expect() {
+    let mut child = fixture("echo", &[]).spawn().unwrap();
+    let watch = child.fail_on(Pattern::exact("Traceback"));
+    child
+        .send_line("OK Traceback (most recent call last)")
+        .unwrap();
+    match child.expect("OK").unwrap_err() {
+        Error::FailOn {
+            pattern, matched, ..
+        } => assert_eq!(
+            (pattern.as_str(), matched.as_str()),
+            ("Traceback", "Traceback")
+        ),
+        other => panic!("{other}"),
+    }
+    // Nothing was consumed, and each occurrence fails once.
+    assert_eq!(child.expect("OK").unwrap().before(), "");
+    child.unwatch(watch);
+    child.send_line("Traceback again").unwrap();
+    assert_eq!(
+        child.read_line().unwrap(),
+        " Traceback (most recent call last)"
+    );
+    assert_eq!(child.read_line().unwrap(), "Traceback again");
+}
+
+#[test]
+fn fail_on_sees_a_python_traceback_on_stderr_while_stdout_is_read() {
+    let mut py = Command::new("/usr/bin/python3")
+        .args(["-c", "print('working', flush=True); input(); 1/0"])
+        .env_remove("PYTHONUNBUFFERED")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    py.fail_on(Pattern::regex(r"(\w+Error): (.*)").unwrap());
+    assert_eq!(py.read_line().unwrap(), "working");
+    py.send_line("").unwrap();
+    let err = py.read_line().unwrap_err();
+    let Error::FailOn { matched, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(matched, "ZeroDivisionError: division by zero");
+    assert!(err.to_string().contains("ZeroDivisionError"), "{err}");
+}
+
+#[test]
+fn respond_answers_every_prompt_while_the_caller_waits_for_the_end() {
+    let script = r#"for i in 1 2 3; do printf 'delete %s? [y/N] ' $i; read a; echo "answer $a"; done; echo done"#;
+    let mut sh = Command::new("sh").args(["-c", script]).spawn().unwrap();
+    sh.respond(Pattern::exact("[y/N] "), "y\n");
+    let m = sh.expect(Pattern::line("^done$").unwrap()).unwrap();
+    assert_eq!(m.before().matches("answer y").count(), 3, "{}", m.before());
+}
+
+#[test]
+fn send_control_writes_the_raw_byte_for_letters_and_symbols() {
+    let mut od = Command::new("od").args(["-An", "-tx1"]).spawn().unwrap();
+    for c in ['c', 'C', '[', '?', '@', '\\', 'z'] {
+        od.send_control(c).unwrap();
+    }
+    od.close_stdin().unwrap();
+    let bytes: Vec<String> = od
+        .lines()
+        .map(|l| l.unwrap())
+        .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(bytes, ["03", "03", "1b", "7f", "00", "1c", "1a"]);
+    let err = fixture("echo", &[])
+        .spawn()
+        .unwrap()
+        .send_control('1')
+        .unwrap_err();
+    assert!(err.to_string().contains("'1'"), "{err}");
+}
+
+#[test]
+fn send_control_c_on_a_pty_interrupts_python() {
+    let mut py = Command::new("/usr/bin/python3")
+        .args(["-c", "import time\ntry:\n  print('ready', flush=True); time.sleep(30)\nexcept KeyboardInterrupt:\n  print('interrupted', flush=True)"])
+        .env_remove("PYTHONUNBUFFERED")
+        .pty(true)
+        .spawn()
+        .unwrap();
+    py.expect("ready").unwrap();
+    py.send_control('c').unwrap();
+    py.expect("interrupted").unwrap();
+    assert!(py.wait().unwrap().success());
+}
+
+#[test]
+fn send_intr_interrupts_on_a_pty_and_signals_on_pipes() {
+    for pty in [true, false] {
+        let mut sh = Command::new("sh")
+            .args([
+                "-c",
+                "trap 'echo interrupted; exit 3' INT; echo ready; while :; do read x; done",
+            ])
+            .pty(pty)
+            .spawn()
+            .unwrap();
+        sh.expect("ready").unwrap();
+        sh.send_intr().unwrap();
+        sh.expect("interrupted").unwrap();
+        assert_eq!(sh.wait().unwrap().code(), Some(3), "pty {pty}");
+    }
+}
+
+#[test]
+fn send_eof_on_a_pty_ends_input_and_keeps_the_terminal() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "cat; echo after-eof; read x; echo got $x"])
+        .pty(true)
+        .spawn()
+        .unwrap();
+    sh.send_line("first").unwrap();
+    sh.expect(Pattern::line("^first$").unwrap()).unwrap();
+    sh.send("partial").unwrap();
+    sh.send_eof().unwrap();
+    sh.expect(Pattern::line("after-eof$").unwrap()).unwrap();
+    sh.send_line("more").unwrap();
+    sh.expect(Pattern::line("^got more$").unwrap()).unwrap();
+}
+
+#[test]
+fn send_eof_on_a_pipe_closes_stdin() {
+    let mut sort = Command::new("sort").spawn().unwrap();
+    sort.send("b\na\n").unwrap();
+    sort.send_eof().unwrap();
+    assert_eq!(sort.read_line().unwrap(), "a");
+    assert_eq!(sort.read_line().unwrap(), "b");
+    assert!(sort.send_line("c").is_err(), "stdin is closed");
+}
+
+/// `Command::output()` used to keep about 512 bytes of a timed-out run.
+#[test]
+fn a_timed_out_output_keeps_every_byte_captured() {
+    let err = Command::new("sh")
+        .args([
+            "-c",
+            "head -c 300000 /dev/zero | tr '\\0' x; echo; echo oops >&2; echo end; exec sleep 30",
+        ])
+        .timeout(Duration::from_millis(1500))
+        .output()
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let out = err
+        .output()
+        .expect("a timeout of output() carries the output");
+    assert_eq!(out.stdout.len(), 300_000 + 1 + 4);
+    assert!(out.stdout.ends_with(b"x\nend\n"));
+    assert_eq!(out.stderr, b"oops\n");
+    assert_eq!(out.status.code(), None);
+}
+
+#[test]
+fn a_timed_out_communicate_keeps_the_output_for_a_second_try() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo first; sleep 30"])
+        .spawn()
+        .unwrap();
+    let err = sh.communicate(b"", Some(SHORT)).unwrap_err();
+    assert_eq!(err.output().unwrap().stdout, b"first\n");
+    // The buffers still hold it.
+    assert_eq!(sh.read_line().unwrap(), "first");
+}
+
+/// A `wait_timeout` that expired used to close stdin, ending the
+/// conversation.
+#[test]
+fn an_expired_wait_timeout_leaves_the_conversation_open() {
+    let mut cat = Command::new("cat").spawn().unwrap();
+    assert_eq!(cat.wait_timeout(SHORT).unwrap(), None);
+    assert_eq!(cat.ask("still there").unwrap(), "still there");
+    cat.close_stdin().unwrap();
+    assert!(cat.wait().unwrap().success());
+}
+
+/// `Pattern::exact` used to panic on a 1 MiB literal (the regex size limit).
+#[test]
+fn an_exact_pattern_of_a_mebibyte_is_found_in_the_output() {
+    let literal = "ab".repeat(1 << 19);
+    let mut cat = Command::new("cat").spawn().unwrap();
+    cat.send_line(&format!("before {literal} after")).unwrap();
+    let m = cat.expect(Pattern::exact(literal.clone())).unwrap();
+    assert_eq!((m.before(), m.as_str().len()), ("before ", 1 << 20));
+    assert_eq!(cat.read_line().unwrap(), " after");
+}
+
+/// After a line over `max_line`, an expect that consumed through the long
+/// line's newline used to leave the skipping state behind, and the next
+/// complete line vanished.
+#[test]
+fn an_expect_after_a_too_long_line_does_not_swallow_the_next_line() {
+    let script = "printf 0123456789; read x; printf 'tail\\n'; read x; echo next";
+    let mut sh = Command::new("sh")
+        .args(["-c", script])
+        .max_line(4)
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sh.read_line(),
+        Err(Error::LineTooLong { limit: 4 })
+    ));
+    sh.send_line("go").unwrap();
+    // The rest of the long line is skipped as it arrives: the expect finds
+    // nothing of it (the old code matched it and kept skipping).
+    let (i, _) = sh
+        .expect_any_timeout(&[Pattern::exact("\n"), Pattern::Timeout], SHORT)
+        .unwrap();
+    assert_eq!(i, 1);
+    sh.send_line("go").unwrap();
+    assert_eq!(sh.read_line().unwrap(), "next");
+}
+
+#[test]
+fn an_expect_repeated_after_timeouts_resumes_and_finds_the_end() {
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done; read x; echo FINISHED",
+        ])
+        .spawn()
+        .unwrap();
+    let p = [Pattern::regex(r"^FINISHED$").unwrap(), Pattern::Timeout];
+    let (i, _) = child.expect_any_timeout(&p, SHORT).unwrap();
+    assert_eq!(i, 1);
+    child.send_line("go").unwrap();
+    let (i, m) = child.expect_any(&p).unwrap();
+    assert_eq!(i, 0);
+    assert!(m.before().starts_with("line 0\n") && m.before().ends_with("line 199\n"));
+}
