@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use regex::bytes::Regex;
 
 use super::ansi;
@@ -383,7 +383,6 @@ struct Runner {
     out: Buf,
     err: Option<Buf>,
     feed: Option<ErrFeed>,
-    pty: bool,
     stream: Stream,
     timeout: Duration,
     newline: Vec<u8>,
@@ -393,6 +392,8 @@ struct Runner {
     transcript: Option<Transcript>,
     /// The failure a watch found while output was collected.
     tripped: Option<String>,
+    /// `close-stdin` has run: the end of input is not sent again.
+    eof_sent: bool,
 }
 
 impl Runner {
@@ -526,7 +527,6 @@ impl Runner {
             out: buf(),
             err: feed.as_ref().map(|_| buf()),
             feed,
-            pty,
             stream: Stream::Stdout,
             timeout: config.timeout,
             newline: b"\n".to_vec(),
@@ -535,6 +535,7 @@ impl Runner {
             cast,
             transcript,
             tripped: None,
+            eof_sent: false,
         })
     }
 
@@ -547,7 +548,7 @@ impl Runner {
         }
         // The program's input ends; what it writes until it exits still
         // meets the watches.
-        let _ = self.child.close_stdin();
+        self.end_input();
         let deadline = Instant::now() + self.timeout.min(FINISH_GRACE);
         let ended = |r: &Runner| r.out.eof && r.err.as_ref().is_none_or(|b| b.eof);
         let mut drained = Ok(true);
@@ -843,7 +844,8 @@ impl Runner {
             Action::SendControl(c) => self.send_control(*c),
             Action::CloseStdin => {
                 self.record_input(b"\x04");
-                self.child.close_stdin().map_err(write_problem)
+                self.eof_sent = true;
+                self.child.send_eof().map_err(write_problem)
             }
             Action::Expect(re) => {
                 let regex = self.regex(re)?;
@@ -1001,25 +1003,15 @@ impl Runner {
     fn send_control(&mut self, c: char) -> StepResult {
         let byte = syntax::control(c).expect("the parser checks the character");
         self.record_input(&[byte]);
-        if !self.pty {
-            return self.child.send_bytes(&[byte]).map_err(write_problem);
-        }
-        // On a pty `send_bytes` makes a control character arrive as data
-        // (literal-next before it); written raw, the terminal acts on it.
-        let fd = self
-            .child
-            .stdin_fd()
-            .ok_or_else(|| Problem("the program's input is closed".into()))?;
-        loop {
-            match nix::unistd::write(fd, &[byte]) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, PollTimeout::from(100u16));
-                }
-                Err(e) => return Err(Problem(format!("cannot write to the program: {e}"))),
-            }
+        self.child.send_control(c).map_err(write_problem)
+    }
+
+    /// Ends the program's input unless `close-stdin` did: once only, since
+    /// on a pty every end-of-file character counts.
+    fn end_input(&mut self) {
+        if !self.eof_sent {
+            self.eof_sent = true;
+            let _ = self.child.close_stdin();
         }
     }
 
@@ -1088,7 +1080,7 @@ impl Runner {
 
     fn exit_status(&mut self, exits: &[Exit]) -> StepResult {
         // Many programs wait for the end of their input before they exit.
-        let _ = self.child.close_stdin();
+        self.end_input();
         let status = match self.child.wait_timeout(self.timeout) {
             Ok(Some(status)) => status,
             Ok(None) => {
