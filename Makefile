@@ -30,13 +30,21 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Tools the tests and the demo talk to: bc and python3 (Debian packages).
+## Tools the tests and the demo talk to (Debian packages): bc, python3; the
+## script tests' dc, sqlite3, ed, units, gdb, tcl, stockfish, asciinema and
+## xmllint (libxml2-utils).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
 	command -v bc >/dev/null || missing="$$missing bc"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v stty >/dev/null || missing="$$missing coreutils"; \
+	for tool in dc sqlite3 ed units gdb asciinema; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	command -v tclsh >/dev/null || missing="$$missing tcl"; \
+	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
+	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
