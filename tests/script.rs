@@ -933,7 +933,7 @@ fn test_writes_a_cast_per_script_and_a_failure_names_it() {
     let a = dir.file("a.duet", PASSING);
     let b = dir.file("b.duet", FAILING);
     let casts = dir.path("casts");
-    let run = duet(&["test", "--cast", &casts, &a, &b]);
+    let run = duet(&["test", "--cast", &format!("{casts}/"), &a, &b]);
     run.code(1)
         .stdout_has(&format!("recording: {casts}/b.cast"));
     for name in ["a", "b"] {
@@ -943,6 +943,29 @@ fn test_writes_a_cast_per_script_and_a_failure_names_it() {
             "{events:?}"
         );
     }
+}
+
+#[test]
+fn test_cast_file_holds_every_session_one_after_another() {
+    let dir = Dir::new("cast1");
+    let a = dir.file("a.duet", PASSING);
+    let b = dir.file("b.duet", FAILING);
+    let cast = dir.path("all.cast");
+    duet(&["test", "--cast", &cast, &a, &b])
+        .code(1)
+        .stdout_has(&format!("recording: {cast} (session b)"));
+    let events = parse_cast(&cast);
+    let banners: Vec<&str> = events
+        .iter()
+        .filter(|e| e.2.contains("== "))
+        .map(|e| e.2.trim())
+        .collect();
+    assert_eq!(banners, ["== a (ok) ==", "== b (FAIL) =="], "{events:?}");
+    let answers = events
+        .iter()
+        .filter(|e| e.1 == "o" && e.2 == "4\r\n")
+        .count();
+    assert_eq!(answers, 2, "{events:?}");
 }
 
 // ---- duet record ----------------------------------------------------------

@@ -18,7 +18,7 @@
 //! run. A program that cannot be started exits 127 (not found) or 126.
 
 mod ansi;
-mod cast;
+pub mod cast;
 pub mod feed;
 pub mod report;
 mod runner;

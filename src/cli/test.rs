@@ -6,8 +6,10 @@
 //! files were given, each as soon as it and those before it are done:
 //! `ok NAME (0.31s)` or `FAIL NAME: FILE:LINE: ...`; then the full report of
 //! each failure; last `N passed, N failed`. `--tap` prints TAP version 13
-//! instead; `--junit FILE` writes JUnit XML as well. Exit 0 only when no
-//! script failed, else 1.
+//! instead; `--junit FILE` writes JUnit XML as well. `--cast DIR` records
+//! each script as `DIR/NAME.cast`; `--cast FILE` records them all in one
+//! file, one session after the other. Exit 0 only when no script failed,
+//! else 1.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -18,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use super::Failure;
-use super::script::{self, Case, Config, report};
+use super::script::{self, Case, Config, cast, report};
 
 /// Run many scripts in parallel, each naming its program with `spawn`.
 #[derive(Debug, clap::Args)]
@@ -33,8 +35,10 @@ pub struct TestArgs {
     /// Write JUnit XML to FILE (a testcase per script).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Record each script as DIR/NAME.cast (asciicast v2; created if missing).
-    #[arg(long, value_name = "DIR")]
+    /// Record the sessions (asciicast v2): an existing directory or a path
+    /// ending in `/` gets DIR/NAME.cast per script, any other path one file
+    /// of them all.
+    #[arg(long, value_name = "FILE|DIR")]
     cast: Option<PathBuf>,
     /// The limit for each step until a script's `timeout` line changes it.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
@@ -48,7 +52,20 @@ pub struct TestArgs {
 pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
     let started = SystemTime::now();
     let files = expand(&args.files)?;
-    if let Some(dir) = &args.cast {
+    // `--cast DIR` (a directory, or a path ending in `/`): a recording per
+    // script; `--cast FILE`: one recording of them all, made from those.
+    let combined = args
+        .cast
+        .as_ref()
+        .filter(|p| !p.is_dir() && !p.as_os_str().to_string_lossy().ends_with('/'));
+    let cast_dir = match (&args.cast, combined) {
+        (Some(dir), None) => Some(dir.clone()),
+        (Some(_), Some(_)) => {
+            Some(std::env::temp_dir().join(format!("duet-test-casts-{}", std::process::id())))
+        }
+        (None, _) => None,
+    };
+    if let Some(dir) = &cast_dir {
         std::fs::create_dir_all(dir).map_err(|e| {
             Failure::internal(format!(
                 "cannot create the directory {}: {e}",
@@ -56,7 +73,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
             ))
         })?;
     }
-    let casts = cast_paths(&files, args.cast.as_deref());
+    let casts = cast_paths(&files, cast_dir.as_deref());
     let jobs = match args.jobs {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -103,10 +120,39 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
         }
         Ok(())
     })?;
-    let cases: Vec<Case> = cases
+    let mut cases: Vec<Case> = cases
         .into_iter()
         .map(|c| c.expect("every script reports"))
         .collect();
+    if let (Some(file), Some(dir)) = (combined, &cast_dir) {
+        let parts: Vec<(String, PathBuf)> = cases
+            .iter()
+            .zip(&casts)
+            .filter_map(|(case, path)| {
+                let verdict = if case.failure.is_some() { "FAIL" } else { "ok" };
+                let path = path.clone().filter(|p| p.exists())?;
+                Some((format!("{} ({verdict})", case.name), path))
+            })
+            .collect();
+        let joined = cast::concat(file, "duet test", &parts);
+        let _ = std::fs::remove_dir_all(dir);
+        joined.map_err(|e| {
+            Failure::internal(format!(
+                "cannot write the recording {}: {e}",
+                file.display()
+            ))
+        })?;
+        // The failures name the recording that stays.
+        for case in &mut cases {
+            if let Some(f) = &mut case.failure {
+                for note in &mut f.notes {
+                    if note.starts_with("recording: ") {
+                        *note = format!("recording: {} (session {})", file.display(), case.name);
+                    }
+                }
+            }
+        }
+    }
     let text = if args.tap {
         report::tap(&cases)
     } else {

@@ -139,6 +139,54 @@ impl Cast {
     }
 }
 
+/// Joins recordings into one, each after the one before and headed by
+/// its title (`duet test --cast FILE`): the terminal is as large as the
+/// largest, and a second passes between two sessions.
+pub fn concat(out: &Path, command: &str, parts: &[(String, PathBuf)]) -> io::Result<()> {
+    let mut sessions = Vec::new();
+    let (mut width, mut height) = (1u64, 1u64);
+    for (title, path) in parts {
+        let text = std::fs::read_to_string(path)?;
+        let mut lines = text.lines();
+        let header: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("{}"))?;
+        width = width.max(header["width"].as_u64().unwrap_or(80));
+        height = height.max(header["height"].as_u64().unwrap_or(24));
+        let events = lines
+            .map(|l| serde_json::from_str::<(f64, String, String)>(l).map_err(io::Error::from))
+            .collect::<io::Result<Vec<_>>>()?;
+        sessions.push((title, events));
+    }
+    let mut w = BufWriter::new(File::create(out)?);
+    let timestamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let header = serde_json::json!({
+        "version": 2,
+        "width": width,
+        "height": height,
+        "timestamp": timestamp,
+        "command": command,
+        "title": command,
+    });
+    serde_json::to_writer(&mut w, &header)?;
+    w.write_all(b"\n")?;
+    let mut offset = 0.0f64;
+    for (title, events) in sessions {
+        let banner = format!("\r\n== {title} ==\r\n");
+        serde_json::to_writer(&mut w, &(offset, "o", banner))?;
+        w.write_all(b"\n")?;
+        let start = offset + 0.5;
+        let mut last = start;
+        for (t, kind, data) in events {
+            last = start + t;
+            serde_json::to_writer(&mut w, &(((last) * 1e6).round() / 1e6, kind, data))?;
+            w.write_all(b"\n")?;
+        }
+        offset = last + 1.0;
+    }
+    w.flush()
+}
+
 /// Decodes as much of `bytes` as is UTF-8 (U+FFFD for invalid bytes);
 /// returns the text and an unfinished character at the end.
 fn decode(bytes: &[u8]) -> (String, Vec<u8>) {
