@@ -417,7 +417,7 @@ impl Runner {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let command = syntax::quote_words(&words);
-        let transcript = match &config.transcript {
+        let mut transcript = match &config.transcript {
             Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
                 code: super::super::INTERNAL,
                 ..Failed::at(
@@ -508,8 +508,10 @@ impl Runner {
                 ..Failed::at(spawn_line, e.to_string())
             }
         })?;
-        if let Some(t) = &transcript {
+        if let Some(t) = &mut transcript {
             child.set_transcript(t.file.clone());
+            // The library's records count from here: so do the runner's.
+            t.start = Instant::now();
         }
         let feed = match err_pipe {
             Some(r) => Some(
@@ -779,11 +781,17 @@ impl Runner {
         what: &str,
     ) -> Result<T, Problem> {
         let deadline = self.deadline();
+        let stream = self.stream;
+        // The stream as last searched: output on the other one changes nothing.
+        let mut searched = None;
         loop {
-            let stream = self.stream;
             let buf = self.buf(stream);
-            if let Some(t) = found(buf) {
-                return Ok(t);
+            let state = (buf.data.len(), buf.eof);
+            if searched != Some(state) {
+                if let Some(t) = found(buf) {
+                    return Ok(t);
+                }
+                searched = Some((buf.data.len(), buf.eof));
             }
             if buf.eof {
                 return Err(Problem(format!(
