@@ -706,8 +706,15 @@ fn test_prints_a_line_per_script_in_order_and_a_count() {
         run.stdout
     );
     assert!(lines[2].starts_with("ok c ("), "{}", run.stdout);
-    assert_eq!(lines.last(), Some(&"2 passed, 1 failed"), "{}", run.stdout);
-    run.stdout_has("  last output (stdout):\n    | 4");
+    assert_eq!(
+        lines.len(),
+        4,
+        "a line per script and the count: {}",
+        run.stdout
+    );
+    assert_eq!(lines[3], "2 passed, 1 failed", "{}", run.stdout);
+    run.stderr_has(&format!("\n{b}:3: `expect-line ^5$` failed"))
+        .stderr_has("  last output (stdout):\n    | 4");
     duet(&["test", &a, &c])
         .ok()
         .stdout_has("2 passed, 0 failed\n");
@@ -935,7 +942,7 @@ fn test_writes_a_cast_per_script_and_a_failure_names_it() {
     let casts = dir.path("casts");
     let run = duet(&["test", "--cast", &format!("{casts}/"), &a, &b]);
     run.code(1)
-        .stdout_has(&format!("recording: {casts}/b.cast"));
+        .stderr_has(&format!("recording: {casts}/b.cast"));
     for name in ["a", "b"] {
         let events = parse_cast(&format!("{casts}/{name}.cast"));
         assert!(
@@ -953,7 +960,7 @@ fn test_cast_file_holds_every_session_one_after_another() {
     let cast = dir.path("all.cast");
     duet(&["test", "--cast", &cast, &a, &b])
         .code(1)
-        .stdout_has(&format!("recording: {cast} (session b)"));
+        .stderr_has(&format!("recording: {cast} (session b)"));
     let events = parse_cast(&cast);
     let banners: Vec<&str> = events
         .iter()

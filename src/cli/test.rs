@@ -4,8 +4,8 @@
 //! Up to `-j N` scripts run at the same time (default: the number of
 //! CPUs), each on a thread of its own. Results are printed in the order the
 //! files were given, each as soon as it and those before it are done:
-//! `ok NAME (0.31s)` or `FAIL NAME: FILE:LINE: ...`; then the full report of
-//! each failure; last `N passed, N failed`. `--tap` prints TAP version 13
+//! `ok NAME (0.31s)` or `FAIL NAME: FILE:LINE: ...`, and last `N passed,
+//! N failed`; the full report of each failure goes to stderr. `--tap` prints TAP version 13
 //! instead; `--junit FILE` writes JUnit XML as well. `--cast DIR` records
 //! each script as `DIR/NAME.cast`; `--cast FILE` records them all in one
 //! file, one session after the other. Exit 0 only when no script failed,
@@ -153,23 +153,22 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
             }
         }
     }
+    // stdout: a line per script and the count (or TAP); the reports of the
+    // failures go to stderr.
     let text = if args.tap {
         report::tap(&cases)
     } else {
-        let mut text = String::new();
+        format!("{}\n", report::summary(&cases))
+    };
+    if !args.tap {
+        let mut stderr = io::stderr().lock();
         for case in &cases {
             if let Some(f) = &case.failure {
-                text.push('\n');
-                text.push_str(&f.report(&case.file));
-                text.push('\n');
+                let _ = writeln!(stderr, "\n{}", f.report(&case.file));
             }
         }
-        if text.is_empty() {
-            format!("{}\n", report::summary(&cases))
-        } else {
-            format!("{text}\n{}\n", report::summary(&cases))
-        }
-    };
+        let _ = stderr.flush();
+    }
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())

@@ -710,7 +710,12 @@ fn parse_line(line: &str, captures: &Captures) -> Result<Line, String> {
         "send-secret" => step(Action::SendSecret(text("TEXT")?)),
         "send-control" => {
             needs("a character")?;
-            let mut chars = word.chars();
+            // `c`, or `^c` as the character is written.
+            let letter = match word.strip_prefix('^') {
+                Some(rest) if !rest.is_empty() => rest,
+                _ => word,
+            };
+            let mut chars = letter.chars();
             let (Some(c), None) = (chars.next(), chars.next()) else {
                 return Err(format!(
                     "`send-control` takes one character (a letter or one of @ [ \\ ] ^ _ ?), \
@@ -743,7 +748,11 @@ fn parse_line(line: &str, captures: &Captures) -> Result<Line, String> {
         }
         "signal" => {
             needs("a signal name")?;
-            step(Action::Signal(Sig::from_name(word).ok_or_else(|| {
+            let sig = match word.parse::<i32>() {
+                Ok(n) => Sig::from_number(n),
+                Err(_) => Sig::from_name(word),
+            };
+            step(Action::Signal(sig.ok_or_else(|| {
                 format!("`signal`: unknown signal {arg:?}; use a name such as TERM or SIGINT")
             })?))
         }
@@ -1337,8 +1346,17 @@ mod tests {
         );
         assert!(matches!(&a[11], Action::ExitStatus(e) if e == &[Exit::Any]));
         assert!(matches!(a[12], Action::Signal(s) if s.number == 2 && s.name == "SIGINT"));
+
         assert!(matches!(a[13], Action::Sleep(d) if d == Duration::from_secs(1)));
         assert!(matches!(&a[14], Action::FailOn(r) if r.source == "Traceback"));
+    }
+
+    #[test]
+    fn control_and_signal_forms() {
+        let a = steps("send-control ^c\nsend-control ^\nsignal 9\n");
+        assert!(matches!(a[0], Action::SendControl('c')));
+        assert!(matches!(a[1], Action::SendControl('^')));
+        assert!(matches!(a[2], Action::Signal(s) if s.name == "SIGKILL"));
     }
 
     #[test]
