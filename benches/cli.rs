@@ -1,4 +1,4 @@
-//! The command line's round trips (issue 3): what `duet chat` and
+//! The command line's round trips: what `duet chat` and
 //! `duet serve` + `duet ask` add to a line that goes to PROG and back.
 //!
 //! 1. one line through `duet chat -- duet-fixture echo` (a long-running

@@ -26,6 +26,15 @@ const STDERR_TAIL_LINES: usize = 5;
 
 /// What a finished child produced ([`Command::output`](crate::Command::output),
 /// [`Child::communicate`]).
+///
+/// ```
+/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
+/// assert_eq!(out.stdout, b"out\n");
+/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
+/// assert_eq!(out.status.code(), Some(2));
+/// assert!(!out.still_open);
+/// # Ok::<(), duet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     /// How the child ended.
@@ -82,6 +91,11 @@ impl Child {
         }
     }
 
+    /// The process handle (for `remote` to attach the remote pid).
+    pub(crate) fn process_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
     /// Takes the parent's end of the channel given to the child with
     /// [`Command::channel`](crate::Command::channel); `None` without one or
     /// when taken already.
@@ -103,16 +117,37 @@ impl Child {
     }
 
     /// The child's process id.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "echo $$"]).spawn()?;
+    /// assert_eq!(sh.read_line()?, sh.id().to_string());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn id(&self) -> u32 {
         self.process.id()
     }
 
     /// The default timeout of this child's reads, expects and writes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cat = duet::Command::new("cat").timeout(Duration::from_secs(3)).spawn()?;
+    /// assert_eq!(cat.timeout(), Duration::from_secs(3));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Sets the default timeout for later reads, expects and writes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.set_timeout(Duration::from_millis(50));
+    /// assert!(cat.read_line().unwrap_err().is_timeout());   // cat said nothing
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
@@ -121,6 +156,19 @@ impl Child {
     /// of data, with a relative timestamp and a direction tag (`>` sent,
     /// `<` stdout, `!` stderr, `#` events). A failing transcript writer is
     /// logged and dropped; it never breaks the conversation.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("duet-doc-transcript-{}", std::process::id()));
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.set_transcript(std::fs::File::create(&path)?);
+    /// cat.ask("hello")?;
+    /// drop(cat);
+    /// let text = std::fs::read_to_string(&path)?;
+    /// assert!(text.contains(" > hello"), "{text}");
+    /// assert!(text.contains(" < hello"), "{text}");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
         self.streams.transcript = Some(Transcript::new(Box::new(out)));
     }
@@ -133,6 +181,15 @@ impl Child {
     /// [`read_available(Duration::ZERO)`](Self::read_available) only: it
     /// returns buffered output first, so poll this descriptor only after
     /// that call came back empty. `None` when stdout is not piped.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let cat = Command::new("cat").spawn()?;
+    /// assert!(cat.stdout_fd().is_some());     // poll it in your own loop
+    /// let quiet = Command::new("true").stdout(Stdio::null()).spawn()?;
+    /// assert!(quiet.stdout_fd().is_none());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
         self.streams.output_fd(Stream::Stdout)
     }
@@ -140,6 +197,14 @@ impl Child {
     /// The descriptor to the child's stdin (a pipe or the pty master), to
     /// poll for `POLLOUT` before a send that should not wait. `None` when
     /// stdin is not piped or was closed.
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// assert!(cat.stdin_fd().is_some());
+    /// cat.close_stdin()?;
+    /// assert!(cat.stdin_fd().is_none());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
         self.streams.stdin.as_ref().map(|i| i.fd())
     }
@@ -150,6 +215,14 @@ impl Child {
     ///
     /// # Errors
     /// `Error::Io` when the child is not on a pty.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "read go; stty size"]).pty(true).spawn()?;
+    /// sh.set_window_size(40, 120)?;
+    /// sh.send_line("")?;
+    /// assert_eq!(sh.read_line()?, "40 120");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
         let fd = match (&self.streams.stdin, self.streams.output_fd(Stream::Stdout)) {
             (Some(input), _) if input.is_pty() => input.fd(),
@@ -167,6 +240,16 @@ impl Child {
     // ---- lifecycle -------------------------------------------------------
 
     /// Returns the exit status if the child has exited, without waiting.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "read x; exit 4"]).spawn()?;
+    /// assert_eq!(sh.try_wait()?, None);        // waiting for its line
+    /// sh.send_line("go")?;
+    /// let status = sh.wait()?;
+    /// assert_eq!(sh.try_wait()?, Some(status));
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         Ok(self.process.try_wait()?)
     }
@@ -175,6 +258,15 @@ impl Child {
     /// its output is read into the buffers (still readable afterwards), so
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "echo bye; exit 3"]).spawn()?;
+    /// let status = sh.wait()?;
+    /// assert_eq!(status.code(), Some(3));
+    /// assert_eq!(sh.read_line()?, "bye");      // output read while waiting stays readable
+    /// assert_eq!(sh.wait()?, status);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<ExitStatus> {
         if let Some(status) = self.process.try_wait()? {
             return Ok(status);
@@ -206,6 +298,16 @@ impl Child {
 
     /// Like [`wait_timeout`](Self::wait_timeout), giving up at `deadline`
     /// (`None`: never). Leaves stdin open.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// let soon = Instant::now() + Duration::from_millis(50);
+    /// assert_eq!(cat.wait_deadline(Some(soon))?, None);
+    /// cat.close_stdin()?;
+    /// assert!(cat.wait_deadline(None)?.unwrap().success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn wait_deadline(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         self.wait_until(deadline)
     }
@@ -224,11 +326,27 @@ impl Child {
     /// Sends `signal` to the child (to its process group with
     /// [`Command::process_group`](crate::Command::process_group) or a pty).
     /// A no-op once the child has been reaped: never a signal to a recycled pid.
+    ///
+    /// ```
+    /// use duet::{Command, Signal};
+    /// let mut sleep = Command::new("sleep").arg("60").spawn()?;
+    /// sleep.signal(Signal::SIGINT)?;
+    /// assert_eq!(sleep.wait()?.signal(), Some(2));
+    /// sleep.signal(Signal::SIGINT)?;           // after the reap: a no-op
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn signal(&mut self, signal: Signal) -> Result<()> {
         Ok(self.process.signal(signal)?)
     }
 
     /// Sends SIGKILL (see [`signal`](Self::signal)). Does not wait.
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// sleep.kill()?;
+    /// assert_eq!(sleep.wait()?.to_string(), "killed by signal 9 (SIGKILL)");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn kill(&mut self) -> Result<()> {
         self.signal(Signal::SIGKILL)
     }
@@ -237,6 +355,14 @@ impl Child {
     /// then SIGKILL; reaps it and returns its status. With a process group
     /// every member gets SIGTERM and the whole grace, and what is left of
     /// the group at the deadline gets the SIGKILL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// let status = sleep.terminate(Duration::from_secs(2))?;
+    /// assert_eq!(status.signal(), Some(15));   // SIGTERM was enough
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
         Ok(self.process.terminate(grace)?)
     }
@@ -251,11 +377,26 @@ impl Child {
     /// # Errors
     /// `Error::Io` with `BrokenPipe` when the child is gone or its stdin is
     /// closed; `Error::Timeout` when it does not read its input in time.
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send("no newline, ")?;
+    /// cat.send("then one\n")?;
+    /// assert_eq!(cat.read_line()?, "no newline, then one");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send(&mut self, text: &str) -> Result<()> {
         self.send_parts(&[text.as_bytes()], false)
     }
 
     /// Sends `line` followed by `\n`, in one write.
+    ///
+    /// ```
+    /// let mut bc = duet::Command::new("bc").arg("-q").spawn()?;
+    /// bc.send_line("2^10")?;
+    /// assert_eq!(bc.read_line()?, "1024");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_line(&mut self, line: &str) -> Result<()> {
         self.send_parts(&[line.as_bytes(), b"\n"], false)
     }
@@ -263,6 +404,13 @@ impl Child {
     /// Sends raw bytes. On a pty they arrive as they are: the terminal does
     /// not act on control characters in them (use
     /// [`send_control`](Self::send_control) for that).
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send_bytes(b"\xff\xfe\n")?;
+    /// assert_eq!(cat.read_line_bytes()?, b"\xff\xfe");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.send_parts(&[bytes], false)
     }
@@ -353,6 +501,13 @@ impl Child {
     /// see [`send_control`](Self::send_control)); on pipes, where no
     /// terminal turns a byte into a signal, SIGINT itself (to the group with
     /// [`Command::process_group`](crate::Command::process_group)).
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").pty(true).spawn()?;
+    /// sleep.send_intr()?;                       // ^C: the terminal sends SIGINT
+    /// assert_eq!(sleep.wait()?.signal(), Some(2));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_intr(&mut self) -> Result<()> {
         match self.streams.stdin.as_ref() {
             Some(input) if input.is_pty() => {
@@ -388,6 +543,14 @@ impl Child {
     /// Closes the child's stdin: it reads end-of-file. On a pty this sends
     /// the terminal's end-of-file character instead, and no more input can
     /// be sent.
+    ///
+    /// ```
+    /// let mut wc = duet::Command::new("wc").arg("-l").spawn()?;
+    /// wc.send("a\nb\nc\n")?;
+    /// wc.close_stdin()?;                        // wc counts at end-of-file
+    /// assert_eq!(wc.read_line()?.trim(), "3");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close_stdin(&mut self) -> Result<()> {
         let start = Instant::now();
         let outcome = self.streams.close_stdin(start.checked_add(self.timeout))?;
@@ -440,6 +603,15 @@ impl Child {
 
     /// Removes a watch set by [`fail_on`](Self::fail_on) or
     /// [`respond`](Self::respond). Removing one that is gone does nothing.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut cat = Command::new("cat").spawn()?;
+    /// let watch = cat.fail_on(Pattern::exact("error"));
+    /// cat.unwatch(watch);
+    /// assert_eq!(cat.ask("no error here")?, "no error here");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn unwatch(&mut self, id: WatchId) {
         self.streams.core.unwatch(id);
     }
@@ -453,11 +625,29 @@ impl Child {
     /// the child closed its output, `Error::LineTooLong` (the line is
     /// skipped), `Error::InvalidUtf8` (with the raw bytes), `Error::FailOn`
     /// when a watch matched.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'one\\r\\ntwo\\nthree'"]).spawn()?;
+    /// assert_eq!(sh.read_line()?, "one");       // without "\r\n"
+    /// assert_eq!(sh.read_line()?, "two");
+    /// let err = sh.read_line().unwrap_err();     // "three" has no newline
+    /// assert!(err.is_eof() && err.to_string().contains("three"), "{err}");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line(&mut self) -> Result<String> {
         self.read_line_timeout(self.timeout)
     }
 
     /// [`read_line`](Self::read_line) with its own timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'par'; read x; echo 'tial'"]).spawn()?;
+    /// assert!(sh.read_line_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    /// sh.send_line("go")?;
+    /// assert_eq!(sh.read_line()?, "partial");    // the timeout lost nothing
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line_timeout(&mut self, timeout: Duration) -> Result<String> {
         let bytes = self.line_from(Stream::Stdout, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
@@ -466,6 +656,12 @@ impl Child {
     }
 
     /// Reads one line from stdout as bytes, whatever they are.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("printf").arg("caf\\351\\n").spawn()?;
+    /// assert_eq!(sh.read_line_bytes()?, b"caf\xe9");   // Latin-1, not UTF-8
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line_bytes(&mut self) -> Result<Vec<u8>> {
         self.line_from(Stream::Stdout, self.timeout, false)
     }
@@ -486,16 +682,42 @@ impl Child {
     /// timeout. The iterator ends at end-of-file (yielding a last line that
     /// has no newline, as `std::io::BufRead::lines` does); other errors are
     /// items.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("printf").arg("a\\nb\\nc").spawn()?;
+    /// let lines: Vec<String> = sh.lines().collect::<Result<_, _>>()?;
+    /// assert_eq!(lines, ["a", "b", "c"]);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn lines(&mut self) -> Lines<'_> {
         Lines { child: self }
     }
 
     /// Reads one line from a piped stderr.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let mut sh = Command::new("sh").args(["-c", "echo out; echo warning >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// assert_eq!(sh.read_stderr_line()?, "warning");
+    /// assert_eq!(sh.read_line()?, "out");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_stderr_line(&mut self) -> Result<String> {
         self.read_stderr_line_timeout(self.timeout)
     }
 
     /// [`read_stderr_line`](Self::read_stderr_line) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut cat = Command::new("cat").stderr(Stdio::piped()).spawn()?;
+    /// let err = cat.read_stderr_line_timeout(Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_stderr_line_timeout(&mut self, timeout: Duration) -> Result<String> {
         let bytes = self.line_from(Stream::Stderr, timeout, false)?;
         String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
@@ -508,6 +730,16 @@ impl Child {
     ///
     /// # Errors
     /// `Error::Eof` once everything has been read and the child closed stdout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'login: '; read user"]).spawn()?;
+    /// let mut got = Vec::new();
+    /// while got != b"login: " {
+    ///     got.extend(sh.read_available(Duration::from_secs(5))?);
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         self.piped(Stream::Stdout)?;
         let deadline = sys::deadline_after(timeout);
@@ -579,6 +811,16 @@ impl Child {
     }
 
     /// [`expect`](Self::expect) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "printf 'Loading'; exec sleep 5"]).spawn()?;
+    /// let err = sh.expect_timeout(Pattern::exact("ready"), Duration::from_millis(100)).unwrap_err();
+    /// // The error says what was expected and what arrived.
+    /// assert!(err.is_timeout() && err.to_string().contains("Loading"), "{err}");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_timeout(
         &mut self,
         pattern: impl Into<Pattern>,
@@ -611,6 +853,18 @@ impl Child {
     }
 
     /// [`expect_any`](Self::expect_any) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// use std::time::Duration;
+    /// let mut cat = Command::new("cat").spawn()?;
+    /// let (i, _) = cat.expect_any_timeout(
+    ///     &[Pattern::exact("never"), Pattern::Timeout],  // a timeout is an outcome
+    ///     Duration::from_millis(50),
+    /// )?;
+    /// assert_eq!(i, 1);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_any_timeout(
         &mut self,
         patterns: &[Pattern],
@@ -620,6 +874,18 @@ impl Child {
     }
 
     /// Waits until `pattern` matches a piped stderr (some programs prompt there).
+    ///
+    /// ```
+    /// use duet::{Command, Pattern, Stdio};
+    /// let mut sh = Command::new("sh")
+    ///     .args(["-c", "printf 'Password: ' >&2; read p; echo \"got $p\""])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// sh.expect_stderr(Pattern::exact("Password: "))?;
+    /// sh.send_secret("hunter2\n")?;
+    /// assert_eq!(sh.read_line()?, "got hunter2");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         let pattern = pattern.into();
         let (_, m) =

@@ -6,13 +6,18 @@ mod util;
 
 mod channel;
 mod cli;
+mod cli_ssh;
 mod conversation;
 mod faults;
 mod fifo;
+mod generated;
 mod lifecycle;
 mod output;
 mod pty;
+mod remote;
 mod script;
+mod shell;
 mod spawn;
+mod sshd;
 mod supervise;
 mod watches;

@@ -17,6 +17,7 @@
 
 mod ask;
 mod chat;
+mod completions;
 mod duration;
 mod framing;
 mod record;
@@ -66,6 +67,8 @@ enum Command {
     Stop(stop::StopArgs),
     Test(test::TestArgs),
     Record(record::RecordArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 /// Runs the parsed command line.
@@ -82,22 +85,57 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Stop(args) => stop::run(args),
         Command::Test(args) => test::run(args),
         Command::Record(args) => record::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 
 /// `-- PROG ARGS`, shared by the subcommands that start a program.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Program {
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROG ARGS")]
     pub argv: Vec<OsString>,
+    /// Where PROG runs: here, or on another host.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `--ssh HOST` and `--ssh-option OPT`: PROG runs on HOST through OpenSSH
+/// (`Command::ssh`), for every subcommand that starts a program.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Remote {
+    /// Run PROG on HOST ([user@]host) through OpenSSH.
+    ///
+    /// Arguments arrive exactly as given, signals and stops reach the
+    /// remote program, and spawns to one host share a connection.
+    #[arg(long, value_name = "HOST")]
+    pub ssh: Option<OsString>,
+    /// An ssh option for --ssh, as with `ssh -o` (repeatable), e.g.
+    /// Port=2222.
+    #[arg(long = "ssh-option", value_name = "OPT", requires = "ssh")]
+    pub ssh_options: Vec<OsString>,
+}
+
+impl Remote {
+    /// Sets the host and options on `cmd` (nothing without `--ssh`).
+    pub fn apply(&self, cmd: &mut duet::Command) {
+        if let Some(host) = &self.ssh {
+            cmd.ssh(host);
+            for opt in &self.ssh_options {
+                cmd.ssh_option(opt);
+            }
+        }
+    }
 }
 
 impl Program {
-    /// A library command for PROG with its arguments.
+    /// A library command for PROG with its arguments (on the `--ssh` host
+    /// when one was given).
     pub fn command(&self) -> duet::Command {
         let mut cmd = duet::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
+        self.remote.apply(&mut cmd);
         cmd
     }
 

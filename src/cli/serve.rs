@@ -342,9 +342,7 @@ impl Server {
             ctl,
             log,
             sup,
-            program: Program {
-                argv: args.program.argv.clone(),
-            },
+            program: args.program.clone(),
             pty: args.pty,
             grace: args.grace,
             to_child: Vec::new(),
