@@ -62,6 +62,9 @@ pub struct ScriptArgs {
     /// Record the session as an asciicast v2 file (`asciinema play FILE`).
     #[arg(long, value_name = "FILE")]
     cast: Option<PathBuf>,
+    /// Where the program runs: here, or on another host (`spawn` too).
+    #[command(flatten)]
+    remote: super::Remote,
     /// The program and its arguments, overriding the script's `spawn`.
     #[arg(last = true, value_name = "PROG ARGS")]
     program: Vec<OsString>,
@@ -73,6 +76,7 @@ pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
     let config = Config {
         file: display_name(&args.file),
         program: args.program,
+        remote: args.remote,
         timeout: args.timeout,
         pty: args.pty,
         transcript: args.transcript,

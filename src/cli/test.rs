@@ -95,6 +95,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
                     let config = Config {
                         file: script::display_name(file),
                         program: Vec::new(),
+                        remote: super::Remote::default(),
                         timeout,
                         pty: false,
                         transcript: None,

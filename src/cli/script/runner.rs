@@ -37,6 +37,8 @@ pub struct Config {
     pub file: String,
     /// `-- PROG ARGS` from the command line, overriding `spawn`.
     pub program: Vec<OsString>,
+    /// `--ssh HOST`: the program runs there.
+    pub remote: super::super::Remote,
     /// The timeout until a `timeout` step changes it.
     pub timeout: Duration,
     /// `--pty`: as `pty on`.
@@ -455,6 +457,7 @@ impl Runner {
         };
         let mut cmd = duet::Command::new(&argv[0]);
         cmd.args(&argv[1..]).timeout(config.timeout).pty(pty);
+        config.remote.apply(&mut cmd);
         if pty {
             cmd.pty_echo(header.pty_echo);
             if let Some((rows, cols)) = header.pty_size {
