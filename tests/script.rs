@@ -275,6 +275,16 @@ fn strip_ansi_removes_escape_sequences_before_matching() {
         2,
         "came instead",
     );
+    // grep colours its match on a terminal.
+    let grep = "spawn grep --color=always b\npty on\n";
+    passes(&format!(
+        "{grep}strip-ansi on\nsendline abc\nexpect-line ^abc$\n"
+    ));
+    fails_at(
+        &format!("{grep}sendline abc\nexpect-line ^abc$\n"),
+        4,
+        "the line \"a\\x1b[01;31m\\x1b[Kb\\x1b[m\\x1b[Kc\" came instead",
+    );
 }
 
 // ---- settings -------------------------------------------------------------
