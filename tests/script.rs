@@ -565,6 +565,21 @@ fn every_parse_error_names_its_line_and_nothing_runs() {
 }
 
 #[test]
+fn a_script_may_have_crlf_line_ends_and_a_byte_order_mark() {
+    passes("\u{feff}spawn bc -q\r\nsendline 2+2\r\nexpect-line ^4$\r\n");
+}
+
+#[test]
+fn a_script_that_is_not_utf8_names_the_line() {
+    let dir = Dir::new("utf8");
+    let path = dir.path("t.duet");
+    std::fs::write(&path, b"spawn cat\nsendline \xff\n").unwrap();
+    duet(&["script", &path])
+        .code(1)
+        .stderr_has(&format!("{path}:2: this line is not UTF-8 text"));
+}
+
+#[test]
 fn an_empty_script_is_an_error() {
     fails_at("", 1, "the script is empty");
     fails_at("# nothing\n\nspawn cat\n", 1, "the script has no steps");

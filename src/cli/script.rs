@@ -141,6 +141,10 @@ fn read(file: &Path) -> Result<String, Box<Failed>> {
         std::fs::read(file).map(|b| bytes = b)
     };
     read.map_err(|e| Failed::at(0, format!("cannot read the script {name}: {e}")))?;
+    // A byte order mark, as some editors write, is not part of line 1.
+    if bytes.starts_with("\u{feff}".as_bytes()) {
+        bytes.drain(..3);
+    }
     Ok(String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
