@@ -39,20 +39,26 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Tools the tests and the demo talk to (Debian packages): bc, python3,
-## OpenSSH (the remote tests start their own sshd on 127.0.0.1), man-db;
-## the script tests' dc, sqlite3, ed, units, gdb, tcl, stockfish,
-## asciinema and xmllint (libxml2-utils).
+## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
+## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
+## signals duet sends), util-linux's unshare (duet as PID 1), bash, man-db,
+## OpenSSH (the remote tests start their own sshd on 127.0.0.1), and the
+## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema and
+## xmllint (libxml2-utils).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
 	command -v bc >/dev/null || missing="$$missing bc"; \
-	command -v python3 >/dev/null || missing="$$missing python3"; \
+	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	command -v stty >/dev/null || missing="$$missing coreutils"; \
 	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v man >/dev/null || missing="$$missing man-db"; \
-	for tool in dc sqlite3 ed units gdb asciinema; do \
+	command -v gdb >/dev/null || missing="$$missing gdb"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v bash >/dev/null || missing="$$missing bash"; \
+	for tool in dc sqlite3 ed units asciinema; do \
 		command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	command -v tclsh >/dev/null || missing="$$missing tcl"; \

@@ -8,21 +8,14 @@ use std::time::{Duration, Instant};
 use crate::conversation::pattern::Match;
 use crate::conversation::watch::{Action, WatchId};
 use crate::conversation::{Halt, Stream};
+use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Streams, Transcript, Written};
 use crate::process::Process;
-use crate::text::{last_lines, preview};
 use crate::{Error, ExitStatus, OnDrop, Pattern, Result, Signal, sys};
-
-/// How long an `Error::Eof` waits for the exit status of a child that has
-/// just closed its output (so the error can say how it ended).
-const EOF_STATUS_GRACE: Duration = Duration::from_millis(200);
 
 /// How long `communicate` keeps reading after the child exited while a
 /// descendant still holds its output pipes open.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
-
-/// How many lines of a piped stderr an error shows.
-const STDERR_TAIL_LINES: usize = 5;
 
 /// What a finished child produced ([`Command::output`](crate::Command::output),
 /// [`Child::communicate`]).
@@ -227,12 +220,7 @@ impl Child {
         let fd = match (&self.streams.stdin, self.streams.output_fd(Stream::Stdout)) {
             (Some(input), _) if input.is_pty() => input.fd(),
             (_, Some(fd)) => fd,
-            _ => {
-                return Err(Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "the child is not on a pty",
-                )));
-            }
+            _ => return Err(errors::not_a_pty()),
         };
         Ok(sys::set_window_size(fd, rows, cols)?)
     }
@@ -451,7 +439,7 @@ impl Child {
         match outcome {
             Written::All => Ok(()),
             Written::TimedOut(n) => {
-                let expected = format!("{} ({n} written)", what());
+                let expected = errors::unwritten(&what(), n);
                 Err(self.timeout_error(Stream::Stdout, start, expected))
             }
         }
@@ -480,12 +468,7 @@ impl Child {
     /// `Error::Io` with `InvalidInput` for any other character; as
     /// [`send`](Self::send) otherwise.
     pub fn send_control(&mut self, c: char) -> Result<()> {
-        let byte = control_byte(c).ok_or_else(|| {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{c:?} has no control character (a letter or one of @ [ \\ ] ^ _ ?)"),
-            ))
-        })?;
+        let byte = errors::control_byte(c)?;
         let start = Instant::now();
         let outcome = self
             .streams
@@ -757,13 +740,10 @@ impl Child {
 
     /// An error unless `s` is piped.
     fn piped(&self, s: Stream) -> Result<()> {
-        if self.streams.core.inbox(s).is_some() {
-            return Ok(());
+        match self.streams.core.inbox(s) {
+            Some(_) => Ok(()),
+            None => Err(errors::not_piped(s)),
         }
-        Err(Error::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("the child's {} is not piped", s.name()),
-        )))
     }
 
     /// Reads a line. At end-of-file an unterminated last line is returned
@@ -911,7 +891,7 @@ impl Child {
                 if let Some(found) = self.streams.core.timed_out(s, patterns) {
                     return Ok(found);
                 }
-                return Err(self.timeout_error(s, clock.start(), describe(patterns)));
+                return Err(self.timeout_error(s, clock.start(), errors::describe(patterns)));
             }
         }
     }
@@ -1000,24 +980,11 @@ impl Child {
 
     /// A timeout of `communicate`, carrying a copy of everything captured.
     fn communicate_timeout(&mut self, start: Instant, expected: &str) -> Error {
-        let output = Output {
-            status: self.process.status().unwrap_or_else(ExitStatus::unknown),
-            stdout: self.streams.core.pending(Stream::Stdout).to_vec(),
-            stderr: self.streams.core.pending(Stream::Stderr).to_vec(),
-            still_open: false,
-        };
-        let mut err = self.timeout_error(Stream::Stdout, start, expected.to_string());
-        if let Error::Timeout { output: slot, .. } = &mut err {
-            *slot = Some(Box::new(output));
-        }
-        err
+        let status = self.process.try_wait().ok().flatten();
+        errors::communicate_timeout(&self.streams.core, start.elapsed(), expected, status)
     }
 
     // ---- errors ----------------------------------------------------------
-
-    fn stderr_tail(&self) -> String {
-        last_lines(self.streams.core.pending(Stream::Stderr), STDERR_TAIL_LINES)
-    }
 
     /// The error for a read or expect that the core halted.
     fn halted(&mut self, s: Stream, halt: Halt) -> Error {
@@ -1032,14 +999,7 @@ impl Child {
     /// Python's subprocess), and waiting longer would not help.
     fn timeout_error(&mut self, s: Stream, start: Instant, expected: String) -> Error {
         let status = self.process.try_wait().ok().flatten();
-        Error::Timeout {
-            waited: start.elapsed(),
-            expected,
-            partial: preview(self.streams.core.pending(s)),
-            stderr: self.stderr_tail(),
-            status,
-            output: None,
-        }
+        errors::timeout(&self.streams.core, s, start.elapsed(), expected, status)
     }
 
     fn eof_error(&mut self, s: Stream) -> Error {
@@ -1048,21 +1008,7 @@ impl Child {
             .wait_deadline(sys::deadline_after(EOF_STATUS_GRACE))
             .ok()
             .flatten();
-        Error::Eof {
-            partial: preview(self.streams.core.pending(s)),
-            status,
-            stderr: self.stderr_tail(),
-        }
-    }
-}
-
-/// The byte of the control character `^c` (see [`Child::send_control`]).
-fn control_byte(c: char) -> Option<u8> {
-    match c {
-        'a'..='z' | 'A'..='Z' => Some(c.to_ascii_uppercase() as u8 - b'@'),
-        '@' | '[' | '\\' | ']' | '^' | '_' => Some(c as u8 - b'@'),
-        '?' => Some(0x7f),
-        _ => None,
+        errors::eof(&self.streams.core, s, status)
     }
 }
 
@@ -1100,19 +1046,6 @@ impl Clock {
     /// When the first wait began.
     fn start(&mut self) -> Instant {
         self.started().0
-    }
-}
-
-fn describe(patterns: &[Pattern]) -> String {
-    let wanted: Vec<String> = patterns
-        .iter()
-        .filter(|p| !matches!(p, Pattern::Timeout))
-        .map(|p| p.to_string())
-        .collect();
-    match wanted.len() {
-        0 => "nothing".to_string(),
-        1 => wanted[0].clone(),
-        _ => format!("one of [{}]", wanted.join(", ")),
     }
 }
 

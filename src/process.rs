@@ -178,28 +178,85 @@ impl Process {
     /// remains of the group at the deadline, also when the leader has
     /// already exited; the group is left alone as soon as it is empty.
     pub(crate) fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
-        if let Some(status) = self.status {
-            return Ok(status);
-        }
-        if !self.group
-            && let Some(status) = self.try_wait()?
-        {
-            return Ok(status);
-        }
-        let deadline = sys::deadline_after(grace);
-        self.signal(Signal::SIGTERM)?;
-        if !self.exited_by(deadline)? {
-            self.signal(Signal::SIGKILL)?;
-        } else if self.group {
-            self.group_grace(deadline)?;
+        let deadline = match self.start_terminate(grace)? {
+            Terminating::Done(status) => return Ok(status),
+            Terminating::Signalled { deadline } => deadline,
+        };
+        let exited = self.exited_by(deadline)?;
+        if let Some(mut group) = self.after_grace(exited, deadline)? {
+            while let Some(pause) = self.group_grace_step(&mut group) {
+                std::thread::sleep(pause);
+            }
         }
         Ok(self
             .wait_deadline(None)?
             .expect("a wait without deadline returns a status"))
     }
 
-    /// The leader has exited within the grace period: waits until the rest
-    /// of its group is gone, or SIGKILLs what is left at `deadline`.
+    /// The first step of [`terminate`](Self::terminate), shared by the
+    /// drivers: the status when there is nothing left to stop, else SIGTERM
+    /// sent and the grace period's deadline.
+    pub(crate) fn start_terminate(&mut self, grace: Duration) -> io::Result<Terminating> {
+        if let Some(status) = self.status {
+            return Ok(Terminating::Done(status));
+        }
+        if !self.group
+            && let Some(status) = self.try_wait()?
+        {
+            return Ok(Terminating::Done(status));
+        }
+        let deadline = sys::deadline_after(grace);
+        self.signal(Signal::SIGTERM)?;
+        Ok(Terminating::Signalled { deadline })
+    }
+
+    /// The step of [`terminate`](Self::terminate) after the grace period:
+    /// SIGKILL unless the child `exited` within it; for a group whose
+    /// leader exited, the wait for the rest of the group to go (see
+    /// [`group_grace_step`](Self::group_grace_step)), to be carried out by the
+    /// caller.
+    pub(crate) fn after_grace(
+        &mut self,
+        exited: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<GroupGrace>> {
+        if !exited {
+            self.signal(Signal::SIGKILL)?;
+            return Ok(None);
+        }
+        if !self.group {
+            return Ok(None);
+        }
+        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd.as_fd(), None).is_some();
+        if exact {
+            self.try_wait()?;
+        }
+        Ok(Some(GroupGrace {
+            exact,
+            deadline,
+            pause: Duration::from_millis(1),
+        }))
+    }
+
+    /// Kills the child (its group too) and reaps it: the last resort of a
+    /// drop that cannot wait, such as an async child's reaper cut short by
+    /// its runtime shutting down. SIGKILL makes the reap prompt.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn kill_and_reap(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        self.signal(Signal::SIGKILL)?;
+        Ok(self
+            .wait_deadline(None)?
+            .expect("a wait without deadline returns a status"))
+    }
+
+    /// The leader has exited within the grace period: one look at the rest
+    /// of its group. `None` when the wait is over (the group is gone, or
+    /// what was left got SIGKILL at the deadline); else how long to pause
+    /// before the next look (the blocking driver sleeps, the async one
+    /// awaits a timer).
     ///
     /// Nothing signals that a group has emptied: its members are not our
     /// children (no SIGCHLD, no `waitid`), the kernel has no notification
@@ -227,36 +284,57 @@ impl Process {
     /// mid-scan is not missed, and only if `/proc` is this process's pid
     /// namespace; otherwise the group counts as not empty and the grace is
     /// waited out.
-    fn group_grace(&mut self, deadline: Option<Instant>) -> io::Result<()> {
-        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd.as_fd(), None).is_some();
-        if exact {
-            self.try_wait()?;
+    pub(crate) fn group_grace_step(&mut self, g: &mut GroupGrace) -> Option<Duration> {
+        let empty = g.exact
+            && matches!(
+                sys::pidfd_signal_group(self.pidfd.as_fd(), None),
+                Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ESRCH)
+            );
+        if empty || !live_members(self.pid, self.pid) {
+            return None;
         }
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let empty = exact
-                && matches!(
-                    sys::pidfd_signal_group(self.pidfd.as_fd(), None),
-                    Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ESRCH)
-                );
-            if empty || !live_members(self.pid, self.pid) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                // A group that emptied meanwhile is ESRCH: nothing to do.
-                let _ = match exact {
-                    true => sys::pidfd_signal_group(self.pidfd.as_fd(), Some(Signal::SIGKILL))
-                        .unwrap_or(Ok(())),
-                    false => self.signal_group(Signal::SIGKILL),
-                };
-                return Ok(());
-            }
-            let left = deadline.map_or(pause, |d| d - now);
-            std::thread::sleep(pause.min(left));
-            pause = (pause * 2).min(GROUP_POLL_MAX);
+        let now = Instant::now();
+        if g.deadline.is_some_and(|d| now >= d) {
+            // A group that emptied meanwhile is ESRCH: nothing to do.
+            let _ = match g.exact {
+                true => sys::pidfd_signal_group(self.pidfd.as_fd(), Some(Signal::SIGKILL))
+                    .unwrap_or(Ok(())),
+                false => self.signal_group(Signal::SIGKILL),
+            };
+            return None;
         }
+        let left = g.deadline.map_or(g.pause, |d| d - now);
+        let pause = g.pause.min(left);
+        g.pause = (g.pause * 2).min(GROUP_POLL_MAX);
+        Some(pause)
     }
+}
+
+impl std::os::fd::AsRawFd for Process {
+    /// The pidfd: readable once the child has exited.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.pidfd)
+    }
+}
+
+/// Where [`Process::terminate`] stands after its first step.
+#[derive(Debug)]
+pub(crate) enum Terminating {
+    /// The child had been reaped already, or had exited (not a group).
+    Done(ExitStatus),
+    /// SIGTERM went out; the grace period ends at `deadline`.
+    Signalled { deadline: Option<Instant> },
+}
+
+/// The wait for a group to empty after its leader exited, between two
+/// looks ([`Process::group_grace_step`]).
+#[derive(Debug)]
+pub(crate) struct GroupGrace {
+    /// The kernel names the group through the pidfd (Linux 6.9).
+    exact: bool,
+    deadline: Option<Instant>,
+    /// The next pause: 1 ms doubling to [`GROUP_POLL_MAX`].
+    pause: Duration,
 }
 
 /// The longest pause between two looks at a group in [`Process::group_grace`].

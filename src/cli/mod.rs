@@ -145,6 +145,38 @@ impl Program {
     }
 }
 
+/// `--restart WHEN` for `run` and `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never: PROG's exit ends duet.
+    Never,
+    /// After PROG exits with a non-zero code or dies of a signal.
+    OnFailure,
+    /// After every exit, whatever the status.
+    Always,
+}
+
+impl From<RestartArg> for duet::supervise::Restart {
+    fn from(arg: RestartArg) -> Self {
+        match arg {
+            RestartArg::Never => duet::supervise::Restart::Never,
+            RestartArg::OnFailure => duet::supervise::Restart::OnFailure,
+            RestartArg::Always => duet::supervise::Restart::Always,
+        }
+    }
+}
+
+/// The one line on stderr per restart (as supervisors log them):
+/// `duet: ./server exited with code 3; restart 1 of 5`.
+pub fn report_restart(program: &Program, sup: &duet::supervise::Supervisor) {
+    let how = sup.last_status().map_or_else(|| "ended".to_string(), ended);
+    let count = match sup.policy().max_restarts {
+        Some(max) => format!("{} of {max}", sup.restarts()),
+        None => sup.restarts().to_string(),
+    };
+    eprintln!("duet: {} {how}; restart {count}", program.name());
+}
+
 /// Creates (truncates) a transcript file and writes its header; the engine
 /// writes the records (`Child::set_transcript`): seconds since start, `>`
 /// sent, `<` stdout, `!` stderr, `#` events, then the bytes of one line,
@@ -233,7 +265,25 @@ impl Failure {
                 };
                 Failure::new(code, format!("{err}; {hint}"))
             }
-            duet::Error::Timeout { .. } => Failure::new(TIMEOUT, err),
+            duet::Error::Timeout {
+                waited,
+                expected,
+                partial,
+                ..
+            } => {
+                let arrived = if partial.is_empty() {
+                    "nothing arrived".to_string()
+                } else {
+                    format!("received {partial:?}")
+                };
+                Failure::new(
+                    TIMEOUT,
+                    format!(
+                        "timed out after {} waiting for {expected}; {arrived}",
+                        duration::show(*waited)
+                    ),
+                )
+            }
             _ => Failure::internal(err),
         }
     }
@@ -255,7 +305,26 @@ impl From<duet::Error> for Failure {
     }
 }
 
+/// How PROG ended, as the end of a sentence whose subject is PROG:
+/// `exited with code 3`, `was killed by signal 9 (SIGKILL)`.
+pub fn ended(status: duet::ExitStatus) -> String {
+    if status.signal().is_some() {
+        format!("was {status}")
+    } else {
+        status.to_string()
+    }
+}
+
 /// PROG's status as duet's exit code: its code, or 128+N for signal N.
 pub fn exit_code(status: duet::ExitStatus) -> ExitCode {
     ExitCode::from(status.shell_code().clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -8,6 +8,7 @@
 //! conversation. Nothing here knows how the descriptors were made: pipes, a
 //! pty and FIFOs all work.
 
+pub(crate) mod errors;
 pub(crate) mod pty;
 mod transcript;
 
@@ -53,6 +54,133 @@ impl Input {
     pub(crate) fn is_pty(&self) -> bool {
         self.pty.is_some()
     }
+
+    /// Records `parts` in the transcript and encodes them for the terminal
+    /// on a pty: the bytes to write, as they go to the descriptor.
+    pub(crate) fn outgoing<'a>(
+        &mut self,
+        transcript: &mut Option<Transcript>,
+        parts: &'a [&'a [u8]],
+        secret: bool,
+    ) -> Outgoing<'a> {
+        if let Some(t) = transcript.as_mut() {
+            if secret {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                t.record_event(&format!("sent a secret ({len} bytes, not recorded)"));
+            } else {
+                t.record(Direction::Sent, &parts.concat());
+            }
+        }
+        match self.pty.as_mut() {
+            Some(encoder) => Outgoing::Encoded(encoder.encode(self.fd.as_fd(), parts)),
+            None => Outgoing::Plain(parts),
+        }
+    }
+
+    /// Records a control character about to be written raw: the terminal
+    /// acts on it, so the line being typed starts over.
+    pub(crate) fn control(&mut self, transcript: &mut Option<Transcript>, bytes: &[u8]) {
+        if let Some(encoder) = self.pty.as_mut() {
+            encoder.control_written();
+        }
+        if let Some(t) = transcript.as_mut() {
+            t.record(Direction::Sent, bytes);
+        }
+    }
+
+    /// On a pty, the bytes that make the child read end-of-file (the
+    /// terminal's end-of-file character, twice after a partial line);
+    /// `None` on a pipe, where end-of-file is a close.
+    pub(crate) fn end_of_file(&mut self) -> Option<Vec<u8>> {
+        let encoder = self.pty.as_mut()?;
+        Some(encoder.end_of_file(self.fd.as_fd()))
+    }
+}
+
+impl std::os::fd::AsRawFd for Input {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+}
+
+/// Bytes on their way to the child's stdin: the caller's parts, or their
+/// encoding for a terminal.
+#[derive(Debug)]
+pub(crate) enum Outgoing<'a> {
+    Plain(&'a [&'a [u8]]),
+    Encoded(Vec<u8>),
+}
+
+impl Outgoing<'_> {
+    /// Bytes in all.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::Plain(parts) => parts.iter().map(|p| p.len()).sum(),
+            Outgoing::Encoded(bytes) => bytes.len(),
+        }
+    }
+
+    /// What is left after `written` bytes, as at most two slices.
+    pub(crate) fn rest(&self, written: usize) -> (&[u8], Option<&[u8]>) {
+        match self {
+            Outgoing::Plain(parts) => remaining(parts, written),
+            Outgoing::Encoded(bytes) => (&bytes[written..], None),
+        }
+    }
+}
+
+/// One non-blocking write of what is left of `out` after `written` bytes
+/// (`WouldBlock` when the child's input is full).
+pub(crate) fn write_once(
+    fd: BorrowedFd<'_>,
+    out: &Outgoing<'_>,
+    written: usize,
+) -> io::Result<usize> {
+    match out.rest(written) {
+        (a, Some(b)) => sys::write2(fd, a, b),
+        (a, None) => sys::write(fd, a),
+    }
+}
+
+/// What one read into the core gave (the blocking driver only needs to
+/// know that the read did not block).
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) struct Received {
+    /// Bytes that arrived; 0 is end-of-file.
+    pub(crate) n: usize,
+    /// The read returned less than it asked for: the descriptor was empty
+    /// afterwards (an edge-triggered waiter may wait for the next edge).
+    pub(crate) drained: bool,
+}
+
+/// Reads once from `fd` into the core's inbox of `s`, recording what
+/// arrived in the transcript. `WouldBlock` when nothing is there.
+pub(crate) fn receive(
+    core: &mut Conversation,
+    transcript: &mut Option<Transcript>,
+    fd: BorrowedFd<'_>,
+    s: Stream,
+) -> io::Result<Received> {
+    let mut asked = 0;
+    let n = core.receive(s, |data, max| {
+        asked = max;
+        let n = sys::read_append(fd, data, max)?;
+        if n > 0
+            && let Some(t) = transcript.as_mut()
+        {
+            let dir = match s {
+                Stream::Stdout => Direction::Stdout,
+                Stream::Stderr => Direction::Stderr,
+            };
+            t.record(dir, &data[data.len() - n..]);
+        }
+        Ok(n)
+    })?;
+    Ok(Received {
+        n,
+        drained: n < asked,
+    })
 }
 
 /// How a write ended.
@@ -188,22 +316,7 @@ impl Streams {
         let Some(fd) = self.outputs[s as usize].as_ref() else {
             return Ok(false);
         };
-        let fd = fd.as_fd();
-        let transcript = &mut self.transcript;
-        let read = self.core.receive(s, |data, max| {
-            let n = sys::read_append(fd, data, max)?;
-            if n > 0
-                && let Some(t) = transcript.as_mut()
-            {
-                let dir = match s {
-                    Stream::Stdout => Direction::Stdout,
-                    Stream::Stderr => Direction::Stderr,
-                };
-                t.record(dir, &data[data.len() - n..]);
-            }
-            Ok(n)
-        });
-        match read {
+        match receive(&mut self.core, &mut self.transcript, fd.as_fd(), s) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(e),
@@ -222,25 +335,8 @@ impl Streams {
         let Some(input) = self.stdin.as_mut() else {
             return Err(stdin_closed());
         };
-        if let Some(t) = self.transcript.as_mut() {
-            if secret {
-                let len: usize = parts.iter().map(|p| p.len()).sum();
-                t.record_event(&format!("sent a secret ({len} bytes, not recorded)"));
-            } else {
-                t.record(Direction::Sent, &parts.concat());
-            }
-        }
-        let encoded;
-        let mut one = [&[][..]; 1];
-        let parts: &[&[u8]] = match input.pty.as_mut() {
-            Some(encoder) => {
-                encoded = encoder.encode(input.fd.as_fd(), parts);
-                one[0] = &encoded;
-                &one
-            }
-            None => parts,
-        };
-        self.write_raw(parts, deadline)
+        let out = input.outgoing(&mut self.transcript, parts, secret);
+        self.write_out(&out, deadline)
     }
 
     /// Writes `bytes` as they are, even on a pty (control characters that
@@ -253,17 +349,16 @@ impl Streams {
         let Some(input) = self.stdin.as_mut() else {
             return Err(stdin_closed());
         };
-        if let Some(encoder) = input.pty.as_mut() {
-            encoder.control_written();
-        }
-        if let Some(t) = self.transcript.as_mut() {
-            t.record(Direction::Sent, bytes);
-        }
+        input.control(&mut self.transcript, bytes);
         self.write_raw(&[bytes], deadline)
     }
 
     fn write_raw(&mut self, parts: &[&[u8]], deadline: Option<Instant>) -> io::Result<Written> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        self.write_out(&Outgoing::Plain(parts), deadline)
+    }
+
+    fn write_out(&mut self, out: &Outgoing<'_>, deadline: Option<Instant>) -> io::Result<Written> {
+        let total = out.len();
         let mut written = 0;
         while written < total {
             let fd = self
@@ -272,11 +367,7 @@ impl Streams {
                 .expect("stdin checked by write")
                 .fd
                 .as_fd();
-            let attempt = match remaining(parts, written) {
-                (a, Some(b)) => sys::write2(fd, a, b),
-                (a, None) => sys::write(fd, a),
-            };
-            match attempt {
+            match write_once(fd, out, written) {
                 Ok(n) => {
                     written += n;
                     continue;
@@ -314,6 +405,20 @@ impl Streams {
         Ok(self.poll_once(deadline, also)?.is_some())
     }
 
+    /// Takes the descriptors, the core and the transcript (for the async
+    /// driver, which waits on the same descriptors differently).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Option<Input>,
+        [Option<OwnedFd>; 2],
+        Conversation,
+        Option<Transcript>,
+    ) {
+        (self.stdin, self.outputs, self.core, self.transcript)
+    }
+
     /// Closes every descriptor to the child.
     pub(crate) fn close_all(&mut self) {
         self.stdin = None;
@@ -326,10 +431,9 @@ impl Streams {
         let Some(input) = self.stdin.as_mut() else {
             return Err(stdin_closed());
         };
-        let Some(encoder) = input.pty.as_mut() else {
+        let Some(eof) = input.end_of_file() else {
             return self.close_stdin(deadline);
         };
-        let eof = encoder.end_of_file(input.fd.as_fd());
         if let Some(t) = self.transcript.as_mut() {
             t.record_event("sent end-of-file");
         }
@@ -342,8 +446,7 @@ impl Streams {
         let Some(input) = self.stdin.as_mut() else {
             return Ok(Written::All);
         };
-        if let Some(encoder) = input.pty.as_mut() {
-            let eof = encoder.end_of_file(input.fd.as_fd());
+        if let Some(eof) = input.end_of_file() {
             let outcome = self.write_raw(&[&eof], deadline)?;
             if outcome != Written::All {
                 return Ok(outcome);
@@ -357,7 +460,7 @@ impl Streams {
     }
 }
 
-fn stdin_closed() -> io::Error {
+pub(crate) fn stdin_closed() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,
         "the child's stdin is closed or not piped",

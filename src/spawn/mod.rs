@@ -242,8 +242,29 @@ fn configure_pty(slave: &OwnedFd, cmd: &Command) -> io::Result<()> {
     Ok(())
 }
 
+/// A started child before a driver owns it: the parent's ends, the
+/// process, and what the `Child` needs to know of the command.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) streams: Streams,
+    pub(crate) process: Process,
+    pub(crate) program: String,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) on_drop: crate::OnDrop,
+    pub(crate) channel: Option<OwnedFd>,
+}
+
 /// Starts `cmd`. See [`Command::spawn`].
 pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
+    let s = start(cmd)?;
+    Ok(Child::new(
+        s.streams, s.process, s.program, s.timeout, s.on_drop, s.channel,
+    ))
+}
+
+/// Starts `cmd` and hands over its parts, for the blocking `Child` or the
+/// async one.
+pub(crate) fn start(cmd: &Command) -> Result<Spawned> {
     let program = cmd.program_name();
     let fail = |f: SpawnFailure| f.into_error(&program);
     let io_fail = |step: &'static str| {
@@ -364,14 +385,14 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     let process = Process::new(pid, pidfd, group, cmd.legacy_kernel);
     let streams = build_streams(cmd, parent_stdin, parent_stdout, parent_stderr, pty_master)
         .map_err(io_fail("set up the parent's ends"))?;
-    Ok(Child::new(
+    Ok(Spawned {
         streams,
         process,
         program,
-        cmd.timeout.unwrap_or(crate::command::DEFAULT_TIMEOUT),
-        cmd.on_drop,
+        timeout: cmd.timeout.unwrap_or(crate::command::DEFAULT_TIMEOUT),
+        on_drop: cmd.on_drop,
         channel,
-    ))
+    })
 }
 
 /// Reads the child's error frame. `None`: the pipe closed empty, so exec
