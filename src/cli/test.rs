@@ -24,7 +24,7 @@ use super::script::{self, Case, Config, cast, report};
 
 /// Run many scripts in parallel, each naming its program with `spawn`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: duet test -j 4 --junit report.xml --cast casts ci/")]
+#[command(after_help = "Example: duet test -j 4 --junit report.xml --cast casts/ ci/")]
 pub struct TestArgs {
     /// Run up to N scripts at once (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
