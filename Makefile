@@ -42,7 +42,9 @@ lint:
 ## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
 ## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
 ## signals duet sends), util-linux's unshare (duet as PID 1), bash, man-db,
-## and OpenSSH (the remote tests start their own sshd on 127.0.0.1).
+## OpenSSH (the remote tests start their own sshd on 127.0.0.1), and the
+## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema and
+## xmllint (libxml2-utils).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
@@ -56,6 +58,12 @@ deps:
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v bash >/dev/null || missing="$$missing bash"; \
+	for tool in dc sqlite3 ed units asciinema; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	command -v tclsh >/dev/null || missing="$$missing tcl"; \
+	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
+	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -15,6 +15,7 @@ mod lifecycle;
 mod output;
 mod pty;
 mod remote;
+mod script;
 mod session;
 mod shell;
 mod spawn;

@@ -8,7 +8,7 @@
 //! |------|---------|
 //! | PROG's | PROG's own exit code |
 //! | 128+N | PROG died of signal N |
-//! | 1 | a script step failed (also parse errors), `ask`/`recv` got no reply |
+//! | 1 | a script step failed (also parse errors), a `test` script failed, `ask`/`recv` got no reply |
 //! | 2 | bad usage (clap) |
 //! | 124 | a timeout |
 //! | 125 | duet itself failed |
@@ -20,6 +20,7 @@ mod chat;
 mod completions;
 mod duration;
 mod framing;
+mod record;
 mod recv;
 mod run;
 mod script;
@@ -28,6 +29,7 @@ mod serve;
 mod served;
 mod status;
 mod stop;
+mod test;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -63,6 +65,8 @@ enum Command {
     Recv(recv::RecvArgs),
     Status(status::StatusArgs),
     Stop(stop::StopArgs),
+    Test(test::TestArgs),
+    Record(record::RecordArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -79,6 +83,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Recv(args) => recv::run(args),
         Command::Status(args) => status::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Record(args) => record::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }
