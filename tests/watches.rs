@@ -298,3 +298,19 @@ fn an_expect_repeated_after_timeouts_resumes_and_finds_the_end() {
     assert_eq!(i, 0);
     assert!(m.before().starts_with("line 0\n") && m.before().ends_with("line 199\n"));
 }
+
+/// A watch that matches on stderr while a read waits for stdout ends the
+/// wait at once (it used to be reported only when stdout said something or
+/// the read timed out).
+#[test]
+fn a_failure_on_stderr_ends_a_wait_for_stdout_at_once() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo 'fatal: no such table' >&2; exec sleep 30"])
+        .stderr(Stdio::piped())
+        .timeout(Duration::from_secs(30))
+        .spawn()
+        .unwrap();
+    sh.fail_on(Pattern::exact("fatal"));
+    let err = sh.read_line().unwrap_err();
+    assert!(matches!(err, Error::FailOn { .. }), "{err}");
+}

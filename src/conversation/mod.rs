@@ -275,6 +275,11 @@ impl Conversation {
         self.failures.pop_front()
     }
 
+    /// True when a `fail_on` watch matched and no read reported it yet.
+    pub(crate) fn has_failure(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
     /// The next answer a `respond` watch wants written.
     pub(crate) fn take_reply(&mut self) -> Option<Vec<u8>> {
         self.replies.pop_front()

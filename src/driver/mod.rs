@@ -230,7 +230,9 @@ impl Streams {
     pub(crate) fn fill(&mut self, s: Stream, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
             self.flush_replies(deadline)?;
-            if self.core.is_eof(s) {
+            // A watch that matched on the other stream ends the wait too:
+            // the caller's next look at the core reports it at once.
+            if self.core.is_eof(s) || self.core.has_failure() {
                 return Ok(true);
             }
             match self.poll_once(deadline, Also::Nothing)? {
