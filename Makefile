@@ -1,13 +1,22 @@
 # The commands a newcomer needs. Each installs what it needs first.
 CARGO ?= cargo
+# Where Cargo builds: CARGO_TARGET_DIR or build.target-dir when set (as
+# `cargo metadata` reports it), else ./target.
+TARGET_DIR ?= $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
+	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 
-.PHONY: demo test bench stress fuzz lint deps
+.PHONY: demo test bench stress fuzz lint deps man
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
 	$(CARGO) build --quiet --bin duet-fixture --bin duet --example demo
-	./target/debug/examples/demo
-	./examples/cli-demo.sh
+	"$(TARGET_DIR)/debug/examples/demo"
+	TARGET_DIR="$(TARGET_DIR)" ./examples/cli-demo.sh
+
+## The manual pages (duet.1 and one per subcommand) in $(TARGET_DIR)/man;
+## read them with `man -l $(TARGET_DIR)/man/duet.1`.
+man:
+	$(CARGO) run --quiet --bin duet -- man --out-dir "$(TARGET_DIR)/man"
 
 ## Formatting, lints, unit, integration and doc tests.
 test: deps
@@ -30,17 +39,35 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Tools the tests and the demo talk to: bc and python3 (Debian packages).
+## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
+## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
+## signals duet sends), util-linux's unshare (duet as PID 1), bash, man-db,
+## OpenSSH (the remote tests start their own sshd on 127.0.0.1), and the
+## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema and
+## xmllint (libxml2-utils).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
 	command -v bc >/dev/null || missing="$$missing bc"; \
-	command -v python3 >/dev/null || missing="$$missing python3"; \
+	[ -x /usr/bin/python3 ] || missing="$$missing python3"; \
 	command -v stty >/dev/null || missing="$$missing coreutils"; \
+	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v man >/dev/null || missing="$$missing man-db"; \
+	command -v gdb >/dev/null || missing="$$missing gdb"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v bash >/dev/null || missing="$$missing bash"; \
+	for tool in dc sqlite3 ed units asciinema; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; \
+	done; \
+	command -v tclsh >/dev/null || missing="$$missing tcl"; \
+	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
+	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
 ## Fuzz each parser for FUZZ_SECONDS (default 60) with libFuzzer: runs,

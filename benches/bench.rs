@@ -18,6 +18,9 @@
 //!    a writer thread vs the raw floor (writer thread + `read` loop).
 //! 4. the command line: a line through `duet chat`, and through `duet serve`
 //!    with `duet ask` and with the raw FIFOs (see `cli`).
+//! 5. programs through ssh to 127.0.0.1, the first spawn vs later ones on
+//!    the multiplexed connection vs local, and `Shell::run("true")` (see
+//!    `remote`; the bench starts its own sshd as the tests do).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
@@ -29,6 +32,10 @@ mod channel;
 mod cli;
 mod conversation;
 mod harness;
+mod remote;
+#[path = "../tests/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
 
 use binaries::fixture;
 
@@ -42,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use harness::{Row, Target, Unit, Variant, compare, rows, timed};
 
-// ---- targets (issue 2) -----------------------------------------------------
+// ---- targets -------------------------------------------------------------
 
 /// spawn + wait: duet at most 1.10× std's time, at both sizes.
 const SPAWN_TARGET: Target = Target::AtMost(1.10);
@@ -79,7 +86,8 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; any other argument selects the
-    // comparisons whose name contains it (spawn, round, stream), for profiling.
+    // comparisons whose name contains it (spawn, round, stream, cli, ssh,
+    // shell, channel), for profiling.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -107,6 +115,12 @@ fn main() {
     }
     if wanted("cli") {
         table.extend(cli::rows_for(&fixture()));
+    }
+    if wanted("ssh") {
+        table.extend(remote::ssh_rows(&fixture()));
+    }
+    if wanted("shell") {
+        table.extend(remote::shell_rows());
     }
     if wanted("expect") {
         table.extend(conversation::expect_rows());
@@ -232,7 +246,7 @@ fn round_trip_rows(fixture: &PathBuf) -> Vec<Row> {
     };
 
     // The floor plus what any deadline costs: `poll` with a timeout (the
-    // issue's 10 s default) before each `read`. Not a target row: it shows
+    // default 10 s) before each `read`. Not a target row: it shows
     // how much of duet's overhead is the price of timeouts.
     let mut timed_child = std_echo();
     let mut timed_in = File::from(OwnedFd::from(timed_child.stdin.take().expect("piped")));

@@ -1,4 +1,4 @@
-//! The command line's round trips (issue 3): what `duet chat` and
+//! The command line's round trips: what `duet chat` and
 //! `duet serve` + `duet ask` add to a line that goes to PROG and back.
 //!
 //! 1. one line through `duet chat -- duet-fixture echo` (a long-running
@@ -7,6 +7,11 @@
 //! 2. one `duet ask` (a new process per request: spawn, lock, reply FIFO,
 //!    request, reply) vs a raw line through the served FIFOs (`DIR/in`,
 //!    `DIR/out`, opened once) vs the line straight through the fixture.
+//!
+//! 3. `duet chat --prompt` (the reply ends at the fixture's `> ` prompt) vs
+//!    `duet chat --lines 1`, a round trip each.
+//! 4. 1,000 requests through `duet ask DIR -` (one process, one lock) vs
+//!    1,000 `duet ask` processes: requests per second.
 //!
 //! No targets: these rows show what the CLI costs, process start included.
 
@@ -22,6 +27,8 @@ use crate::harness::{Row, Unit, Variant, compare, rows, timed};
 const CHAT_TRIPS: u64 = 500;
 /// `duet ask` processes per sample.
 const ASKS: u64 = 20;
+/// Requests per sample of the `ask DIR -` comparison.
+const BATCH: u64 = 1000;
 
 /// A child with piped stdin/stdout, and a line reader on its stdout.
 fn piped(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>) {
@@ -49,8 +56,116 @@ fn trips(n: u64, input: &mut impl Write, output: &mut impl BufRead) {
 /// The rows of both comparisons.
 pub fn rows_for(fixture: &Path) -> Vec<Row> {
     let mut table = chat_rows(fixture);
+    table.extend(prompt_rows(fixture));
     table.extend(serve_rows(fixture));
+    table.extend(batch_rows(fixture));
     table
+}
+
+/// A long-running `duet chat ARGS -- FIXTURE MODE`.
+fn chat(
+    args: &[&str],
+    fixture: &Path,
+    mode: &str,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let (mut child, out) = piped(
+        Command::new(duet())
+            .arg("chat")
+            .args(args)
+            .arg("--")
+            .arg(fixture)
+            .arg(mode),
+    );
+    let input = child.stdin.take().expect("piped");
+    (child, input, out)
+}
+
+fn prompt_rows(fixture: &Path) -> Vec<Row> {
+    let case = "round trip of one line through `duet chat`: --prompt vs --lines 1";
+    eprintln!("measuring {case} …");
+    let (mut lines, mut lines_in, mut lines_out) = chat(&["--lines", "1"], fixture, "echo");
+    let (mut prompt, mut prompt_in, mut prompt_out) = chat(&["--prompt", "^> "], fixture, "prompt");
+    let mut variants = [
+        Variant::new("duet chat --lines 1 (fixture echo)", CHAT_TRIPS, || {
+            timed(|| trips(CHAT_TRIPS, &mut lines_in, &mut lines_out))
+        }),
+        Variant::new(
+            "duet chat --prompt '^> ' (fixture prompt)",
+            CHAT_TRIPS,
+            || timed(|| trips(CHAT_TRIPS, &mut prompt_in, &mut prompt_out)),
+        ),
+    ];
+    let samples = compare(1, 11, &mut variants);
+    drop(variants);
+    drop((lines_in, prompt_in));
+    lines.wait().expect("duet chat exits at end of input");
+    prompt.wait().expect("duet chat exits at end of input");
+    rows(case, Unit::Time, &samples, 0)
+}
+
+fn batch_rows(fixture: &Path) -> Vec<Row> {
+    let case = "1,000 requests to `duet serve` (fixture echo)";
+    eprintln!("measuring {case} …");
+    let dir = std::env::temp_dir().join(format!("duet-bench-batch-{}", std::process::id()));
+    let status = Command::new(duet())
+        .args(["serve", "--daemon"])
+        .arg(&dir)
+        .arg("--")
+        .arg(fixture)
+        .arg("echo")
+        .stdout(Stdio::null())
+        .status()
+        .expect("start duet serve");
+    assert!(status.success(), "duet serve --daemon failed");
+    let requests: Vec<u8> = (0..BATCH).flat_map(|_| *b"ping\n").collect();
+    let expected = requests.clone();
+    let one_process = || {
+        timed(|| {
+            let mut ask = Command::new(duet())
+                .arg("ask")
+                .arg(&dir)
+                .arg("-")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run duet ask -");
+            let mut input = ask.stdin.take().expect("piped");
+            input.write_all(&requests).expect("write the requests");
+            drop(input);
+            let out = ask.wait_with_output().expect("wait for duet ask -");
+            assert!(out.stdout == expected, "duet ask - answered {out:?}");
+        })
+    };
+    let processes = || {
+        timed(|| {
+            for _ in 0..BATCH {
+                let out = Command::new(duet())
+                    .arg("ask")
+                    .arg(&dir)
+                    .arg("ping")
+                    .output()
+                    .expect("run duet ask");
+                assert_eq!(out.stdout, b"ping\n", "duet ask: {out:?}");
+            }
+        })
+    };
+    let mut variants = [
+        Variant::new("1,000 `duet ask` processes", BATCH, processes),
+        Variant::new("one `duet ask DIR -`", BATCH, one_process),
+    ];
+    let samples = compare(1, 5, &mut variants);
+    drop(variants);
+    let stopped = Command::new(duet())
+        .arg("stop")
+        .arg(&dir)
+        .status()
+        .expect("run duet stop");
+    assert!(stopped.success(), "duet stop failed");
+    rows(case, Unit::PerSecond, &samples, 0)
 }
 
 fn chat_rows(fixture: &Path) -> Vec<Row> {

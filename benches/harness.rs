@@ -132,6 +132,8 @@ pub enum Unit {
     Time,
     /// Operations are bytes; shown as MB/s (10^6 bytes); higher is better.
     Rate,
+    /// Operations per second (requests, messages); higher is better.
+    PerSecond,
 }
 
 /// What a row must achieve against its reference.
@@ -164,7 +166,7 @@ impl Row {
     pub fn ratio(&self) -> f64 {
         match self.unit {
             Unit::Time => self.time_ratio,
-            Unit::Rate => 1.0 / self.time_ratio,
+            Unit::Rate | Unit::PerSecond => 1.0 / self.time_ratio,
         }
     }
 
@@ -181,6 +183,7 @@ impl Row {
             Unit::Time if self.median >= 1e-3 => format!("{:.2} ms", self.median * 1e3),
             Unit::Time => format!("{:.1} µs", self.median * 1e6),
             Unit::Rate => format!("{:.0} MB/s", 1.0 / self.median / 1e6),
+            Unit::PerSecond => format!("{:.0}/s", 1.0 / self.median),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `make stress` (`cargo bench --bench stress`): duet under load, as one
-//! markdown table of figures, each checked against its requirement
-//! (issue 5). Exits 1 when any requirement fails. A few minutes in all.
+//! markdown table of figures, each checked against its requirement.
+//! Exits 1 when any requirement fails. A few minutes in all.
 //!
 //! 1. **cycles**: 20,000 sequential spawn/ask/wait cycles with the fixture in
 //!    echo mode. Open descriptors (`/proc/self/fd`), threads

@@ -1,8 +1,12 @@
 #!/bin/sh
 # `make demo`, part two: the duet command line with bc and the fixture.
 set -eu
-duet=./target/debug/duet
-fixture=./target/debug/duet-fixture
+# The binaries are in Cargo's target directory: TARGET_DIR (what `make`
+# passes), else CARGO_TARGET_DIR, else the one `cargo metadata` reports.
+target=${TARGET_DIR:-${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}}
+duet=$target/debug/duet
+fixture=$target/debug/duet-fixture
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

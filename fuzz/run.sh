@@ -15,7 +15,7 @@
 set -u
 cd "$(dirname "$0")"
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-"line_buffer frame script duration"}
+TARGETS=${FUZZ_TARGETS:-"line_buffer search frame script duration"}
 CARGO=${CARGO:-cargo}
 export RUSTC_BOOTSTRAP=1
 mkdir -p logs

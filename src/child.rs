@@ -2,23 +2,38 @@
 
 use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use crate::conversation::Stream;
 use crate::conversation::pattern::Match;
-use crate::conversation::watch::{Action, WatchId};
-use crate::conversation::{Halt, Stream};
-use crate::driver::errors::{self, EOF_STATUS_GRACE};
-use crate::driver::{Streams, Transcript, Written};
+use crate::conversation::watch::WatchId;
+use crate::driver::errors;
+use crate::driver::{Streams, Written};
 use crate::process::Process;
+use crate::session::{Lines, Session};
 use crate::{Error, ExitStatus, OnDrop, Pattern, Result, Signal, sys};
 
 /// How long `communicate` keeps reading after the child exited while a
 /// descendant still holds its output pipes open.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// From this much input on, `communicate` widens the pipes to
+/// [`BULK_PIPE`]: one thread pumping both ways then switches between
+/// writing and reading 16× less often.
+const BULK_INPUT: usize = 1 << 20;
+const BULK_PIPE: usize = 1 << 20;
+
 /// What a finished child produced ([`Command::output`](crate::Command::output),
 /// [`Child::communicate`]).
+///
+/// ```
+/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
+/// assert_eq!(out.stdout, b"out\n");
+/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
+/// assert_eq!(out.status.code(), Some(2));
+/// assert!(!out.still_open);
+/// # Ok::<(), duet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Output {
     /// How the child ended.
@@ -47,12 +62,10 @@ pub struct Output {
 /// zombie and no forgotten child is left behind.
 #[derive(Debug)]
 pub struct Child {
-    // Declared before `process`: the pipes close before the process is handled.
-    streams: Streams,
+    /// The conversation and the process behind it (always there).
+    session: Session,
     channel: Option<OwnedFd>,
-    process: Process,
     program: String,
-    timeout: Duration,
     on_drop: OnDrop,
 }
 
@@ -66,13 +79,26 @@ impl Child {
         channel: Option<OwnedFd>,
     ) -> Child {
         Child {
-            streams,
+            session: Session::from_streams(streams, timeout, Some(process)),
             channel,
-            process,
             program,
-            timeout,
             on_drop,
         }
+    }
+
+    /// The process handle (for `remote` to attach the remote pid).
+    pub(crate) fn process_mut(&mut self) -> &mut Process {
+        self.session
+            .process
+            .as_mut()
+            .expect("a child's session has its process")
+    }
+
+    fn process(&self) -> &Process {
+        self.session
+            .process
+            .as_ref()
+            .expect("a child's session has its process")
     }
 
     /// Takes the parent's end of the channel given to the child with
@@ -96,26 +122,60 @@ impl Child {
     }
 
     /// The child's process id.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "echo $$"]).spawn()?;
+    /// assert_eq!(sh.read_line()?, sh.id().to_string());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn id(&self) -> u32 {
-        self.process.id()
+        self.process().id()
     }
 
     /// The default timeout of this child's reads, expects and writes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cat = duet::Command::new("cat").timeout(Duration::from_secs(3)).spawn()?;
+    /// assert_eq!(cat.timeout(), Duration::from_secs(3));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.session.timeout()
     }
 
     /// Sets the default timeout for later reads, expects and writes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.set_timeout(Duration::from_millis(50));
+    /// assert!(cat.read_line().unwrap_err().is_timeout());   // cat said nothing
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
+        self.session.set_timeout(timeout)
     }
 
     /// Records every byte sent and received from now on: one line per line
     /// of data, with a relative timestamp and a direction tag (`>` sent,
     /// `<` stdout, `!` stderr, `#` events). A failing transcript writer is
     /// logged and dropped; it never breaks the conversation.
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("duet-doc-transcript-{}", std::process::id()));
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.set_transcript(std::fs::File::create(&path)?);
+    /// cat.ask("hello")?;
+    /// drop(cat);
+    /// let text = std::fs::read_to_string(&path)?;
+    /// assert!(text.contains(" > hello"), "{text}");
+    /// assert!(text.contains(" < hello"), "{text}");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
-        self.streams.transcript = Some(Transcript::new(Box::new(out)));
+        self.session.set_transcript(out)
     }
 
     // ---- event loops -----------------------------------------------------
@@ -126,15 +186,32 @@ impl Child {
     /// [`read_available(Duration::ZERO)`](Self::read_available) only: it
     /// returns buffered output first, so poll this descriptor only after
     /// that call came back empty. `None` when stdout is not piped.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let cat = Command::new("cat").spawn()?;
+    /// assert!(cat.stdout_fd().is_some());     // poll it in your own loop
+    /// let quiet = Command::new("true").stdout(Stdio::null()).spawn()?;
+    /// assert!(quiet.stdout_fd().is_none());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.streams.output_fd(Stream::Stdout)
+        self.session.streams.output_fd(Stream::Stdout)
     }
 
     /// The descriptor to the child's stdin (a pipe or the pty master), to
     /// poll for `POLLOUT` before a send that should not wait. `None` when
     /// stdin is not piped or was closed.
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// assert!(cat.stdin_fd().is_some());
+    /// cat.close_stdin()?;
+    /// assert!(cat.stdin_fd().is_none());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn stdin_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.streams.stdin.as_ref().map(|i| i.fd())
+        self.session.streams.stdin.as_ref().map(|i| i.fd())
     }
 
     /// Sets the window size of the child's pty (with
@@ -143,8 +220,19 @@ impl Child {
     ///
     /// # Errors
     /// `Error::Io` when the child is not on a pty.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "read go; stty size"]).pty(true).spawn()?;
+    /// sh.set_window_size(40, 120)?;
+    /// sh.send_line("")?;
+    /// assert_eq!(sh.read_line()?, "40 120");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
-        let fd = match (&self.streams.stdin, self.streams.output_fd(Stream::Stdout)) {
+        let fd = match (
+            &self.session.streams.stdin,
+            self.session.streams.output_fd(Stream::Stdout),
+        ) {
             (Some(input), _) if input.is_pty() => input.fd(),
             (_, Some(fd)) => fd,
             _ => return Err(errors::not_a_pty()),
@@ -155,19 +243,38 @@ impl Child {
     // ---- lifecycle -------------------------------------------------------
 
     /// Returns the exit status if the child has exited, without waiting.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "read x; exit 4"]).spawn()?;
+    /// assert_eq!(sh.try_wait()?, None);        // waiting for its line
+    /// sh.send_line("go")?;
+    /// let status = sh.wait()?;
+    /// assert_eq!(sh.try_wait()?, Some(status));
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        Ok(self.process.try_wait()?)
+        Ok(self.process_mut().try_wait()?)
     }
 
     /// Closes the child's stdin and waits for it to exit. While waiting,
     /// its output is read into the buffers (still readable afterwards), so
     /// a child blocked on a full pipe cannot deadlock the wait. Calling it
     /// again returns the same status.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "echo bye; exit 3"]).spawn()?;
+    /// let status = sh.wait()?;
+    /// assert_eq!(status.code(), Some(3));
+    /// assert_eq!(sh.read_line()?, "bye");      // output read while waiting stays readable
+    /// assert_eq!(sh.wait()?, status);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn wait(&mut self) -> Result<ExitStatus> {
-        if let Some(status) = self.process.try_wait()? {
+        if let Some(status) = self.process_mut().try_wait()? {
             return Ok(status);
         }
-        let _ = self.streams.close_stdin(None);
+        let _ = self.session.streams.close_stdin(None);
         Ok(self
             .wait_until(None)?
             .expect("a wait without deadline returns a status"))
@@ -194,16 +301,26 @@ impl Child {
 
     /// Like [`wait_timeout`](Self::wait_timeout), giving up at `deadline`
     /// (`None`: never). Leaves stdin open.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// let soon = Instant::now() + Duration::from_millis(50);
+    /// assert_eq!(cat.wait_deadline(Some(soon))?, None);
+    /// cat.close_stdin()?;
+    /// assert!(cat.wait_deadline(None)?.unwrap().success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn wait_deadline(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         self.wait_until(deadline)
     }
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
         loop {
-            if let Some(status) = self.process.try_wait()? {
+            if let Some(status) = self.process_mut().try_wait()? {
                 return Ok(Some(status));
             }
-            if !self.streams.drain(deadline, Some(self.process.pidfd()))? {
+            if !self.session.drain_until_exit(deadline)? {
                 return Ok(None);
             }
         }
@@ -212,11 +329,27 @@ impl Child {
     /// Sends `signal` to the child (to its process group with
     /// [`Command::process_group`](crate::Command::process_group) or a pty).
     /// A no-op once the child has been reaped: never a signal to a recycled pid.
+    ///
+    /// ```
+    /// use duet::{Command, Signal};
+    /// let mut sleep = Command::new("sleep").arg("60").spawn()?;
+    /// sleep.signal(Signal::SIGINT)?;
+    /// assert_eq!(sleep.wait()?.signal(), Some(2));
+    /// sleep.signal(Signal::SIGINT)?;           // after the reap: a no-op
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn signal(&mut self, signal: Signal) -> Result<()> {
-        Ok(self.process.signal(signal)?)
+        Ok(self.process_mut().signal(signal)?)
     }
 
     /// Sends SIGKILL (see [`signal`](Self::signal)). Does not wait.
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// sleep.kill()?;
+    /// assert_eq!(sleep.wait()?.to_string(), "killed by signal 9 (SIGKILL)");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn kill(&mut self) -> Result<()> {
         self.signal(Signal::SIGKILL)
     }
@@ -225,8 +358,16 @@ impl Child {
     /// then SIGKILL; reaps it and returns its status. With a process group
     /// every member gets SIGTERM and the whole grace, and what is left of
     /// the group at the deadline gets the SIGKILL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// let status = sleep.terminate(Duration::from_secs(2))?;
+    /// assert_eq!(status.signal(), Some(15));   // SIGTERM was enough
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
-        Ok(self.process.terminate(grace)?)
+        Ok(self.process_mut().terminate(grace)?)
     }
 
     // ---- writing ---------------------------------------------------------
@@ -239,20 +380,42 @@ impl Child {
     /// # Errors
     /// `Error::Io` with `BrokenPipe` when the child is gone or its stdin is
     /// closed; `Error::Timeout` when it does not read its input in time.
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send("no newline, ")?;
+    /// cat.send("then one\n")?;
+    /// assert_eq!(cat.read_line()?, "no newline, then one");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send(&mut self, text: &str) -> Result<()> {
-        self.send_parts(&[text.as_bytes()], false)
+        self.session.send(text)
     }
 
     /// Sends `line` followed by `\n`, in one write.
+    ///
+    /// ```
+    /// let mut bc = duet::Command::new("bc").arg("-q").spawn()?;
+    /// bc.send_line("2^10")?;
+    /// assert_eq!(bc.read_line()?, "1024");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_line(&mut self, line: &str) -> Result<()> {
-        self.send_parts(&[line.as_bytes(), b"\n"], false)
+        self.session.send_line(line)
     }
 
     /// Sends raw bytes. On a pty they arrive as they are: the terminal does
     /// not act on control characters in them (use
     /// [`send_control`](Self::send_control) for that).
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send_bytes(b"\xff\xfe\n")?;
+    /// assert_eq!(cat.read_line_bytes()?, b"\xff\xfe");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.send_parts(&[bytes], false)
+        self.session.send_bytes(bytes)
     }
 
     /// Sends `text` as it is, like [`send`](Self::send), but a transcript
@@ -267,34 +430,7 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn send_secret(&mut self, text: &str) -> Result<()> {
-        self.send_parts(&[text.as_bytes()], true)
-    }
-
-    fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
-        // One clock read serves as the start and, with the timeout, the deadline.
-        let start = Instant::now();
-        let outcome = self
-            .streams
-            .write(parts, start.checked_add(self.timeout), secret)?;
-        self.written(outcome, start, || {
-            let total: usize = parts.iter().map(|p| p.len()).sum();
-            format!("the child to read its input ({total} bytes to write)")
-        })
-    }
-
-    fn written(
-        &mut self,
-        outcome: Written,
-        start: Instant,
-        what: impl FnOnce() -> String,
-    ) -> Result<()> {
-        match outcome {
-            Written::All => Ok(()),
-            Written::TimedOut(n) => {
-                let expected = errors::unwritten(&what(), n);
-                Err(self.timeout_error(Stream::Stdout, start, expected))
-            }
-        }
+        self.session.send_secret(text)
     }
 
     /// Sends the control character `^c` raw: never escaped, so on a pty the
@@ -320,14 +456,7 @@ impl Child {
     /// `Error::Io` with `InvalidInput` for any other character; as
     /// [`send`](Self::send) otherwise.
     pub fn send_control(&mut self, c: char) -> Result<()> {
-        let byte = errors::control_byte(c)?;
-        let start = Instant::now();
-        let outcome = self
-            .streams
-            .write_control(&[byte], start.checked_add(self.timeout))?;
-        self.written(outcome, start, || {
-            format!("room to send ^{}", c.to_ascii_uppercase())
-        })
+        self.session.send_control(c)
     }
 
     /// Interrupts the child as ^C at a terminal would: on a pty, the
@@ -336,18 +465,15 @@ impl Child {
     /// see [`send_control`](Self::send_control)); on pipes, where no
     /// terminal turns a byte into a signal, SIGINT itself (to the group with
     /// [`Command::process_group`](crate::Command::process_group)).
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").pty(true).spawn()?;
+    /// sleep.send_intr()?;                       // ^C: the terminal sends SIGINT
+    /// assert_eq!(sleep.wait()?.signal(), Some(2));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_intr(&mut self) -> Result<()> {
-        match self.streams.stdin.as_ref() {
-            Some(input) if input.is_pty() => {
-                let intr = crate::driver::pty::interrupt_char(input.fd());
-                let start = Instant::now();
-                let outcome = self
-                    .streams
-                    .write_control(&[intr], start.checked_add(self.timeout))?;
-                self.written(outcome, start, || "room to send ^C".to_string())
-            }
-            _ => self.signal(Signal::SIGINT),
-        }
+        self.session.send_intr()
     }
 
     /// Sends end-of-file: on a pty the terminal's end-of-file character
@@ -363,18 +489,22 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn send_eof(&mut self) -> Result<()> {
-        let start = Instant::now();
-        let outcome = self.streams.send_eof(start.checked_add(self.timeout))?;
-        self.written(outcome, start, || "room to send end-of-file".to_string())
+        self.session.send_eof()
     }
 
     /// Closes the child's stdin: it reads end-of-file. On a pty this sends
     /// the terminal's end-of-file character instead, and no more input can
     /// be sent.
+    ///
+    /// ```
+    /// let mut wc = duet::Command::new("wc").arg("-l").spawn()?;
+    /// wc.send("a\nb\nc\n")?;
+    /// wc.close_stdin()?;                        // wc counts at end-of-file
+    /// assert_eq!(wc.read_line()?.trim(), "3");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close_stdin(&mut self) -> Result<()> {
-        let start = Instant::now();
-        let outcome = self.streams.close_stdin(start.checked_add(self.timeout))?;
-        self.written(outcome, start, || "room to send end-of-file".to_string())
+        self.session.close_stdin()
     }
 
     // ---- watches ---------------------------------------------------------
@@ -398,7 +528,7 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn fail_on(&mut self, pattern: Pattern) -> WatchId {
-        self.streams.core.watch(pattern, Action::FailOn)
+        self.session.fail_on(pattern)
     }
 
     /// Answers `reply` each time `pattern` appears in the child's output
@@ -417,14 +547,22 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn respond(&mut self, pattern: Pattern, reply: impl AsRef<[u8]>) -> WatchId {
-        let reply = reply.as_ref().to_vec();
-        self.streams.core.watch(pattern, Action::Respond(reply))
+        self.session.respond(pattern, reply)
     }
 
     /// Removes a watch set by [`fail_on`](Self::fail_on) or
     /// [`respond`](Self::respond). Removing one that is gone does nothing.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut cat = Command::new("cat").spawn()?;
+    /// let watch = cat.fail_on(Pattern::exact("error"));
+    /// cat.unwatch(watch);
+    /// assert_eq!(cat.ask("no error here")?, "no error here");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn unwatch(&mut self, id: WatchId) {
-        self.streams.core.unwatch(id);
+        self.session.unwatch(id)
     }
 
     // ---- reading lines ---------------------------------------------------
@@ -436,21 +574,42 @@ impl Child {
     /// the child closed its output, `Error::LineTooLong` (the line is
     /// skipped), `Error::InvalidUtf8` (with the raw bytes), `Error::FailOn`
     /// when a watch matched.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'one\\r\\ntwo\\nthree'"]).spawn()?;
+    /// assert_eq!(sh.read_line()?, "one");       // without "\r\n"
+    /// assert_eq!(sh.read_line()?, "two");
+    /// let err = sh.read_line().unwrap_err();     // "three" has no newline
+    /// assert!(err.is_eof() && err.to_string().contains("three"), "{err}");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line(&mut self) -> Result<String> {
-        self.read_line_timeout(self.timeout)
+        self.session.read_line()
     }
 
     /// [`read_line`](Self::read_line) with its own timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'par'; read x; echo 'tial'"]).spawn()?;
+    /// assert!(sh.read_line_timeout(Duration::from_millis(50)).unwrap_err().is_timeout());
+    /// sh.send_line("go")?;
+    /// assert_eq!(sh.read_line()?, "partial");    // the timeout lost nothing
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Stream::Stdout, timeout, false)?;
-        String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-            bytes: e.into_bytes(),
-        })
+        self.session.read_line_timeout(timeout)
     }
 
     /// Reads one line from stdout as bytes, whatever they are.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("printf").arg("caf\\351\\n").spawn()?;
+    /// assert_eq!(sh.read_line_bytes()?, b"caf\xe9");   // Latin-1, not UTF-8
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_line_bytes(&mut self) -> Result<Vec<u8>> {
-        self.line_from(Stream::Stdout, self.timeout, false)
+        self.session.read_line_bytes()
     }
 
     /// Sends `line` and reads one reply line.
@@ -461,29 +620,51 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn ask(&mut self, line: &str) -> Result<String> {
-        self.send_line(line)?;
-        self.read_line()
+        self.session.ask(line)
     }
 
     /// The stdout lines until end-of-file, each read with the default
     /// timeout. The iterator ends at end-of-file (yielding a last line that
     /// has no newline, as `std::io::BufRead::lines` does); other errors are
     /// items.
+    ///
+    /// ```
+    /// let mut sh = duet::Command::new("printf").arg("a\\nb\\nc").spawn()?;
+    /// let lines: Vec<String> = sh.lines().collect::<Result<_, _>>()?;
+    /// assert_eq!(lines, ["a", "b", "c"]);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn lines(&mut self) -> Lines<'_> {
-        Lines { child: self }
+        self.session.lines()
     }
 
     /// Reads one line from a piped stderr.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let mut sh = Command::new("sh").args(["-c", "echo out; echo warning >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// assert_eq!(sh.read_stderr_line()?, "warning");
+    /// assert_eq!(sh.read_line()?, "out");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_stderr_line(&mut self) -> Result<String> {
-        self.read_stderr_line_timeout(self.timeout)
+        self.session.read_stderr_line()
     }
 
     /// [`read_stderr_line`](Self::read_stderr_line) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut cat = Command::new("cat").stderr(Stdio::piped()).spawn()?;
+    /// let err = cat.read_stderr_line_timeout(Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_stderr_line_timeout(&mut self, timeout: Duration) -> Result<String> {
-        let bytes = self.line_from(Stream::Stderr, timeout, false)?;
-        String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-            bytes: e.into_bytes(),
-        })
+        self.session.read_stderr_line_timeout(timeout)
     }
 
     /// Returns output that has arrived on stdout: what is buffered, or else
@@ -491,51 +672,18 @@ impl Child {
     ///
     /// # Errors
     /// `Error::Eof` once everything has been read and the child closed stdout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sh = duet::Command::new("sh").args(["-c", "printf 'login: '; read user"]).spawn()?;
+    /// let mut got = Vec::new();
+    /// while got != b"login: " {
+    ///     got.extend(sh.read_available(Duration::from_secs(5))?);
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.piped(Stream::Stdout)?;
-        let deadline = sys::deadline_after(timeout);
-        let mut waited = false;
-        loop {
-            match self.streams.core.poll_available(Stream::Stdout) {
-                Poll::Ready(Ok(bytes)) => return Ok(bytes),
-                Poll::Ready(Err(halt)) => return Err(self.halted(Stream::Stdout, halt)),
-                Poll::Pending if waited => return Ok(Vec::new()),
-                Poll::Pending => {}
-            }
-            waited = !self.streams.fill(Stream::Stdout, deadline)?;
-        }
-    }
-
-    /// An error unless `s` is piped.
-    fn piped(&self, s: Stream) -> Result<()> {
-        match self.streams.core.inbox(s) {
-            Some(_) => Ok(()),
-            None => Err(errors::not_piped(s)),
-        }
-    }
-
-    /// Reads a line. At end-of-file an unterminated last line is returned
-    /// only when `unterminated_ok` (the `lines()` iterator, like std's);
-    /// `read_line` reports it as `Error::Eof` with the text in `partial`,
-    /// since a reply cut short usually means the child died mid-reply.
-    fn line_from(
-        &mut self,
-        s: Stream,
-        timeout: Duration,
-        unterminated_ok: bool,
-    ) -> Result<Vec<u8>> {
-        self.piped(s)?;
-        let mut clock = Clock::new(timeout);
-        loop {
-            match self.streams.core.poll_line(s, unterminated_ok) {
-                Poll::Ready(Ok(line)) => return Ok(line),
-                Poll::Ready(Err(halt)) => return Err(self.halted(s, halt)),
-                Poll::Pending => {}
-            }
-            if !self.streams.fill(s, clock.deadline())? {
-                return Err(self.timeout_error(s, clock.start(), "a line".to_string()));
-            }
-        }
+        self.session.read_available(timeout)
     }
 
     // ---- expect ----------------------------------------------------------
@@ -555,18 +703,26 @@ impl Child {
     /// examined a bounded number of times, and an expect that timed out
     /// resumes where it stopped when it is repeated with the same pattern.
     pub fn expect(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
-        self.expect_timeout(pattern, self.timeout)
+        self.session.expect(pattern)
     }
 
     /// [`expect`](Self::expect) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "printf 'Loading'; exec sleep 5"]).spawn()?;
+    /// let err = sh.expect_timeout(Pattern::exact("ready"), Duration::from_millis(100)).unwrap_err();
+    /// // The error says what was expected and what arrived.
+    /// assert!(err.is_timeout() && err.to_string().contains("Loading"), "{err}");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_timeout(
         &mut self,
         pattern: impl Into<Pattern>,
         timeout: Duration,
     ) -> Result<Match> {
-        let pattern = pattern.into();
-        let (_, m) = self.expect_in(Stream::Stdout, std::slice::from_ref(&pattern), timeout)?;
-        Ok(m)
+        self.session.expect_timeout(pattern, timeout)
     }
 
     /// Waits until one of `patterns` matches: returns its index and the match.
@@ -587,47 +743,45 @@ impl Child {
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn expect_any(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
-        self.expect_any_timeout(patterns, self.timeout)
+        self.session.expect_any(patterns)
     }
 
     /// [`expect_any`](Self::expect_any) with its own timeout.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// use std::time::Duration;
+    /// let mut cat = Command::new("cat").spawn()?;
+    /// let (i, _) = cat.expect_any_timeout(
+    ///     &[Pattern::exact("never"), Pattern::Timeout],  // a timeout is an outcome
+    ///     Duration::from_millis(50),
+    /// )?;
+    /// assert_eq!(i, 1);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_any_timeout(
         &mut self,
         patterns: &[Pattern],
         timeout: Duration,
     ) -> Result<(usize, Match)> {
-        self.expect_in(Stream::Stdout, patterns, timeout)
+        self.session.expect_any_timeout(patterns, timeout)
     }
 
     /// Waits until `pattern` matches a piped stderr (some programs prompt there).
+    ///
+    /// ```
+    /// use duet::{Command, Pattern, Stdio};
+    /// let mut sh = Command::new("sh")
+    ///     .args(["-c", "printf 'Password: ' >&2; read p; echo \"got $p\""])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// sh.expect_stderr(Pattern::exact("Password: "))?;
+    /// sh.send_secret("hunter2\n")?;
+    /// assert_eq!(sh.read_line()?, "got hunter2");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
-        let pattern = pattern.into();
-        let (_, m) =
-            self.expect_in(Stream::Stderr, std::slice::from_ref(&pattern), self.timeout)?;
-        Ok(m)
-    }
-
-    fn expect_in(
-        &mut self,
-        s: Stream,
-        patterns: &[Pattern],
-        timeout: Duration,
-    ) -> Result<(usize, Match)> {
-        self.piped(s)?;
-        let mut clock = Clock::new(timeout);
-        loop {
-            match self.streams.core.poll_expect(s, patterns) {
-                Poll::Ready(Ok(found)) => return Ok(found),
-                Poll::Ready(Err(halt)) => return Err(self.halted(s, halt)),
-                Poll::Pending => {}
-            }
-            if !self.streams.fill(s, clock.deadline())? {
-                if let Some(found) = self.streams.core.timed_out(s, patterns) {
-                    return Ok(found);
-                }
-                return Err(self.timeout_error(s, clock.start(), errors::describe(patterns)));
-            }
-        }
+        self.session.expect_stderr(pattern)
     }
 
     // ---- whole runs ------------------------------------------------------
@@ -654,8 +808,11 @@ impl Child {
     pub fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
         let deadline = timeout.and_then(sys::deadline_after);
+        if input.len() >= BULK_INPUT {
+            self.session.streams.widen_pipes(BULK_PIPE);
+        }
         if !input.is_empty() {
-            match self.streams.write(&[input], deadline, false) {
+            match self.session.streams.write(&[input], deadline, false) {
                 Ok(Written::All) => {}
                 Ok(Written::TimedOut(_)) => {
                     return Err(self.communicate_timeout(start, "the child to read its input"));
@@ -666,27 +823,27 @@ impl Child {
                 Err(e) => return Err(e.into()),
             }
         }
-        let _ = self.streams.close_stdin(deadline);
+        let _ = self.session.streams.close_stdin(deadline);
         let mut still_open = false;
         loop {
-            if self.streams.core.all_eof() {
+            if self.session.streams.core.all_eof() {
                 break;
             }
-            if self.process.try_wait()?.is_some() {
+            if self.process_mut().try_wait()?.is_some() {
                 let grace = sys::deadline_after(DRAIN_GRACE);
                 let drain_deadline = match (deadline, grace) {
                     (Some(d), Some(g)) => Some(d.min(g)),
                     (d, g) => d.or(g),
                 };
-                while !self.streams.core.all_eof() {
-                    if !self.streams.drain(drain_deadline, None)? {
-                        still_open = !self.streams.core.all_eof();
+                while !self.session.streams.core.all_eof() {
+                    if !self.session.streams.drain(drain_deadline, None)? {
+                        still_open = !self.session.streams.core.all_eof();
                         break;
                     }
                 }
                 break;
             }
-            if !self.streams.drain(deadline, Some(self.process.pidfd()))? {
+            if !self.session.drain_until_exit(deadline)? {
                 return Err(self.communicate_timeout(start, "the child to finish"));
             }
         }
@@ -700,124 +857,44 @@ impl Child {
                 crate::text::duration(DRAIN_GRACE)
             );
         }
-        let status = match self.process.wait_deadline(deadline)? {
+        let status = match self.process_mut().wait_deadline(deadline)? {
             Some(status) => status,
             None => return Err(self.communicate_timeout(start, "the child to exit")),
         };
         Ok(Output {
             status,
-            stdout: self.streams.core.take_all(Stream::Stdout),
-            stderr: self.streams.core.take_all(Stream::Stderr),
+            stdout: self.session.streams.core.take_all(Stream::Stdout),
+            stderr: self.session.streams.core.take_all(Stream::Stderr),
             still_open,
         })
     }
 
     /// A timeout of `communicate`, carrying a copy of everything captured.
     fn communicate_timeout(&mut self, start: Instant, expected: &str) -> Error {
-        let status = self.process.try_wait().ok().flatten();
-        errors::communicate_timeout(&self.streams.core, start.elapsed(), expected, status)
-    }
-
-    // ---- errors ----------------------------------------------------------
-
-    /// The error for a read or expect that the core halted.
-    fn halted(&mut self, s: Stream, halt: Halt) -> Error {
-        match halt {
-            Halt::Eof => self.eof_error(s),
-            Halt::Failed(e) => e,
-        }
-    }
-
-    /// A timeout error. When the child has exited meanwhile, the error says
-    /// so: a descendant holds its output open (the hang of tokio#2363 and
-    /// Python's subprocess), and waiting longer would not help.
-    fn timeout_error(&mut self, s: Stream, start: Instant, expected: String) -> Error {
-        let status = self.process.try_wait().ok().flatten();
-        errors::timeout(&self.streams.core, s, start.elapsed(), expected, status)
-    }
-
-    fn eof_error(&mut self, s: Stream) -> Error {
-        let status = self
-            .process
-            .wait_deadline(sys::deadline_after(EOF_STATUS_GRACE))
-            .ok()
-            .flatten();
-        errors::eof(&self.streams.core, s, status)
-    }
-}
-
-/// The clock of one read that may have to wait. It is read only when the
-/// call first has to wait: a line that is already buffered costs no clock
-/// read (streaming many short lines spent a fifth of its time in
-/// `clock_gettime` before). The timeout runs from that first wait; the time
-/// spent before it is only a scan of the buffer.
-struct Clock {
-    timeout: Duration,
-    started: Option<(Instant, Option<Instant>)>,
-}
-
-impl Clock {
-    fn new(timeout: Duration) -> Clock {
-        Clock {
-            timeout,
-            started: None,
-        }
-    }
-
-    fn started(&mut self) -> (Instant, Option<Instant>) {
-        let timeout = self.timeout;
-        *self.started.get_or_insert_with(|| {
-            let now = Instant::now();
-            (now, now.checked_add(timeout))
-        })
-    }
-
-    /// When the wait must end (`None`: never); starts the clock.
-    fn deadline(&mut self) -> Option<Instant> {
-        self.started().1
-    }
-
-    /// When the first wait began.
-    fn start(&mut self) -> Instant {
-        self.started().0
+        let status = self.process_mut().try_wait().ok().flatten();
+        errors::communicate_timeout(
+            &self.session.streams.core,
+            start.elapsed(),
+            expected,
+            status,
+        )
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         // Close our ends first: many children exit on end-of-file alone.
-        self.streams.close_all();
-        if self.process.status().is_some() {
+        self.session.streams.close_all();
+        if self.process().status().is_some() {
             return;
         }
         let outcome = match self.on_drop {
             OnDrop::Detach => return,
-            OnDrop::Wait => self.process.wait_deadline(None).map(|_| ()),
-            OnDrop::Terminate(grace) => self.process.terminate(grace).map(|_| ()),
+            OnDrop::Wait => self.process_mut().wait_deadline(None).map(|_| ()),
+            OnDrop::Terminate(grace) => self.process_mut().terminate(grace).map(|_| ()),
         };
         if let Err(e) = outcome {
             log::warn!("dropping child `{}` (pid {}): {e}", self.program, self.id());
-        }
-    }
-}
-
-/// Iterator over a child's stdout lines; see [`Child::lines`].
-#[derive(Debug)]
-pub struct Lines<'a> {
-    child: &'a mut Child,
-}
-
-impl Iterator for Lines<'_> {
-    type Item = Result<String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let timeout = self.child.timeout;
-        match self.child.line_from(Stream::Stdout, timeout, true) {
-            Err(Error::Eof { .. }) => None,
-            Err(e) => Some(Err(e)),
-            Ok(bytes) => Some(String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-                bytes: e.into_bytes(),
-            })),
         }
     }
 }

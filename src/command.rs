@@ -39,16 +39,40 @@ pub(crate) enum StdioKind {
 
 impl Stdio {
     /// A pipe to the parent: the conversation API reads and writes it.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let mut sh = Command::new("sh").args(["-c", "echo oops >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// assert_eq!(sh.read_stderr_line()?, "oops");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn piped() -> Stdio {
         Stdio(StdioKind::Piped)
     }
 
     /// The parent's own stream (the default for stderr).
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// // The child writes straight to this process's stdout; nothing is captured.
+    /// let out = Command::new("true").stdout(Stdio::inherit()).output()?;
+    /// assert!(out.stdout.is_empty() && out.status.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn inherit() -> Stdio {
         Stdio(StdioKind::Inherit)
     }
 
     /// `/dev/null`.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let out = Command::new("echo").arg("gone").stdout(Stdio::null()).output()?;
+    /// assert!(out.stdout.is_empty());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn null() -> Stdio {
         Stdio(StdioKind::Null)
     }
@@ -125,6 +149,10 @@ pub struct Command {
     pub(crate) on_drop: OnDrop,
     pub(crate) use_fork: bool,
     pub(crate) channel: bool,
+    /// The host to run on through OpenSSH (`None`: here).
+    pub(crate) ssh_host: Option<OsString>,
+    /// `-o` options for that `ssh`, in order.
+    pub(crate) ssh_options: Vec<OsString>,
     pub(crate) legacy_kernel: bool,
 }
 
@@ -132,6 +160,14 @@ impl Command {
     /// A command that runs `program`, looked up on `PATH` like `execvp`
     /// when it contains no `/` (the child's `PATH` when [`env`](Self::env)
     /// changes it).
+    ///
+    /// ```
+    /// let mut echo = duet::Command::new("echo");   // found on PATH
+    /// echo.arg("hello");
+    /// assert_eq!(echo.output()?.stdout, b"hello\n");
+    /// assert_eq!(echo.output()?.stdout, b"hello\n");   // a command runs again
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn new(program: impl AsRef<OsStr>) -> Command {
         Command {
             program: program.as_ref().to_owned(),
@@ -154,18 +190,32 @@ impl Command {
             on_drop: OnDrop::default(),
             use_fork: false,
             channel: false,
+            ssh_host: None,
+            ssh_options: Vec::new(),
             legacy_kernel: false,
         }
     }
 
     /// Adds one argument. It reaches the child byte for byte: no shell is
     /// involved.
+    ///
+    /// ```
+    /// let out = duet::Command::new("printf").arg("%s|").arg("one word; $NOT expanded").output()?;
+    /// assert_eq!(out.stdout, b"one word; $NOT expanded|");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
         self.args.push(arg.as_ref().to_owned());
         self
     }
 
     /// Adds several arguments.
+    ///
+    /// ```
+    /// let out = duet::Command::new("printf").args(["%s|", "a", "b c"]).output()?;
+    /// assert_eq!(out.stdout, b"a|b c|");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn args<I, S>(&mut self, args: I) -> &mut Self
     where
         I: IntoIterator<Item = S>,
@@ -177,6 +227,14 @@ impl Command {
     }
 
     /// Sets an environment variable for the child.
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "echo $GREETING"])
+    ///     .env("GREETING", "hi")
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
         self.env
             .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
@@ -184,6 +242,14 @@ impl Command {
     }
 
     /// Sets several environment variables.
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "echo $A$B"])
+    ///     .envs([("A", "1"), ("B", "2")])
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"12\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -197,6 +263,15 @@ impl Command {
     }
 
     /// Removes an environment variable from the child's environment.
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "echo ${DUET_X-unset}"])
+    ///     .env("DUET_X", "set")
+    ///     .env_remove("DUET_X")                  // the last change wins
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"unset\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
         self.env.push((key.as_ref().to_owned(), None));
         self
@@ -204,6 +279,12 @@ impl Command {
 
     /// Starts the child with an empty environment plus what
     /// [`env`](Self::env) adds afterwards.
+    ///
+    /// ```
+    /// let out = duet::Command::new("/usr/bin/env").env_clear().env("ONLY", "this").output()?;
+    /// assert_eq!(out.stdout, b"ONLY=this\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn env_clear(&mut self) -> &mut Self {
         self.env_clear = true;
         self.env.clear();
@@ -212,18 +293,47 @@ impl Command {
 
     /// The child's working directory. A directory that does not exist is an
     /// [`Error::Spawn`](crate::Error::Spawn) naming it.
+    ///
+    /// ```
+    /// use duet::{Command, Error};
+    /// let out = Command::new("pwd").current_dir("/").output()?;
+    /// assert_eq!(out.stdout, b"/\n");
+    /// let err = Command::new("pwd").current_dir("/no/such/dir").spawn().unwrap_err();
+    /// assert!(matches!(err, Error::Spawn { .. }) && err.to_string().contains("/no/such/dir"));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
         self.cwd = Some(dir.as_ref().to_owned());
         self
     }
 
     /// Where the child's stdin comes from (default: piped).
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let path = std::env::temp_dir().join(format!("duet-doc-stdin-{}", std::process::id()));
+    /// std::fs::write(&path, "from a file\n")?;
+    /// let out = Command::new("cat").stdin(Stdio::from(std::fs::File::open(&path)?)).output()?;
+    /// assert_eq!(out.stdout, b"from a file\n");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stdin(&mut self, stdio: Stdio) -> &mut Self {
         self.stdin = stdio;
         self
     }
 
     /// Where the child's stdout goes (default: piped).
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let path = std::env::temp_dir().join(format!("duet-doc-stdout-{}", std::process::id()));
+    /// let file = std::fs::File::create(&path)?;
+    /// Command::new("echo").arg("to a file").stdout(Stdio::from(file)).spawn()?.wait()?;
+    /// assert_eq!(std::fs::read_to_string(&path)?, "to a file\n");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stdout(&mut self, stdio: Stdio) -> &mut Self {
         self.stdout = stdio;
         self
@@ -232,6 +342,15 @@ impl Command {
     /// Where the child's stderr goes (default: inherited; on a pty, the pty).
     /// When piped, it is drained in the same poll loop as stdout, so a child
     /// that fills stderr never blocks, and errors show its last lines.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let out = Command::new("sh").args(["-c", "echo out; echo err >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .output()?;
+    /// assert_eq!((out.stdout, out.stderr), (b"out\n".to_vec(), b"err\n".to_vec()));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn stderr(&mut self, stdio: Stdio) -> &mut Self {
         self.stderr = Some(stdio);
         self
@@ -241,6 +360,14 @@ impl Command {
     /// same file, or the parent's own stdout when stdout is inherited. The
     /// child's descriptor 2 is a duplicate of its descriptor 1, as in a
     /// shell and in Python's `stderr=STDOUT`.
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2"])
+    ///     .merge_stderr(true)
+    ///     .output()?;
+    /// assert_eq!(out.stdout, b"out\nerr\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn merge_stderr(&mut self, merge: bool) -> &mut Self {
         self.merge_stderr = merge;
         self
@@ -248,6 +375,16 @@ impl Command {
 
     /// The default timeout for every read, expect and write (10 s if unset).
     /// [`output`](Self::output) waits without a limit unless this is set.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut child = duet::Command::new("sleep").arg("5")
+    ///     .timeout(Duration::from_millis(100))
+    ///     .spawn()?;
+    /// let err = child.read_line().unwrap_err();       // nothing within 100 ms
+    /// assert!(err.is_timeout(), "{err}");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = Some(timeout);
         self
@@ -256,6 +393,16 @@ impl Command {
     /// The longest line `read_line` accepts, in bytes (default 1 MiB).
     /// A longer line is [`Error::LineTooLong`](crate::Error::LineTooLong) and
     /// is skipped; the next read returns the line after it.
+    ///
+    /// ```
+    /// use duet::{Command, Error};
+    /// let mut child = Command::new("sh").args(["-c", "printf '%0100d\\nok\\n' 0"])
+    ///     .max_line(10)
+    ///     .spawn()?;
+    /// assert!(matches!(child.read_line(), Err(Error::LineTooLong { limit: 10 })));
+    /// assert_eq!(child.read_line()?, "ok");           // nothing after it is lost
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn max_line(&mut self, bytes: usize) -> &mut Self {
         self.max_line = bytes.max(1);
         self
@@ -267,6 +414,14 @@ impl Command {
     /// then answer line by line. Echo is off unless
     /// [`pty_echo`](Self::pty_echo). Lines of any length arrive whole in both
     /// directions, and `close_stdin` delivers end-of-file.
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("sh").args(["-c", "[ -t 0 ] && [ -t 1 ] && echo terminal"])
+    ///     .pty(true)
+    ///     .spawn()?;
+    /// assert_eq!(child.read_line()?, "terminal");     // "\r\n" is removed too
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn pty(&mut self, pty: bool) -> &mut Self {
         self.pty = pty;
         self
@@ -276,6 +431,15 @@ impl Command {
     /// Output is unbuffered as on a terminal, while stderr stays separate and
     /// input is never echoed. The terminal does no output processing, so the
     /// bytes arrive exactly as written.
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("sh")
+    ///     .args(["-c", "[ -t 1 ] && [ ! -t 0 ] && echo 'stdout only'"])
+    ///     .pty_stdout(true)
+    ///     .spawn()?;
+    /// assert_eq!(child.read_line()?, "stdout only");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn pty_stdout(&mut self, pty: bool) -> &mut Self {
         self.pty_stdout = pty;
         self
@@ -283,12 +447,26 @@ impl Command {
 
     /// Turns the pty's echo on (off by default, so replies are not mixed
     /// with what was sent).
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").pty(true).pty_echo(true).spawn()?;
+    /// cat.send_line("hi")?;
+    /// assert_eq!(cat.read_line()?, "hi");   // the terminal's echo
+    /// assert_eq!(cat.read_line()?, "hi");   // cat's copy
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn pty_echo(&mut self, echo: bool) -> &mut Self {
         self.pty_echo = echo;
         self
     }
 
     /// The pty's window size (default 24 rows, 80 columns).
+    ///
+    /// ```
+    /// let mut stty = duet::Command::new("stty").arg("size").pty(true).pty_size(30, 100).spawn()?;
+    /// assert_eq!(stty.read_line()?, "30 100");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn pty_size(&mut self, rows: u16, cols: u16) -> &mut Self {
         self.pty_size = (rows, cols);
         self
@@ -298,6 +476,17 @@ impl Command {
     /// [`Child::kill`](crate::Child::kill), [`Child::signal`](crate::Child::signal)
     /// and [`Child::terminate`](crate::Child::terminate) reach its
     /// descendants too. (A pty child always has its own session and group.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sh = duet::Command::new("sh").args(["-c", "sleep 60 & echo started; wait"])
+    ///     .process_group(true)
+    ///     .spawn()?;
+    /// assert_eq!(sh.read_line()?, "started");
+    /// let status = sh.terminate(Duration::from_secs(1))?;  // the sleep goes too
+    /// assert_eq!(status.signal(), Some(15));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn process_group(&mut self, group: bool) -> &mut Self {
         self.process_group = group;
         self
@@ -306,6 +495,14 @@ impl Command {
     /// Sets the capacity of the pipes duet creates (`F_SETPIPE_SZ`). Large
     /// pipes (1 MiB) speed up bulk streams; the kernel caps the size at
     /// `/proc/sys/fs/pipe-max-size` for unprivileged users.
+    ///
+    /// ```
+    /// let mut cat = duet::Command::new("cat").pipe_size(1 << 20).spawn()?;
+    /// let big = "x".repeat(500_000);
+    /// cat.send_line(&big)?;                 // fits in the pipe at once
+    /// assert_eq!(cat.read_line()?.len(), big.len());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn pipe_size(&mut self, bytes: usize) -> &mut Self {
         self.pipe_size = Some(bytes);
         self
@@ -313,6 +510,19 @@ impl Command {
 
     /// What dropping the [`Child`] does while it runs (default: terminate
     /// with a 1 s grace and reap).
+    ///
+    /// ```
+    /// use duet::{Command, OnDrop};
+    /// let path = std::env::temp_dir().join(format!("duet-doc-ondrop-{}", std::process::id()));
+    /// let child = Command::new("sh")
+    ///     .args(["-c", "read x; echo finished > \"$0\""]).arg(&path)
+    ///     .on_drop(OnDrop::Wait)
+    ///     .spawn()?;
+    /// drop(child);          // closes stdin, then waits: the script runs to its end
+    /// assert_eq!(std::fs::read_to_string(&path)?, "finished\n");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn on_drop(&mut self, policy: OnDrop) -> &mut Self {
         self.on_drop = policy;
         self
@@ -324,6 +534,12 @@ impl Command {
     /// the default costs the same whatever the parent's size, while a copy
     /// duplicates the parent's page tables. Useful to rule out the spawn
     /// method when investigating a problem.
+    ///
+    /// ```
+    /// let out = duet::Command::new("echo").arg("forked").use_fork(true).output()?;
+    /// assert_eq!(out.stdout, b"forked\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn use_fork(&mut self, fork: bool) -> &mut Self {
         self.use_fork = fork;
         self
@@ -335,8 +551,86 @@ impl Command {
     /// inside the child, [`channel::from_env`](crate::channel::from_env)
     /// returns it, and in the child's own children it refuses. The parent
     /// takes its end with [`Child::take_channel`](crate::Child::take_channel).
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "echo $DUET_CHANNEL_FD"]).channel().output()?;
+    /// assert_eq!(out.stdout, b"3\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn channel(&mut self) -> &mut Self {
         self.channel = true;
+        self
+    }
+
+    /// Runs the program on `host` (`[user@]host`, or a `Host` of your
+    /// `~/.ssh/config`) through OpenSSH's `ssh` instead of here. Every
+    /// [`Child`] method works on it; what changes:
+    ///
+    /// - **Arguments** arrive byte for byte: duet quotes each word for the
+    ///   remote shell (which must be a POSIX shell: sh, bash, dash, ksh,
+    ///   zsh), so spaces, quotes, `$`, `;` and newlines are never re-split.
+    ///   [`env`](Self::env), [`env_remove`](Self::env_remove),
+    ///   [`env_clear`](Self::env_clear) (then only what `env` adds, and
+    ///   `PATH` is the remote `sh`'s default) and
+    ///   [`current_dir`](Self::current_dir) (relative to the remote home)
+    ///   apply on the remote side; the remote `env_remove` takes shell
+    ///   identifiers only.
+    /// - **Errors**: a program that is missing or not executable there, or
+    ///   a directory that is missing, is [`Error::Spawn`](crate::Error::Spawn)
+    ///   whose path reads `host:program`; a host that cannot be reached is
+    ///   `Error::Spawn` with the step `connect through ssh to` and what ssh
+    ///   said. `ssh` never prompts (`BatchMode=yes`): use keys or an agent.
+    /// - **Signals**: [`Child::signal`](crate::Child::signal),
+    ///   [`kill`](crate::Child::kill), [`terminate`](crate::Child::terminate)
+    ///   and dropping the child reach the remote program (duet runs `kill`
+    ///   on the host), so nothing is left running there. With
+    ///   [`process_group`](Self::process_group) they reach its process group.
+    ///   [`Child::id`](crate::Child::id) is the local `ssh`'s pid.
+    /// - **Status**: the remote exit code. OpenSSH does not pass on a
+    ///   remote death by signal: it shows as exit code 255, as from `ssh`.
+    /// - **Connections**: one master connection per host (`ControlMaster`,
+    ///   its socket in `$TMPDIR/duet-ssh-UID`, created 0700 and refused if
+    ///   anyone else could write it; `ControlPersist=60`), so a second spawn
+    ///   to a host costs a fraction of the first, from any process of this
+    ///   user.
+    /// - **pty**: [`pty`](Self::pty) puts the remote program on a remote
+    ///   pseudo-terminal (`ssh -tt`), with echo, size and `^C` as locally;
+    ///   [`pty_stdout`](Self::pty_stdout) only changes the local side.
+    ///   [`channel`](Self::channel) cannot cross hosts (an error).
+    /// - **stdout** that is not piped is read up to the remote program's
+    ///   start, then copied to its destination by a thread.
+    ///
+    /// ```no_run
+    /// let mut bc = duet::Command::new("bc").arg("-q")
+    ///     .ssh("user@calc.example.org")
+    ///     .ssh_option("Port=2222")
+    ///     .spawn()?;
+    /// assert_eq!(bc.ask("2+2")?, "4");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn ssh(&mut self, host: impl AsRef<OsStr>) -> &mut Self {
+        self.ssh_host = Some(host.as_ref().to_owned());
+        self
+    }
+
+    /// Passes `-o OPTION` to `ssh` (for example `Port=2222`,
+    /// `IdentityFile=~/.ssh/ci`). The options come before duet's own, and
+    /// ssh keeps the first value it sees, so they can override duet's
+    /// defaults (`BatchMode=yes`, `ControlMaster=auto`, `ControlPath`,
+    /// `ControlPersist=60`, `LogLevel=ERROR`). Only with [`ssh`](Self::ssh):
+    /// without a host, spawning is an error.
+    ///
+    /// ```no_run
+    /// let out = duet::Command::new("uname")
+    ///     .ssh("build-host")
+    ///     .ssh_option("ConnectTimeout=5")
+    ///     .ssh_option("ControlPersist=no")
+    ///     .output()?;
+    /// println!("{}", String::from_utf8_lossy(&out.stdout));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn ssh_option(&mut self, option: impl AsRef<OsStr>) -> &mut Self {
+        self.ssh_options.push(option.as_ref().to_owned());
         self
     }
 
@@ -357,8 +651,32 @@ impl Command {
     /// its message names the program, the failing step (`exec`, `chdir`, …),
     /// the path and the OS error. A missing program is this error, never a
     /// child that exits 127.
+    ///
+    /// ```
+    /// use duet::{Command, Error};
+    /// let mut cat = Command::new("cat").spawn()?;
+    /// assert_eq!(cat.ask("hi")?, "hi");
+    /// let err = Command::new("duet-no-such-program").spawn().unwrap_err();
+    /// assert!(matches!(err, Error::Spawn { .. }));
+    /// assert!(err.to_string().contains("duet-no-such-program"));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn spawn(&mut self) -> Result<Child> {
-        crate::spawn::spawn(self)
+        if self.ssh_host.is_some() {
+            crate::remote::spawn(self)
+        } else if let Some(opt) = self.ssh_options.first() {
+            Err(crate::error::SpawnFailure {
+                step: "use ssh option",
+                path: Some(opt.to_string_lossy().into_owned()),
+                os: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "ssh_option needs ssh(host)",
+                ),
+            }
+            .into_error(&self.program_name()))
+        } else {
+            crate::spawn::spawn(self)
+        }
     }
 
     /// Runs the child to completion and captures stdout and stderr (stdin

@@ -15,6 +15,25 @@ use crate::status::ExitStatus;
 ///
 /// `Display` gives a one-line explanation meant for people; the fields give
 /// the same facts to programs.
+///
+/// ```
+/// use duet::{Command, Error, Pattern};
+/// use std::time::Duration;
+/// let mut sh = Command::new("sh").args(["-c", "printf 'half a rep'; exec sleep 5"])
+///     .timeout(Duration::from_millis(100))
+///     .spawn()?;
+/// match sh.expect(Pattern::exact("done")) {
+///     Err(Error::Timeout { waited, expected, partial, .. }) => {
+///         assert!(waited >= Duration::from_millis(100));
+///         assert_eq!(expected, r#"exact "done""#);
+///         assert_eq!(partial, "half a rep");   // still buffered, not lost
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// let err = Command::new("duet-no-such-program").spawn().unwrap_err();
+/// assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::NotFound);
+/// # Ok::<(), duet::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -118,6 +137,15 @@ impl Error {
     /// The exit status of the child, when the error happened after it exited
     /// ([`Error::Eof`], or [`Error::Timeout`] while a descendant held the
     /// output open).
+    ///
+    /// ```
+    /// use duet::Command;
+    /// let mut sh = Command::new("sh").args(["-c", "echo partial; exit 3"]).spawn()?;
+    /// assert_eq!(sh.read_line()?, "partial");
+    /// let err = sh.read_line().unwrap_err();              // closed: Error::Eof
+    /// assert_eq!(err.status().and_then(|s| s.code()), Some(3));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn status(&self) -> Option<ExitStatus> {
         match self {
             Error::Eof { status, .. } | Error::Timeout { status, .. } => *status,
@@ -150,11 +178,26 @@ impl Error {
     }
 
     /// True for [`Error::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// let err = cat.read_line_timeout(Duration::from_millis(20)).unwrap_err();
+    /// assert!(err.is_timeout() && !err.is_eof());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
 
     /// True for [`Error::Eof`].
+    ///
+    /// ```
+    /// let mut t = duet::Command::new("true").spawn()?;
+    /// let err = t.read_line().unwrap_err();
+    /// assert!(err.is_eof() && !err.is_timeout());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn is_eof(&self) -> bool {
         matches!(self, Error::Eof { .. })
     }

@@ -83,6 +83,16 @@ impl FifoDir {
     ///
     /// [`Error::Io`] naming the path and the problem: a symlink, not a
     /// directory, another owner, group/world writable, or an OS error.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-create-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;            // made 0700
+    /// assert!(dir.created());
+    /// assert!(FifoDir::create("/tmp").is_err());    // others can write there
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>) -> Result<FifoDir> {
         let path = &without_trailing_slashes(path.as_ref());
         let created = match mkdirat(nix::fcntl::AT_FDCWD, path, Mode::S_IRWXU) {
@@ -105,6 +115,17 @@ impl FifoDir {
     /// # Errors
     ///
     /// As for [`FifoDir::create`]; a missing directory is `NotFound`.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-open-{}", std::process::id()));
+    /// std::fs::create_dir(&path)?;
+    /// let dir = FifoDir::open(&path)?;              // must exist, and be safe
+    /// assert!(!dir.created());
+    /// assert!(FifoDir::open(path.join("missing")).is_err());
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<FifoDir> {
         Self::open_checked(&without_trailing_slashes(path.as_ref()), false)
     }
@@ -155,11 +176,30 @@ impl FifoDir {
     }
 
     /// The directory's path as it was given.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-dirpath-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// assert_eq!(dir.path(), path);
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// True when [`FifoDir::create`] made the directory (it did not exist).
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-created-{}", std::process::id()));
+    /// let first = FifoDir::create(&path)?;
+    /// let second = FifoDir::create(&path)?;         // exists now: checked and adopted
+    /// assert!(first.created() && !second.created());
+    /// first.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn created(&self) -> bool {
         self.created
     }
@@ -172,6 +212,21 @@ impl FifoDir {
     ///
     /// A bad name (empty, `.`, `..`, or containing `/`), a name that exists as
     /// a symlink or as anything but a FIFO, a FIFO owned by someone else.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// use std::os::unix::fs::FileTypeExt;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-fifo-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let fifo = dir.fifo("in")?;
+    /// assert!(std::fs::metadata(fifo.path())?.file_type().is_fifo());
+    /// std::fs::write(path.join("plain"), "")?;
+    /// assert!(dir.fifo("plain").is_err());          // never a regular file
+    /// drop(fifo);                                    // removes `in`
+    /// dir.remove_entry("plain")?;
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fifo(&self, name: &str) -> Result<Fifo> {
         self.make_fifo(name, false)
     }
@@ -182,6 +237,17 @@ impl FifoDir {
     /// # Errors
     ///
     /// As for [`FifoDir::fifo`], plus any existing entry.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-createfifo-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let fifo = dir.create_fifo("out")?;
+    /// assert!(dir.create_fifo("out").is_err());     // exists already
+    /// drop(fifo);
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create_fifo(&self, name: &str) -> Result<Fifo> {
         self.make_fifo(name, true)
     }
@@ -192,6 +258,20 @@ impl FifoDir {
     /// # Errors
     ///
     /// A missing name (`NotFound`), a symlink, anything but a FIFO, another owner.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-existing-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// assert!(dir.existing_fifo("in").is_err());    // not made yet
+    /// let made = dir.fifo("in")?.keep();
+    /// let existing = dir.existing_fifo("in")?;
+    /// assert_eq!(existing.path(), made);
+    /// drop(existing);                                // kept: still there
+    /// dir.remove_entry("in")?;
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn existing_fifo(&self, name: &str) -> Result<Fifo> {
         check_name(name)?;
         self.check_entry(name, SFlag::S_IFIFO, "a FIFO")?;
@@ -244,6 +324,20 @@ impl FifoDir {
     /// # Errors
     ///
     /// A bad name, a symlink, anything but a regular file, an OS error.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// use nix::fcntl::OFlag;
+    /// use std::io::Write;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-openfile-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let mut pid = dir.open_file("pid", OFlag::O_WRONLY | OFlag::O_CREAT)?;
+    /// writeln!(pid, "{}", std::process::id())?;
+    /// assert!(dir.open_file("../escape", OFlag::O_RDONLY).is_err());
+    /// dir.remove_entry("pid")?;
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_file(&self, name: &str, flags: OFlag) -> Result<File> {
         check_name(name)?;
         let path = self.path.join(name);
@@ -269,6 +363,17 @@ impl FifoDir {
     /// # Errors
     ///
     /// A bad name, or an OS error other than `ENOENT`.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-rmentry-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// std::fs::write(path.join("stale.log"), "old")?;
+    /// dir.remove_entry("stale.log")?;
+    /// dir.remove_entry("stale.log")?;               // gone already: fine
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove_entry(&self, name: &str) -> Result<()> {
         check_name(name)?;
         match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
@@ -284,6 +389,19 @@ impl FifoDir {
     /// # Errors
     ///
     /// An OS error reading the directory.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-entries-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let (a, b) = (dir.fifo("in")?, dir.fifo("out")?);
+    /// let mut names = dir.entries()?;
+    /// names.sort();
+    /// assert_eq!(names, ["in", "out"]);
+    /// drop((a, b));
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn entries(&self) -> Result<Vec<String>> {
         let read = |e: io::Error| {
             Error::Io(io::Error::new(
@@ -309,6 +427,15 @@ impl FifoDir {
     /// # Errors
     ///
     /// The directory is not empty, or another OS error.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-remove-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// dir.remove()?;
+    /// assert!(!path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(self) -> Result<()> {
         std::fs::remove_dir(&self.path).map_err(|e| {
             Error::Io(io::Error::new(
@@ -341,6 +468,17 @@ pub struct Fifo {
 
 impl Fifo {
     /// The FIFO's path.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-fifopath-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let fifo = dir.fifo("in")?;
+    /// assert_eq!(fifo.path(), path.join("in"));
+    /// drop(fifo);
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -353,6 +491,24 @@ impl Fifo {
     ///
     /// The name is now a symlink or not a FIFO; a non-blocking write open
     /// with no reader (`NotConnected`, "no reader"); another OS error.
+    ///
+    /// ```
+    /// use duet::fifo::{Access, FifoDir};
+    /// use std::io::{BufRead, BufReader, Write};
+    /// let path = std::env::temp_dir().join(format!("duet-doc-fifoopen-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let fifo = dir.fifo("in")?;
+    /// assert!(fifo.open(Access::Write, true).is_err());  // no reader yet
+    /// let server = fifo.open(Access::ReadWrite, false)?; // never sees end-of-file
+    /// let mut client = fifo.open(Access::Write, false)?;
+    /// writeln!(client, "request")?;
+    /// let mut line = String::new();
+    /// BufReader::new(server).read_line(&mut line)?;
+    /// assert_eq!(line, "request\n");
+    /// drop(fifo);
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self, access: Access, nonblocking: bool) -> Result<File> {
         let mut flags = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         flags |= match access {
@@ -382,6 +538,17 @@ impl Fifo {
     }
 
     /// Keeps the FIFO: dropping this value will not remove it. Returns its path.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-keep-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let kept = dir.fifo("in")?.keep();            // dropped, yet still there
+    /// assert!(kept.exists());
+    /// dir.remove_entry("in")?;
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;
         std::mem::take(&mut self.path)
@@ -392,6 +559,18 @@ impl Fifo {
     /// # Errors
     ///
     /// An OS error other than `ENOENT`.
+    ///
+    /// ```
+    /// use duet::fifo::FifoDir;
+    /// let path = std::env::temp_dir().join(format!("duet-doc-fiforemove-{}", std::process::id()));
+    /// let dir = FifoDir::create(&path)?;
+    /// let mut fifo = dir.fifo("in")?;
+    /// fifo.remove()?;
+    /// fifo.remove()?;                                // idempotent
+    /// assert!(!path.join("in").exists());
+    /// dir.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self) -> Result<()> {
         self.keep = true;
         match unlinkat(&self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir) {

@@ -26,6 +26,62 @@
 //! [`Child::read_line`], [`Child::ask`], [`Child::expect`]) and the
 //! process ([`Child::wait`], [`Child::terminate`]).
 //!
+//! # Which API for which job
+//!
+//! | job | API |
+//! |---|---|
+//! | run a program to the end, capture its output | [`Command::output`], [`Child::communicate`] |
+//! | one request line, one reply line | [`Child::ask`], [`Child::send_line`] + [`Child::read_line_timeout`] |
+//! | wait for a prompt without newline (`(gdb) `, `>>> `) | [`Child::expect`] with [`Pattern::exact`] |
+//! | a reply line that must be whole | [`Pattern::line`] |
+//! | several possible outcomes, end of output or timeout among them | [`Child::expect_any`] with [`Pattern::Eof`], [`Pattern::Timeout`] |
+//! | fail on an error text wherever it shows up; answer `[y/N]` prompts | [`Child::fail_on`], [`Child::respond`] |
+//! | a program that buffers its output on pipes | [`Command::pty`], [`Command::pty_stdout`] |
+//! | prompts or errors on stderr | [`Command::stderr`]`(`[`Stdio::piped`]`)`, [`Child::read_stderr_line`], [`Child::expect_stderr`] |
+//! | ^C, ^D, ^Z to a program on a pty | [`Child::send_intr`], [`Child::send_eof`], [`Child::send_control`] |
+//! | stop it, with its descendants | [`Child::terminate`], [`Command::process_group`], [`Command::on_drop`] |
+//! | the same program on another host | [`Command::ssh`], [`Command::ssh_option`] |
+//! | many shell commands, each with stdout, stderr and `$?` | [`Shell`] (local or with [`Command::ssh`]) |
+//! | whole messages instead of lines (Python's `multiprocessing.Pipe`) | [`channel::pipe`], [`Command::channel`], [`Child::take_channel`] |
+//! | named pipes for unrelated processes | [`fifo::FifoDir`], [`fifo::Fifo`] |
+//! | keep a program running: restarts, signal forwarding, reaping | [`supervise::Supervisor`] |
+//! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`] |
+//!
+//! # Programs on other hosts
+//!
+//! [`Command::ssh`] runs the program through OpenSSH: the arguments arrive
+//! byte for byte, [`env`](Command::env) and [`current_dir`](Command::current_dir)
+//! apply on the host, a program missing there is [`Error::Spawn`], and
+//! signals, [`Child::terminate`] and dropping the child reach the remote
+//! program. Spawns to one host share one connection.
+//!
+//! ```no_run
+//! let mut bc = duet::Command::new("bc").arg("-q").ssh("calc.example.org").spawn()?;
+//! assert_eq!(bc.ask("2+2")?, "4");
+//! # Ok::<(), duet::Error>(())
+//! ```
+//!
+//! # Shell sessions
+//!
+//! A [`Shell`] keeps one `sh` or `bash` running and returns each command's
+//! stdout, stderr and exit code; prompts, `PROMPT_COMMAND`, echo and output
+//! without a final newline cannot desynchronise it.
+//!
+//! ```
+//! let mut sh = duet::Shell::spawn(duet::Command::new("sh"))?;
+//! let r = sh.run("cd /; pwd; ls /nope")?;
+//! assert_eq!(r.stdout, "/\n");
+//! assert!(!r.stderr.is_empty() && r.code != 0);
+//! # Ok::<(), duet::Error>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `cli` (default): the `duet` binary and its dependencies (clap,
+//!   env_logger, clap_complete, clap_mangen). A library user turns it off:
+//!   `duet = { ..., default-features = false }`.
+//! - `fuzzing`: exposes internal parsers to the fuzz targets; not an API.
+//!
 //! # Deadlocks and caveats
 //!
 //! Pipes have a fixed capacity (64 KiB by default). The classic deadlock is
@@ -54,9 +110,17 @@
 //!   on a pty: [`Command::pty`] or [`Command::pty_stdout`].
 //! - **Memory.** Output that is never read is kept. A child that floods
 //!   forever while you only write will grow the buffer until you read.
-//! - **Signals.** duet installs no signal handler. Writing to a child that is
-//!   gone returns `BrokenPipe` rather than raising SIGPIPE.
-//! - **Linux only.** Waiting uses pidfds (Linux 5.3 or later).
+//! - **Signals.** Spawning, waiting and the conversation install no signal
+//!   handler: waits use pidfds, not SIGCHLD. Writing to a child that is gone
+//!   returns `BrokenPipe` rather than raising SIGPIPE. The APIs that do
+//!   install handlers, process-wide and only while they live, are
+//!   [`supervise::SignalWatch`] and [`supervise::Supervisor`] (which holds
+//!   one): while one exists, the signals it watches (for the supervisor
+//!   SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH and
+//!   SIGCHLD) are reported instead of acting. [`Command::ssh`] children
+//!   need no handler either; a thread is started only to copy a remote
+//!   stdout that is not piped.
+//! - **Linux only.** Waiting uses pidfds and `waitid(P_PIDFD)` (Linux 5.4 or later).
 //!
 //! # Threads and fork
 //!
@@ -72,17 +136,22 @@ mod conversation;
 mod driver;
 mod error;
 mod process;
+mod remote;
+mod session;
+mod shell;
 mod spawn;
 mod status;
 mod sys;
 mod text;
 
-pub use child::{Child, DRAIN_GRACE, Lines, Output};
+pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
-pub use conversation::pattern::{Exact, Match, Pattern};
+pub use conversation::pattern::{Exact, Match, Pattern, Searcher};
 pub use conversation::watch::WatchId;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
+pub use session::{Lines, Session};
+pub use shell::{Shell, ShellOutput};
 pub use status::ExitStatus;
 
 /// The window size `(rows, cols)` of the terminal on `fd`, or `None` when
@@ -99,7 +168,7 @@ pub mod supervise;
 pub mod tokio;
 
 /// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an
-/// [`Exact`](pattern::Exact), [`Pattern::Regex`] a [`Regex`](pattern::Regex),
+/// [`Exact`], [`Pattern::Regex`] a [`Regex`](pattern::Regex),
 /// [`Pattern::Line`] a [`Line`](pattern::Line).
 pub mod pattern {
     pub use crate::conversation::pattern::{Exact, Line, Regex};
@@ -154,6 +223,77 @@ pub mod __fuzz {
         /// The bytes not consumed yet.
         pub fn pending(&self) -> &[u8] {
             self.0.pending()
+        }
+    }
+
+    /// A pattern from the fuzzer: 0 exact, 1 regex, 2 line; `None` when the
+    /// regex does not compile.
+    pub fn pattern(kind: u8, text: &str) -> Option<crate::Pattern> {
+        match kind % 3 {
+            0 => Some(crate::Pattern::exact(text)),
+            1 => crate::Pattern::regex(text).ok(),
+            _ => crate::Pattern::line(text).ok(),
+        }
+    }
+
+    /// One expect over a stream that arrives in chunks: the conversation
+    /// core, searching again after each chunk.
+    #[derive(Debug)]
+    pub struct Expect {
+        core: crate::conversation::Conversation,
+        pattern: crate::Pattern,
+    }
+
+    impl Expect {
+        /// An expect of `pattern` on an empty stream.
+        pub fn new(pattern: crate::Pattern) -> Expect {
+            Expect {
+                core: crate::conversation::Conversation::new(true, false, 1 << 20),
+                pattern,
+            }
+        }
+
+        /// Appends `bytes`; the match as `(before, matched)` once there is one.
+        pub fn feed(&mut self, bytes: &[u8]) -> Option<(String, String)> {
+            use crate::conversation::Stream;
+            self.core.feed(Stream::Stdout, bytes);
+            let patterns = std::slice::from_ref(&self.pattern);
+            match self.core.poll_expect(Stream::Stdout, patterns) {
+                std::task::Poll::Ready(Ok((_, m))) => {
+                    Some((m.before().to_string(), m.as_str().to_string()))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// A `fail_on` watch over a stream that arrives in chunks.
+    #[derive(Debug)]
+    pub struct Watch {
+        core: crate::conversation::Conversation,
+    }
+
+    impl Watch {
+        /// A watch for `pattern` on an empty stream.
+        pub fn new(pattern: crate::Pattern) -> Watch {
+            let mut core = crate::conversation::Conversation::new(true, false, 1 << 20);
+            core.watch(pattern, crate::conversation::watch::Action::FailOn);
+            Watch { core }
+        }
+
+        /// Appends `bytes`, consuming `consume` of the pending bytes
+        /// first; returns the texts the watch matched.
+        pub fn feed(&mut self, consume: usize, bytes: &[u8]) -> Vec<String> {
+            use crate::conversation::Stream;
+            let n = consume.min(self.core.pending(Stream::Stdout).len());
+            let _ = self.core.take_first(Stream::Stdout, n);
+            self.core.feed(Stream::Stdout, bytes);
+            std::iter::from_fn(|| self.core.take_failure())
+                .map(|e| match e {
+                    crate::Error::FailOn { matched, .. } => matched,
+                    other => panic!("a watch reported {other:?}"),
+                })
+                .collect()
         }
     }
 

@@ -33,6 +33,9 @@ pub(crate) struct Process {
     /// Set once the child is reaped; from then on every wait returns it and
     /// every signal is a no-op.
     status: Option<ExitStatus>,
+    /// For a program run through ssh: the remote process, which gets the
+    /// signals (see `remote::Target::deliver`).
+    remote: Option<crate::remote::Target>,
 }
 
 impl Process {
@@ -43,7 +46,12 @@ impl Process {
             group,
             legacy,
             status: None,
+            remote: None,
         }
+    }
+
+    pub(crate) fn set_remote(&mut self, target: crate::remote::Target) {
+        self.remote = Some(target);
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -62,6 +70,9 @@ impl Process {
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
             self.status = self.reap(false)?;
+            if let (Some(_), Some(remote)) = (self.status, &mut self.remote) {
+                remote.reaped();
+            }
         }
         Ok(self.status)
     }
@@ -115,6 +126,13 @@ impl Process {
     /// once the child has been reaped.
     pub(crate) fn signal(&mut self, signal: Signal) -> io::Result<()> {
         if self.status.is_some() {
+            return Ok(());
+        }
+        if self
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.deliver(signal, self.pidfd.as_fd()))
+        {
             return Ok(());
         }
         let sent = if self.group {

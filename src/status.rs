@@ -44,11 +44,23 @@ enum Kind {
 
 impl ExitStatus {
     /// A status for a child that called `exit(code)`.
+    ///
+    /// ```
+    /// let status = duet::ExitStatus::from_code(0);
+    /// assert!(status.success());
+    /// assert_eq!(status.to_string(), "exited with code 0");
+    /// ```
     pub fn from_code(code: i32) -> Self {
         ExitStatus(Kind::Code(code))
     }
 
     /// A status for a child killed by `signal`.
+    ///
+    /// ```
+    /// let status = duet::ExitStatus::from_signal(9, false);
+    /// assert_eq!((status.code(), status.signal()), (None, Some(9)));
+    /// assert_eq!(status.to_string(), "killed by signal 9 (SIGKILL)");
+    /// ```
     pub fn from_signal(signal: i32, core_dumped: bool) -> Self {
         ExitStatus(Kind::Signal {
             signal,
@@ -83,11 +95,23 @@ impl ExitStatus {
     }
 
     /// True when the child exited with code 0.
+    ///
+    /// ```
+    /// assert!(duet::Command::new("true").output()?.status.success());
+    /// assert!(!duet::Command::new("false").output()?.status.success());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn success(&self) -> bool {
         self.0 == Kind::Code(0)
     }
 
     /// The exit code, or `None` when a signal killed the child.
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "exit 7"]).output()?;
+    /// assert_eq!(out.status.code(), Some(7));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             Kind::Code(code) => Some(code),
@@ -96,6 +120,13 @@ impl ExitStatus {
     }
 
     /// The signal that killed the child, if one did.
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// sleep.kill()?;
+    /// assert_eq!(sleep.wait()?.signal(), Some(9));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
             Kind::Code(_) | Kind::Unknown | Kind::Discarded => None,
@@ -104,6 +135,13 @@ impl ExitStatus {
     }
 
     /// True when the child was killed by a signal and dumped core.
+    ///
+    /// ```
+    /// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+    /// sleep.kill()?;                        // SIGKILL never dumps core
+    /// assert!(!sleep.wait()?.core_dumped());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn core_dumped(&self) -> bool {
         matches!(
             self.0,
@@ -116,6 +154,12 @@ impl ExitStatus {
 
     /// The status as a shell reports it: the code, or 128 + the signal
     /// (125, duet's own failure, when the status is not known).
+    ///
+    /// ```
+    /// use duet::ExitStatus;
+    /// assert_eq!(ExitStatus::from_code(3).shell_code(), 3);
+    /// assert_eq!(ExitStatus::from_signal(15, false).shell_code(), 143);   // 128 + 15
+    /// ```
     pub fn shell_code(&self) -> i32 {
         match self.0 {
             Kind::Code(code) => code,

@@ -407,9 +407,12 @@ enum State {
 ///
 /// Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH
 /// are forwarded to the child ([`Child::signal`]: to its process group when
-/// it leads one). SIGTERM also starts a graceful stop: after the policy's
-/// grace the child gets SIGKILL. After SIGINT, SIGTERM, SIGHUP or SIGQUIT
-/// the child is not restarted: someone asked it to end.
+/// it leads one), each exactly once per delivery. SIGTERM also starts a
+/// graceful stop: after the policy's grace the child gets SIGKILL (the
+/// forwarded SIGTERM is the stop's only one; see
+/// [`Supervisor::stop_on_signal`] for INT, HUP and QUIT). After SIGINT,
+/// SIGTERM, SIGHUP or SIGQUIT the child is not restarted: someone asked it
+/// to end.
 ///
 /// ```no_run
 /// use duet::supervise::{Policy, Restart, Supervisor};
@@ -434,6 +437,9 @@ pub struct Supervisor {
     received: Vec<Signal>,
     /// Signals that are watched and reported but not passed on.
     kept: Vec<Signal>,
+    /// Signals that, besides SIGTERM, start a graceful stop.
+    stop_on: Vec<Signal>,
+    last_status: Option<ExitStatus>,
 }
 
 impl Supervisor {
@@ -457,6 +463,8 @@ impl Supervisor {
             subreaper: false,
             received: Vec::new(),
             kept: Vec::new(),
+            stop_on: Vec::new(),
+            last_status: None,
         })
     }
 
@@ -545,13 +553,59 @@ impl Supervisor {
     ///
     /// The signal cannot be sent.
     pub fn stop(&mut self, grace: Duration) -> Result<()> {
-        self.stopping = true;
         if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
             child.signal(Signal::SIGTERM)?;
+        }
+        self.stop_after_signal(grace);
+        Ok(())
+    }
+
+    /// A graceful stop whose signal the child already got: SIGKILL after
+    /// `grace`, no restarts.
+    fn stop_after_signal(&mut self, grace: Duration) {
+        self.stopping = true;
+        self.kill_after(grace);
+    }
+
+    /// Arms the SIGKILL `grace` from now (an earlier one stays).
+    fn kill_after(&mut self, grace: Duration) {
+        if let (State::Running, Some(_)) = (&self.state, self.child.as_ref()) {
             let kill_at = Instant::now() + grace;
             self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
         }
+    }
+
+    /// Stops the current child gracefully (SIGTERM now, SIGKILL after
+    /// `grace`) *without* ending supervision: its exit is handled like any
+    /// other, so the policy decides whether it is restarted. For a child
+    /// that no longer does its job (a server that stopped answering).
+    ///
+    /// # Errors
+    ///
+    /// The signal cannot be sent.
+    pub fn recycle(&mut self, grace: Duration) -> Result<()> {
+        if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
+            child.signal(Signal::SIGTERM)?;
+            self.kill_after(grace);
+        }
         Ok(())
+    }
+
+    /// Makes `sig` (SIGINT, SIGHUP or SIGQUIT) a graceful stop as SIGTERM
+    /// is: after forwarding it, the child gets SIGKILL if it still runs
+    /// after the grace period. A process that is PID 1 (a container's init)
+    /// wants this: the kernel gives it no default action for these signals,
+    /// so they are the only way to stop it.
+    pub fn stop_on_signal(&mut self, sig: Signal) {
+        if !self.stop_on.contains(&sig) {
+            self.stop_on.push(sig);
+        }
+    }
+
+    /// The status of the child's last exit, if it has exited (also while a
+    /// restart waits for its backoff).
+    pub fn last_status(&self) -> Option<ExitStatus> {
+        self.last_status
     }
 
     /// Handles whatever happened: signals (forwarded), the child's exit
@@ -575,8 +629,16 @@ impl Supervisor {
                 child.signal(sig)?;
             }
             match sig {
-                Signal::SIGTERM => self.stop(self.policy.grace)?,
-                Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT => self.stopping = true,
+                // The forward above was this stop's SIGTERM: a second one
+                // would reach a child that is cleaning up after the first
+                // (many programs take a second TERM as "exit now").
+                Signal::SIGTERM => self.stop_after_signal(self.policy.grace),
+                Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT => {
+                    self.stopping = true;
+                    if self.stop_on.contains(&sig) {
+                        self.stop_after_signal(self.policy.grace);
+                    }
+                }
                 _ => {}
             }
         }
@@ -620,10 +682,12 @@ impl Supervisor {
 
     fn exited(&mut self, status: ExitStatus, now: Instant) {
         self.kill_at = None;
+        self.last_status = Some(status);
         if !self.stopping && self.policy.should_restart(status, self.restarts) {
             let delay = self.policy.backoff.delay(self.restarts);
             log::info!(
-                "the child {status}; restart {} in {delay:?}",
+                "the child {}; restart {} in {delay:?}",
+                ended(status),
                 self.restarts + 1
             );
             self.state = State::Backoff {
@@ -631,7 +695,7 @@ impl Supervisor {
                 status,
             };
         } else {
-            log::info!("the child {status}; not restarting");
+            log::info!("the child {}; not restarting", ended(status));
             self.state = State::Done(status);
         }
     }
@@ -667,6 +731,15 @@ impl Supervisor {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(e) => Err(Error::from(e)),
         }
+    }
+}
+
+/// How a child ended, after "the child": `exited with code 3`, `was killed by ...`.
+fn ended(status: ExitStatus) -> String {
+    if status.signal().is_some() {
+        format!("was {status}")
+    } else {
+        status.to_string()
     }
 }
 

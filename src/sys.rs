@@ -459,6 +459,21 @@ pub(crate) fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
+/// True when `fd` is the master side of a pseudo-terminal (`TIOCGPTN`
+/// answers only there; a serial port or a pty's slave refuses it).
+pub(crate) fn is_pty_master(fd: BorrowedFd<'_>) -> bool {
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int that outlives the call.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut number) == 0 }
+}
+
+/// Shuts down the writing side of `fd` when it is a socket (the peer reads
+/// end-of-file even while another descriptor of the socket stays open);
+/// nothing otherwise.
+pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) {
+    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+}
+
 /// Sets a terminal's window size (`TIOCSWINSZ`).
 pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
     let size = libc::winsize {

@@ -314,6 +314,21 @@ async fn an_expect_repeated_after_timeouts_resumes_and_finds_the_end<C: Conv>() 
     assert!(m.before().starts_with("line 0\n") && m.before().ends_with("line 199\n"));
 }
 
+/// A watch that matches on stderr while a read waits for stdout ends the
+/// wait at once (it used to be reported only when stdout said something or
+/// the read timed out).
+async fn a_failure_on_stderr_ends_a_wait_for_stdout_at_once<C: Conv>() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo 'fatal: no such table' >&2; exec sleep 30"])
+        .stderr(Stdio::piped())
+        .timeout(Duration::from_secs(30))
+        .start::<C>()
+        .unwrap();
+    sh.fail_on(Pattern::exact("fatal"));
+    let err = sh.read_line().await.unwrap_err();
+    assert!(matches!(err, Error::FailOn { .. }), "{err}");
+}
+
 both!(
     a_line_pattern_waits_for_the_newline_where_a_regex_matches_half_a_number,
     bc_replies_are_whole_lines_with_a_line_pattern,
@@ -333,4 +348,5 @@ both!(
     an_exact_pattern_of_a_mebibyte_is_found_in_the_output,
     an_expect_after_a_too_long_line_does_not_swallow_the_next_line,
     an_expect_repeated_after_timeouts_resumes_and_finds_the_end,
+    a_failure_on_stderr_ends_a_wait_for_stdout_at_once,
 );

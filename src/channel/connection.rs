@@ -324,6 +324,13 @@ impl Connection {
     ///
     /// `Error::Io`: `EPIPE` when the peer is gone (never SIGPIPE), or the
     /// connection was closed.
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes(b"one message")?;
+    /// assert_eq!(b.recv_bytes()?, b"one message");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
         self.end.send_bytes(buf, true)
     }
@@ -334,6 +341,13 @@ impl Connection {
     ///
     /// `Error::Io` (`InvalidInput`) when the range is outside `buf`; otherwise as
     /// [`send_bytes`](Self::send_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes_range(b"0123456789", 2, 3)?;   // bytes 2..5
+    /// assert_eq!(b.recv_bytes()?, b"234");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes_range(&mut self, buf: &[u8], offset: usize, len: usize) -> Result<()> {
         self.end.send_bytes(range(buf, offset, len)?, true)
     }
@@ -345,6 +359,14 @@ impl Connection {
     ///
     /// `Error::Json` when `value` cannot be serialised; otherwise as
     /// [`send_bytes`](Self::send_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send(&serde_json::json!({"op": "add", "args": [2, 2]}))?;
+    /// let v: serde_json::Value = b.recv()?;
+    /// assert_eq!(v["args"][1], 2);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value)?;
         self.end.send_bytes(&bytes, true)
@@ -357,6 +379,17 @@ impl Connection {
     /// `Error::Eof` when the peer closed its end after its last whole
     /// message; `Error::Truncated` when it closed in the middle of one;
     /// `Error::Io` otherwise.
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes(b"first")?;
+    /// a.send_bytes(b"")?;                          // an empty message is a message
+    /// drop(a);
+    /// assert_eq!(b.recv_bytes()?, b"first");
+    /// assert_eq!(b.recv_bytes()?, b"");
+    /// assert!(b.recv_bytes().unwrap_err().is_eof());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         self.end.recv(None, None)
     }
@@ -370,6 +403,16 @@ impl Connection {
     /// # Errors
     ///
     /// `Error::MessageTooLong`, or as [`recv_bytes`](Self::recv_bytes).
+    ///
+    /// ```
+    /// use duet::Error;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes(&[0u8; 100])?;
+    /// a.send_bytes(b"small")?;
+    /// assert!(matches!(b.recv_bytes_max(10), Err(Error::MessageTooLong { len: 100, limit: 10 })));
+    /// assert_eq!(b.recv_bytes_max(10)?, b"small");   // the big one was skipped
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_max(&mut self, limit: usize) -> Result<Vec<u8>> {
         self.end.recv(Some(limit), None)
     }
@@ -381,6 +424,18 @@ impl Connection {
     /// `Error::BufferTooShort { needed }` when the message is longer than
     /// `buf`; it is not consumed, so the next receive (with a big enough
     /// buffer) returns it. Otherwise as [`recv_bytes`](Self::recv_bytes).
+    ///
+    /// ```
+    /// use duet::Error;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes(b"twelve bytes")?;
+    /// let mut small = [0u8; 4];
+    /// assert!(matches!(b.recv_bytes_into(&mut small), Err(Error::BufferTooShort { needed: 12 })));
+    /// let mut buf = [0u8; 64];
+    /// let n = b.recv_bytes_into(&mut buf)?;          // still there
+    /// assert_eq!(&buf[..n], b"twelve bytes");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.end.recv_into(buf)
     }
@@ -392,6 +447,15 @@ impl Connection {
     /// `Error::Timeout` when the message has not arrived in full by then;
     /// whatever part of it arrived stays buffered, and the next receive
     /// continues with it. Otherwise as [`recv_bytes`](Self::recv_bytes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// assert!(b.recv_bytes_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
+    /// a.send_bytes(b"late")?;
+    /// assert_eq!(b.recv_bytes_timeout(Duration::from_secs(5))?, b"late");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         self.end.recv(None, Some(timeout))
     }
@@ -402,6 +466,15 @@ impl Connection {
     ///
     /// `Error::Json` when the message is not `T` in JSON (the message is
     /// consumed); otherwise as [`recv_bytes`](Self::recv_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send(&vec![1, 2, 3])?;
+    /// assert_eq!(b.recv::<Vec<u32>>()?, [1, 2, 3]);
+    /// a.send_bytes(b"not json")?;
+    /// assert!(matches!(b.recv::<u32>(), Err(duet::Error::Json(_))));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         Ok(serde_json::from_slice(&self.recv_bytes()?)?)
     }
@@ -412,6 +485,15 @@ impl Connection {
     ///
     /// As [`recv_bytes_timeout`](Self::recv_bytes_timeout) and
     /// [`recv`](Self::recv).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// assert!(b.recv_timeout::<String>(Duration::from_millis(20)).unwrap_err().is_timeout());
+    /// a.send("hello")?;
+    /// assert_eq!(b.recv_timeout::<String>(Duration::from_secs(5))?, "hello");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
         Ok(serde_json::from_slice(&self.recv_bytes_timeout(timeout)?)?)
     }
@@ -428,6 +510,15 @@ impl Connection {
     /// # Errors
     ///
     /// `Error::Io`, including the connection being closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// assert!(!b.poll(Some(Duration::ZERO))?);      // nothing yet
+    /// a.send_bytes(b"x")?;
+    /// assert!(b.poll(Some(Duration::from_secs(5)))?);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.end.poll(timeout)
     }
@@ -435,11 +526,29 @@ impl Connection {
     /// Closes the connection; calling it again does nothing. Messages that
     /// arrived and were not received are dropped. Every later send or
     /// receive fails with `Error::Io` (`NotConnected`).
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.close();
+    /// a.close();                                    // again: nothing happens
+    /// assert!(a.send_bytes(b"x").is_err());
+    /// assert!(b.recv_bytes().unwrap_err().is_eof());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close(&mut self) {
         self.end.close()
     }
 
     /// True once [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// assert!(!a.is_closed());
+    /// a.close();
+    /// assert!(a.is_closed());
+    /// # drop(b);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.end.fd.is_none()
     }
@@ -450,11 +559,32 @@ impl Connection {
     /// # Errors
     ///
     /// `Error::Io` (`NotConnected`) when the connection was closed.
+    ///
+    /// ```
+    /// use duet::channel::Connection;
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// let fd = a.into_owned_fd()?;                  // e.g. to pass to a child
+    /// let mut a = Connection::from(fd);             // and back
+    /// a.send_bytes(b"still connected")?;
+    /// assert_eq!(b.recv_bytes()?, b"still connected");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn into_owned_fd(self) -> Result<OwnedFd> {
         self.end.into_owned_fd()
     }
 
     /// Bytes that arrived and were not returned yet.
+    ///
+    /// ```
+    /// let (mut a, mut b) = duet::channel::pipe()?;
+    /// a.send_bytes(b"one")?;
+    /// a.send_bytes(b"two")?;
+    /// assert_eq!(b.recv_bytes()?, b"one");
+    /// // The second frame may have arrived with the first: it waits in the buffer.
+    /// assert!(b.buffered() <= 4 + 3);
+    /// # let _ = b.recv_bytes()?;
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn buffered(&self) -> usize {
         self.end.reader.buffered()
     }
@@ -523,6 +653,13 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv_bytes`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send_bytes(b"one way")?;
+    /// assert_eq!(rx.recv_bytes()?, b"one way");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         self.end.recv(None, None)
     }
@@ -532,6 +669,13 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv_bytes_max`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send_bytes(b"too long")?;
+    /// assert!(rx.recv_bytes_max(3).is_err());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_max(&mut self, limit: usize) -> Result<Vec<u8>> {
         self.end.recv(Some(limit), None)
     }
@@ -541,6 +685,15 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv_bytes_into`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send_bytes(b"abc")?;
+    /// let mut buf = [0u8; 8];
+    /// let n = rx.recv_bytes_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"abc");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.end.recv_into(buf)
     }
@@ -550,6 +703,14 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv_bytes_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// assert!(rx.recv_bytes_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
+    /// # drop(tx);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         self.end.recv(None, Some(timeout))
     }
@@ -559,6 +720,13 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send(&(1, "one"))?;
+    /// assert_eq!(rx.recv::<(u8, String)>()?, (1, "one".to_string()));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         Ok(serde_json::from_slice(&self.recv_bytes()?)?)
     }
@@ -568,6 +736,14 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::recv_timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send(&true)?;
+    /// assert!(rx.recv_timeout::<bool>(Duration::from_secs(5))?);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
         Ok(serde_json::from_slice(&self.recv_bytes_timeout(timeout)?)?)
     }
@@ -577,11 +753,27 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::poll`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// drop(tx);
+    /// assert!(rx.poll(Some(Duration::from_secs(5)))?);   // ready: the end of the channel
+    /// assert!(rx.recv_bytes().unwrap_err().is_eof());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
         self.end.poll(timeout)
     }
 
     /// As [`Connection::close`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// rx.close();
+    /// assert!(tx.send_bytes(b"x").is_err());        // nobody reads any more
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close(&mut self) {
         self.end.close()
     }
@@ -591,6 +783,15 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Connection::into_owned_fd`].
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// let fd = rx.into_owned_fd()?;
+    /// assert!(fd.as_raw_fd() >= 0);
+    /// # drop(tx);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn into_owned_fd(self) -> Result<OwnedFd> {
         self.end.into_owned_fd()
     }
@@ -650,6 +851,13 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Connection::send_bytes`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send_bytes(b"ping")?;
+    /// assert_eq!(rx.recv_bytes()?, b"ping");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
         self.end.send_bytes(buf, false)
     }
@@ -659,6 +867,13 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Connection::send_bytes_range`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send_bytes_range(b"hello world", 6, 5)?;
+    /// assert_eq!(rx.recv_bytes()?, b"world");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send_bytes_range(&mut self, buf: &[u8], offset: usize, len: usize) -> Result<()> {
         self.end.send_bytes(range(buf, offset, len)?, false)
     }
@@ -668,12 +883,26 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Connection::send`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.send(&[1.5, 2.5])?;
+    /// assert_eq!(rx.recv::<Vec<f64>>()?, [1.5, 2.5]);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value)?;
         self.end.send_bytes(&bytes, false)
     }
 
     /// As [`Connection::close`].
+    ///
+    /// ```
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// tx.close();
+    /// assert!(rx.recv_bytes().unwrap_err().is_eof());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn close(&mut self) {
         self.end.close()
     }
@@ -683,6 +912,15 @@ impl Sender {
     /// # Errors
     ///
     /// As [`Connection::into_owned_fd`].
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let (mut rx, mut tx) = duet::channel::simplex()?;
+    /// let fd = tx.into_owned_fd()?;
+    /// assert!(fd.as_raw_fd() >= 0);
+    /// # drop(rx);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn into_owned_fd(self) -> Result<OwnedFd> {
         self.end.into_owned_fd()
     }

@@ -1,31 +1,48 @@
-//! `duet ask DIR LINE`: send one request to a served PROG and print its
-//! reply. See [`super::served`] for why concurrent and killed clients never
-//! get each other's replies.
+//! `duet ask DIR LINE...`: send requests to a served PROG and print the
+//! replies, in order; `duet ask DIR -` reads the request lines from stdin.
+//! See [`super::served`] for why concurrent, killed and timed-out clients
+//! never get each other's replies.
+//!
+//! One `ask` is one client: it takes the lock once, for all of its
+//! requests, and sends each only when the reply to the one before is in.
+//! The first request that fails (a timeout, PROG's end) ends it with that
+//! error; the requests after it are not sent.
 
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use duet::fifo::Access;
+use duet::fifo::{Access, Fifo, FifoDir};
 use nix::poll::PollFlags;
 
-use super::framing::{Framing, FramingArgs, trim_cr};
+use super::framing::{Framing, FramingArgs, Printer};
 use super::served::{self, CTL, REPLY_PREFIX, Reply, Request};
 use super::{Failure, parse_duration};
 
-/// Send LINE to the program served in DIR and print its reply.
+/// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: duet ask /tmp/calc '2+2'")]
+#[command(after_help = "\
+Without a framing option a reply is framed as `duet serve` was told (one
+line unless it was given --lines, --until, --quiet or --prompt). A LINE
+that starts with '-' goes after '--'.
+
+Examples:
+  duet ask /tmp/calc '2+2'
+  duet ask /tmp/calc 'x=6' 'x*7' --quiet 200ms
+  printf '1+1\\n2*3\\n' | duet ask /tmp/calc -
+  duet ask /tmp/py --prompt '^>>> ' 'print(6*7)'
+  duet ask /tmp/gdb -- '-data-evaluate-expression 6*7'")]
 pub struct AskArgs {
     /// The served directory.
     dir: PathBuf,
-    /// The request line.
-    line: String,
+    /// The requests, one line each; `-` alone: the lines of stdin.
+    #[arg(required = true, value_name = "LINE")]
+    requests: Vec<String>,
     #[command(flatten)]
     framing: FramingArgs,
-    /// The limit for the reply (and, again, for the lock).
+    /// The limit for each reply (and, again, for the lock).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
 }
@@ -36,61 +53,156 @@ const SERVE_SLACK: Duration = Duration::from_secs(2);
 
 /// Runs `duet ask`.
 pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
-    let framing = args.framing.framing().map_err(|e| Failure::new(2, e))?;
-    if args.line.contains('\n') {
-        return Err(Failure::new(2, "LINE must be one line (no newline)"));
+    let framing = args.framing.given().map_err(|e| Failure::new(2, e))?;
+    let from_stdin = args.requests == ["-"];
+    if !from_stdin {
+        if args.requests.iter().any(|l| l == "-") {
+            return Err(Failure::new(
+                2,
+                "`-` (requests from stdin) must be the only LINE",
+            ));
+        }
+        if args.requests.iter().any(|l| l.contains('\n')) {
+            return Err(Failure::new(2, "each LINE must be one line (no newline)"));
+        }
     }
     let dir = served::open_dir(&args.dir)?;
     let _lock = served::lock_asks(&dir, args.timeout)?;
-
-    // The private reply FIFO; a leftover of the same name (a dead client
-    // whose pid we now have) is replaced, and ids tell replies apart.
-    let name = format!("{REPLY_PREFIX}{}", std::process::id());
-    dir.remove_entry(&name).map_err(Failure::internal)?;
-    let reply_fifo = dir.create_fifo(&name).map_err(Failure::internal)?;
-    let mut reply_end = reply_fifo
-        .open(Access::ReadWrite, true)
-        .map_err(Failure::internal)?;
-
-    let id = format!("{}-{}", std::process::id(), unique());
-    let request = Request {
-        id: id.clone(),
-        line: args.line.clone(),
-        framing: framing.clone(),
-        timeout_ms: args.timeout.as_millis().min(u64::MAX as u128) as u64,
-        reply: name,
+    let mut client = Client::open(&dir, &args.dir, args.timeout, framing)?;
+    let result = if from_stdin {
+        let stdin = io::stdin();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = stdin
+                .lock()
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Failure::internal(format!("cannot read stdin: {e}")))?;
+            if n == 0 {
+                break Ok(());
+            }
+            let text = String::from_utf8_lossy(&line);
+            if let Err(e) = client.ask(text.trim_end_matches(['\n', '\r']), true) {
+                break Err(e);
+            }
+        }
+    } else {
+        let last = args.requests.len() - 1;
+        args.requests
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, line)| client.ask(line, i < last))
     };
-    let mut ctl = dir
-        .existing_fifo(CTL)
-        .and_then(|f| f.open(Access::Write, true))
-        .map_err(|e| not_served(&args.dir, e))?;
-    let mut line = serde_json::to_vec(&request).map_err(Failure::internal)?;
-    line.push(b'\n');
-    let deadline = Instant::now() + args.timeout + SERVE_SLACK;
-    served::write_all_until(&mut ctl, &line, deadline)
-        .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
-    drop(ctl);
+    drop(client);
+    result.map(|()| ExitCode::SUCCESS)
+}
 
-    let reply = read_reply(&mut reply_end, &id, deadline).map_err(|e| match e {
-        None => Failure::new(
-            super::TIMEOUT,
-            format!(
-                "no answer from the serve of {} within {}; is it stuck? see {}/log",
-                args.dir.display(),
-                super::duration::show(args.timeout + SERVE_SLACK),
-                args.dir.display()
-            ),
-        ),
-        Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
-    })?;
-    print_reply(&reply.output, &framing)?;
-    match reply.error.as_deref() {
-        None => Ok(ExitCode::SUCCESS),
-        Some("timeout") => Err(Failure::new(
-            super::TIMEOUT,
-            format!("{}; received {:?}", reply.message, reply.output),
-        )),
-        Some(_) => Err(Failure::new(1, reply.message)),
+/// One client of a served directory: its reply FIFO and its requests.
+struct Client<'a> {
+    dir: &'a FifoDir,
+    path: &'a Path,
+    name: String,
+    reply_end: std::fs::File,
+    /// The reply FIFO, removed when the client is dropped.
+    _fifo: Fifo,
+    timeout: Duration,
+    framing: Option<Framing>,
+    sent: u64,
+    /// Reply bytes read past the last reply line.
+    buf: Vec<u8>,
+    out: Printer<io::StdoutLock<'static>>,
+}
+
+impl<'a> Client<'a> {
+    fn open(
+        dir: &'a FifoDir,
+        path: &'a Path,
+        timeout: Duration,
+        framing: Option<Framing>,
+    ) -> Result<Client<'a>, Failure> {
+        // The private reply FIFO; a leftover of the same name (a dead client
+        // whose pid we now have) is replaced, and ids tell replies apart.
+        let name = format!("{REPLY_PREFIX}{}", std::process::id());
+        dir.remove_entry(&name).map_err(Failure::internal)?;
+        let reply_fifo = dir.create_fifo(&name).map_err(Failure::internal)?;
+        let reply_end = reply_fifo
+            .open(Access::ReadWrite, true)
+            .map_err(Failure::internal)?;
+        Ok(Client {
+            dir,
+            path,
+            name,
+            reply_end,
+            _fifo: reply_fifo,
+            timeout,
+            framing,
+            sent: 0,
+            buf: Vec::new(),
+            out: Printer::new(io::stdout().lock()),
+        })
+    }
+
+    /// Sends one request and prints its reply. Unless `more` follow, serve
+    /// removes the reply FIFO after the reply (as it must for a client that
+    /// was killed meanwhile).
+    fn ask(&mut self, line: &str, more: bool) -> Result<(), Failure> {
+        self.sent += 1;
+        let id = format!("{}-{}-{}", std::process::id(), unique(), self.sent);
+        let request = Request {
+            id: id.clone(),
+            line: line.to_string(),
+            framing: self.framing.clone(),
+            timeout_ms: self.timeout.as_millis().min(u64::MAX as u128) as u64,
+            reply: self.name.clone(),
+            keep_fifo: more,
+        };
+        let mut ctl = self
+            .dir
+            .existing_fifo(CTL)
+            .and_then(|f| f.open(Access::Write, true))
+            .map_err(|e| not_served(self.path, e))?;
+        let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
+        bytes.push(b'\n');
+        let deadline = Instant::now() + self.timeout + SERVE_SLACK;
+        served::write_all_until(&mut ctl, &bytes, deadline)
+            .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
+        drop(ctl);
+
+        let reply =
+            read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
+                None => Failure::new(
+                    super::TIMEOUT,
+                    format!(
+                        "no answer from the serve of {} within {}; is it stuck? see {}/log",
+                        self.path.display(),
+                        super::duration::show(self.timeout + SERVE_SLACK),
+                        self.path.display()
+                    ),
+                ),
+                Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
+            })?;
+        match reply.error.as_deref() {
+            None => {
+                let lines = reply
+                    .framing
+                    .as_ref()
+                    .or(self.framing.as_ref())
+                    .is_none_or(Framing::is_lines);
+                self.out
+                    .write(reply.output.as_bytes())
+                    .and_then(|()| self.out.end(lines))
+                    .map_err(Failure::stdout)
+            }
+            Some("timeout") => Err(Failure::new(
+                super::TIMEOUT,
+                if reply.output.is_empty() {
+                    format!("{}; nothing arrived", reply.message)
+                } else {
+                    format!("{}; received {:?}", reply.message, reply.output)
+                },
+            )),
+            Some(_) => Err(Failure::new(1, reply.message)),
+        }
     }
 }
 
@@ -116,10 +228,10 @@ pub fn not_served(dir: &std::path::Path, e: duet::Error) -> Failure {
 /// Reads reply lines until the one for `id`. `Err(None)`: the deadline passed.
 fn read_reply(
     end: &mut std::fs::File,
+    buf: &mut Vec<u8>,
     id: &str,
     deadline: Instant,
 ) -> Result<Reply, Option<io::Error>> {
-    let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
         while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
@@ -141,23 +253,4 @@ fn read_reply(
             Err(e) => return Err(Some(e)),
         }
     }
-}
-
-/// Prints a reply: line framings as lines ending in `\n` (a pty's `\r\n`
-/// too), a quiet reply as it came.
-fn print_reply(output: &str, framing: &Framing) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    let result = if matches!(framing, Framing::QuietMs(_)) {
-        out.write_all(output.as_bytes())
-    } else {
-        output
-            .as_bytes()
-            .split_inclusive(|&b| b == b'\n')
-            .try_for_each(|line| {
-                let line = line.strip_suffix(b"\n").unwrap_or(line);
-                out.write_all(trim_cr(line))
-                    .and_then(|()| out.write_all(b"\n"))
-            })
-    };
-    result.and_then(|()| out.flush()).map_err(Failure::stdout)
 }

@@ -1,39 +1,65 @@
 //! `duet chat`: each line of duet's stdin is a request, PROG's reply goes to
 //! stdout.
 //!
-//! Replies are framed by `--lines N` (default 1), `--until REGEX` or
-//! `--quiet D`. Line replies are printed line by line as they arrive, with
-//! `\n` line ends (a pty's `\r\n` becomes `\n`); a quiet reply is copied as
-//! bytes. Output PROG writes that no request asked for (a banner, say) is
-//! read as part of the next reply: start such programs quietly (`bc -q`) or
-//! frame with `--quiet`.
+//! Replies are framed by `--lines N` (default 1), `--until REGEX`,
+//! `--quiet D` or `--prompt REGEX` (see [`super::framing`]). Line replies
+//! are printed line by line as they arrive, with `\n` line ends (a pty's
+//! `\r\n` becomes `\n`); a `--prompt` reply is printed when the prompt
+//! arrives, without the prompt; a `--quiet` reply is copied as it comes.
 //!
-//! When stdin ends, PROG's stdin is closed and duet waits up to `--timeout`
-//! for it to exit, then exits with its status. If PROG closes its output
-//! while a reply is awaited (a `quit` request), what it wrote is printed and
-//! duet exits with PROG's status. A reply that does not complete in time is
-//! a timeout: duet says what it waited for and what arrived, and exits 124.
+//! # Greetings
+//!
+//! What PROG writes before the first request (a banner, a first prompt) is
+//! its greeting: it never goes to stdout (`-v` logs it) and never shifts the
+//! replies. With `--prompt`, the greeting is everything up to the first
+//! prompt, and duet sends nothing before it. Without `--prompt`, duet cannot
+//! tell a greeting from a reply by its content, so it waits until PROG has
+//! been quiet for `--settle D` (default 200ms) before the first request;
+//! `--settle 0` sends at once. A greeting slower than the settle time would
+//! be taken for the first reply: `--prompt` is the robust choice for any
+//! program that shows one.
+//!
+//! # The end
+//!
+//! When duet's stdin ends, PROG's stdin is closed and the rest of its
+//! output still goes to stdout (prompts left out under `--prompt`) until
+//! PROG exits; duet then exits with PROG's status. If PROG does not exit
+//! within `--timeout`, it is stopped and duet exits 124. If PROG closes its
+//! output while a reply is awaited (a `quit` request), what it wrote is
+//! printed and duet exits with PROG's status. A reply that does not
+//! complete within `--timeout` is a timeout: duet says what it waited for
+//! and what arrived, and exits 124.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, StdoutLock};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use regex::Regex;
 
-use super::framing::{Framing, FramingArgs};
-use super::{Failure, Program, exit_code, parse_duration};
+use super::framing::{Collector, Framing, FramingArgs, Printer};
+use super::{Failure, Program, TIMEOUT, duration, exit_code, parse_duration};
 
 /// Talk to PROG one request line at a time.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: printf '2+2\\n3*3\\n' | duet chat -- bc -q")]
+#[command(after_help = "\
+Examples:
+  printf '2+2\\n3*3\\n' | duet chat -- bc -q
+  printf '1+1\\nx=5\\nprint(x)\\n' | duet chat --pty --prompt '^>>> ' -- python3 -q
+  echo '-data-evaluate-expression 6*7' | duet chat --prompt '^\\(gdb\\) \\r?\\n' -- gdb -q --interpreter=mi2
+  echo isready | duet chat --settle 500ms -- stockfish")]
 pub struct ChatArgs {
     /// Run PROG on a pseudo-terminal (for programs that buffer on pipes).
     #[arg(long)]
     pty: bool,
     #[command(flatten)]
     framing: FramingArgs,
-    /// The limit for each reply (e.g. 5s).
+    /// Without --prompt: before the first request, wait until PROG has
+    /// written nothing for D; what it wrote is its greeting, not a reply
+    /// (0: send at once).
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration, conflicts_with = "prompt")]
+    settle: Duration,
+    /// The limit for the greeting, for each reply, and for PROG's exit after
+    /// the end of stdin (e.g. 5s).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
     #[command(flatten)]
@@ -43,227 +69,319 @@ pub struct ChatArgs {
 /// Runs `duet chat`.
 pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     let framing = args.framing.framing().map_err(|e| Failure::new(2, e))?;
-    let until = match &framing {
-        Framing::Until(re) => Some(Regex::new(re).map_err(|e| Failure::new(2, e))?),
-        _ => None,
-    };
     let mut cmd = args.program.command();
     cmd.timeout(args.timeout).pty(args.pty);
-    let mut child = cmd.spawn()?;
+    let child = cmd.spawn()?;
     log::info!("chat: started {} (pid {})", args.program.name(), child.id());
-
-    let stdin = io::stdin();
-    let mut out = io::stdout().lock();
-    // Requests are bytes: a line that is not UTF-8 goes to PROG as it is.
-    let mut request = Vec::new();
-    loop {
-        request.clear();
-        let n = stdin
-            .lock()
-            .read_until(b'\n', &mut request)
-            .map_err(|e| Failure::internal(format!("cannot read stdin: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        let end = request.len()
-            - request
-                .iter()
-                .rev()
-                .take_while(|&&b| b == b'\n' || b == b'\r')
-                .count();
-        request.truncate(end);
-        request.push(b'\n');
-        if let Err(e) = child.send_bytes(&request) {
-            log::info!(
-                "chat: {} no longer reads its input: {e}",
-                args.program.name()
-            );
-            break;
-        }
-        let shown = String::from_utf8_lossy(&request[..end]);
-        let reply = Reply {
-            framing: &framing,
-            until: until.as_ref(),
-            timeout: args.timeout,
-            request: &shown,
-        };
-        match reply.read(&mut child, &mut out) {
-            Ok(()) => {}
-            Err(ReplyError::Eof) => break,
-            Err(ReplyError::Failed(f)) => {
-                let _ = child.terminate(Duration::from_secs(1));
-                return Err(f);
-            }
-        }
-    }
-    finish(child, args.timeout)
-}
-
-/// Closes PROG's stdin and waits for it; a PROG that does not exit within
-/// `timeout` is terminated and duet exits 124.
-fn finish(mut child: duet::Child, timeout: Duration) -> Result<ExitCode, Failure> {
-    // A PROG that already exited makes this fail harmlessly.
-    let _ = child.close_stdin();
-    match child.wait_timeout(timeout)? {
-        Some(status) => Ok(exit_code(status)),
-        None => {
-            let status = child.terminate(Duration::from_secs(1))?;
-            Err(Failure::new(
-                super::TIMEOUT,
-                format!(
-                    "the program did not exit within {} after its input ended; stopped it ({status})",
-                    super::duration::show(timeout)
-                ),
-            ))
+    let mut chat = Chat {
+        child,
+        framing,
+        timeout: args.timeout,
+        pending: Vec::new(),
+        out: Printer::new(io::stdout().lock()),
+    };
+    match chat.run(args.settle) {
+        Ok(code) => Ok(code),
+        Err(failure) => {
+            let _ = chat.child.terminate(Duration::from_secs(1));
+            Err(failure)
         }
     }
 }
 
-enum ReplyError {
-    /// PROG closed its output; what it wrote has been printed.
-    Eof,
-    Failed(Failure),
-}
-
-impl From<Failure> for ReplyError {
-    fn from(f: Failure) -> Self {
-        ReplyError::Failed(f)
-    }
-}
-
-struct Reply<'a> {
-    framing: &'a Framing,
-    until: Option<&'a Regex>,
+struct Chat {
+    child: duet::Child,
+    framing: Framing,
     timeout: Duration,
-    request: &'a str,
+    /// Output read past the end of the last reply: the start of the next.
+    pending: Vec<u8>,
+    out: Printer<StdoutLock<'static>>,
 }
 
-impl Reply<'_> {
-    fn read(&self, child: &mut duet::Child, out: &mut impl Write) -> Result<(), ReplyError> {
-        let deadline = Instant::now() + self.timeout;
-        match self.framing {
-            Framing::QuietMs(ms) => {
-                self.read_quiet(child, out, deadline, Duration::from_millis(*ms))
+/// How reading a reply (or the greeting) ended.
+enum Ended {
+    /// The framing completed.
+    Complete,
+    /// PROG closed its output.
+    Eof,
+}
+
+impl Chat {
+    fn run(&mut self, settle: Duration) -> Result<ExitCode, Failure> {
+        if self.greet(settle)? {
+            let stdin = io::stdin();
+            // Requests are bytes: a line that is not UTF-8 goes to PROG as it is.
+            let mut request = Vec::new();
+            loop {
+                request.clear();
+                let n = stdin
+                    .lock()
+                    .read_until(b'\n', &mut request)
+                    .map_err(|e| Failure::internal(format!("cannot read stdin: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                let end = request.len()
+                    - request
+                        .iter()
+                        .rev()
+                        .take_while(|&&b| b == b'\n' || b == b'\r')
+                        .count();
+                request.truncate(end);
+                request.push(b'\n');
+                if let Err(e) = self.child.send_bytes(&request) {
+                    log::info!("chat: the program no longer reads its input: {e}");
+                    break;
+                }
+                let shown = String::from_utf8_lossy(&request[..end]).into_owned();
+                if let Ended::Eof = self.reply(&shown)? {
+                    break;
+                }
             }
-            _ => self.read_lines(child, out, deadline),
+        }
+        self.finish()
+    }
+
+    /// Reads PROG's greeting (see the module docs) and logs it. False when
+    /// PROG closed its output meanwhile.
+    fn greet(&mut self, settle: Duration) -> Result<bool, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let mut greeting = Vec::new();
+        let open = if let Framing::Prompt(_) = &self.framing {
+            let mut first = Collector::new(&self.framing).map_err(|e| Failure::new(2, e))?;
+            loop {
+                let bytes = match self.read(deadline, None)? {
+                    Some(bytes) if bytes.is_empty() => {
+                        first.flush(&mut greeting);
+                        return Err(Failure::new(
+                            TIMEOUT,
+                            format!(
+                                "timed out after {} waiting for the program's first prompt ({}){}",
+                                duration::show(self.timeout),
+                                self.framing.describe(),
+                                received(&greeting)
+                            ),
+                        ));
+                    }
+                    Some(bytes) => bytes,
+                    None => {
+                        first.flush(&mut greeting);
+                        break false;
+                    }
+                };
+                if let Some(rest) = first.feed(&bytes, &mut greeting) {
+                    self.pending = rest;
+                    break true;
+                }
+            }
+        } else if settle.is_zero() {
+            true
+        } else {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.read(deadline, Some(settle.min(left)))? {
+                    Some(bytes) if bytes.is_empty() && left <= settle && !greeting.is_empty() => {
+                        return Err(Failure::new(
+                            TIMEOUT,
+                            format!(
+                                "the program was still writing its greeting after {} \
+                                 (it never went quiet for {}); raise --timeout, or use --prompt",
+                                duration::show(self.timeout),
+                                duration::show(settle)
+                            ),
+                        ));
+                    }
+                    Some(bytes) if bytes.is_empty() => break true,
+                    Some(bytes) => greeting.extend_from_slice(&bytes),
+                    None => break false,
+                }
+            }
+        };
+        if !greeting.is_empty() {
+            log::info!(
+                "chat: the program's greeting: {:?}",
+                String::from_utf8_lossy(&greeting)
+            );
+        }
+        if !open {
+            if let Framing::Prompt(_) = &self.framing {
+                log::warn!(
+                    "the program closed its output before its first prompt ({}){}",
+                    self.framing.describe(),
+                    received(&greeting)
+                );
+            } else {
+                log::info!("chat: the program closed its output before the first request");
+            }
+        }
+        Ok(open)
+    }
+
+    /// Output from PROG: what is pending, else what arrives within `wait`
+    /// (default: until `deadline`); empty when nothing did; `None` at
+    /// end of output.
+    fn read(
+        &mut self,
+        deadline: Instant,
+        wait: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        if !self.pending.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.pending)));
+        }
+        let wait = wait.unwrap_or_else(|| deadline.saturating_duration_since(Instant::now()));
+        match self.child.read_available(wait) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(duet::Error::Eof { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn read_lines(
-        &self,
-        child: &mut duet::Child,
-        out: &mut impl Write,
-        deadline: Instant,
-    ) -> Result<(), ReplyError> {
-        let mut count = 0;
+    /// Reads the reply to `request` and prints it as it arrives.
+    fn reply(&mut self, request: &str) -> Result<Ended, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let mut collector = Collector::new(&self.framing).map_err(|e| Failure::new(2, e))?;
+        let quiet = self.framing.quiet();
+        let lines = self.framing.is_lines();
+        let mut part = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            // A line that is not UTF-8 is copied as it came (and matched
-            // against --until as lossily decoded text).
-            let bytes = match child.read_line_timeout(left) {
-                Ok(line) => line.into_bytes(),
-                Err(duet::Error::InvalidUtf8 { bytes }) => bytes,
-                Err(e) => return Err(self.failed(e, count, out)),
-            };
-            count += 1;
-            out.write_all(&bytes)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush())
-                .map_err(Failure::stdout)?;
-            let done = match self.framing {
-                Framing::Lines(n) => count >= *n,
-                _ => self
-                    .until
-                    .is_some_and(|re| re.is_match(&String::from_utf8_lossy(&bytes))),
-            };
-            if done {
-                return Ok(());
-            }
-        }
-    }
-
-    fn read_quiet(
-        &self,
-        child: &mut duet::Child,
-        out: &mut impl Write,
-        deadline: Instant,
-        quiet: Duration,
-    ) -> Result<(), ReplyError> {
-        let mut got_any = false;
-        loop {
-            let wait = if got_any {
-                quiet
-            } else {
-                deadline.saturating_duration_since(Instant::now())
-            };
-            let bytes = match child.read_available(wait) {
-                Ok(bytes) => bytes,
-                Err(e) => return Err(self.failed(e, usize::from(got_any), out)),
-            };
-            if bytes.is_empty() {
-                if got_any {
-                    return Ok(());
-                }
-                return Err(Failure::new(
-                    super::TIMEOUT,
-                    format!(
-                        "timed out after {} waiting for {} to {:?}; nothing arrived",
-                        super::duration::show(self.timeout),
-                        self.framing.describe(),
-                        self.request
-                    ),
-                )
-                .into());
-            }
-            got_any = true;
-            out.write_all(&bytes)
-                .and_then(|()| out.flush())
-                .map_err(Failure::stdout)?;
-            if Instant::now() >= deadline {
-                return Err(Failure::new(
-                    super::TIMEOUT,
-                    format!(
-                        "the reply to {:?} was still coming after {}; it never went quiet",
-                        self.request,
-                        super::duration::show(self.timeout)
-                    ),
-                )
-                .into());
-            }
-        }
-    }
-
-    /// Turns a read error into the right outcome; prints what arrived of an
-    /// unfinished last line when PROG closed its output.
-    fn failed(&self, err: duet::Error, lines: usize, out: &mut impl Write) -> ReplyError {
-        match err {
-            duet::Error::Eof { ref partial, .. } => {
-                if !partial.is_empty() {
-                    if let Err(e) = writeln!(out, "{partial}").and_then(|()| out.flush()) {
-                        return Failure::stdout(e).into();
+            let bytes = match self.read(deadline, quiet.map(|q| q.min(left)))? {
+                Some(bytes) if bytes.is_empty() => {
+                    if quiet.is_some_and(|q| q <= left) {
+                        self.out.end(lines).map_err(Failure::stdout)?;
+                        return Ok(Ended::Complete);
                     }
+                    self.out.end(lines).map_err(Failure::stdout)?;
+                    return Err(self.timed_out(request, &collector));
                 }
-                log::info!("chat: the program closed its output: {err}");
-                ReplyError::Eof
+                Some(bytes) => bytes,
+                None => {
+                    part.clear();
+                    collector.flush(&mut part);
+                    self.out.write(&part).map_err(Failure::stdout)?;
+                    self.out.end(lines).map_err(Failure::stdout)?;
+                    log::info!("chat: the program closed its output");
+                    return Ok(Ended::Eof);
+                }
+            };
+            part.clear();
+            let done = collector.feed(&bytes, &mut part);
+            self.out.write(&part).map_err(Failure::stdout)?;
+            if let Some(rest) = done {
+                self.pending = rest;
+                self.out.end(lines).map_err(Failure::stdout)?;
+                return Ok(Ended::Complete);
             }
-            duet::Error::Timeout { partial, .. } => {
-                let what = if partial.is_empty() {
+        }
+    }
+
+    fn timed_out(&self, request: &str, collector: &Collector) -> Failure {
+        let arrived = match (&self.framing, collector.lines()) {
+            (Framing::Lines(_) | Framing::Until(_), 1) => " (1 line arrived)".to_string(),
+            (Framing::Lines(_) | Framing::Until(_), n) if n > 0 => {
+                format!(" ({n} lines arrived)")
+            }
+            _ => String::new(),
+        };
+        let what = if let Some(q) = self.framing.quiet() {
+            format!(
+                "the reply to {request:?} was still coming after {}; it never went quiet for {}",
+                duration::show(self.timeout),
+                duration::show(q)
+            )
+        } else {
+            format!(
+                "timed out after {} waiting for {} to {request:?}{arrived}; {}",
+                duration::show(self.timeout),
+                self.framing.describe(),
+                if collector.held().is_empty() {
                     "nothing more arrived".to_string()
                 } else {
-                    format!("received {partial:?}")
-                };
-                Failure::new(
-                    super::TIMEOUT,
-                    format!(
-                        "timed out after {} waiting for {} to {:?} ({lines} line(s) arrived); {what}",
-                        super::duration::show(self.timeout),
-                        self.framing.describe(),
-                        self.request,
-                    ),
-                )
-                .into()
+                    format!("received {:?}", String::from_utf8_lossy(collector.held()))
+                }
+            )
+        };
+        Failure::new(TIMEOUT, what)
+    }
+
+    /// Closes PROG's stdin, copies the rest of its output to stdout until it
+    /// closes it, and waits for PROG; all within `--timeout`.
+    fn finish(&mut self) -> Result<ExitCode, Failure> {
+        // A PROG that already exited makes this fail harmlessly.
+        let _ = self.child.close_stdin();
+        let deadline = Instant::now() + self.timeout;
+        let lines = self.framing.is_lines();
+        // Under --prompt the rest is cut at prompts too: they never print.
+        let prompt = matches!(self.framing, Framing::Prompt(_));
+        let mut collector = if prompt {
+            Some(Collector::new(&self.framing).map_err(|e| Failure::new(2, e))?)
+        } else {
+            None
+        };
+        let mut part = Vec::new();
+        let mut open = true;
+        while open {
+            match self.read(deadline, None)? {
+                Some(bytes) if bytes.is_empty() => break,
+                Some(mut bytes) => {
+                    while let Some(c) = collector.as_mut() {
+                        part.clear();
+                        let done = c.feed(&bytes, &mut part);
+                        self.out.write(&part).map_err(Failure::stdout)?;
+                        match done {
+                            Some(rest) => {
+                                self.out.end(true).map_err(Failure::stdout)?;
+                                bytes = rest;
+                                *c = Collector::new(&self.framing)
+                                    .map_err(|e| Failure::new(2, e))?;
+                            }
+                            None => break,
+                        }
+                    }
+                    if collector.is_none() {
+                        self.out.write(&bytes).map_err(Failure::stdout)?;
+                    }
+                }
+                None => open = false,
             }
-            other => Failure::from_error(other).into(),
         }
+        if let Some(c) = collector.as_mut() {
+            part.clear();
+            c.flush(&mut part);
+            self.out.write(&part).map_err(Failure::stdout)?;
+        }
+        self.out.end(lines).map_err(Failure::stdout)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.child.wait_timeout(left)? {
+            Some(status) => {
+                if open {
+                    log::warn!(
+                        "the program {} but its output is still open (held by a process it started)",
+                        super::ended(status)
+                    );
+                }
+                log::info!("chat: the program {}", super::ended(status));
+                Ok(exit_code(status))
+            }
+            None => {
+                let status = self.child.terminate(Duration::from_secs(1))?;
+                Err(Failure::new(
+                    TIMEOUT,
+                    format!(
+                        "the program did not exit within {} after its input ended; stopped it ({status})",
+                        duration::show(self.timeout)
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// `; it wrote "..."`, or `; nothing arrived`, for messages.
+fn received(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        "; nothing arrived".into()
+    } else {
+        format!("; received {:?}", String::from_utf8_lossy(bytes))
     }
 }

@@ -55,16 +55,27 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
-/// Shows a duration the way [`parse`] reads it, for messages.
+/// Shows a duration as a person writes it, in a form [`parse`] reads back:
+/// `300ms`, `1.5s`, `10s`, `2m`, `1h`, `90s`. Whole milliseconds (a
+/// measured wait of 300.146823ms shows as `300ms`), so it reads back as
+/// exactly those.
 pub fn show(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
-        format!("{ms}ms")
-    } else if ms % 60_000 != 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}m", ms / 60_000)
+    if ms < 1000 {
+        return format!("{ms}ms");
     }
+    if ms % 3_600_000 == 0 {
+        return format!("{}h", ms / 3_600_000);
+    }
+    if ms % 60_000 == 0 {
+        return format!("{}m", ms / 60_000);
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return format!("{secs}s");
+    }
+    let digits = format!("{frac:03}");
+    format!("{secs}.{}s", digits.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -133,8 +144,21 @@ mod tests {
 
     #[test]
     fn shows_round_trip() {
-        for text in ["500ms", "5s", "2m", "0ms", "1500ms"] {
+        for text in [
+            "500ms", "5s", "2m", "0ms", "1.5s", "1.25s", "90s", "1h", "59.999s",
+        ] {
             assert_eq!(show(parse(text).unwrap()), text);
         }
+    }
+
+    #[test]
+    fn shows_as_people_write_durations() {
+        assert_eq!(show(Duration::from_nanos(300_146_823)), "300ms");
+        assert_eq!(show(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(show(Duration::from_micros(999_600)), "999ms");
+        assert_eq!(show(Duration::from_micros(1_000_600)), "1s");
+        assert_eq!(show(Duration::from_secs(150)), "150s");
+        assert_eq!(show(Duration::from_secs(7200)), "2h");
+        assert_eq!(show(Duration::from_secs(u64::MAX)), "18446744073709551615s");
     }
 }

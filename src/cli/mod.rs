@@ -8,7 +8,7 @@
 //! |------|---------|
 //! | PROG's | PROG's own exit code |
 //! | 128+N | PROG died of signal N |
-//! | 1 | a script step failed (also parse errors), `ask`/`recv` got no reply |
+//! | 1 | a script step failed (also parse errors), a `test` script failed, `ask`/`recv` got no reply |
 //! | 2 | bad usage (clap) |
 //! | 124 | a timeout |
 //! | 125 | duet itself failed |
@@ -17,8 +17,10 @@
 
 mod ask;
 mod chat;
+mod completions;
 mod duration;
 mod framing;
+mod record;
 mod recv;
 mod run;
 mod script;
@@ -27,6 +29,7 @@ mod serve;
 mod served;
 mod status;
 mod stop;
+mod test;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -62,6 +65,10 @@ enum Command {
     Recv(recv::RecvArgs),
     Status(status::StatusArgs),
     Stop(stop::StopArgs),
+    Test(test::TestArgs),
+    Record(record::RecordArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 /// Runs the parsed command line.
@@ -76,22 +83,59 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Recv(args) => recv::run(args),
         Command::Status(args) => status::run(args),
         Command::Stop(args) => stop::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 
 /// `-- PROG ARGS`, shared by the subcommands that start a program.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Program {
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROG ARGS")]
     pub argv: Vec<OsString>,
+    /// Where PROG runs: here, or on another host.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `--ssh HOST` and `--ssh-option OPT`: PROG runs on HOST through OpenSSH
+/// (`Command::ssh`), for every subcommand that starts a program.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Remote {
+    /// Run PROG on HOST ([user@]host) through OpenSSH.
+    ///
+    /// Arguments arrive exactly as given, signals and stops reach the
+    /// remote program, and spawns to one host share a connection.
+    #[arg(long, value_name = "HOST")]
+    pub ssh: Option<OsString>,
+    /// An ssh option for --ssh, as with `ssh -o` (repeatable), e.g.
+    /// Port=2222.
+    #[arg(long = "ssh-option", value_name = "OPT", requires = "ssh")]
+    pub ssh_options: Vec<OsString>,
+}
+
+impl Remote {
+    /// Sets the host and options on `cmd` (nothing without `--ssh`).
+    pub fn apply(&self, cmd: &mut duet::Command) {
+        if let Some(host) = &self.ssh {
+            cmd.ssh(host);
+            for opt in &self.ssh_options {
+                cmd.ssh_option(opt);
+            }
+        }
+    }
 }
 
 impl Program {
-    /// A library command for PROG with its arguments.
+    /// A library command for PROG with its arguments (on the `--ssh` host
+    /// when one was given).
     pub fn command(&self) -> duet::Command {
         let mut cmd = duet::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
+        self.remote.apply(&mut cmd);
         cmd
     }
 
@@ -99,6 +143,38 @@ impl Program {
     pub fn name(&self) -> String {
         self.argv[0].to_string_lossy().into_owned()
     }
+}
+
+/// `--restart WHEN` for `run` and `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never: PROG's exit ends duet.
+    Never,
+    /// After PROG exits with a non-zero code or dies of a signal.
+    OnFailure,
+    /// After every exit, whatever the status.
+    Always,
+}
+
+impl From<RestartArg> for duet::supervise::Restart {
+    fn from(arg: RestartArg) -> Self {
+        match arg {
+            RestartArg::Never => duet::supervise::Restart::Never,
+            RestartArg::OnFailure => duet::supervise::Restart::OnFailure,
+            RestartArg::Always => duet::supervise::Restart::Always,
+        }
+    }
+}
+
+/// The one line on stderr per restart (as supervisors log them):
+/// `duet: ./server exited with code 3; restart 1 of 5`.
+pub fn report_restart(program: &Program, sup: &duet::supervise::Supervisor) {
+    let how = sup.last_status().map_or_else(|| "ended".to_string(), ended);
+    let count = match sup.policy().max_restarts {
+        Some(max) => format!("{} of {max}", sup.restarts()),
+        None => sup.restarts().to_string(),
+    };
+    eprintln!("duet: {} {how}; restart {count}", program.name());
 }
 
 /// Creates (truncates) a transcript file and writes its header; the engine
@@ -189,7 +265,25 @@ impl Failure {
                 };
                 Failure::new(code, format!("{err}; {hint}"))
             }
-            duet::Error::Timeout { .. } => Failure::new(TIMEOUT, err),
+            duet::Error::Timeout {
+                waited,
+                expected,
+                partial,
+                ..
+            } => {
+                let arrived = if partial.is_empty() {
+                    "nothing arrived".to_string()
+                } else {
+                    format!("received {partial:?}")
+                };
+                Failure::new(
+                    TIMEOUT,
+                    format!(
+                        "timed out after {} waiting for {expected}; {arrived}",
+                        duration::show(*waited)
+                    ),
+                )
+            }
             _ => Failure::internal(err),
         }
     }
@@ -211,7 +305,26 @@ impl From<duet::Error> for Failure {
     }
 }
 
+/// How PROG ended, as the end of a sentence whose subject is PROG:
+/// `exited with code 3`, `was killed by signal 9 (SIGKILL)`.
+pub fn ended(status: duet::ExitStatus) -> String {
+    if status.signal().is_some() {
+        format!("was {status}")
+    } else {
+        status.to_string()
+    }
+}
+
 /// PROG's status as duet's exit code: its code, or 128+N for signal N.
 pub fn exit_code(status: duet::ExitStatus) -> ExitCode {
     ExitCode::from(status.shell_code().clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

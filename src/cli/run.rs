@@ -7,16 +7,29 @@
 //! (together with signals): every byte is copied as it arrives.
 //!
 //! Signals INT, TERM, HUP, QUIT, USR1, USR2 and WINCH are forwarded to PROG
-//! (to its process group with `--group`). With `--pty`, WINCH instead
-//! copies duet's terminal size to PROG's pty, and the kernel signals PROG. TERM also stops PROG gracefully:
-//! after `--grace` it gets KILL. After INT, TERM, HUP or QUIT, PROG is not
-//! restarted. Without `--group`, PROG shares duet's process group, so a
-//! Ctrl-C typed at a terminal reaches PROG directly *and* through duet
-//! (twice); use `--group` when that matters.
+//! (to its process group with `--group`), once per delivery. With `--pty`,
+//! WINCH instead copies duet's terminal size to PROG's pty, and the kernel
+//! signals PROG. TERM also stops PROG gracefully: the forwarded TERM is the
+//! only one PROG gets, and after `--grace` it gets KILL (a second TERM
+//! would reach a program in the middle of its cleanup, which many take as
+//! "exit now"). After INT, TERM, HUP or QUIT, PROG is not restarted.
+//! Without `--group`, PROG shares duet's process group, so a Ctrl-C typed
+//! at a terminal reaches PROG directly *and* through duet (twice); use
+//! `--group` when that matters.
 //!
-//! With `--group` and a terminal on stdin (duet in the foreground), PROG's
-//! group is made the terminal's foreground group so that it can read it;
-//! duet takes the terminal back when it ends.
+//! With `--group` and a terminal on stdin whose foreground group is duet's,
+//! PROG's group is made the terminal's foreground group so that it can read
+//! it; duet takes the terminal back when it ends. With any other stdin (a
+//! pipe, or a terminal where duet runs in the background) duet leaves the
+//! terminal alone.
+//!
+//! Each restart is one line on stderr, as supervisors log them:
+//! `duet: ./server exited with code 3; restart 1 of 5`.
+//!
+//! As PID 1 (a container's init, `unshare --pid --fork`), duet reaps every
+//! orphan as if `--subreaper` were given, and INT and HUP stop PROG
+//! gracefully as TERM does (forwarded, then KILL after `--grace`): the
+//! kernel gives PID 1 no default action for them, so nothing else would.
 //!
 //! duet exits with PROG's code, or 128+N when PROG died of signal N.
 
@@ -27,13 +40,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
+use duet::supervise::{Backoff, Policy, Step, Supervisor, poll_timeout};
 use duet::{Child, Signal, Stdio};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, killpg, pthread_sigmask};
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
-use super::{Failure, Program, exit_code, parse_duration};
+use super::{Failure, Program, RestartArg, exit_code, parse_duration};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
 #[derive(Debug, Args)]
@@ -55,8 +68,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
     /// When to start PROG again after it exits.
-    #[arg(long, value_name = "WHEN", default_value = "never")]
-    restart: Restart,
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = RestartArg::Never)]
+    restart: RestartArg,
     /// At most N restarts (default: no limit).
     #[arg(long, value_name = "N")]
     max_restarts: Option<u32>,
@@ -67,15 +80,24 @@ pub struct RunArgs {
 /// Runs `duet run`.
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let policy = Policy {
-        restart: args.restart,
+        restart: args.restart.into(),
         max_restarts: args.max_restarts,
         backoff: Backoff::default(),
         grace: args.grace,
         group: args.group,
     };
     let mut sup = Supervisor::new(policy)?;
-    if args.subreaper {
+    // As PID 1 (a container's init, `unshare --pid --fork`) orphans are
+    // duet's to reap, and INT and HUP are the only way to stop it: the
+    // kernel gives PID 1 no default action for them.
+    let init = std::process::id() == 1;
+    if args.subreaper || init {
         sup.set_subreaper()?;
+    }
+    if init {
+        log::info!("run: PID 1: reaping orphans; TERM, INT and HUP stop the program");
+        sup.stop_on_signal(Signal::SIGINT);
+        sup.stop_on_signal(Signal::SIGHUP);
     }
     if args.pty {
         // The pty follows duet's terminal: resizing it makes the kernel send
@@ -130,6 +152,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         match step {
             Step::Running => {}
             Step::Restart => {
+                super::report_restart(&args.program, &sup);
                 let mut child = spawn(transcript.as_ref())?;
                 if pump.as_ref().is_some_and(|p| p.stdin_eof) {
                     let _ = child.close_stdin();
@@ -143,7 +166,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 if let (Some(p), Some(child)) = (pump.as_mut(), sup.child()) {
                     p.drain_output(child)?;
                 }
-                log::info!("run: {} {status}", args.program.name());
+                log::info!("run: {} {}", args.program.name(), super::ended(status));
                 return Ok(exit_code(status));
             }
         }
@@ -161,11 +184,17 @@ struct Terminal {
 }
 
 impl Terminal {
+    /// Only when stdin is a terminal whose foreground group is duet's: a
+    /// `Terminal` takes the terminal back when dropped, so building one for
+    /// any other stdin would make a backgrounded duet the foreground.
     fn foreground() -> Option<Terminal> {
         let stdin = io::stdin();
         let ours = getpgrp();
-        (isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).ok() == Some(ours))
-            .then_some(Terminal { ours })
+        if isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).ok() == Some(ours) {
+            Some(Terminal { ours })
+        } else {
+            None
+        }
     }
 
     fn give_to(&self, pgid: u32) {

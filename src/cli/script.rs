@@ -1,288 +1,198 @@
-//! The expect/send script format, parsed before anything runs.
-//!
-//! One step per line:
+//! `duet script`: an expect/send script, parsed whole before anything runs,
+//! then run against its program; the language is in the README ("Scripts")
+//! and in `script/syntax.rs`, the running in `script/runner.rs`.
 //!
 //! ```text
-//! # a comment; blank lines are ignored too
-//! timeout 2s            # the limit for each following expect (default: --timeout)
-//! sendline 2+2          # TEXT and a newline
-//! expect ^4$            # a regex, searched in the output (multi-line mode)
-//! send quit\n           # TEXT as is, no newline added
-//! send-secret pw\n       # like send, but the transcript shows only its length
-//! expect-exact OK       # a literal text
-//! expect-eof            # the program closes its output
-//! exit-status 0         # the program exits with this code
+//! # a comment (only at the start of a line)
+//! spawn bc -q              # the program, split like a shell, no expansion
+//! timeout 2s               # the limit for each later step (default: --timeout)
+//! sendline 2+2             # TEXT, then the newline
+//! expect-line ^4$          # the next complete line matches
+//! close-stdin              # end of input
+//! expect-eof               # the program closes its output
+//! exit-status 0            # and exits with code 0
 //! ```
 //!
-//! The keyword is separated from its argument by whitespace; the argument is
-//! the rest of the line, kept as written. In `send`, `send-secret`, `sendline` and
-//! `expect-exact` the escapes `\n`, `\t` and `\\` are decoded (any other
-//! backslash is an error, so that a typo is not sent). An `expect` argument
-//! goes to the regex engine untouched: it reads `\n`, `\t`, `\\` and `\d`
-//! itself. A `#` starts a comment only at the beginning of a line, so
-//! `sendline #1` sends `#1`.
-//!
-//! `exit-status N` closes PROG's stdin (many programs exit at end of input),
-//! waits up to the current timeout for PROG to exit, and checks its code.
-//! After the last step PROG's stdin is closed too; a PROG still running
-//! after the timeout is terminated. Parse errors and failed steps exit 1.
+//! A failure prints `FILE:LINE: ...`, what was expected and the last output,
+//! and exits 1; so does a script with errors, all of them listed and nothing
+//! run. A program that cannot be started exits 127 (not found) or 126.
 
-mod syntax;
+mod ansi;
+pub mod cast;
+pub mod feed;
+pub mod report;
+mod runner;
+pub mod syntax;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::Failure;
 use super::duration;
-pub use syntax::{Action, Step, parse};
+pub use report::Case;
+pub use runner::{Config, Failed, PTY_TERM};
 
-/// Run an expect/send script against PROG (for CI).
+/// Run an expect/send script against its program (for CI).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example: duet script check.duet --timeout 5s -- bc -q")]
+#[command(
+    after_help = "Example: duet script ci/bc.duet --junit report.xml\n         \
+    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q"
+)]
 pub struct ScriptArgs {
-    /// The script: send, sendline, expect, expect-exact, expect-eof,
-    /// timeout, exit-status, # comments.
+    /// The script file, or `-` to read it from stdin.
     file: PathBuf,
-    /// The limit for each expect until a `timeout` step changes it.
+    /// The limit for each step until a `timeout` line changes it.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
     timeout: Duration,
     /// Write every byte both ways to FILE, tagged with direction and time.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
-    /// Run PROG on a pseudo-terminal.
+    /// Run PROG on a pseudo-terminal (as `pty on` in the script).
     #[arg(long)]
     pty: bool,
+    /// Print the result as TAP version 13 on stdout.
+    #[arg(long)]
+    tap: bool,
+    /// Write the result as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Record the session as an asciicast v2 file (`asciinema play FILE`).
+    #[arg(long, value_name = "FILE")]
+    cast: Option<PathBuf>,
+    /// Where the program runs: here, or on another host (`spawn` too).
     #[command(flatten)]
-    program: super::Program,
+    remote: super::Remote,
+    /// The program and its arguments, overriding the script's `spawn`.
+    #[arg(last = true, value_name = "PROG ARGS")]
+    program: Vec<OsString>,
 }
 
-/// Exit code of a failed script (a step or the script's syntax).
-const SCRIPT_FAILED: u8 = 1;
-
-/// Runs `duet script`: parse the whole file, then run the steps in order.
+/// Runs `duet script`.
 pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
-    let file = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| Failure::new(SCRIPT_FAILED, format!("cannot read the script {file}: {e}")))?;
-    let steps = parse(&text).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| format!("{file}:{e}")).collect();
-        Failure::new(
-            SCRIPT_FAILED,
-            format!(
-                "the script has {} error(s); nothing was run:\n{}",
-                errors.len(),
-                lines.join("\n")
-            ),
-        )
-    })?;
-    let transcript = match &args.transcript {
-        Some(path) => Some(super::open_transcript(path, &args.program)?),
-        None => None,
-    };
-    let mut cmd = args.program.command();
-    cmd.timeout(args.timeout).pty(args.pty);
-    let mut child = cmd.spawn()?;
-    if let Some(file) = transcript {
-        child.set_transcript(file);
-    }
-    let mut runner = Runner {
-        child,
+    let started = SystemTime::now();
+    let config = Config {
+        file: display_name(&args.file),
+        program: args.program,
+        remote: args.remote,
         timeout: args.timeout,
-        recent: Vec::new(),
-        transcript: args.transcript.clone(),
+        pty: args.pty,
+        transcript: args.transcript,
+        cast: args.cast,
     };
-    for step in &steps {
-        log::debug!("script: line {}: {}", step.line, step.source.trim());
-        if let Err(problem) = runner.step(step) {
-            let message = runner.report(&file, step, &problem);
-            let _ = runner.child.terminate(Duration::from_secs(1));
-            return Err(Failure::new(SCRIPT_FAILED, message));
-        }
+    let case = run_file(&args.file, &config);
+    let cases = [case];
+    if args.tap {
+        let mut stdout = io::stdout().lock();
+        stdout
+            .write_all(report::tap(&cases).as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(Failure::stdout)?;
     }
-    runner.finish();
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Why a step failed.
-struct Problem {
-    /// What happened, e.g. `timed out after 2s`.
-    what: String,
-    /// Output that arrived and was not consumed.
-    partial: Vec<u8>,
-}
-
-struct Runner {
-    child: duet::Child,
-    timeout: Duration,
-    /// The tail of the output consumed so far, for failure reports.
-    recent: Vec<u8>,
-    /// The transcript's path, for the failure report.
-    transcript: Option<PathBuf>,
-}
-
-/// How much consumed output a failure report keeps.
-const RECENT_LIMIT: usize = 4096;
-
-impl Runner {
-    fn step(&mut self, step: &Step) -> Result<(), Problem> {
-        match &step.action {
-            Action::Send(text) => self.send(text.as_bytes()),
-            Action::SendLine(text) => self.send(format!("{text}\n").as_bytes()),
-            Action::SendSecret(text) => self.child.send_secret(text).map_err(|e| Problem {
-                what: format!("cannot write to the program: {e}"),
-                partial: Vec::new(),
-            }),
-            Action::Timeout(d) => {
-                self.timeout = *d;
-                Ok(())
-            }
-            Action::Expect(re) => {
-                let pattern = duet::Pattern::regex(re.as_str()).map_err(|e| Problem {
-                    what: e.to_string(),
-                    partial: Vec::new(),
-                })?;
-                self.expect(pattern)
-            }
-            Action::ExpectExact(text) => self.expect(duet::Pattern::exact(text)),
-            Action::ExpectEof => self.expect(duet::Pattern::Eof),
-            Action::ExitStatus(code) => self.exit_status(*code),
-        }
+    if let Some(path) = &args.junit {
+        write_junit(path, &cases, started)?;
     }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), Problem> {
-        self.child.send_bytes(bytes).map_err(|e| Problem {
-            what: format!("cannot write to the program: {e}"),
-            partial: Vec::new(),
-        })
-    }
-
-    fn expect(&mut self, pattern: duet::Pattern) -> Result<(), Problem> {
-        match self.child.expect_timeout(pattern, self.timeout) {
-            Ok(m) => {
-                let mut consumed = m.before().as_bytes().to_vec();
-                consumed.extend_from_slice(m.as_str().as_bytes());
-                self.consumed(&consumed);
-                Ok(())
-            }
-            Err(duet::Error::Timeout { partial, .. }) => Err(Problem {
-                what: format!("timed out after {}", duration::show(self.timeout)),
-                partial: partial.into_bytes(),
-            }),
-            Err(duet::Error::Eof {
-                partial, status, ..
-            }) => {
-                let status = match status {
-                    Some(s) => format!(" and {s}"),
-                    None => String::new(),
-                };
-                Err(Problem {
-                    what: format!("the program closed its output{status}"),
-                    partial: partial.into_bytes(),
-                })
-            }
-            Err(e) => Err(Problem {
-                what: e.to_string(),
-                partial: Vec::new(),
-            }),
-        }
-    }
-
-    fn exit_status(&mut self, code: i32) -> Result<(), Problem> {
-        // The program may wait for its input to end before it exits.
-        let _ = self.child.close_stdin();
-        match self.child.wait_timeout(self.timeout) {
-            Ok(Some(status)) if status.code() == Some(code) => Ok(()),
-            Ok(Some(status)) => Err(Problem {
-                what: format!("the program {status}"),
-                partial: Vec::new(),
-            }),
-            Ok(None) => Err(Problem {
-                what: format!(
-                    "the program was still running after {}",
-                    duration::show(self.timeout)
-                ),
-                partial: Vec::new(),
-            }),
-            Err(e) => Err(Problem {
-                what: e.to_string(),
-                partial: Vec::new(),
-            }),
-        }
-    }
-
-    fn consumed(&mut self, bytes: &[u8]) {
-        self.recent.extend_from_slice(bytes);
-        if self.recent.len() > RECENT_LIMIT {
-            self.recent.drain(..self.recent.len() - RECENT_LIMIT);
-        }
-    }
-
-    /// The failure report: the step and its line, what was expected, what
-    /// happened, the last output received, the transcript.
-    fn report(&self, file: &str, step: &Step, problem: &Problem) -> String {
-        let mut output = self.recent.clone();
-        output.extend_from_slice(&problem.partial);
-        let mut msg = format!(
-            "{file}:{}: step `{}` failed: {}\n  expected: {}\n",
-            step.line,
-            step.source.trim(),
-            problem.what,
-            expected(&step.action)
-        );
-        let tail = last_lines(&output, 5);
-        if tail.is_empty() {
-            msg.push_str("  last output: (nothing)\n");
-        } else {
-            msg.push_str("  last output:\n");
-            for line in tail {
-                msg.push_str(&format!("    | {line}\n"));
-            }
-        }
-        if let Some(path) = &self.transcript {
-            msg.push_str(&format!("  transcript: {}\n", path.display()));
-        }
-        msg.trim_end().to_string()
-    }
-
-    /// After the last step: end PROG's input and give it a moment to exit;
-    /// one still running after the current timeout is terminated.
-    fn finish(mut self) {
-        let _ = self.child.close_stdin();
-        match self.child.wait_timeout(self.timeout) {
-            Ok(Some(status)) => log::info!("script: the program {status}"),
-            _ => match self.child.terminate(Duration::from_secs(1)) {
-                Ok(status) => log::info!("script: stopped the program after the script: {status}"),
-                Err(e) => log::warn!("cannot stop the program: {e}"),
-            },
-        }
+    let [case] = cases;
+    match case.failure {
+        None => Ok(ExitCode::SUCCESS),
+        Some(f) => Err(Failure::new(f.code, f.report(&case.file))),
     }
 }
 
-fn expected(action: &Action) -> String {
-    match action {
-        Action::Expect(re) => format!(
-            "output matching {:?}",
-            re.as_str().trim_start_matches("(?m)")
-        ),
-        Action::ExpectExact(text) => format!("the text {text:?}"),
-        Action::ExpectEof => "the end of the output".into(),
-        Action::ExitStatus(code) => format!("exit with code {code}"),
-        Action::Send(text) | Action::SendLine(text) => format!("to send {text:?}"),
-        Action::SendSecret(text) => format!("to send a secret ({} bytes)", text.len()),
-        Action::Timeout(_) => "nothing".into(),
+/// The name of a script file in messages.
+pub fn display_name(file: &Path) -> String {
+    if file.as_os_str() == "-" {
+        "<stdin>".into()
+    } else {
+        file.display().to_string()
     }
 }
 
-/// The last `n` lines of `bytes`, escaped for display.
-fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
-    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    if trimmed.is_empty() {
-        return Vec::new();
+/// Reads, parses and runs one script; `config.file` names it.
+pub fn run_file(file: &Path, config: &Config) -> Case {
+    let name = Case::name_of(&config.file);
+    let case = |failure, elapsed| Case {
+        name: name.clone(),
+        file: config.file.clone(),
+        elapsed,
+        failure,
+    };
+    let text = match read(file) {
+        Ok(text) => text,
+        Err(f) => return case(Some(*f), Duration::ZERO),
+    };
+    let script = match syntax::parse(&text) {
+        Ok(script) => script,
+        Err(errors) => return case(Some(parse_failure(&config.file, &errors)), Duration::ZERO),
+    };
+    let outcome = runner::run(&script, config);
+    case(outcome.failure, outcome.elapsed)
+}
+
+/// The script's text: from the file, or stdin for `-`. It must be UTF-8.
+fn read(file: &Path) -> Result<String, Box<Failed>> {
+    let name = display_name(file);
+    let mut bytes = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        io::stdin().lock().read_to_end(&mut bytes).map(drop)
+    } else {
+        std::fs::read(file).map(|b| bytes = b)
+    };
+    read.map_err(|e| Failed::at(0, format!("cannot read the script {name}: {e}")))?;
+    // A byte order mark, as some editors write, is not part of line 1.
+    if bytes.starts_with("\u{feff}".as_bytes()) {
+        bytes.drain(..3);
     }
-    let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| super::framing::trim_cr(l).escape_ascii().to_string())
-        .collect()
+    Ok(String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        Failed::at(
+            line,
+            "this line is not UTF-8 text; write other bytes as \\xHH",
+        )
+    })?)
+}
+
+/// Every parse error as one failure: the first is the headline, the others
+/// follow, each `FILE:LINE: ...`.
+fn parse_failure(file: &str, errors: &[syntax::ParseError]) -> Failed {
+    let first = &errors[0];
+    let mut failed = Failed::at(first.line, first.message.clone());
+    for e in &errors[1..] {
+        failed
+            .notes
+            .push(format!("{file}:{}: {}", e.line, e.message));
+    }
+    failed.notes.push(match errors.len() {
+        1 => "(1 error; nothing was run)".to_string(),
+        n => format!("({n} errors; nothing was run)"),
+    });
+    failed
+}
+
+/// Writes the JUnit report for `cases`.
+pub fn write_junit(path: &Path, cases: &[Case], started: SystemTime) -> Result<(), Failure> {
+    std::fs::write(path, report::junit(cases, "duet", started)).map_err(|e| {
+        Failure::internal(format!(
+            "cannot write the JUnit report {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parse_failure_lists_every_error_with_file_and_line() {
+        let errors = syntax::parse("frobnicate\nexpect (\n").unwrap_err();
+        let f = parse_failure("x.duet", &errors);
+        let report = f.report("x.duet");
+        assert!(report.starts_with("x.duet:1: unknown keyword"), "{report}");
+        assert!(report.contains("\n  x.duet:2: bad regex"), "{report}");
+        assert!(report.contains("2 errors; nothing was run"), "{report}");
+    }
 }

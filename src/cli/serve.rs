@@ -8,10 +8,32 @@
 //! `empty` does): clients come and go without PROG seeing end-of-file, and
 //! writers never get `ENXIO`/`EPIPE` because a reader vanished.
 //!
-//! It is ready (and prints DIR on stdout) once the FIFOs exist, PROG runs
-//! and the pid file is written; with `--daemon` the parent prints DIR only
-//! then and exits, so `dir=$(duet serve --daemon /tmp/x -- bc -q)` can be
-//! followed by `duet ask "$dir" ...` at once.
+//! # Ready
+//!
+//! serve is ready (and prints DIR on stdout) once the FIFOs exist, PROG has
+//! greeted and the pid file is written; with `--daemon` the parent prints
+//! DIR only then and exits, so `dir=$(duet serve --daemon /tmp/x -- bc -q)`
+//! can be followed by `duet ask "$dir" ...` at once. PROG's greeting is
+//! what it writes before the first request, as for `chat`: up to its first
+//! prompt with `--prompt`, else until it has been quiet for `--settle`
+//! (200ms by default; `0`: ready at once). serve drops the greeting (`-v`
+//! logs it) and does the same after every restart before the next request.
+//! When PROG exits before serve is ready, serve (and `--daemon`) exits with
+//! PROG's status and shows the end of PROG's stderr.
+//!
+//! # Replies
+//!
+//! The framing options given to serve are the default for every `ask`
+//! that gives none. serve frames each reply itself, one request at a time.
+//! A request that times out is answered with the timeout, and serve goes on
+//! reading the rest of its reply and drops it: a late reply never reaches
+//! another ask, which waits meanwhile (under its own timeout). When the
+//! rest has not come after the request's timeout once more, PROG is not
+//! answering: serve logs it, `duet status` shows it, and with
+//! `--restart on-failure|always` PROG is stopped (TERM, grace, KILL) and
+//! started again.
+//!
+//! # The end
 //!
 //! It ends when PROG ends for good (per `--restart`), or on TERM, INT or HUP
 //! (`duet stop` sends TERM after writing the grace period to `DIR/stop`):
@@ -21,7 +43,7 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,22 +52,25 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
 use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
-use duet::{Child, Signal, Stdio};
+use duet::{Child, ExitStatus, Signal, Stdio};
 use nix::fcntl::{Flock, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::framing::{Collector, Framing};
+use super::framing::{Collector, Framing, FramingArgs};
 use super::served::{
     self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP, State,
 };
-use super::{Failure, Program, parse_duration};
+use super::{Failure, Program, RestartArg, TIMEOUT, duration, ended, parse_duration};
 
 /// Keep PROG running behind DIR/in and DIR/out for `duet ask`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example: dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask \"$dir\" 2+2"
-)]
+#[command(after_help = "\
+Examples:
+  dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask \"$dir\" 2+2
+  duet serve --daemon /tmp/py --pty --prompt '^>>> ' -- python3 -q
+  duet serve --daemon /tmp/gdb --prompt '^\\(gdb\\) \\r?\\n' -- gdb -q --interpreter=mi2
+  duet serve --daemon /tmp/calc --restart on-failure --settle 1s -- ./calc")]
 pub struct ServeArgs {
     /// The directory for the FIFOs (created 0700, or an existing private one).
     dir: PathBuf,
@@ -55,9 +80,19 @@ pub struct ServeArgs {
     /// Run PROG on a pseudo-terminal.
     #[arg(long)]
     pty: bool,
-    /// When to start PROG again after it exits.
-    #[arg(long, value_name = "WHEN", default_value = "never")]
-    restart: Restart,
+    /// The framing of replies for every ask that gives none.
+    #[command(flatten)]
+    framing: FramingArgs,
+    /// Without --prompt: PROG's greeting ends when it has written nothing
+    /// for D; serve is ready then (0: at once).
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration, conflicts_with = "prompt")]
+    settle: Duration,
+    /// The limit for PROG's greeting (its first prompt, or the settle).
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// When to start PROG again after it exits (or stops answering).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = RestartArg::Never)]
+    restart: RestartArg,
     /// At most N restarts (default: no limit).
     #[arg(long, value_name = "N")]
     max_restarts: Option<u32>,
@@ -73,6 +108,8 @@ pub struct ServeArgs {
 
 /// Runs `duet serve`.
 pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
+    // Checked before anything is made or started.
+    let framing = args.framing.framing().map_err(|e| Failure::new(2, e))?;
     if args.daemon && !args.detached {
         return daemonize();
     }
@@ -80,7 +117,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         // A new session: no controlling terminal, no SIGHUP when it closes.
         nix::unistd::setsid().map_err(|e| Failure::internal(format!("setsid: {e}")))?;
     }
-    let mut server = Server::start(&args)?;
+    let mut server = Server::start(&args, framing)?;
+    if let Err(e) = server.until_ready() {
+        server.cleanup();
+        return Err(e);
+    }
     // Ready: DIR on stdout is the signal (for `--daemon`'s parent too).
     if let Err(e) = ready(&server, &args) {
         // Nobody learns that the service is up (the parent of --daemon was
@@ -189,18 +230,56 @@ fn refuse_foreign_entries(dir: &FifoDir) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A request being answered.
+/// A request waiting for its turn.
+#[derive(Debug)]
+struct Queued {
+    request: Request,
+    /// When its client gives up: its timeout from when serve received it.
+    deadline: Instant,
+}
+
+/// The request being answered.
 #[derive(Debug)]
 struct Active {
     request: Request,
+    framing: Framing,
     collector: Collector,
+    /// The reply so far.
+    reply: Vec<u8>,
     deadline: Instant,
-    /// For `--quiet` framing: the reply ends when nothing arrives until then.
+    /// For `--quiet`: the reply ends when nothing arrives until then.
     quiet_until: Option<Instant>,
+    /// When its client was told it timed out: the rest of the reply is
+    /// still read, and dropped.
+    abandoned: Option<Instant>,
+    /// PROG was reported as not answering.
+    reported: bool,
+}
+
+/// PROG's greeting, which ends before the first request is sent to it.
+#[derive(Debug)]
+enum Greeting {
+    /// Up to the first prompt.
+    Prompt(Collector),
+    /// Until PROG has been quiet until `quiet_until`.
+    Settle { quiet_until: Instant },
+}
+
+#[derive(Debug)]
+struct Greeted {
+    kind: Greeting,
+    /// What PROG wrote, for the log.
+    seen: Vec<u8>,
+    deadline: Instant,
 }
 
 /// Most output kept for `out` when nobody reads it; older bytes are dropped.
 const OUT_BACKLOG: usize = 1 << 20;
+/// How long serve waits, after PROG closed its output mid-reply, for its
+/// exit status to put in the client's message.
+const EXIT_AFTER_EOF: Duration = Duration::from_millis(200);
+/// At most this many lines of PROG's stderr are shown when it fails to start.
+const STDERR_TAIL: usize = 10;
 
 #[derive(Debug)]
 struct Server {
@@ -219,6 +298,15 @@ struct Server {
     pty: bool,
     grace: Duration,
     state: State,
+    /// The framing of asks that give none.
+    framing: Framing,
+    settle: Duration,
+    greet_timeout: Duration,
+    /// Set while PROG greets: no request is sent to it meanwhile.
+    greeting: Option<Greeted>,
+    /// With `--prompt`, after raw input from `in`: PROG is busy until its
+    /// next prompt, which this finds.
+    busy: Option<Collector>,
     /// Bytes for PROG's stdin.
     to_child: Vec<u8>,
     /// Raw bytes from `in`, forwarded between requests.
@@ -227,7 +315,7 @@ struct Server {
     raw_out: VecDeque<u8>,
     /// A partial request line from `ctl`.
     ctl_buf: Vec<u8>,
-    queue: VecDeque<Request>,
+    queue: VecDeque<Queued>,
     active: Option<Active>,
     /// PROG's current stdout has ended.
     out_eof: bool,
@@ -239,11 +327,16 @@ struct Server {
     watch: Inotify,
     /// DIR was taken away under the running service.
     dir_lost: bool,
+    /// The log's length when PROG was first started: its stderr follows.
+    log_start: u64,
+    /// Keep DIR/log when cleaning up: it explains a failed start that the
+    /// message could not show in full.
+    keep_log: bool,
 }
 
 impl Server {
-    /// Checks and prepares DIR, starts PROG, writes the pid file.
-    fn start(args: &ServeArgs) -> Result<Server, Failure> {
+    /// Checks and prepares DIR, starts PROG.
+    fn start(args: &ServeArgs, framing: Framing) -> Result<Server, Failure> {
         let dir = FifoDir::create(&args.dir).map_err(|e| Failure::internal(format!("{e}")))?;
         let Some(alive) = served::claim(&dir)? else {
             let who =
@@ -295,10 +388,11 @@ impl Server {
         let log = dir
             .open_file(LOG, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND)
             .map_err(Failure::internal)?;
+        let log_start = log.metadata().map_or(0, |m| m.len());
         dir.open_file(LOCK, OFlag::O_RDWR | OFlag::O_CREAT)
             .map_err(Failure::internal)?;
         let policy = Policy {
-            restart: args.restart,
+            restart: args.restart.into(),
             max_restarts: args.max_restarts,
             backoff: Backoff::default(),
             grace: args.grace,
@@ -320,6 +414,10 @@ impl Server {
         for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
             sup.forward_signal(sig, false);
         }
+        if std::process::id() == 1 {
+            // A container's init: orphans are ours to reap.
+            sup.set_subreaper()?;
+        }
         let mut server = Server {
             state: State {
                 pid: std::process::id(),
@@ -333,6 +431,7 @@ impl Server {
                 started: served::now_secs(),
                 restarts: 0,
                 created_dir: created,
+                not_answering: None,
             },
             dir,
             alive: Some(alive),
@@ -342,11 +441,14 @@ impl Server {
             ctl,
             log,
             sup,
-            program: Program {
-                argv: args.program.argv.clone(),
-            },
+            program: args.program.clone(),
             pty: args.pty,
             grace: args.grace,
+            framing,
+            settle: args.settle,
+            greet_timeout: args.timeout,
+            greeting: None,
+            busy: None,
             to_child: Vec::new(),
             raw_in: Vec::new(),
             raw_out: VecDeque::new(),
@@ -357,6 +459,8 @@ impl Server {
             stopping: false,
             watch,
             dir_lost: false,
+            log_start,
+            keep_log: false,
         };
         match server.spawn() {
             Ok(child) => server.sup.start(child),
@@ -364,10 +468,6 @@ impl Server {
                 server.cleanup();
                 return Err(e);
             }
-        }
-        if let Err(e) = served::write_state(&server.dir, &server.state) {
-            server.cleanup();
-            return Err(e);
         }
         Ok(server)
     }
@@ -387,8 +487,165 @@ impl Server {
             child.id()
         );
         self.state.child = Some(child.id());
+        self.state.not_answering = None;
         self.out_eof = false;
+        self.busy = None;
+        let now = Instant::now();
+        let kind = match &self.framing {
+            Framing::Prompt(_) => Some(Greeting::Prompt(
+                Collector::new(&self.framing).map_err(Failure::internal)?,
+            )),
+            _ if self.settle.is_zero() => None,
+            _ => Some(Greeting::Settle {
+                quiet_until: now + self.settle,
+            }),
+        };
+        self.greeting = kind.map(|kind| Greeted {
+            kind,
+            seen: Vec::new(),
+            deadline: now + self.greet_timeout,
+        });
         Ok(child)
+    }
+
+    /// Runs the loop until PROG has greeted, then writes the pid file.
+    /// PROG's exit meanwhile is a failed start, whatever `--restart` says:
+    /// the error carries its status and the end of its stderr.
+    fn until_ready(&mut self) -> Result<(), Failure> {
+        while self.greeting.is_some() {
+            self.pump_output()?;
+            // Early requests wait their turn; reading them (and the watch)
+            // keeps the poll below from waking for them again and again.
+            self.read_requests();
+            if self.dir_removed() {
+                return Err(Failure::internal(format!(
+                    "{} was removed or moved away while {} was starting",
+                    self.dir.path().display(),
+                    self.program.name()
+                )));
+            }
+            self.check_greeting(true)?;
+            if self.greeting.is_none() {
+                break;
+            }
+            self.wait()?;
+            let step = self.sup.step()?;
+            if self
+                .sup
+                .received()
+                .iter()
+                .any(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP))
+            {
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "stopped by a signal while {} was starting",
+                        self.program.name()
+                    ),
+                ));
+            }
+            match step {
+                Step::Running => {}
+                Step::Restart | Step::Done(_) => {
+                    let status = self.sup.last_status().unwrap_or(ExitStatus::from_code(1));
+                    return Err(self.failed_start(status));
+                }
+            }
+        }
+        served::write_state(&self.dir, &self.state)
+    }
+
+    /// The error for PROG exiting before serve was ready: its status and
+    /// the end of what it wrote to stderr (in DIR/log, kept if it is longer
+    /// than what the message shows).
+    fn failed_start(&mut self, status: ExitStatus) -> Failure {
+        let mut text = Vec::new();
+        if let Ok(mut log) = self.dir.open_file(LOG, OFlag::O_RDONLY) {
+            if log.seek(io::SeekFrom::Start(self.log_start)).is_ok() {
+                let _ = log.read_to_end(&mut text);
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut message = format!(
+            "{} {} while serve was starting",
+            self.program.name(),
+            ended(status)
+        );
+        if lines.is_empty() {
+            message.push_str("; it wrote nothing to stderr");
+        } else {
+            let shown = &lines[lines.len().saturating_sub(STDERR_TAIL)..];
+            message.push_str("; the end of its stderr:");
+            for line in shown {
+                message.push_str("\n    ");
+                message.push_str(line);
+            }
+            if shown.len() < lines.len() {
+                self.keep_log = true;
+                message.push_str(&format!(
+                    "\n(all {} lines are in {})",
+                    lines.len(),
+                    self.dir.path().join(LOG).display()
+                ));
+            }
+        }
+        let code = status.shell_code().clamp(0, 255) as u8;
+        Failure::new(if code == 0 { 1 } else { code }, message)
+    }
+
+    /// Ends the greeting when its time has come. At the first start a
+    /// greeting that does not end in time fails; after a restart serve
+    /// logs it and goes on.
+    fn check_greeting(&mut self, starting: bool) -> Result<(), Failure> {
+        let Some(g) = self.greeting.as_ref() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        // At end of output PROG is going: its exit decides, not the quiet.
+        let settled = matches!(g.kind, Greeting::Settle { quiet_until } if now >= quiet_until)
+            && !self.out_eof;
+        if settled {
+            self.greeted();
+            return Ok(());
+        }
+        if now < g.deadline {
+            return Ok(());
+        }
+        let what = match g.kind {
+            Greeting::Prompt(_) => format!("its first prompt ({})", self.framing.describe()),
+            Greeting::Settle { .. } => format!(
+                "its greeting to end ({} of quiet)",
+                duration::show(self.settle)
+            ),
+        };
+        let mut seen = g.seen.clone();
+        if let Greeting::Prompt(first) = &g.kind {
+            seen.extend_from_slice(first.held());
+        }
+        let message = format!(
+            "{} did not show {what} within {}{}",
+            self.program.name(),
+            duration::show(self.greet_timeout),
+            preview(&seen)
+        );
+        if starting {
+            return Err(Failure::new(TIMEOUT, message));
+        }
+        log::warn!("serve: {message}; sending requests anyway");
+        self.greeted();
+        Ok(())
+    }
+
+    fn greeted(&mut self) {
+        if let Some(g) = self.greeting.take() {
+            if !g.seen.is_empty() {
+                log::info!(
+                    "serve: the program's greeting: {:?}",
+                    String::from_utf8_lossy(&g.seen)
+                );
+            }
+        }
     }
 
     /// The event loop. Returns when PROG is gone for good or serve was stopped.
@@ -396,10 +653,12 @@ impl Server {
         loop {
             self.pump_output()?;
             self.read_requests();
+            // Before next_input: an ended greeting or reply lets the next
+            // request go in this same round.
+            self.check_timers()?;
             self.next_input();
             self.write_input();
             self.write_output();
-            self.check_timers();
             self.wait()?;
             if let Some(grace) = self.stop_requested() {
                 self.grace = grace;
@@ -424,9 +683,9 @@ impl Server {
             }
             if asked_to_stop && !self.stopping {
                 log::info!(
-                    "serve: stopping {} (grace {:?})",
+                    "serve: stopping {} (grace {})",
                     self.program.name(),
-                    self.grace
+                    duration::show(self.grace)
                 );
                 self.stopping = true;
                 self.sup.stop(self.grace)?;
@@ -434,6 +693,9 @@ impl Server {
             match step {
                 Step::Running => {}
                 Step::Restart => {
+                    self.pump_output()?;
+                    self.end_active("the program ended before the reply was complete");
+                    super::report_restart(&self.program, &self.sup);
                     let child = self.spawn()?;
                     self.sup.start(child);
                     self.state.restarts = self.sup.restarts();
@@ -441,18 +703,23 @@ impl Server {
                 }
                 Step::Done(status) => {
                     self.pump_output()?;
-                    self.fail_active(
-                        "eof",
-                        &format!("the program {status} before the reply was complete"),
-                    );
-                    for request in std::mem::take(&mut self.queue) {
+                    self.end_active(&format!(
+                        "the program {} before the reply was complete",
+                        ended(status)
+                    ));
+                    for queued in std::mem::take(&mut self.queue) {
                         self.send_reply(
-                            &request,
+                            &queued.request,
+                            &self.framing.clone(),
                             String::new(),
-                            Some(("eof", format!("the program {status}"))),
+                            Some(("eof", format!("the program {}", ended(status)))),
                         );
                     }
-                    log::info!("serve: {} {status}; serve ends", self.program.name());
+                    log::info!(
+                        "serve: {} {}; serve ends",
+                        self.program.name(),
+                        ended(status)
+                    );
                     return Ok(if self.dir_lost {
                         ExitCode::from(125)
                     } else if self.stopping {
@@ -493,8 +760,8 @@ impl Server {
         text.trim().parse::<u64>().ok().map(Duration::from_millis)
     }
 
-    /// Reads everything PROG has written and routes it: to the active
-    /// request, or to `out`.
+    /// Reads everything PROG has written and routes it: to its greeting,
+    /// the active request, or `out`.
     fn pump_output(&mut self) -> Result<(), Failure> {
         while !self.out_eof {
             let Some(child) = self.sup.child() else {
@@ -502,13 +769,22 @@ impl Server {
             };
             match child.read_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => return Ok(()),
-                Ok(bytes) => self.route(&bytes),
+                Ok(bytes) => self.route(bytes),
                 Err(duet::Error::Eof { .. }) => {
                     self.out_eof = true;
-                    self.fail_active(
-                        "eof",
-                        "the program closed its output before the reply was complete",
-                    );
+                    if self.active.as_ref().is_some_and(|a| a.abandoned.is_none()) {
+                        // Output ends when PROG does, as a rule: a moment
+                        // tells how, for the client's message.
+                        let message = match child.wait_timeout(EXIT_AFTER_EOF) {
+                            Ok(Some(status)) => format!(
+                                "the program {} before the reply was complete",
+                                ended(status)
+                            ),
+                            _ => "the program closed its output before the reply was complete"
+                                .to_string(),
+                        };
+                        self.end_active(&message);
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -516,20 +792,84 @@ impl Server {
         Ok(())
     }
 
-    fn route(&mut self, bytes: &[u8]) {
+    fn route(&mut self, bytes: Vec<u8>) {
+        if let Some(g) = self.greeting.as_mut() {
+            match &mut g.kind {
+                Greeting::Settle { quiet_until } => {
+                    *quiet_until = Instant::now() + self.settle;
+                    g.seen.extend_from_slice(&bytes);
+                }
+                Greeting::Prompt(first) => {
+                    if let Some(rest) = first.feed(&bytes, &mut g.seen) {
+                        self.greeted();
+                        // Output after the first prompt belongs to no request.
+                        self.route(rest);
+                    }
+                }
+            }
+            return;
+        }
         let Some(active) = self.active.as_mut() else {
-            self.queue_out(bytes);
+            if let Some(busy) = self.busy.as_mut() {
+                if busy.feed(&bytes, &mut Vec::new()).is_some() {
+                    self.busy = None;
+                }
+            }
+            self.queue_out(&bytes);
             return;
         };
-        if let Framing::QuietMs(ms) = active.request.framing {
-            active.quiet_until = Some(Instant::now() + Duration::from_millis(ms));
+        if let Some(quiet) = active.framing.quiet() {
+            active.quiet_until = Some(Instant::now() + quiet);
         }
-        if let Some(rest) = active.collector.feed(bytes) {
-            let active = self.active.take().expect("active request");
-            let output = String::from_utf8_lossy(active.collector.reply()).into_owned();
-            self.send_reply(&active.request, output, None);
-            self.queue_out(&rest);
+        if let Some(rest) = active.collector.feed(&bytes, &mut active.reply) {
+            self.complete_active();
+            self.route(rest);
         }
+    }
+
+    /// The active reply is complete: to its client, or dropped if the
+    /// client was told it timed out.
+    fn complete_active(&mut self) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        active.collector.flush(&mut active.reply);
+        let output = String::from_utf8_lossy(&active.reply).into_owned();
+        if active.abandoned.is_some() {
+            log::info!(
+                "serve: dropped the late reply to {} {:?} ({} bytes)",
+                active.request.id,
+                active.request.line,
+                active.reply.len()
+            );
+            if self.state.not_answering.take().is_some() {
+                log::warn!("serve: {} answers again", self.program.name());
+                if let Err(e) = served::write_state(&self.dir, &self.state) {
+                    log::warn!("serve: {}", e.message);
+                }
+            }
+            return;
+        }
+        self.send_reply(&active.request, &active.framing, output, None);
+    }
+
+    /// The active reply cannot complete (PROG ended): its client gets the
+    /// error with what arrived; a late reply is just dropped.
+    fn end_active(&mut self, message: &str) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        if active.abandoned.is_some() {
+            return;
+        }
+        active.collector.flush(&mut active.reply);
+        let partial = String::from_utf8_lossy(&active.reply).into_owned();
+        self.send_reply(
+            &active.request,
+            &active.framing,
+            partial,
+            Some(("eof", message.to_string())),
+        );
     }
 
     fn queue_out(&mut self, bytes: &[u8]) {
@@ -552,6 +892,7 @@ impl Server {
                 Err(_) => break,
             }
         }
+        let now = Instant::now();
         while let Some(pos) = self.ctl_buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.ctl_buf.drain(..=pos).collect();
             match serde_json::from_slice::<Request>(&line) {
@@ -559,7 +900,8 @@ impl Server {
                     if request.reply.starts_with(REPLY_PREFIX) && !request.reply.contains('/') =>
                 {
                     log::debug!("serve: request {} {:?}", request.id, request.line);
-                    self.queue.push_back(request);
+                    let deadline = now + Duration::from_millis(request.timeout_ms);
+                    self.queue.push_back(Queued { request, deadline });
                 }
                 Ok(request) => log::warn!(
                     "serve: ignoring a request with reply FIFO {:?}",
@@ -571,7 +913,8 @@ impl Server {
     }
 
     /// Chooses what PROG gets next: raw input from `in` between requests,
-    /// else the next request.
+    /// else the next request, once PROG is idle (greeted, no reply still
+    /// coming, at its prompt after raw input).
     fn next_input(&mut self) {
         let mut buf = [0u8; 8192];
         while self.raw_in.len() < OUT_BACKLOG {
@@ -581,41 +924,57 @@ impl Server {
                 _ => break,
             }
         }
-        if self.active.is_some() || self.stopping || !self.sup.is_running() || self.out_eof {
+        if self.active.is_some()
+            || self.greeting.is_some()
+            || self.stopping
+            || !self.sup.is_running()
+            || self.out_eof
+        {
             return;
         }
         if !self.raw_in.is_empty() {
             self.to_child.append(&mut self.raw_in);
+            if let Framing::Prompt(_) = &self.framing {
+                self.busy = Collector::new(&self.framing).ok();
+            }
             return;
         }
-        if !self.to_child.is_empty() {
+        if !self.to_child.is_empty() || self.busy.is_some() {
             return;
         }
-        let Some(request) = self.queue.pop_front() else {
+        let Some(Queued { request, deadline }) = self.queue.pop_front() else {
             return;
         };
         // Output that arrived before this request belongs to no request.
         if let Err(e) = self.pump_output() {
             log::warn!("serve: {}", e.message);
         }
-        let collector = match Collector::new(request.framing.clone()) {
+        let framing = request
+            .framing
+            .clone()
+            .unwrap_or_else(|| self.framing.clone());
+        let collector = match Collector::new(&framing) {
             Ok(c) => c,
             Err(e) => {
-                self.send_reply(
-                    &request,
-                    String::new(),
-                    Some(("bad-request", format!("bad regex: {e}"))),
-                );
+                self.send_reply(&request, &framing, String::new(), Some(("bad-request", e)));
                 return;
             }
         };
+        log::debug!("serve: sending {} to the program", request.id);
         self.to_child.extend_from_slice(request.line.as_bytes());
         self.to_child.push(b'\n');
+        // A request that gets no output at all has an empty reply after
+        // the quiet time.
+        let quiet_until = framing.quiet().map(|q| Instant::now() + q);
         self.active = Some(Active {
-            deadline: Instant::now() + Duration::from_millis(request.timeout_ms),
+            deadline,
             request,
+            framing,
             collector,
-            quiet_until: None,
+            reply: Vec::new(),
+            quiet_until,
+            abandoned: None,
+            reported: false,
         });
     }
 
@@ -640,7 +999,12 @@ impl Server {
             // for the restart (or gets an error if there is none).
             log::info!("serve: cannot write to the program: {e}");
             if let Some(active) = self.active.take() {
-                self.queue.push_front(active.request);
+                if active.abandoned.is_none() {
+                    self.queue.push_front(Queued {
+                        request: active.request,
+                        deadline: active.deadline,
+                    });
+                }
             }
         }
     }
@@ -659,35 +1023,100 @@ impl Server {
         }
     }
 
-    fn check_timers(&mut self) {
+    fn check_timers(&mut self) -> Result<(), Failure> {
+        self.check_greeting(false)?;
         let now = Instant::now();
-        let Some(active) = self.active.as_ref() else {
-            return;
-        };
-        if active.quiet_until.is_some_and(|q| now >= q) {
-            let active = self.active.take().expect("active request");
-            let output = String::from_utf8_lossy(active.collector.reply()).into_owned();
-            self.send_reply(&active.request, output, None);
-        } else if now >= active.deadline {
-            let waited = super::duration::show(Duration::from_millis(active.request.timeout_ms));
-            let describe = active.request.framing.describe();
-            self.fail_active(
-                "timeout",
-                &format!("timed out after {waited} waiting for {describe}"),
+        // Requests whose clients have given up waiting for their turn.
+        let mut i = 0;
+        while i < self.queue.len() {
+            if now < self.queue[i].deadline {
+                i += 1;
+                continue;
+            }
+            let queued = self.queue.remove(i).expect("an index in range");
+            let why = if self.active.as_ref().is_some_and(|a| a.abandoned.is_some()) {
+                "the program has not finished its reply to an earlier request that timed out"
+            } else if self.greeting.is_some() {
+                "the program has not finished its greeting"
+            } else if self.busy.is_some() {
+                "the program has not shown its prompt since the raw input from DIR/in"
+            } else {
+                "the program was busy with earlier requests"
+            };
+            let message = format!(
+                "timed out after {} waiting for its turn: {why}",
+                duration::show(Duration::from_millis(queued.request.timeout_ms))
+            );
+            let framing = queued
+                .request
+                .framing
+                .clone()
+                .unwrap_or_else(|| self.framing.clone());
+            self.send_reply(
+                &queued.request,
+                &framing,
+                String::new(),
+                Some(("timeout", message)),
             );
         }
-    }
-
-    fn fail_active(&mut self, kind: &str, message: &str) {
-        if let Some(active) = self.active.take() {
-            let partial = String::from_utf8_lossy(active.collector.reply()).into_owned();
-            self.send_reply(&active.request, partial, Some((kind, message.to_string())));
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if active.quiet_until.is_some_and(|q| now >= q) {
+            self.complete_active();
+            return Ok(());
         }
+        let timeout = Duration::from_millis(active.request.timeout_ms);
+        match active.abandoned {
+            None if now >= active.deadline => {
+                active.abandoned = Some(now);
+                let message = format!(
+                    "timed out after {} waiting for {}",
+                    duration::show(timeout),
+                    active.framing.describe()
+                );
+                let mut partial = active.reply.clone();
+                partial.extend_from_slice(active.collector.held());
+                let (request, framing) = (active.request.clone(), active.framing.clone());
+                log::info!(
+                    "serve: the reply to {} {:?} timed out; its rest will be dropped",
+                    request.id,
+                    request.line
+                );
+                let partial = String::from_utf8_lossy(&partial).into_owned();
+                self.send_reply(&request, &framing, partial, Some(("timeout", message)));
+            }
+            Some(at) if !active.reported && now >= at + timeout => {
+                active.reported = true;
+                let message = format!(
+                    "{} is not answering: its reply to {:?} has not ended {} after the ask timed out",
+                    self.program.name(),
+                    active.request.line,
+                    duration::show(timeout)
+                );
+                self.state.not_answering = Some(message.clone());
+                served::write_state(&self.dir, &self.state)?;
+                if self.sup.policy().restart == Restart::Never {
+                    eprintln!("duet: {message}; requests wait until it has");
+                } else {
+                    eprintln!("duet: {message}; stopping it to restart it");
+                    self.sup.recycle(self.grace)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Writes a reply to the request's FIFO; a client that is gone (no
     /// reader) loses it, which is the point. The FIFO is removed after.
-    fn send_reply(&mut self, request: &Request, output: String, error: Option<(&str, String)>) {
+    fn send_reply(
+        &mut self,
+        request: &Request,
+        framing: &Framing,
+        output: String,
+        error: Option<(&str, String)>,
+    ) {
         let (error, message) = match error {
             Some((kind, message)) => (Some(kind.to_string()), message),
             None => (None, String::new()),
@@ -697,6 +1126,7 @@ impl Server {
             output,
             error,
             message,
+            framing: Some(framing.clone()),
         };
         let result = self.dir.existing_fifo(&request.reply).and_then(|fifo| {
             let mut file = fifo.open(Access::Write, true)?;
@@ -709,16 +1139,41 @@ impl Server {
             Ok(()) => log::debug!("serve: replied to {}", request.id),
             Err(e) => log::info!("serve: the client of {} is gone: {e}", request.id),
         }
-        let _ = self.dir.remove_entry(&request.reply);
+        // An `ask -` reuses its FIFO for its next request and removes it
+        // itself; a single ask's is removed here, in case it was killed.
+        if !request.keep_fifo {
+            let _ = self.dir.remove_entry(&request.reply);
+        }
+    }
+
+    /// The earliest time something is due without any input: the
+    /// supervisor's, the greeting's, the active reply's and every queued
+    /// request's deadline.
+    fn deadline(&self) -> Option<Instant> {
+        let mut due: Vec<Instant> = Vec::new();
+        due.extend(self.sup.deadline());
+        if let Some(g) = &self.greeting {
+            due.push(g.deadline);
+            if let Greeting::Settle { quiet_until } = g.kind {
+                due.push(quiet_until);
+            }
+        }
+        if let Some(a) = &self.active {
+            due.extend(a.quiet_until);
+            match a.abandoned {
+                None => due.push(a.deadline),
+                Some(at) if !a.reported => {
+                    due.push(at + Duration::from_millis(a.request.timeout_ms));
+                }
+                Some(_) => {}
+            }
+        }
+        due.extend(self.queue.iter().map(|q| q.deadline));
+        due.into_iter().min()
     }
 
     /// Polls everything serve waits for, until the nearest deadline.
     fn wait(&self) -> Result<(), Failure> {
-        let mut deadline = self.sup.deadline();
-        if let Some(a) = &self.active {
-            let d = a.quiet_until.map_or(a.deadline, |q| q.min(a.deadline));
-            deadline = Some(deadline.map_or(d, |x| x.min(d)));
-        }
         let mut fds = vec![
             PollFd::new(self.sup.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN),
@@ -742,7 +1197,7 @@ impl Server {
                 }
             }
         }
-        match poll(&mut fds, poll_timeout(deadline)) {
+        match poll(&mut fds, poll_timeout(self.deadline())) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(e) => Err(Failure::internal(format!("poll: {e}"))),
         }
@@ -750,7 +1205,8 @@ impl Server {
 
     /// Stops PROG if it still runs and removes what serve made: the FIFOs,
     /// the pid, lock, stop and log files, leftover reply FIFOs, and DIR if
-    /// duet created it. Idempotent.
+    /// duet created it (the log and DIR stay when they explain a failed
+    /// start). Idempotent.
     fn cleanup(&mut self) {
         if let Some(mut child) = self.sup.take_child() {
             if let Err(e) = child.terminate(self.grace) {
@@ -769,8 +1225,9 @@ impl Server {
                 }
             }
         }
+        let remove_log = self.state.created_dir && !self.keep_log;
         let mut names = vec![PID, LOCK, STOP];
-        if self.state.created_dir {
+        if remove_log {
             names.push(LOG);
         }
         for name in names {
@@ -778,10 +1235,21 @@ impl Server {
                 log::warn!("serve: {e}");
             }
         }
-        if self.state.created_dir {
+        if remove_log {
             if let Err(e) = std::fs::remove_dir(self.dir.path()) {
                 log::warn!("serve: cannot remove {}: {e}", self.dir.path().display());
             }
         }
+    }
+}
+
+/// `; it wrote "..."` (the start of it) or nothing, for messages.
+fn preview(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        "; it wrote nothing".into()
+    } else {
+        let text = String::from_utf8_lossy(bytes);
+        let cut: String = text.chars().take(200).collect();
+        format!("; it wrote {cut:?}")
     }
 }

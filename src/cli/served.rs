@@ -23,9 +23,10 @@
 //! # Why ask never gets another client's reply
 //!
 //! 1. *Concurrent asks.* `ask` holds an exclusive lock on `lock` from before
-//!    it sends until it has its reply, so requests never interleave. On top
-//!    of that, `serve` itself handles one request at a time and frames each
-//!    reply (by `--lines`, `--until` or `--quiet`) on the server side.
+//!    it sends until it has its reply (its replies, for `ask -`), so
+//!    requests never interleave. On top of that, `serve` itself handles one
+//!    request at a time and frames each reply (by `--lines`, `--until`,
+//!    `--quiet` or `--prompt`) on the server side.
 //! 2. *A client killed mid-request.* Its reply must not reach the next
 //!    client. Replies therefore never go through `out`: each `ask` makes a
 //!    private FIFO `reply.PID`, names it and a unique request id in its
@@ -36,15 +37,23 @@
 //!    and the reply is dropped. A client also ignores a reply whose id is
 //!    not its own (a recycled pid could meet a dead client's reply).
 //!
-//! What no framing can fix: a reply that is still coming when its request
-//! times out. `serve` routes output that arrives when no request is active
-//! to `out`, and it reads all pending output before it sends the next
-//! request, so only output that arrives *after* the next request was sent
-//! could be mistaken for its reply. A line protocol has no request ids to
-//! do better; choose timeouts longer than PROG's slowest answer.
+//! 3. *A late reply.* A request that times out is answered with the
+//!    timeout at once, but stays the active request: `serve` keeps framing
+//!    its reply and drops it when it is complete, and sends the next
+//!    request only then. The next client waits meanwhile, under its own
+//!    timeout (counted from when `serve` received its request). If the late
+//!    reply has not ended after the request's timeout once more, PROG is
+//!    reported as not answering (in the log and in `duet status`), and with
+//!    a restart policy other than `never` it is stopped and restarted.
+//!
+//! Output that arrives when no request is active goes to `out`; `serve`
+//! reads all pending output before it sends the next request.
 //!
 //! Plain writers to `in` are forwarded only between requests (whole chunks
-//! as they come, so write whole lines); `duet send` takes the lock too.
+//! as they come, so write whole lines); `duet send` takes the lock too. With
+//! `serve --prompt`, the next request waits for the prompt that follows
+//! raw input; without it, serve cannot tell when the raw input's output
+//! has ended.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -93,6 +102,9 @@ pub struct State {
     pub restarts: u32,
     /// Whether duet created DIR (then `stop` removes it).
     pub created_dir: bool,
+    /// Why PROG is reported as not answering, while it is.
+    #[serde(default)]
+    pub not_answering: Option<String>,
 }
 
 /// An `ask` request, one JSON line in `ctl`.
@@ -102,12 +114,17 @@ pub struct Request {
     pub id: String,
     /// The line to send (without its newline).
     pub line: String,
-    /// Where the reply ends.
-    pub framing: Framing,
-    /// How long serve waits for the reply, from when it sends the line.
+    /// Where the reply ends (`None`: serve's own framing).
+    #[serde(default)]
+    pub framing: Option<Framing>,
+    /// How long the client waits, from when serve receives the request.
     pub timeout_ms: u64,
     /// The client's reply FIFO, a name in DIR.
     pub reply: String,
+    /// The client reuses the reply FIFO for more requests and removes it
+    /// itself (`ask -`, several LINEs).
+    #[serde(default)]
+    pub keep_fifo: bool,
 }
 
 /// The answer to a [`Request`], one JSON line in the reply FIFO.
@@ -121,6 +138,9 @@ pub struct Reply {
     pub error: Option<String>,
     /// A message for people when `error` is set.
     pub message: String,
+    /// The framing serve used (how the client prints the reply).
+    #[serde(default)]
+    pub framing: Option<Framing>,
 }
 
 /// Opens a served directory as a client, with the same safety checks as

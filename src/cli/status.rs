@@ -35,6 +35,10 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, Failure> {
             lines.push(format!("program: {}", s.program.join(" ")));
             lines.push(format!("uptime: {uptime}s"));
             lines.push(format!("restarts: {}", s.restarts));
+            lines.push(match &s.not_answering {
+                None => "answering: yes".to_string(),
+                Some(why) => format!("answering: no ({why})"),
+            });
         }
         (Ok(s), false) => {
             lines.push(format!(

@@ -46,6 +46,10 @@ pub(crate) struct Inbox {
     eof: bool,
     /// How much the next read is offered; doubles while reads fill it.
     read_size: usize,
+    /// Consumed bytes from this stream position on stay in storage (for
+    /// watches that look back), at most `max_line` of them; `u64::MAX`:
+    /// none.
+    keep_from: u64,
 }
 
 impl Inbox {
@@ -59,7 +63,20 @@ impl Inbox {
             skipping: false,
             eof: false,
             read_size: MIN_READ,
+            keep_from: u64::MAX,
         }
+    }
+
+    /// Keeps consumed bytes from stream position `from` on (see `keep_from`).
+    pub(crate) fn keep_from(&mut self, from: u64) {
+        self.keep_from = from;
+    }
+
+    /// The storage index before which consumed bytes may be dropped.
+    fn droppable(&self) -> usize {
+        let kept = self.keep_from.saturating_sub(self.base);
+        let limit = self.start.saturating_sub(self.max_line) as u64;
+        kept.max(limit).min(self.start as u64) as usize
     }
 
     /// The longest line accepted.
@@ -110,7 +127,7 @@ impl Inbox {
         debug_assert!(n <= self.data.len() - self.start);
         self.start += n;
         self.scanned = self.scanned.max(self.start);
-        if self.start == self.data.len() {
+        if self.start == self.data.len() && self.droppable() == self.start {
             self.release();
         }
     }
@@ -120,7 +137,7 @@ impl Inbox {
     /// moved instead: an expect at the end of 100 MB costs no copy of them.
     pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let rest = self.data.len() - self.start - n;
-        if self.start > 0 || n < rest || n < KEEP_CAPACITY {
+        if self.start > 0 || n < rest || n < KEEP_CAPACITY || self.keep_from != u64::MAX {
             let taken = self.pending()[..n].to_vec();
             self.consume(n);
             return taken;
@@ -170,7 +187,7 @@ impl Inbox {
         if bytes.is_empty() {
             return;
         }
-        let received = self.receive(0, |data, _| {
+        let received = self.receive(|data, _| {
             data.extend_from_slice(bytes);
             Ok(bytes.len())
         });
@@ -180,14 +197,13 @@ impl Inbox {
     /// Lets `read` append to the storage: it gets the storage and how many
     /// bytes it should append at most (it may append fewer, and must not
     /// touch what is there). Returns the new bytes' range in `stored()`;
-    /// none at all means end-of-file. `keep` bytes before the pending ones
-    /// survive a compaction (watches look back into them).
-    pub(crate) fn receive<F>(&mut self, keep: usize, read: F) -> io::Result<std::ops::Range<usize>>
+    /// none at all means end-of-file.
+    pub(crate) fn receive<F>(&mut self, read: F) -> io::Result<std::ops::Range<usize>>
     where
         F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
     {
         let want = self.read_size;
-        self.make_room(want, keep);
+        self.make_room(want);
         let before = self.data.len();
         let n = read(&mut self.data, want)?;
         debug_assert_eq!(self.data.len(), before + n);
@@ -217,12 +233,12 @@ impl Inbox {
     }
 
     /// Makes room for `more` bytes without moving more than what is pending
-    /// (plus `keep` consumed bytes).
-    fn make_room(&mut self, more: usize, keep: usize) {
+    /// (and what is kept for watches).
+    fn make_room(&mut self, more: usize) {
         if self.data.capacity() - self.data.len() >= more {
             return;
         }
-        let from = self.start.saturating_sub(keep);
+        let from = self.droppable();
         // Move to the front when that frees at least half of the storage:
         // each byte is moved a bounded number of times.
         if from > 0 && from >= self.data.len() / 2 {
@@ -452,7 +468,7 @@ mod tests {
         let mut buf = Inbox::new(usize::MAX);
         let mut offered = Vec::new();
         for _ in 0..12 {
-            buf.receive(0, |data, max| {
+            buf.receive(|data, max| {
                 offered.push(max);
                 data.resize(data.len() + max, b'x');
                 Ok(max)

@@ -152,6 +152,20 @@ impl Conversation {
         }
     }
 
+    /// Consumes the first `n` pending bytes of `s` and returns them.
+    pub(crate) fn take_first(&mut self, s: Stream, n: usize) -> Vec<u8> {
+        let watched = !self.watches.is_empty();
+        let inbox = self.inbox_mut(s);
+        if watched {
+            // Watches may look back into consumed bytes: keep them in place.
+            let taken = inbox.pending()[..n].to_vec();
+            inbox.consume(n);
+            taken
+        } else {
+            inbox.take(n)
+        }
+    }
+
     /// Takes every pending byte of `s`.
     pub(crate) fn take_all(&mut self, s: Stream) -> Vec<u8> {
         self.inboxes[s as usize]
@@ -175,8 +189,7 @@ impl Conversation {
     where
         F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
     {
-        let keep = self.lookback(s);
-        let range = self.inbox_mut(s).receive(keep, read)?;
+        let range = self.inbox_mut(s).receive(read)?;
         if !range.is_empty() && !self.watches.is_empty() {
             self.run_watches(s);
         }
@@ -184,8 +197,8 @@ impl Conversation {
         Ok(range.len())
     }
 
-    /// Appends `bytes` to `s` as a read would (tests).
-    #[cfg(test)]
+    /// Appends `bytes` to `s` as a read would (tests and fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn feed(&mut self, s: Stream, bytes: &[u8]) {
         self.receive(s, |data, _| {
             data.extend_from_slice(bytes);
@@ -194,15 +207,13 @@ impl Conversation {
         .expect("appending to memory cannot fail");
     }
 
-    /// How many consumed bytes of `s` must survive a compaction for the
-    /// watches: back to the earliest start of a match still possible, at
-    /// most one `max_line` (a longer match is reported shortened).
-    fn lookback(&self, s: Stream) -> usize {
-        let (Some(inbox), Some(from)) = (self.inbox(s), self.watches.needs_from(s as usize)) else {
-            return 0;
-        };
-        let behind = inbox.position().saturating_sub(from);
-        behind.min(inbox.max_line() as u64) as usize
+    /// Tells the inbox of `s` which consumed bytes the watches may still
+    /// look back at (a longer match than `max_line` is reported shortened).
+    fn keep_for_watches(&mut self, s: Stream) {
+        let from = self.watches.needs_from(s as usize).unwrap_or(u64::MAX);
+        if let Some(inbox) = self.inboxes[s as usize].as_mut() {
+            inbox.keep_from(from);
+        }
     }
 
     fn run_watches(&mut self, s: Stream) {
@@ -233,6 +244,7 @@ impl Conversation {
                 watch.advance(s as usize, &found);
             }
         }
+        self.keep_for_watches(s);
     }
 
     // ---- watches ---------------------------------------------------------
@@ -253,6 +265,19 @@ impl Conversation {
     /// Removes a watch; its matches already found stay reported.
     pub(crate) fn unwatch(&mut self, id: WatchId) {
         self.watches.remove(id);
+        self.keep_for_watches(Stream::Stdout);
+        self.keep_for_watches(Stream::Stderr);
+    }
+
+    /// The next failure a `fail_on` watch found, not reported yet (fuzzing).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn take_failure(&mut self) -> Option<Error> {
+        self.failures.pop_front()
+    }
+
+    /// True when a `fail_on` watch matched and no read reported it yet.
+    pub(crate) fn has_failure(&self) -> bool {
+        !self.failures.is_empty()
     }
 
     /// The next answer a `respond` watch wants written.
@@ -330,16 +355,8 @@ impl Conversation {
             }
         }
         if let Some((i, found)) = best {
-            let n = (found.through - position) as usize;
-            // Watches may look back into consumed bytes: keep them in place.
-            let taken = if self.watches.is_empty() {
-                inbox.take(n)
-            } else {
-                let taken = inbox.pending()[..n].to_vec();
-                inbox.consume(n);
-                taken
-            };
             search.finish();
+            let taken = self.take_first(s, (found.through - position) as usize);
             return Poll::Ready(Ok((
                 i,
                 Match::new(taken, position, &found, patterns[i].names()),
@@ -494,6 +511,40 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn failures(c: &mut Conversation) -> Vec<String> {
+        std::iter::from_fn(|| c.failures.pop_front())
+            .map(|e| match e {
+                Error::FailOn { matched, .. } => matched,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Found by the `search` fuzz target: a drained buffer was released
+    /// while a watch's line had begun in it.
+    #[test]
+    fn a_watch_keeps_a_line_it_began_when_the_caller_consumed_it() {
+        let mut c = core();
+        c.watch(Pattern::line(r"\d").unwrap(), Action::FailOn);
+        c.feed(Stream::Stdout, b"x1");
+        let _ = c.take_first(Stream::Stdout, 2);
+        c.feed(Stream::Stdout, b"\n");
+        assert_eq!(failures(&mut c), ["x1"]);
+    }
+
+    /// Found by the `search` fuzz target: a regex watch lost the byte
+    /// before its origin, so `^` matched where the stream had no line start.
+    #[test]
+    fn a_regex_watch_still_sees_the_byte_before_where_it_resumes() {
+        let mut c = core();
+        c.watch(Pattern::regex(r"^x").unwrap(), Action::FailOn);
+        c.feed(Stream::Stdout, b"ax");
+        assert_eq!(failures(&mut c), Vec::<String>::new());
+        let _ = c.take_first(Stream::Stdout, 2);
+        c.feed(Stream::Stdout, b"x\nx");
+        assert_eq!(failures(&mut c), ["x"]);
     }
 
     #[test]

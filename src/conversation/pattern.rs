@@ -13,7 +13,7 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 
-use super::search::Found;
+use super::search::{Found, Hay, Scan};
 
 /// What [`Child::expect`](crate::Child::expect) waits for.
 ///
@@ -105,6 +105,14 @@ struct LineInner {
 impl Pattern {
     /// A pattern matching `text` exactly, of any length. It never fails
     /// and never panics.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "printf 'a.b*c (gdb) '"]).spawn()?;
+    /// let m = sh.expect(Pattern::exact("(gdb) "))?;      // no regex escaping needed
+    /// assert_eq!(m.before(), "a.b*c ");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn exact(text: impl Into<String>) -> Pattern {
         let text = text.into();
         let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
@@ -121,6 +129,15 @@ impl Pattern {
     ///
     /// # Errors
     /// [`Error::Pattern`](crate::Error::Pattern) when `re` does not compile.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'version 1.2.3'"]).spawn()?;
+    /// let m = sh.expect(Pattern::regex(r"(\d+)\.(\d+)")?)?;
+    /// assert_eq!((m.group(1), m.group(2)), (Some("1"), Some("2")));
+    /// assert!(Pattern::regex("(unclosed").is_err());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn regex(re: &str) -> crate::Result<Pattern> {
         let regex = RegexBuilder::new(re).multi_line(true).crlf(true).build()?;
         let syntax = syntax::Config::new()
@@ -182,6 +199,28 @@ impl Pattern {
         }))))
     }
 
+    /// An incremental search of this pattern over a buffer of your own
+    /// that only grows: each [`Searcher::find`] looks only at the bytes
+    /// added since the last call, so feeding a reply a few bytes at a time
+    /// costs a constant per byte, as an [`expect`](crate::Child::expect)
+    /// does. For a loop that reads its own descriptors.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let mut prompt = Pattern::regex(r"\(gdb\) $")?.searcher();
+    /// let mut buffer = b"GNU gdb 13\n(gd".to_vec();
+    /// assert_eq!(prompt.find(&buffer), None);
+    /// buffer.extend_from_slice(b"b) ");
+    /// assert_eq!(prompt.find(&buffer), Some(11..17));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn searcher(&self) -> Searcher {
+        Searcher {
+            scan: Scan::new(self, 0),
+            pattern: self.clone(),
+        }
+    }
+
     /// The number shared by this pattern's clones (0 for `Eof`/`Timeout`).
     pub(crate) fn id(&self) -> u64 {
         match self {
@@ -211,6 +250,12 @@ fn names_of(regex: &BytesRegex) -> Arc<[Option<String>]> {
 
 impl Exact {
     /// The literal text.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let Pattern::Exact(e) = Pattern::exact(">>> ") else { unreachable!() };
+    /// assert_eq!(e.text(), ">>> ");
+    /// ```
     pub fn text(&self) -> &str {
         &self.0.text
     }
@@ -222,6 +267,13 @@ impl Exact {
 
 impl Regex {
     /// The regular expression as it was written.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let Pattern::Regex(r) = Pattern::regex(r"^\d+$")? else { unreachable!() };
+    /// assert_eq!(r.as_str(), r"^\d+$");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0.source
     }
@@ -260,6 +312,13 @@ impl Regex {
 
 impl Line {
     /// The regular expression as it was written.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let Pattern::Line(l) = Pattern::line(r"^ok")? else { unreachable!() };
+    /// assert_eq!(l.as_str(), "^ok");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0.source
     }
@@ -317,6 +376,36 @@ impl From<String> for Pattern {
     /// A `String` is an exact pattern.
     fn from(text: String) -> Pattern {
         Pattern::exact(text)
+    }
+}
+
+/// The search of [`Pattern::searcher`]: a pattern's search state over a
+/// growing buffer.
+#[derive(Debug)]
+pub struct Searcher {
+    pattern: Pattern,
+    scan: Scan,
+}
+
+impl Searcher {
+    /// The first match in `haystack` as a range of it, looking only at
+    /// what was added since the last call. `haystack` must begin with what
+    /// the earlier calls were given (append only); after consuming from
+    /// its front, start over with [`reset`](Self::reset). For a
+    /// [`Pattern::line`] the range is the line without its line end.
+    pub fn find(&mut self, haystack: &[u8]) -> Option<std::ops::Range<usize>> {
+        let hay = Hay {
+            bytes: haystack,
+            base: 0,
+        };
+        let found = self.scan.find(&self.pattern, hay, &mut 0)?;
+        Some(found.start as usize..found.end as usize)
+    }
+
+    /// Forgets what was searched: the next [`find`](Self::find) starts at
+    /// the beginning of the haystack it is given.
+    pub fn reset(&mut self) {
+        self.scan.restart(&self.pattern, 0);
     }
 }
 
@@ -382,16 +471,41 @@ impl Match {
     }
 
     /// Everything that arrived before the match (consumed with it).
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "echo booting; printf 'login: '"]).spawn()?;
+    /// let m = sh.expect(Pattern::exact("login: "))?;
+    /// assert_eq!(m.before(), "booting\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn before(&self) -> &str {
         &self.before
     }
 
     /// The matched text (for [`Pattern::line`], the whole line).
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'took 42 ms'"]).spawn()?;
+    /// assert_eq!(sh.expect(Pattern::regex(r"\d+ ms")?)?.as_str(), "42 ms");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.matched
     }
 
     /// Capture group `i` (0 is the whole match), if it took part.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'x=3 y='"]).spawn()?;
+    /// let m = sh.expect(Pattern::regex(r"x=(\d+) y=(\d+)?")?)?;
+    /// assert_eq!(m.group(0), Some("x=3 y="));
+    /// assert_eq!(m.group(1), Some("3"));
+    /// assert_eq!(m.group(2), None);                  // did not take part
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn group(&self, i: usize) -> Option<&str> {
         if i == 0 {
             return Some(&self.matched);
@@ -401,6 +515,16 @@ impl Match {
 
     /// The capture group named `name` (`(?P<name>...)`), if the pattern has
     /// one and it took part.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'HTTP/1.1 404 Not Found'"]).spawn()?;
+    /// let m = sh.expect(Pattern::line(r"^HTTP/\S+ (?P<code>\d+) (?P<reason>.*)$")?)?;
+    /// assert_eq!(m.name("code"), Some("404"));
+    /// assert_eq!(m.name("reason"), Some("Not Found"));
+    /// assert_eq!(m.name("nope"), None);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn name(&self, name: &str) -> Option<&str> {
         let names = self.names.as_ref()?;
         let i = names.iter().position(|n| n.as_deref() == Some(name))?;

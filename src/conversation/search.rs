@@ -86,14 +86,23 @@ impl Scan {
         }
     }
 
-    /// Where the search could still find a match that starts earliest: the
-    /// bytes from here on must stay in the haystack.
-    pub(crate) fn needs_from(&self) -> u64 {
+    /// Where the search could still find a match that starts earliest.
+    fn origin(&self) -> u64 {
         match self {
             Scan::Exact { from } => *from,
             Scan::Regex(r) => r.origin,
             Scan::Line { at, .. } => *at,
             Scan::Never => u64::MAX,
+        }
+    }
+
+    /// The bytes from here on must stay in the haystack: from the origin,
+    /// and for a regex the few bytes before it that `^`, `$` and `\b` look
+    /// back at (a character: at most 4 bytes).
+    pub(crate) fn needs_from(&self) -> u64 {
+        match self {
+            Scan::Regex(r) => r.origin.saturating_sub(4),
+            other => other.origin(),
         }
     }
 
@@ -107,6 +116,11 @@ impl Scan {
         hay: Hay<'_>,
         examined: &mut u64,
     ) -> Option<Found> {
+        if self.origin() > hay.end() {
+            // Nothing arrived yet where a match may start (after an empty
+            // match at the very end).
+            return None;
+        }
         match (self, pattern) {
             (Scan::Exact { from }, Pattern::Exact(e)) => {
                 let needle = e.text().as_bytes();

@@ -230,7 +230,9 @@ impl Streams {
     pub(crate) fn fill(&mut self, s: Stream, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
             self.flush_replies(deadline)?;
-            if self.core.is_eof(s) {
+            // A watch that matched on the other stream ends the wait too:
+            // the caller's next look at the core reports it at once.
+            if self.core.is_eof(s) || self.core.has_failure() {
                 return Ok(true);
             }
             match self.poll_once(deadline, Also::Nothing)? {
@@ -419,6 +421,17 @@ impl Streams {
         (self.stdin, self.outputs, self.core, self.transcript)
     }
 
+    /// Asks for pipes of `bytes` capacity on every stream (best effort: a
+    /// pty, a socket or the system's limit keep their size). Fewer, larger
+    /// transfers for bulk input and output.
+    pub(crate) fn widen_pipes(&self, bytes: usize) {
+        let stdin = self.stdin.as_ref().filter(|i| !i.is_pty()).map(Input::fd);
+        let outputs = self.outputs.iter().flatten().map(|fd| fd.as_fd());
+        for fd in stdin.into_iter().chain(outputs) {
+            let _ = sys::set_pipe_size(fd, bytes);
+        }
+    }
+
     /// Closes every descriptor to the child.
     pub(crate) fn close_all(&mut self) {
         self.stdin = None;
@@ -455,7 +468,11 @@ impl Streams {
         if let Some(t) = self.transcript.as_mut() {
             t.record_event("stdin closed");
         }
-        self.stdin = None;
+        if let Some(input) = self.stdin.take() {
+            // A socket may also be the read side (a `Session`): closing this
+            // descriptor alone would not tell the peer.
+            sys::shutdown_write(input.fd());
+        }
         Ok(Written::All)
     }
 }
