@@ -5,6 +5,8 @@
 mod drive;
 mod util;
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod channel;
 mod cli;
 mod cli_ssh;
