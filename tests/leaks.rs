@@ -83,3 +83,53 @@ fn output_and_exec_failures_leave_nothing_behind() {
     assert_eq!(open_fds(), fds, "descriptors leaked");
     assert_eq!(children(), kids, "children left behind");
 }
+
+/// Async children waited for, dropped running, on a pty, with a channel:
+/// once the runtime is gone, every descriptor is closed (the runtime's own
+/// too) and every child reaped.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_children_leave_descriptors_and_children_unchanged() {
+    let _serial = lock();
+    let fds = open_fds();
+    let kids = children();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..300 {
+            let mut cmd = duet::Command::new(FIXTURE);
+            cmd.arg("echo").timeout(Duration::from_secs(20));
+            match i % 4 {
+                0 => {
+                    let mut child = cmd.spawn_async().unwrap();
+                    assert_eq!(child.ask("x").await.unwrap(), "x");
+                    child.wait().await.unwrap();
+                }
+                1 => {
+                    let mut child = cmd
+                        .arg("running")
+                        .stderr(duet::Stdio::piped())
+                        .spawn_async()
+                        .unwrap();
+                    assert_eq!(child.ask("y").await.unwrap(), "y");
+                    drop(child);
+                }
+                2 => {
+                    let mut child = cmd.pty(true).spawn_async().unwrap();
+                    assert_eq!(child.ask("z").await.unwrap(), "z");
+                }
+                _ => {
+                    let mut child = cmd.channel().spawn_async().unwrap();
+                    let conn = child.take_channel().unwrap();
+                    assert_eq!(child.ask("w").await.unwrap(), "w");
+                    drop(conn);
+                }
+            }
+        }
+    });
+    drop(rt);
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert_eq!(children(), kids, "children left behind");
+}
