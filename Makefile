@@ -18,16 +18,21 @@ demo: deps
 man:
 	$(CARGO) run --quiet --bin duet -- man --out-dir "$(TARGET_DIR)/man"
 
-## Formatting, lints, unit, integration and doc tests.
+## Formatting, lints, unit, integration and doc tests, with the default
+## features and again with `tokio` (the async driver: the shared suite's
+## `::tokio` half, the async-only tests and the thread count run there).
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features tokio -- -D warnings
 	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --features tokio
 	$(CARGO) test --doc
+	$(CARGO) test --doc --features tokio
 
-## The benchmark table (release build).
+## The benchmark table (release build; with the async driver's rows).
 bench: deps
-	$(CARGO) bench --bench bench
+	$(CARGO) bench --bench bench --features tokio
 
 ## Load, many children, serve under 50 clients, a signal storm (release
 ## build, a few minutes): a table of figures, non-zero exit if one fails.
@@ -38,6 +43,7 @@ stress: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features tokio -- -D warnings
 
 ## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
 ## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
