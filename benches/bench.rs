@@ -21,12 +21,18 @@
 //! 5. programs through ssh to 127.0.0.1, the first spawn vs later ones on
 //!    the multiplexed connection vs local, and `Shell::run("true")` (see
 //!    `remote`; the bench starts its own sshd as the tests do).
+//! 6. the async driver (feature `tokio`, which `make bench` turns on): its
+//!    round trip vs the blocking one on one CPU, and 1,000 children on one
+//!    current-thread runtime vs 1,000 blocking children on 1,000 threads
+//!    (see `asynchronous`).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
 //! that is missing it is looked up next to the bench executable's
 //! directory (`target/release/deps/bench-*` → `target/release/duet-fixture`).
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod binaries;
 mod channel;
 mod cli;
@@ -128,6 +134,18 @@ fn main() {
     if wanted("communicate") {
         table.extend(conversation::communicate_rows());
     }
+    let mut notes: Vec<String> = Vec::new();
+    #[cfg(feature = "tokio")]
+    if wanted("async") {
+        table.extend(asynchronous::round_trip_rows(&fixture()));
+        let (rows, threads) = asynchronous::many_children_rows(&fixture());
+        table.extend(rows);
+        notes.push(threads);
+    }
+    #[cfg(not(feature = "tokio"))]
+    if wanted("async") {
+        notes.push("The async rows need `--features tokio` (`make bench` passes it).".to_string());
+    }
     drop(small);
 
     println!("{}", harness::table(&table));
@@ -140,6 +158,9 @@ fn main() {
     );
     if let Some(idle) = idle {
         println!("\n{idle}");
+    }
+    for note in notes {
+        println!("\n{note}");
     }
     if wanted("channel") {
         println!();

@@ -344,7 +344,29 @@ async fn transcript_records_both_directions<C: Conv>() {
     assert!(text.contains("< HI\\n"), "{text}");
 }
 
+/// The async driver keeps one timer per child and lets a timer set for an
+/// earlier deadline go off early instead of moving it every call; going
+/// off early must not end a wait whose own deadline is later.
+async fn a_short_timeout_before_a_long_one_does_not_cut_the_long_one_short<C: Conv>() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo first; read x; sleep 1; echo second"])
+        .start::<C>()
+        .unwrap();
+    assert_eq!(
+        sh.read_line_timeout(Duration::from_millis(300))
+            .await
+            .unwrap(),
+        "first"
+    );
+    sh.send_line("go").await.unwrap();
+    assert_eq!(
+        sh.read_line_timeout(Duration::from_secs(20)).await.unwrap(),
+        "second"
+    );
+}
+
 both!(
+    a_short_timeout_before_a_long_one_does_not_cut_the_long_one_short,
     ask_sends_a_line_and_returns_the_reply,
     bc_answers_line_by_line,
     expect_matches_a_prompt_without_newline,

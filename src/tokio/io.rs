@@ -53,6 +53,13 @@ pub(crate) struct Timer {
 
 impl Timer {
     /// Ready once `deadline` has passed; never without one.
+    ///
+    /// A round trip moves the deadline a little later each time (now plus
+    /// the timeout). Moving the timer's entry in the runtime's wheel on
+    /// every call would cost the most of a thousand children talking at
+    /// once, so a timer already set for a time before `deadline` (and
+    /// still to come) is left alone: when it goes off early, the timer
+    /// moves to the deadline then.
     pub(crate) fn poll_until(
         &mut self,
         cx: &mut Context<'_>,
@@ -61,20 +68,30 @@ impl Timer {
         let Some(deadline) = deadline else {
             return Poll::Pending;
         };
-        if deadline <= Instant::now() {
+        let now = Instant::now();
+        if deadline <= now {
             return Poll::Ready(());
         }
         let at = ::tokio::time::Instant::from_std(deadline);
+        let now = ::tokio::time::Instant::from_std(now);
         let sleep = match &mut self.sleep {
             Some(sleep) => {
-                if sleep.deadline() != at {
+                let set = sleep.deadline();
+                if set > at || set <= now {
                     sleep.as_mut().reset(at);
                 }
                 sleep
             }
             none => none.insert(Box::pin(::tokio::time::sleep_until(at))),
         };
-        sleep.as_mut().poll(cx)
+        loop {
+            ready!(sleep.as_mut().poll(cx));
+            // Gone off: for this deadline, or early, for an earlier one.
+            if sleep.deadline() >= at {
+                return Poll::Ready(());
+            }
+            sleep.as_mut().reset(at);
+        }
     }
 }
 
