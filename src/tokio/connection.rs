@@ -26,8 +26,8 @@ use crate::{Error, Result, sys};
 /// Made from a blocking connection with `From` (what it had received and
 /// not returned yet is kept), or taken from an async child with
 /// [`Child::take_channel`](super::Child::take_channel). The descriptor is
-/// registered with the runtime on first use, so the conversion itself
-/// works anywhere.
+/// registered on first use with the runtime it is used in (and stays
+/// with that runtime), so the conversion itself works anywhere.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
