@@ -329,7 +329,40 @@ async fn a_failure_on_stderr_ends_a_wait_for_stdout_at_once<C: Conv>() {
     assert!(matches!(err, Error::FailOn { .. }), "{err}");
 }
 
+/// An answer goes to the child as a send would: through the pty's encoding
+/// (a ^U in it arrives instead of erasing the line) and into the transcript.
+async fn a_respond_answer_is_encoded_on_a_pty_and_recorded<C: Conv>() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            r#"printf 'sure? [y/N] '; read a; echo "got $a" | od -c"#,
+        ])
+        .pty(true)
+        .start::<C>()
+        .unwrap();
+    sh.set_transcript(Log(log.clone()));
+    sh.respond(Pattern::exact("[y/N] "), "\x15ok\n");
+    let m = sh
+        .expect(Pattern::regex(r"g +o +t +025 +o +k").unwrap())
+        .await;
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    assert!(m.is_ok(), "{m:?}\n{text}");
+    assert!(text.contains("> \\x15ok\\n"), "{text}");
+}
+
 both!(
+    a_respond_answer_is_encoded_on_a_pty_and_recorded,
     a_line_pattern_waits_for_the_newline_where_a_regex_matches_half_a_number,
     bc_replies_are_whole_lines_with_a_line_pattern,
     a_line_pattern_skips_lines_and_strips_carriage_returns_on_a_pty,

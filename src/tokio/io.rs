@@ -313,9 +313,19 @@ impl Io {
             if self.outbox_done == self.outbox.len() {
                 self.outbox.clear();
                 self.outbox_done = 0;
-                match replies.then(|| self.core.take_reply()).flatten() {
-                    Some(reply) => self.outbox = reply,
-                    None => return Poll::Ready(Ok(())),
+                let Some(reply) = replies.then(|| self.core.take_reply()).flatten() else {
+                    return Poll::Ready(Ok(()));
+                };
+                // Recorded and encoded (on a pty) as any send is.
+                if let Some(stdin) = self.stdin.as_mut() {
+                    let parts = [&reply[..]];
+                    match stdin
+                        .get_mut()
+                        .outgoing(&mut self.transcript, &parts, false)
+                    {
+                        Outgoing::Plain(_) => self.outbox = reply,
+                        Outgoing::Encoded(bytes) => self.outbox = bytes,
+                    }
                 }
             }
             let written = match self.stdin.as_ref() {
