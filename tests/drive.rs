@@ -49,6 +49,7 @@ pub trait Conv: Sized {
     fn kill(&mut self) -> Result<()>;
     fn set_timeout(&mut self, timeout: Duration);
     fn set_transcript(&mut self, out: impl std::io::Write + Send + 'static);
+    fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()>;
     fn fail_on(&mut self, pattern: Pattern) -> WatchId;
     fn respond(&mut self, pattern: Pattern, reply: &str) -> WatchId;
     fn unwatch(&mut self, id: WatchId);
@@ -110,6 +111,9 @@ macro_rules! forward {
         fn set_timeout(&mut self, timeout: Duration) { Self::set_timeout(self, timeout) }
         fn set_transcript(&mut self, out: impl std::io::Write + Send + 'static) {
             Self::set_transcript(self, out)
+        }
+        fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
+            Self::set_window_size(self, rows, cols)
         }
         fn fail_on(&mut self, pattern: Pattern) -> WatchId { Self::fail_on(self, pattern) }
         fn respond(&mut self, pattern: Pattern, reply: &str) -> WatchId {

@@ -126,7 +126,20 @@ async fn sent_lines_arrive_byte_for_byte_whatever_the_input_translation<C: Conv>
     }
 }
 
+async fn set_window_size_reaches_the_child_and_needs_a_pty<C: Conv>() {
+    let mut child = Command::new("sh")
+        .args(["-c", "read x; stty size"])
+        .pty(true)
+        .start::<C>()
+        .unwrap();
+    child.set_window_size(40, 120).unwrap();
+    assert_eq!(child.ask("go").await.unwrap(), "40 120");
+    let mut piped = fixture("echo", &[]).start::<C>().unwrap();
+    assert!(piped.set_window_size(40, 120).is_err());
+}
+
 both!(
+    set_window_size_reaches_the_child_and_needs_a_pty,
     pty_child_sees_a_terminal_on_all_three_streams,
     pty_stdout_only_keeps_stdin_and_stderr_as_pipes,
     pty_defeats_block_buffering_of_the_fixture,
