@@ -301,6 +301,49 @@ fn output_async_captures_both_streams() {
     });
 }
 
+/// Every method's future is `Send` (checked by the compiler).
+#[test]
+fn every_future_is_send() {
+    fn send<T: Send>(_: T) {}
+    let _child = |c: &mut duet::tokio::Child| {
+        send(c.send(""));
+        send(c.send_line(""));
+        send(c.send_bytes(b""));
+        send(c.send_secret(""));
+        send(c.send_control('c'));
+        send(c.send_intr());
+        send(c.send_eof());
+        send(c.close_stdin());
+        send(c.read_line());
+        send(c.read_line_bytes());
+        send(c.read_line_timeout(Duration::ZERO));
+        send(c.ask(""));
+        send(c.expect("x"));
+        send(c.expect_timeout("x", Duration::ZERO));
+        send(c.expect_any(&[]));
+        send(c.expect_any_timeout(&[], Duration::ZERO));
+        send(c.read_stderr_line());
+        send(c.read_stderr_line_timeout(Duration::ZERO));
+        send(c.expect_stderr("x"));
+        send(c.read_available(Duration::ZERO));
+        send(c.communicate(b"", None));
+        send(c.wait());
+        send(c.wait_timeout(Duration::ZERO));
+        send(c.terminate(Duration::ZERO));
+        send(c.lines().next_line());
+    };
+    let _connection = |c: &mut duet::tokio::Connection| {
+        send(c.send_bytes(b""));
+        send(c.send(&1));
+        send(c.recv_bytes());
+        send(c.recv_bytes_max(1));
+        send(c.recv_bytes_into(&mut [0; 4]));
+        send(c.recv::<u32>());
+        send(c.poll(None));
+    };
+    let _command = |c: &mut Command| send(c.output_async());
+}
+
 /// Children, their futures and connections move between the threads of a
 /// multi-thread runtime.
 #[test]
