@@ -204,7 +204,12 @@ pub fn many_children_rows(fixture: &Path) -> (Vec<Row>, String) {
         "Threads of the bench process with 1,000 async children talking: {} \
          (before: {before}); the blocking variant runs 1,000 threads of its own. \
          The parent's CPU time per ask (all its threads; the children's not \
-         counted): {:.1} µs blocking, {:.1} µs async.",
+         counted): {:.1} µs blocking, {:.1} µs async. Where the async row \
+         misses on a machine with few CPUs, it is for want of parallel work, \
+         not of duet's own cost: a pipe write wakes its reader with a sync \
+         wakeup, which places the child on the writer's CPU, so the children \
+         of one loop thread crowd onto its CPU, while 1,000 ping-pong pairs \
+         spread over every CPU.",
         during.get(),
         per_ask(sync_cpu.get()),
         per_ask(async_cpu.get()),
