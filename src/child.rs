@@ -11,7 +11,7 @@ use crate::driver::errors;
 use crate::driver::{Streams, Written};
 use crate::process::Process;
 use crate::session::{Lines, Session};
-use crate::{Error, ExitStatus, OnDrop, Pattern, Result, Signal, sys};
+use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
 
 /// How long `communicate` keeps reading after the child exited while a
 /// descendant still holds its output pipes open.
@@ -176,6 +176,39 @@ impl Child {
     /// ```
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
         self.session.set_transcript(out)
+    }
+
+    /// Calls `observer` with every chunk of bytes from now on, at the
+    /// moment it passes: each read from stdout or a piped stderr as it came
+    /// (escape sequences included, before any read or expect takes it),
+    /// each write to stdin. For a live view, a recording with times, or
+    /// counting: the observer runs inside duet's reads and writes, so it
+    /// should be quick; it cannot change what the conversation sees. A
+    /// [`send_secret`](Self::send_secret) is never shown to it. Replaces an
+    /// earlier observer; a transcript ([`set_transcript`](Self::set_transcript))
+    /// keeps going beside it.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use duet::Observed;
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let mut bc = duet::Command::new("bc").arg("-q").spawn()?;
+    /// let seen = Arc::clone(&log);
+    /// bc.set_observer(move |chunk| {
+    ///     let (tag, bytes) = match chunk {
+    ///         Observed::Sent(b) => ("sent", b),
+    ///         Observed::Stdout(b) => ("stdout", b),
+    ///         Observed::Stderr(b) => ("stderr", b),
+    ///         _ => return,
+    ///     };
+    ///     seen.lock().unwrap().push(format!("{tag} {}", String::from_utf8_lossy(bytes)));
+    /// });
+    /// assert_eq!(bc.ask("6*7")?, "42");
+    /// assert_eq!(*log.lock().unwrap(), ["sent 6*7\n", "stdout 42\n"]);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn set_observer(&mut self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        self.session.set_observer(observer)
     }
 
     // ---- event loops -----------------------------------------------------

@@ -148,6 +148,7 @@ pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use conversation::pattern::{Exact, Match, Pattern, Searcher};
 pub use conversation::watch::WatchId;
+pub use driver::Observed;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use session::{Lines, Session};

@@ -17,7 +17,7 @@ use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Input, Streams, Transcript, Written};
 use crate::process::Process;
-use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Pattern, Result, Signal, sys};
+use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Observed, Pattern, Result, Signal, sys};
 
 /// A conversation over descriptors you already have, with no process: a
 /// serial port, a socket, a FIFO pair, a pty you opened (pexpect's
@@ -102,7 +102,13 @@ impl Session {
     /// Records every byte sent and received from now on (see
     /// [`Child::set_transcript`](crate::Child::set_transcript)).
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
-        self.streams.transcript = Some(Transcript::new(Box::new(out)));
+        Transcript::set_text(&mut self.streams.transcript, Box::new(out));
+    }
+
+    /// Calls `observer` with every chunk of bytes received and sent from
+    /// now on (see [`Child::set_observer`](crate::Child::set_observer)).
+    pub fn set_observer(&mut self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        Transcript::set_observer(&mut self.streams.transcript, Box::new(observer));
     }
 
     /// Sends `text` as it is (no newline added); see [`Child::send`](crate::Child::send).

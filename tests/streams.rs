@@ -2,7 +2,9 @@
 //! stripped, an observer of the raw bytes, stderr read as stdout is, and
 //! silence asserted without consuming anything.
 
-use duet::{Command, Pattern};
+use std::sync::{Arc, Mutex};
+
+use duet::{Command, Observed, Pattern, Stdio};
 
 #[test]
 fn strip_ansi_removes_colours_before_reads_patterns_and_watches() {
@@ -50,4 +52,64 @@ fn without_strip_ansi_the_sequences_arrive() {
         .spawn()
         .unwrap();
     assert_eq!(sh.read_line().unwrap(), "\x1b[1mbold\x1b[0m");
+}
+
+/// An observer that keeps what it sees, per kind.
+fn keep_observed(child: &mut duet::Child) -> Arc<Mutex<[Vec<u8>; 3]>> {
+    let seen = Arc::new(Mutex::new([Vec::new(), Vec::new(), Vec::new()]));
+    let keep = Arc::clone(&seen);
+    child.set_observer(move |chunk| {
+        let mut seen = keep.lock().unwrap();
+        match chunk {
+            Observed::Stdout(b) => seen[0].extend_from_slice(b),
+            Observed::Stderr(b) => seen[1].extend_from_slice(b),
+            Observed::Sent(b) => seen[2].extend_from_slice(b),
+            _ => {}
+        }
+    });
+    seen
+}
+
+#[test]
+fn an_observer_sees_raw_output_of_both_streams_and_what_was_sent_but_no_secret() {
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            r"read pw; read go; printf '\033[1mout\033[0m\n'; echo err >&2",
+        ])
+        .stderr(Stdio::piped())
+        .strip_ansi(true)
+        .spawn()
+        .unwrap();
+    let seen = keep_observed(&mut sh);
+    sh.send_secret("hunter2\n").unwrap();
+    sh.send_line("go").unwrap();
+    assert_eq!(sh.read_line().unwrap(), "out");
+    assert_eq!(sh.read_stderr_line().unwrap(), "err");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], b"\x1b[1mout\x1b[0m\n");
+    assert_eq!(seen[1], b"err\n");
+    assert_eq!(seen[2], b"go\n");
+}
+
+#[test]
+fn an_observer_and_a_transcript_record_side_by_side() {
+    let path = std::env::temp_dir().join(format!("duet-observer-{}", std::process::id()));
+    let mut cat = Command::new("cat").spawn().unwrap();
+    let seen = keep_observed(&mut cat);
+    cat.set_transcript(std::fs::File::create(&path).unwrap());
+    assert_eq!(cat.ask("hello").unwrap(), "hello");
+    cat.send_control('d').unwrap();
+    drop(cat);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        text.contains(" > hello\\n") && text.contains(" < hello\\n"),
+        "{text}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        (&seen[0][..], &seen[2][..]),
+        (&b"hello\n"[..], &b"hello\n\x04"[..])
+    );
 }
