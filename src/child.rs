@@ -232,6 +232,30 @@ impl Child {
         self.session.streams.output_fd(Stream::Stdout)
     }
 
+    /// The descriptor a piped stderr arrives on, for a caller's own `poll`
+    /// loop; read it with
+    /// [`read_stderr_available(Duration::ZERO)`](Self::read_stderr_available).
+    /// `None` when stderr is not piped.
+    ///
+    /// Polling both descriptors, mind that a read of either stream also
+    /// takes what is waiting on the other into that one's buffer (so that
+    /// the child never blocks on a full pipe), where its descriptor no
+    /// longer shows it. Poll again only after a round of both reads in
+    /// which nothing arrived at all: an observer
+    /// ([`set_observer`](Self::set_observer)) sees every arrival,
+    /// whichever call read it.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let sh = Command::new("sh").stderr(Stdio::piped()).spawn()?;
+    /// assert!(sh.stderr_fd().is_some());
+    /// assert!(Command::new("cat").spawn()?.stderr_fd().is_none());   // inherited
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stderr_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.session.streams.output_fd(Stream::Stderr)
+    }
+
     /// The descriptor to the child's stdin (a pipe or the pty master), to
     /// poll for `POLLOUT` before a send that should not wait. `None` when
     /// stdin is not piped or was closed.
@@ -719,6 +743,79 @@ impl Child {
         self.session.read_available(timeout)
     }
 
+    /// [`read_available`](Self::read_available) for a piped stderr: what is
+    /// buffered, or else whatever comes within `timeout`.
+    ///
+    /// # Errors
+    /// `Error::Eof` once everything has been read and the child closed
+    /// stderr; `Error::Io` when stderr is not piped.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "printf 'Password: ' >&2; read p"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let mut got = Vec::new();
+    /// while got != b"Password: " {
+    ///     got.extend(sh.read_stderr_available(Duration::from_secs(5))?);
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.session.read_stderr_available(timeout)
+    }
+
+    /// True when no byte at all arrives on stdout for `quiet`; false as
+    /// soon as one does. Nothing is consumed: output that was already
+    /// buffered does not count and stays there for the next read, as does
+    /// what arrived. This is how a test asserts that a program holds its
+    /// output (buffering on a pipe) or has nothing more to say. Bytes count
+    /// as they come, before [`Command::strip_ansi`](crate::Command::strip_ansi).
+    /// Output on a piped stderr is read meanwhile and meets the watches.
+    ///
+    /// # Errors
+    /// `Error::Eof` when stdout has ended (before or during the wait):
+    /// nothing more can arrive. `Error::FailOn` when a
+    /// [`fail_on`](Self::fail_on) watch matched, as for any read.
+    ///
+    /// ```
+    /// use duet::Command;
+    /// use std::time::Duration;
+    /// let mut tr = Command::new("tr").args(["a-z", "A-Z"]).spawn()?;
+    /// tr.send_line("hello")?;
+    /// assert!(tr.stays_quiet(Duration::from_millis(200))?);   // tr buffers on a pipe
+    /// tr.close_stdin()?;
+    /// assert_eq!(tr.read_line()?, "HELLO");
+    ///
+    /// let mut tr = Command::new("tr").args(["a-z", "A-Z"]).pty(true).spawn()?;
+    /// tr.send_line("hello")?;
+    /// assert!(!tr.stays_quiet(Duration::from_secs(10))?);     // not on a terminal: false at once
+    /// assert_eq!(tr.read_line()?, "HELLO");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.session.stays_quiet(quiet)
+    }
+
+    /// [`stays_quiet`](Self::stays_quiet) for a piped stderr.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "read x; echo oops >&2; read y"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// assert!(sh.stderr_stays_quiet(Duration::from_millis(50))?);
+    /// sh.send_line("go")?;
+    /// assert!(!sh.stderr_stays_quiet(Duration::from_secs(10))?);
+    /// assert_eq!(sh.read_stderr_line()?, "oops");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.session.stderr_stays_quiet(quiet)
+    }
+
     // ---- expect ----------------------------------------------------------
 
     /// Waits until `pattern` matches stdout; consumes through the match.
@@ -815,6 +912,25 @@ impl Child {
     /// ```
     pub fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         self.session.expect_stderr(pattern)
+    }
+
+    /// [`expect_any`](Self::expect_any) on a piped stderr: the earliest
+    /// match of any of `patterns` (the first listed on a tie);
+    /// `Pattern::Eof` and `Pattern::Timeout` make those outcomes matches.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern, Stdio};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'Error: no such table' >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let outcomes = [Pattern::line("^ok$")?, Pattern::line("^Error: (.*)$")?, Pattern::Eof];
+    /// let (i, m) = sh.expect_any_stderr(&outcomes)?;
+    /// assert_eq!((i, m.group(1)), (1, Some("no such table")));
+    /// assert_eq!(sh.expect_any_stderr(&outcomes)?.0, 2);   // then stderr ended
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
+        self.session.expect_any_stderr(patterns)
     }
 
     // ---- whole runs ------------------------------------------------------

@@ -3,6 +3,7 @@
 //! silence asserted without consuming anything.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use duet::{Command, Observed, Pattern, Stdio};
 
@@ -111,5 +112,76 @@ fn an_observer_and_a_transcript_record_side_by_side() {
     assert_eq!(
         (&seen[0][..], &seen[2][..]),
         (&b"hello\n"[..], &b"hello\n\x04"[..])
+    );
+}
+
+#[test]
+fn stays_quiet_counts_only_new_bytes_and_consumes_nothing() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "echo early; read x; echo late"])
+        .spawn()
+        .unwrap();
+    // `early` arrives: not quiet. Buffered, it no longer counts.
+    assert!(!sh.stays_quiet(Duration::from_secs(20)).unwrap());
+    assert!(sh.stays_quiet(Duration::from_millis(50)).unwrap());
+    sh.send_line("x").unwrap();
+    assert!(!sh.stays_quiet(Duration::from_secs(20)).unwrap());
+    // Then stdout ends: nothing more can arrive.
+    let err = sh.stays_quiet(Duration::from_secs(20)).unwrap_err();
+    assert!(err.is_eof(), "{err}");
+    assert_eq!(sh.read_line().unwrap(), "early");
+    assert_eq!(sh.read_line().unwrap(), "late");
+}
+
+#[test]
+fn stays_quiet_on_stdout_reports_a_watch_that_matched_on_stderr() {
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            "read x; echo 'Traceback (most recent call last)' >&2; read y",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sh.fail_on(Pattern::exact("Traceback"));
+    sh.send_line("x").unwrap();
+    match sh.stays_quiet(Duration::from_secs(60)) {
+        Err(duet::Error::FailOn { matched, .. }) => assert_eq!(matched, "Traceback"),
+        other => panic!("{other:?}"),
+    }
+    assert!(sh.stderr_stays_quiet(Duration::from_millis(50)).unwrap());
+    assert_eq!(
+        sh.read_stderr_line().unwrap(),
+        "Traceback (most recent call last)"
+    );
+}
+
+#[test]
+fn python_prompts_and_errors_on_stderr_meet_expect_any_stderr() {
+    let mut py = Command::new("/usr/bin/python3")
+        .args(["-i", "-q"])
+        .env_remove("PYTHONUNBUFFERED")
+        .env_remove("PYTHONSTARTUP")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prompt = [Pattern::exact(">>> "), Pattern::Eof];
+    assert_eq!(py.expect_any_stderr(&prompt).unwrap().0, 0);
+    py.send_line("1/0").unwrap();
+    let error = [Pattern::line(r"^(\w+Error): (.*)$").unwrap(), Pattern::Eof];
+    let (i, m) = py.expect_any_stderr(&error).unwrap();
+    assert_eq!(
+        (i, m.group(1), m.group(2)),
+        (0, Some("ZeroDivisionError"), Some("division by zero"))
+    );
+    assert!(m.before().contains("Traceback"), "{}", m.before());
+    py.close_stdin().unwrap();
+    // The last prompt, then the end of stderr.
+    let (i, m) = py.expect_any_stderr(&[Pattern::Eof]).unwrap();
+    assert_eq!((i, m.before()), (0, ">>> \n"));
+    assert!(
+        py.read_stderr_available(Duration::ZERO)
+            .unwrap_err()
+            .is_eof()
     );
 }
