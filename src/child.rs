@@ -11,7 +11,7 @@ use crate::driver::errors;
 use crate::driver::{Streams, Written};
 use crate::process::Process;
 use crate::session::{Lines, Session};
-use crate::{Error, ExitStatus, OnDrop, Pattern, Result, Signal, sys};
+use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
 
 /// How long `communicate` keeps reading after the child exited while a
 /// descendant still holds its output pipes open.
@@ -178,6 +178,39 @@ impl Child {
         self.session.set_transcript(out)
     }
 
+    /// Calls `observer` with every chunk of bytes from now on, at the
+    /// moment it passes: each read from stdout or a piped stderr as it came
+    /// (escape sequences included, before any read or expect takes it),
+    /// each write to stdin. For a live view, a recording with times, or
+    /// counting: the observer runs inside duet's reads and writes, so it
+    /// should be quick; it cannot change what the conversation sees. A
+    /// [`send_secret`](Self::send_secret) is never shown to it. Replaces an
+    /// earlier observer; a transcript ([`set_transcript`](Self::set_transcript))
+    /// keeps going beside it.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use duet::Observed;
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let mut bc = duet::Command::new("bc").arg("-q").spawn()?;
+    /// let seen = Arc::clone(&log);
+    /// bc.set_observer(move |chunk| {
+    ///     let (tag, bytes) = match chunk {
+    ///         Observed::Sent(b) => ("sent", b),
+    ///         Observed::Stdout(b) => ("stdout", b),
+    ///         Observed::Stderr(b) => ("stderr", b),
+    ///         _ => return,
+    ///     };
+    ///     seen.lock().unwrap().push(format!("{tag} {}", String::from_utf8_lossy(bytes)));
+    /// });
+    /// assert_eq!(bc.ask("6*7")?, "42");
+    /// assert_eq!(*log.lock().unwrap(), ["sent 6*7\n", "stdout 42\n"]);
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn set_observer(&mut self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        self.session.set_observer(observer)
+    }
+
     // ---- event loops -----------------------------------------------------
 
     /// The descriptor the child's stdout arrives on (a pipe or the pty
@@ -197,6 +230,30 @@ impl Child {
     /// ```
     pub fn stdout_fd(&self) -> Option<BorrowedFd<'_>> {
         self.session.streams.output_fd(Stream::Stdout)
+    }
+
+    /// The descriptor a piped stderr arrives on, for a caller's own `poll`
+    /// loop; read it with
+    /// [`read_stderr_available(Duration::ZERO)`](Self::read_stderr_available).
+    /// `None` when stderr is not piped.
+    ///
+    /// Polling both descriptors, mind that a read of either stream also
+    /// takes what is waiting on the other into that one's buffer (so that
+    /// the child never blocks on a full pipe), where its descriptor no
+    /// longer shows it. Poll again only after a round of both reads in
+    /// which nothing arrived at all: an observer
+    /// ([`set_observer`](Self::set_observer)) sees every arrival,
+    /// whichever call read it.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// let sh = Command::new("sh").stderr(Stdio::piped()).spawn()?;
+    /// assert!(sh.stderr_fd().is_some());
+    /// assert!(Command::new("cat").spawn()?.stderr_fd().is_none());   // inherited
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stderr_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.session.streams.output_fd(Stream::Stderr)
     }
 
     /// The descriptor to the child's stdin (a pipe or the pty master), to
@@ -686,6 +743,79 @@ impl Child {
         self.session.read_available(timeout)
     }
 
+    /// [`read_available`](Self::read_available) for a piped stderr: what is
+    /// buffered, or else whatever comes within `timeout`.
+    ///
+    /// # Errors
+    /// `Error::Eof` once everything has been read and the child closed
+    /// stderr; `Error::Io` when stderr is not piped.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "printf 'Password: ' >&2; read p"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let mut got = Vec::new();
+    /// while got != b"Password: " {
+    ///     got.extend(sh.read_stderr_available(Duration::from_secs(5))?);
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.session.read_stderr_available(timeout)
+    }
+
+    /// True when no byte at all arrives on stdout for `quiet`; false as
+    /// soon as one does. Nothing is consumed: output that was already
+    /// buffered does not count and stays there for the next read, as does
+    /// what arrived. This is how a test asserts that a program holds its
+    /// output (buffering on a pipe) or has nothing more to say. Bytes count
+    /// as they come, before [`Command::strip_ansi`](crate::Command::strip_ansi).
+    /// Output on a piped stderr is read meanwhile and meets the watches.
+    ///
+    /// # Errors
+    /// `Error::Eof` when stdout has ended (before or during the wait):
+    /// nothing more can arrive. `Error::FailOn` when a
+    /// [`fail_on`](Self::fail_on) watch matched, as for any read.
+    ///
+    /// ```
+    /// use duet::Command;
+    /// use std::time::Duration;
+    /// let mut tr = Command::new("tr").args(["a-z", "A-Z"]).spawn()?;
+    /// tr.send_line("hello")?;
+    /// assert!(tr.stays_quiet(Duration::from_millis(200))?);   // tr buffers on a pipe
+    /// tr.close_stdin()?;
+    /// assert_eq!(tr.read_line()?, "HELLO");
+    ///
+    /// let mut tr = Command::new("tr").args(["a-z", "A-Z"]).pty(true).spawn()?;
+    /// tr.send_line("hello")?;
+    /// assert!(!tr.stays_quiet(Duration::from_secs(10))?);     // not on a terminal: false at once
+    /// assert_eq!(tr.read_line()?, "HELLO");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.session.stays_quiet(quiet)
+    }
+
+    /// [`stays_quiet`](Self::stays_quiet) for a piped stderr.
+    ///
+    /// ```
+    /// use duet::{Command, Stdio};
+    /// use std::time::Duration;
+    /// let mut sh = Command::new("sh").args(["-c", "read x; echo oops >&2; read y"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// assert!(sh.stderr_stays_quiet(Duration::from_millis(50))?);
+    /// sh.send_line("go")?;
+    /// assert!(!sh.stderr_stays_quiet(Duration::from_secs(10))?);
+    /// assert_eq!(sh.read_stderr_line()?, "oops");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.session.stderr_stays_quiet(quiet)
+    }
+
     // ---- expect ----------------------------------------------------------
 
     /// Waits until `pattern` matches stdout; consumes through the match.
@@ -782,6 +912,25 @@ impl Child {
     /// ```
     pub fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
         self.session.expect_stderr(pattern)
+    }
+
+    /// [`expect_any`](Self::expect_any) on a piped stderr: the earliest
+    /// match of any of `patterns` (the first listed on a tie);
+    /// `Pattern::Eof` and `Pattern::Timeout` make those outcomes matches.
+    ///
+    /// ```
+    /// use duet::{Command, Pattern, Stdio};
+    /// let mut sh = Command::new("sh").args(["-c", "echo 'Error: no such table' >&2"])
+    ///     .stderr(Stdio::piped())
+    ///     .spawn()?;
+    /// let outcomes = [Pattern::line("^ok$")?, Pattern::line("^Error: (.*)$")?, Pattern::Eof];
+    /// let (i, m) = sh.expect_any_stderr(&outcomes)?;
+    /// assert_eq!((i, m.group(1)), (1, Some("no such table")));
+    /// assert_eq!(sh.expect_any_stderr(&outcomes)?.0, 2);   // then stderr ended
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
+        self.session.expect_any_stderr(patterns)
     }
 
     // ---- whole runs ------------------------------------------------------

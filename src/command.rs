@@ -140,6 +140,7 @@ pub struct Command {
     pub(crate) merge_stderr: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_line: usize,
+    pub(crate) strip_ansi: bool,
     pub(crate) pty: bool,
     pub(crate) pty_stdout: bool,
     pub(crate) pty_echo: bool,
@@ -181,6 +182,7 @@ impl Command {
             merge_stderr: false,
             timeout: None,
             max_line: DEFAULT_MAX_LINE,
+            strip_ansi: false,
             pty: false,
             pty_stdout: false,
             pty_echo: false,
@@ -405,6 +407,35 @@ impl Command {
     /// ```
     pub fn max_line(&mut self, bytes: usize) -> &mut Self {
         self.max_line = bytes.max(1);
+        self
+    }
+
+    /// Removes terminal escape sequences from the child's output as it
+    /// arrives, before reads, expects and watches see it: CSI sequences
+    /// (colours, cursor motion, `ESC[?2004h`), the charset switches
+    /// `ESC(X` and `ESC)X`, and the keypad modes `ESC=` and `ESC>`. Other
+    /// escapes and malformed sequences stay. A sequence cut between two
+    /// reads is still removed: its start is held back (at most 256 bytes)
+    /// until the rest arrives, and passes as it is at end-of-file. Off by
+    /// default.
+    ///
+    /// Everything read through the conversation is filtered, including
+    /// [`communicate`](crate::Child::communicate) and [`output`](Self::output);
+    /// a transcript ([`Child::set_transcript`](crate::Child::set_transcript))
+    /// and an observer ([`Child::set_observer`](crate::Child::set_observer))
+    /// get the bytes as they came, escapes included.
+    ///
+    /// ```
+    /// let mut grep = duet::Command::new("grep").args(["--color=always", "b"])
+    ///     .pty(true)
+    ///     .strip_ansi(true)
+    ///     .spawn()?;
+    /// grep.send_line("abc")?;
+    /// assert_eq!(grep.read_line()?, "abc");   // not "a\x1b[01;31m\x1b[Kb\x1b[m\x1b[Kc"
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn strip_ansi(&mut self, on: bool) -> &mut Self {
+        self.strip_ansi = on;
         self
     }
 

@@ -37,7 +37,10 @@
 //! | several possible outcomes, end of output or timeout among them | [`Child::expect_any`] with [`Pattern::Eof`], [`Pattern::Timeout`] |
 //! | fail on an error text wherever it shows up; answer `[y/N]` prompts | [`Child::fail_on`], [`Child::respond`] |
 //! | a program that buffers its output on pipes | [`Command::pty`], [`Command::pty_stdout`] |
-//! | prompts or errors on stderr | [`Command::stderr`]`(`[`Stdio::piped`]`)`, [`Child::read_stderr_line`], [`Child::expect_stderr`] |
+//! | prompts or errors on stderr | [`Command::stderr`]`(`[`Stdio::piped`]`)`, [`Child::read_stderr_line`], [`Child::expect_stderr`], [`Child::expect_any_stderr`] |
+//! | assert that a program holds its output (buffering), or is done | [`Child::stays_quiet`], [`Child::stderr_stays_quiet`] |
+//! | colours and cursor motion out of the way of patterns | [`Command::strip_ansi`] |
+//! | a live view or a recording of the raw traffic, with times | [`Child::set_observer`], [`Child::set_transcript`] |
 //! | ^C, ^D, ^Z to a program on a pty | [`Child::send_intr`], [`Child::send_eof`], [`Child::send_control`] |
 //! | stop it, with its descendants | [`Child::terminate`], [`Command::process_group`], [`Command::on_drop`] |
 //! | the same program on another host | [`Command::ssh`], [`Command::ssh_option`] |
@@ -45,7 +48,7 @@
 //! | whole messages instead of lines (Python's `multiprocessing.Pipe`) | [`channel::pipe`], [`Command::channel`], [`Child::take_channel`] |
 //! | named pipes for unrelated processes | [`fifo::FifoDir`], [`fifo::Fifo`] |
 //! | keep a program running: restarts, signal forwarding, reaping | [`supervise::Supervisor`] |
-//! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`] |
+//! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`], [`Child::stderr_fd`], [`Child::read_stderr_available`] |
 //!
 //! # Programs on other hosts
 //!
@@ -148,6 +151,7 @@ pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use conversation::pattern::{Exact, Match, Pattern, Searcher};
 pub use conversation::watch::WatchId;
+pub use driver::Observed;
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use session::{Lines, Session};

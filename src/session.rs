@@ -17,7 +17,7 @@ use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Input, Streams, Transcript, Written};
 use crate::process::Process;
-use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Pattern, Result, Signal, sys};
+use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Observed, Pattern, Result, Signal, sys};
 
 /// A conversation over descriptors you already have, with no process: a
 /// serial port, a socket, a FIFO pair, a pty you opened (pexpect's
@@ -102,7 +102,13 @@ impl Session {
     /// Records every byte sent and received from now on (see
     /// [`Child::set_transcript`](crate::Child::set_transcript)).
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
-        self.streams.transcript = Some(Transcript::new(Box::new(out)));
+        Transcript::set_text(&mut self.streams.transcript, Box::new(out));
+    }
+
+    /// Calls `observer` with every chunk of bytes received and sent from
+    /// now on (see [`Child::set_observer`](crate::Child::set_observer)).
+    pub fn set_observer(&mut self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        Transcript::set_observer(&mut self.streams.transcript, Box::new(observer));
     }
 
     /// Sends `text` as it is (no newline added); see [`Child::send`](crate::Child::send).
@@ -267,17 +273,60 @@ impl Session {
     /// Returns what has arrived: what is buffered, or else whatever comes
     /// within `timeout` (empty when nothing did).
     pub fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.piped(Stream::Stdout)?;
+        self.available_from(Stream::Stdout, timeout)
+    }
+
+    /// [`read_available`](Self::read_available) for a piped stderr (a `Child`'s).
+    pub fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.available_from(Stream::Stderr, timeout)
+    }
+
+    fn available_from(&mut self, s: Stream, timeout: Duration) -> Result<Vec<u8>> {
+        self.piped(s)?;
         let deadline = sys::deadline_after(timeout);
         let mut waited = false;
         loop {
-            match self.streams.core.poll_available(Stream::Stdout) {
+            match self.streams.core.poll_available(s) {
                 Poll::Ready(Ok(bytes)) => return Ok(bytes),
-                Poll::Ready(Err(halt)) => return Err(self.halted(Stream::Stdout, halt)),
+                Poll::Ready(Err(halt)) => return Err(self.halted(s, halt)),
                 Poll::Pending if waited => return Ok(Vec::new()),
                 Poll::Pending => {}
             }
-            waited = !self.streams.fill(Stream::Stdout, deadline)?;
+            waited = !self.streams.fill(s, deadline)?;
+        }
+    }
+
+    /// True when no byte arrives on stdout for `quiet`; false as soon as
+    /// one does (see [`Child::stays_quiet`](crate::Child::stays_quiet)).
+    pub fn stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.quiet_on(Stream::Stdout, quiet)
+    }
+
+    /// [`stays_quiet`](Self::stays_quiet) for a piped stderr (a `Child`'s).
+    pub fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.quiet_on(Stream::Stderr, quiet)
+    }
+
+    fn quiet_on(&mut self, s: Stream, quiet: Duration) -> Result<bool> {
+        self.piped(s)?;
+        let deadline = sys::deadline_after(quiet);
+        let mut arrived = false;
+        loop {
+            // A watch's match first, as every read reports it.
+            if let Some(e) = self.streams.core.take_failure() {
+                return Err(e);
+            }
+            if self.streams.core.is_eof(s) {
+                return Err(self.eof_error(s));
+            }
+            if arrived {
+                return Ok(false);
+            }
+            // True: bytes of `s` arrived (or its end, or a watch matched).
+            arrived = self.streams.fill(s, deadline)?;
+            if !arrived {
+                return Ok(true);
+            }
         }
     }
 
@@ -351,6 +400,11 @@ impl Session {
         let (_, m) =
             self.expect_in(Stream::Stderr, std::slice::from_ref(&pattern), self.timeout)?;
         Ok(m)
+    }
+
+    /// [`expect_any`](Self::expect_any) on a piped stderr (a `Child`'s).
+    pub fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
+        self.expect_in(Stream::Stderr, patterns, self.timeout)
     }
 
     fn expect_in(

@@ -410,6 +410,25 @@ fn line_steps_strip_every_trailing_cr() {
 }
 
 #[test]
+fn at_end_of_output_a_last_line_without_newline_counts_as_a_line() {
+    passes("spawn printf 'one\\ntwo\\r'\nexpect-line ^one$\nexpect-line ^t(w)o$\nexpect-eof\n");
+    passes("spawn printf 'x\\ny\\nla st'\nwait-line ^la st$\nexpect-eof\n");
+    fails_at(
+        "spawn printf 'one\\ntwo'\nexpect-line ^one$\nexpect-line ^nope$\n",
+        3,
+        "the line \"two\" came instead",
+    );
+}
+
+#[test]
+fn a_line_step_captures_in_group_0_what_its_regex_matched_in_the_line() {
+    passes(
+        "spawn cat\nsendline error: disk full\nexpect-line disk \\w+\n\
+         sendline [${0}]\nexpect-line ^\\[disk full\\]$\n",
+    );
+}
+
+#[test]
 fn wait_line_skips_lines_up_to_its_bound() {
     passes("spawn seq 1 10\nwait-line ^5$\nexpect-line ^6$\nwait-line:3 ^10$\n");
     fails_at(
@@ -435,6 +454,17 @@ fn silence_proves_that_a_filter_buffers_on_a_pipe_and_not_on_a_pty() {
         "spawn grep b\npty on\nsendline abc\nsilence 5s\n",
         4,
         "output arrived on stdout: \"abc\\r\\n\"",
+    );
+}
+
+#[test]
+fn silence_ignores_output_already_buffered_and_keeps_it() {
+    // One write: `b` is buffered unread once `a` is read.
+    passes(
+        "spawn sh -c \"printf 'a\\nb\\n'; read l\"\nexpect-line ^a$\nsilence 200ms\nexpect-line ^b$\n",
+    );
+    passes(
+        "spawn sh -c \"printf 'a\\nb\\n' >&2; read l\"\nstream stderr\nexpect-line ^a$\nsilence 200ms\nexpect-line ^b$\n",
     );
 }
 

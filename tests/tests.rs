@@ -23,5 +23,6 @@ mod session;
 mod shell;
 mod spawn;
 mod sshd;
+mod streams;
 mod supervise;
 mod watches;

@@ -23,17 +23,24 @@
 //! recorded on their stream); on a pty it is the terminal, as in the
 //! replay. A program that is still running `--timeout` after its input
 //! ended is stopped; its script then ends without `exit-status`.
+//!
+//! One `poll` waits on duet's stdin and PROG's stdout and stderr; the
+//! library reads both of PROG's streams (a read of one also takes what
+//! waits on the other), and an observer says when anything arrived, so
+//! that output already taken from a pipe is never left waiting for the
+//! next `poll`.
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 
-use super::script::feed::{self, ErrFeed};
 use super::script::{PTY_TERM, syntax};
 use super::{Failure, Program, duration};
 
@@ -111,25 +118,20 @@ impl Recorder {
 pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     let mut cmd = args.program.command();
     cmd.timeout(args.timeout).pty(args.pty);
-    let mut err_pipe = None;
     if args.pty {
         cmd.env("TERM", PTY_TERM);
     } else {
-        let (r, w) = feed::pipe()
-            .map_err(|e| Failure::internal(format!("cannot make a pipe for stderr: {e}")))?;
-        cmd.stderr(duet::Stdio::from(w));
-        err_pipe = Some(r);
+        cmd.stderr(duet::Stdio::piped());
     }
-    let spawned = cmd.spawn();
-    // The Command holds the pipe's write end; stderr ends only without it.
-    drop(cmd);
-    let mut child = spawned?;
-    let feed = match err_pipe {
-        Some(r) => Some(
-            ErrFeed::start(r).map_err(|e| Failure::internal(format!("cannot read stderr: {e}")))?,
-        ),
-        None => None,
-    };
+    let mut child = cmd.spawn()?;
+    // Set whenever bytes arrive from PROG, whichever read took them.
+    let arrived = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&arrived);
+    child.set_observer(move |chunk| {
+        if !matches!(chunk, duet::Observed::Sent(_)) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
     let words: Vec<String> = args
         .program
         .argv
@@ -155,7 +157,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
 
     let mut out = Pending::default();
     let mut err = Pending {
-        eof: feed.is_none(),
+        eof: args.pty,
         ..Pending::default()
     };
     let stdin = io::stdin();
@@ -169,37 +171,18 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
     let mut ended_at: Option<Instant> = None;
     while !(out.eof && err.eof) {
         // What PROG wrote: shown, and kept until it makes steps.
-        let mut got = false;
-        if !out.eof {
-            match child.read_available(Duration::ZERO) {
-                Ok(bytes) if !bytes.is_empty() => {
-                    show(&mut io::stdout(), &bytes);
-                    out.bytes.extend_from_slice(&bytes);
-                    got = true;
-                }
-                Ok(_) => {}
-                Err(e) if e.is_eof() => {
-                    out.eof = true;
-                    got = true;
-                }
-                Err(e) => return Err(Failure::internal(format!("cannot read from PROG: {e}"))),
-            }
-        }
-        if let Some(feed) = &feed {
-            for (_, bytes) in feed.take() {
-                got = true;
-                if bytes.is_empty() {
-                    err.eof = true;
-                } else {
-                    show(&mut io::stderr(), &bytes);
-                    err.bytes.extend_from_slice(&bytes);
-                }
-            }
-        }
-        if got {
+        arrived.store(false, Ordering::Relaxed);
+        let got_out = take(&mut child, syntax::Stream::Stdout, &mut out)?;
+        let got_err = take(&mut child, syntax::Stream::Stderr, &mut err)?;
+        if got_out || got_err {
             last_activity = Instant::now();
             rec.output(syntax::Stream::Stdout, &mut out, false);
             rec.output(syntax::Stream::Stderr, &mut err, false);
+            continue;
+        }
+        if arrived.load(Ordering::Relaxed) {
+            // A read of one stream took bytes of the other: take them now,
+            // their pipe no longer shows them.
             continue;
         }
         if let Some(at) = ended_at
@@ -256,10 +239,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
         {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
-        if let Some(feed) = &feed
-            && !err.eof
+        if !err.eof
+            && let Some(fd) = child.stderr_fd()
         {
-            fds.push(PollFd::new(feed.wake_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         match poll(&mut fds, duet::supervise::poll_timeout(deadline)) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -306,13 +289,47 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Failure> {
             let _ = child.terminate(Duration::from_secs(1));
         }
     }
-    drop(feed);
     let mut text = rec.lines.join("\n");
     text.push('\n');
     std::fs::write(&args.file, text)
         .map_err(|e| Failure::internal(format!("cannot write {}: {e}", args.file.display())))?;
     eprintln!("duet: recorded {}", args.file.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Takes what has arrived on `stream` (shown on duet's stream of the same
+/// name) into `pending`; true when anything did, or the stream ended.
+fn take(
+    child: &mut duet::Child,
+    stream: syntax::Stream,
+    pending: &mut Pending,
+) -> Result<bool, Failure> {
+    if pending.eof {
+        return Ok(false);
+    }
+    let got = match stream {
+        syntax::Stream::Stdout => child.read_available(Duration::ZERO),
+        syntax::Stream::Stderr => child.read_stderr_available(Duration::ZERO),
+    };
+    match got {
+        Ok(bytes) if bytes.is_empty() => Ok(false),
+        Ok(bytes) => {
+            match stream {
+                syntax::Stream::Stdout => show(&mut io::stdout(), &bytes),
+                syntax::Stream::Stderr => show(&mut io::stderr(), &bytes),
+            }
+            pending.bytes.extend_from_slice(&bytes);
+            Ok(true)
+        }
+        Err(e) if e.is_eof() => {
+            pending.eof = true;
+            Ok(true)
+        }
+        Err(e) => Err(Failure::internal(format!(
+            "cannot read PROG's {}: {e}",
+            stream.name()
+        ))),
+    }
 }
 
 /// Shows PROG's output on duet's own stream; a closed one is ignored.

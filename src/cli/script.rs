@@ -17,9 +17,7 @@
 //! and exits 1; so does a script with errors, all of them listed and nothing
 //! run. A program that cannot be started exits 127 (not found) or 126.
 
-mod ansi;
 pub mod cast;
-pub mod feed;
 pub mod report;
 mod runner;
 pub mod syntax;

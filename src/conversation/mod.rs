@@ -12,6 +12,7 @@
 //! Because every driver asks the same questions of the same core, framing,
 //! `max_line`, patterns, watches and their errors cannot drift apart.
 
+pub(crate) mod ansi;
 pub(crate) mod inbox;
 pub(crate) mod pattern;
 pub(crate) mod search;
@@ -93,6 +94,9 @@ impl Search {
 #[derive(Debug)]
 pub(crate) struct Conversation {
     inboxes: [Option<Inbox>; 2],
+    /// Per stream, with [`set_strip_ansi`](Self::set_strip_ansi): the
+    /// escape-sequence filter that bytes pass as they arrive.
+    filters: [Option<ansi::Filter>; 2],
     search: Option<Search>,
     watches: Watches,
     /// Answers of `respond` watches, not written yet.
@@ -110,12 +114,19 @@ impl Conversation {
         let inbox = |piped: bool| piped.then(|| Inbox::new(max_line));
         Conversation {
             inboxes: [inbox(stdout), inbox(stderr)],
+            filters: [None, None],
             search: None,
             watches: Watches::default(),
             replies: VecDeque::new(),
             failures: VecDeque::new(),
             examined: 0,
         }
+    }
+
+    /// Removes terminal escape sequences from everything that arrives from
+    /// now on (see [`ansi`]), before lines, patterns and watches see it.
+    pub(crate) fn set_strip_ansi(&mut self, on: bool) {
+        self.filters = std::array::from_fn(|_| on.then(ansi::Filter::default));
     }
 
     /// The inbox of `s`, when that stream is piped.
@@ -183,18 +194,35 @@ impl Conversation {
     // ---- input -----------------------------------------------------------
 
     /// Lets `read` append bytes of `s` to its storage (see
-    /// [`Inbox::receive`]); the watches see them at once. Returns how many
-    /// arrived (0: end-of-file).
+    /// [`Inbox::receive`]); the escape-sequence filter (if any) and then the
+    /// watches see them at once. Returns how many bytes `read` read (0:
+    /// end-of-file), however many the filter kept.
     pub(crate) fn receive<F>(&mut self, s: Stream, read: F) -> io::Result<usize>
     where
         F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
     {
-        let range = self.inbox_mut(s).receive(read)?;
+        let filter = &mut self.filters[s as usize];
+        let inbox = self.inboxes[s as usize]
+            .as_mut()
+            .expect("the driver reads only piped streams");
+        let mut raw = 0;
+        let range = inbox.receive(|data, max| {
+            let before = data.len();
+            raw = read(data, max)?;
+            if let Some(f) = filter {
+                if raw == 0 {
+                    f.finish(data);
+                } else {
+                    f.strip_from(data, before);
+                }
+            }
+            Ok(raw)
+        })?;
         if !range.is_empty() && !self.watches.is_empty() {
             self.run_watches(s);
         }
         self.inbox_mut(s).skip_arrived();
-        Ok(range.len())
+        Ok(raw)
     }
 
     /// Appends `bytes` to `s` as a read would (tests and fuzzing).
@@ -269,8 +297,7 @@ impl Conversation {
         self.keep_for_watches(Stream::Stderr);
     }
 
-    /// The next failure a `fail_on` watch found, not reported yet (fuzzing).
-    #[cfg(feature = "fuzzing")]
+    /// The next failure a `fail_on` watch found, not reported yet.
     pub(crate) fn take_failure(&mut self) -> Option<Error> {
         self.failures.pop_front()
     }
@@ -560,6 +587,25 @@ mod tests {
             c.poll_line(Stream::Stdout, false),
             Poll::Ready(Ok(b"fatal: no".to_vec()))
         );
+    }
+
+    #[test]
+    fn escape_sequences_are_gone_before_watches_and_patterns_see_the_output() {
+        let mut c = core();
+        c.set_strip_ansi(true);
+        c.watch(Pattern::exact("red alert"), Action::FailOn);
+        // The colour sequence is cut between two reads.
+        c.feed(Stream::Stdout, b"\x1b[1;31mred\x1b[");
+        c.feed(Stream::Stdout, b"0m alert\n\x1b[");
+        assert_eq!(failures(&mut c), ["red alert"]);
+        assert_eq!(
+            c.poll_line(Stream::Stdout, false),
+            Poll::Ready(Ok(b"red alert".to_vec()))
+        );
+        // What is held back at the end passes at end-of-file.
+        assert_eq!(c.pending(Stream::Stdout), b"");
+        c.receive(Stream::Stdout, |_, _| Ok(0)).unwrap();
+        assert_eq!(c.pending(Stream::Stdout), b"\x1b[");
     }
 
     #[test]

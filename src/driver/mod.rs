@@ -20,6 +20,7 @@ use nix::poll::PollFlags;
 
 use crate::conversation::{Conversation, Stream};
 use crate::sys;
+pub use transcript::Observed;
 pub(crate) use transcript::{Direction, Transcript};
 
 /// The writable stream to the child.

@@ -466,7 +466,9 @@ fn build_streams(
         Some(master) => (stdin.map(Input::pipe).transpose()?, Some(master)),
         None => (stdin.map(Input::pipe).transpose()?, stdout),
     };
-    Streams::new(stdin, stdout, stderr, cmd.max_line)
+    let mut streams = Streams::new(stdin, stdout, stderr, cmd.max_line)?;
+    streams.core.set_strip_ansi(cmd.strip_ansi);
+    Ok(streams)
 }
 
 #[cfg(test)]

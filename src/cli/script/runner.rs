@@ -1,33 +1,43 @@
-//! Runs a parsed script against its program.
+//! Runs a parsed script against its program, on the library's conversation
+//! core.
 //!
-//! The runner keeps one buffer per output stream: every expectation on a
-//! stream reads the same buffer, so text after a prompt that `expect`
-//! matched starts the next line for `expect-line`. Output is taken from the
-//! library as it arrives (stdout through [`duet::Child::read_available`]; a
-//! separate stderr through a pipe of the runner's own, drained by a thread
-//! so that the program never blocks on it), filtered by `strip-ansi`,
-//! checked against the `fail-on` watches, recorded in the cast, then
-//! matched. Matching a regex: the `regex` crate in multi-line mode, as
-//! [`duet::Pattern::regex`] does.
+//! Every step is one or a few calls of [`duet::Child`]: the core keeps the
+//! one buffer per stream that every expectation reads (so text after a
+//! prompt that `expect` matched starts the next line for `expect-line`),
+//! searches it incrementally as output arrives, strips escape sequences
+//! (`strip-ansi`, [`duet::Command::strip_ansi`]) and runs the `fail-on`
+//! watches ([`duet::Child::fail_on`]) on both streams as the bytes arrive,
+//! whichever call is waiting. A separate stderr is a pipe the library
+//! drains in the same `poll` as stdout.
+//!
+//! - `expect` is [`duet::Pattern::regex`], `expect-exact` [`duet::Pattern::exact`];
+//! - `expect-line` and `wait-line` are [`duet::Pattern::line`] (complete
+//!   lines, every trailing `\r` stripped), with the script's regex flags
+//!   (multi-line, CRLF) so that a line step searches within the line as
+//!   `expect` would. At end of output a last line without newline still
+//!   counts as a line: it comes back as what [`duet::Pattern::Eof`] left;
+//! - `silence` is [`duet::Child::stays_quiet`], `sleep` waits on it too,
+//!   `expect-eof` is [`duet::Pattern::Eof`] (which discards what is left).
+//!
+//! The runner's own state is the script's: captures, settings, which
+//! watch came from which line. An observer ([`duet::Child::set_observer`])
+//! sees the raw bytes both ways as they pass, for the asciicast and for the
+//! last lines of output that a failure report shows (display only).
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, poll};
-use regex::bytes::Regex;
+use duet::{Error, Match, Observed, Pattern};
 
-use super::ansi;
 use super::cast::{Cast, Screen, Source};
 use super::duration;
-use super::feed::{self, ErrFeed};
 use super::syntax::{
-    self, Action, EnvChange, Exit, Group, Piece, Re, Script, Stderr, Step, Stream, Text,
+    self, Action, EnvChange, Exit, Group, Groups, Piece, Re, Script, Stderr, Step, Stream, Text,
 };
 
 /// How a script is run, besides the script itself.
@@ -158,15 +168,15 @@ type StepResult = Result<(), Problem>;
 const REPORT_LINES: usize = 5;
 /// How much of a stream's recent output is kept for reports.
 const RECENT: usize = 8192;
-/// How much already-scanned output a watch keeps, so that a match cut
-/// between two reads is still found.
-const WATCH_WINDOW: usize = 4096;
 /// After the last step: how long the program may take to end its output
 /// and exit once its input has ended, before it is terminated (at most the
 /// current timeout).
 const FINISH_GRACE: Duration = Duration::from_secs(2);
 /// How long a terminated program has between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_secs(1);
+/// How long a failure report waits for the exit status of a program whose
+/// output ended.
+const STATUS_GRACE: Duration = Duration::from_millis(200);
 
 /// The terminal type a program on a pty gets unless the script sets `TERM`:
 /// fixed, so that a script behaves alike on every machine, and plain, so
@@ -190,100 +200,58 @@ pub fn run(script: &Script, config: &Config) -> Outcome {
     }
 }
 
-/// One output stream as the script sees it.
+/// The last bytes of one stream, as they arrived (escape sequences and
+/// all): only for failure reports, never matched.
 #[derive(Debug, Default)]
-struct Buf {
-    /// Filtered output; `data[pos..]` is unread.
-    data: Vec<u8>,
-    pos: usize,
-    eof: bool,
-    filter: Option<ansi::Filter>,
-    /// Raw bytes that arrived, in all.
-    arrived: u64,
-    /// The last bytes that arrived (filtered), for reports.
-    recent: Vec<u8>,
+struct Tail {
+    bytes: Vec<u8>,
+    /// Bytes that arrived in all.
+    total: u64,
 }
 
-impl Buf {
-    fn unread(&self) -> &[u8] {
-        &self.data[self.pos..]
-    }
-
-    /// Appends raw bytes; returns the filtered length added.
-    fn push(&mut self, raw: &[u8]) -> usize {
-        self.arrived += raw.len() as u64;
-        let before = self.data.len();
-        match &mut self.filter {
-            Some(f) => f.feed(raw, &mut self.data),
-            None => self.data.extend_from_slice(raw),
-        }
-        let added = self.data.len() - before;
-        self.note_recent(before);
-        added
-    }
-
-    fn end(&mut self) -> usize {
-        self.eof = true;
-        let before = self.data.len();
-        if let Some(f) = &mut self.filter {
-            f.finish(&mut self.data);
-        }
-        self.note_recent(before);
-        self.data.len() - before
-    }
-
-    fn note_recent(&mut self, from: usize) {
-        self.recent.extend_from_slice(&self.data[from..]);
-        if self.recent.len() > RECENT {
-            self.recent.drain(..self.recent.len() - RECENT);
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() > RECENT {
+            self.bytes.drain(..self.bytes.len() - RECENT);
         }
     }
 
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-        if self.pos == self.data.len() {
-            self.data.clear();
-            self.pos = 0;
-        } else if self.pos > 65536 && self.pos > self.data.len() / 2 {
-            self.data.drain(..self.pos);
-            self.pos = 0;
-        }
+    /// What arrived after the first `total` bytes (as much as is kept).
+    fn since(&self, total: u64) -> &[u8] {
+        let new = (self.total - total).min(self.bytes.len() as u64) as usize;
+        &self.bytes[self.bytes.len() - new..]
     }
+}
 
-    /// The next complete line without its line end (every trailing `\r`
-    /// stripped); at end-of-file also a last line without `\n`.
-    fn take_line(&mut self) -> Option<Vec<u8>> {
-        let unread = self.unread();
-        let (line, used) = match unread.iter().position(|&b| b == b'\n') {
-            Some(i) => (&unread[..i], i + 1),
-            None if self.eof && !unread.is_empty() => (unread, unread.len()),
-            None => return None,
+/// What the observer keeps of the traffic.
+#[derive(Debug, Default)]
+struct Seen {
+    cast: Option<Cast>,
+    /// By stream: stdout, stderr.
+    tails: [Tail; 2],
+    /// The stream output arrived on last.
+    last: Option<Stream>,
+}
+
+impl Seen {
+    fn observe(&mut self, chunk: Observed<'_>) {
+        let now = Instant::now();
+        let (source, stream, bytes) = match chunk {
+            Observed::Stdout(b) => (Source::Stdout, Some(Stream::Stdout), b),
+            Observed::Stderr(b) => (Source::Stderr, Some(Stream::Stderr), b),
+            Observed::Sent(b) => (Source::Input, None, b),
+            _ => return,
         };
-        let mut end = line.len();
-        while end > 0 && line[end - 1] == b'\r' {
-            end -= 1;
+        if let Some(cast) = &mut self.cast {
+            cast.event(source, now, bytes);
         }
-        let line = line[..end].to_vec();
-        self.consume(used);
-        Some(line)
+        if let Some(s) = stream {
+            self.tails[s as usize].push(bytes);
+            self.last = Some(s);
+        }
     }
-
-    fn last_lines(&self) -> Vec<String> {
-        last_lines(&self.recent, REPORT_LINES)
-    }
-}
-
-/// The last `n` lines of `bytes`, escaped for display.
-fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
-    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    if trimmed.is_empty() {
-        return Vec::new();
-    }
-    let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| show(l.strip_suffix(b"\r").unwrap_or(l)))
-        .collect()
 }
 
 /// Bytes as readable text: escapes for what is not printable.
@@ -312,26 +280,59 @@ fn quoted(bytes: &[u8]) -> String {
     format!("\"{}\"", show(bytes).replace('"', "\\\""))
 }
 
-/// A `fail-on` watch.
-#[derive(Debug)]
-struct Watch {
-    line: usize,
-    source: String,
-    regex: Regex,
-    /// Per stream (stdout, stderr): the output scanned so far that a match
-    /// starting there could still use.
-    windows: [Vec<u8>; 2],
+/// The last `n` lines of `bytes`, escaped for display.
+fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    let lines: Vec<&[u8]> = trimmed.split(|&b| b == b'\n').collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| show(l.strip_suffix(b"\r").unwrap_or(l)))
+        .collect()
 }
 
-/// The groups captured by the last regex step.
+/// A `fail-on` watch: the library's pattern source, and where it came from.
+#[derive(Debug)]
+struct Watch {
+    /// As given to the library (groups filled in), as `Error::FailOn` names it.
+    pattern: String,
+    line: usize,
+    /// As written in the script.
+    source: String,
+}
+
+/// The groups captured by the last expectation.
 #[derive(Debug, Default)]
 struct Captured {
+    /// By number; 0 is all that matched.
     groups: Vec<Option<Vec<u8>>>,
-    names: Vec<(String, usize)>,
+    names: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Captured {
-    fn from(regex: &Regex, caps: &regex::bytes::Captures<'_>) -> Captured {
+    /// The groups of `m`, a match of a regex with `groups`; `zero` is
+    /// group 0 when the match's own text is not (a line pattern's is the
+    /// whole line).
+    fn of_match(m: &Match, groups: &Groups, zero: Option<Vec<u8>>) -> Captured {
+        let bytes = |g: Option<&str>| g.map(|s| s.as_bytes().to_vec());
+        let mut all: Vec<_> = (0..groups.len.max(1)).map(|i| bytes(m.group(i))).collect();
+        if let Some(zero) = zero {
+            all[0] = Some(zero);
+        }
+        Captured {
+            groups: all,
+            names: groups
+                .names
+                .iter()
+                .map(|n| (n.clone(), bytes(m.name(n))))
+                .collect(),
+        }
+    }
+
+    /// The groups of a regex crate match (a last line at end of output).
+    fn of_captures(regex: &regex::bytes::Regex, caps: &regex::bytes::Captures<'_>) -> Captured {
         Captured {
             groups: caps
                 .iter()
@@ -339,18 +340,18 @@ impl Captured {
                 .collect(),
             names: regex
                 .capture_names()
-                .enumerate()
-                .filter_map(|(i, n)| Some((n?.to_string(), i)))
+                .flatten()
+                .map(|n| (n.to_string(), caps.name(n).map(|m| m.as_bytes().to_vec())))
                 .collect(),
         }
     }
 
     fn get(&self, group: &Group) -> Result<&[u8], Problem> {
-        let index = match group {
-            Group::Index(i) => Some(*i),
-            Group::Name(n) => self.names.iter().find(|(m, _)| m == n).map(|&(_, i)| i),
+        let found = match group {
+            Group::Index(i) => self.groups.get(*i),
+            Group::Name(n) => self.names.iter().find(|(m, _)| m == n).map(|(_, g)| g),
         };
-        match index.and_then(|i| self.groups.get(i)) {
+        match found {
             Some(Some(bytes)) => Ok(bytes),
             _ => Err(Problem(format!(
                 "`{group}` took no part in the last match, so there is nothing to insert"
@@ -359,41 +360,31 @@ impl Captured {
     }
 }
 
-/// A transcript file shared by the library (stdout, input, events) and the
-/// runner (a separate stderr, which the library does not see). Both write
-/// from the runner's thread, one whole line at a time.
-#[derive(Clone)]
-struct SharedFile(Arc<Mutex<File>>);
-
-impl Write for SharedFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
-    }
-}
-
-struct Transcript {
-    file: SharedFile,
-    start: Instant,
-    path: PathBuf,
+/// The last line at the end of output, as a line step sees it.
+enum LastLine {
+    /// Nothing was left after the last newline.
+    None,
+    /// The regex matches it.
+    Matches(Captured),
+    /// It does not match: this line came instead.
+    Other(Vec<u8>),
 }
 
 struct Runner {
     child: duet::Child,
-    out: Buf,
-    err: Option<Buf>,
-    feed: Option<ErrFeed>,
+    /// Shared with the child's observer.
+    seen: Arc<Mutex<Seen>>,
+    /// `stderr separate`: the library reads stderr as a stream of its own.
+    separate: bool,
     stream: Stream,
     timeout: Duration,
     newline: Vec<u8>,
     captured: Option<Captured>,
     watches: Vec<Watch>,
-    cast: Option<Cast>,
-    transcript: Option<Transcript>,
-    /// The failure a watch found while output was collected.
-    tripped: Option<String>,
+    /// Any complete line (the line steps' second pattern).
+    any_line: Pattern,
+    /// By stream: its end has been seen.
+    ended: [bool; 2],
     /// `close-stdin` has run: the end of input is not sent again.
     eof_sent: bool,
 }
@@ -419,7 +410,7 @@ impl Runner {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         let command = syntax::quote_words(&words);
-        let mut transcript = match &config.transcript {
+        let transcript = match &config.transcript {
             Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
                 code: super::super::INTERNAL,
                 ..Failed::at(
@@ -456,7 +447,10 @@ impl Runner {
             None => None,
         };
         let mut cmd = duet::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).timeout(config.timeout).pty(pty);
+        cmd.args(&argv[1..])
+            .timeout(config.timeout)
+            .pty(pty)
+            .strip_ansi(header.strip_ansi);
         config.remote.apply(&mut cmd);
         if pty {
             cmd.pty_echo(header.pty_echo);
@@ -477,14 +471,9 @@ impl Runner {
         let stderr = header
             .stderr
             .unwrap_or(if pty { Stderr::Merge } else { Stderr::Separate });
-        let mut err_pipe = None;
         match stderr {
             Stderr::Separate => {
-                let (r, w) = feed::pipe().map_err(|e| {
-                    Failed::at(spawn_line, format!("cannot make a pipe for stderr: {e}"))
-                })?;
-                cmd.stderr(duet::Stdio::from(w));
-                err_pipe = Some(r);
+                cmd.stderr(duet::Stdio::piped());
             }
             Stderr::Merge if !pty => {
                 cmd.merge_stderr(true);
@@ -495,13 +484,9 @@ impl Runner {
                 cmd.stderr(duet::Stdio::null());
             }
         }
-        let spawned = cmd.spawn();
-        // The Command holds the write end of the stderr pipe: without this
-        // drop the stream would never end.
-        drop(cmd);
-        let mut child = spawned.map_err(|e| {
+        let mut child = cmd.spawn().map_err(|e| {
             let code = match &e {
-                duet::Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                     super::super::NOT_FOUND
                 }
                 _ => super::super::NOT_EXECUTABLE,
@@ -511,35 +496,26 @@ impl Runner {
                 ..Failed::at(spawn_line, e.to_string())
             }
         })?;
-        if let Some(t) = &mut transcript {
-            child.set_transcript(t.file.clone());
-            // The library's records count from here: so do the runner's.
-            t.start = Instant::now();
+        if let Some(file) = transcript {
+            child.set_transcript(file);
         }
-        let feed = match err_pipe {
-            Some(r) => Some(
-                ErrFeed::start(r)
-                    .map_err(|e| Failed::at(spawn_line, format!("cannot read stderr: {e}")))?,
-            ),
-            None => None,
-        };
-        let buf = || Buf {
-            filter: header.strip_ansi.then(ansi::Filter::default),
-            ..Buf::default()
-        };
+        let seen = Arc::new(Mutex::new(Seen {
+            cast,
+            ..Seen::default()
+        }));
+        let observer = Arc::clone(&seen);
+        child.set_observer(move |chunk| lock(&observer).observe(chunk));
         Ok(Runner {
             child,
-            out: buf(),
-            err: feed.as_ref().map(|_| buf()),
-            feed,
+            seen,
+            separate: stderr == Stderr::Separate,
             stream: Stream::Stdout,
             timeout: config.timeout,
             newline: b"\n".to_vec(),
             captured: None,
             watches: Vec::new(),
-            cast,
-            transcript,
-            tripped: None,
+            any_line: Pattern::line("").expect("the empty regex compiles"),
+            ended: [false, stderr != Stderr::Separate],
             eof_sent: false,
         })
     }
@@ -555,12 +531,7 @@ impl Runner {
         // meets the watches.
         self.end_input();
         let deadline = Instant::now() + self.timeout.min(FINISH_GRACE);
-        let ended = |r: &Runner| r.out.eof && r.err.as_ref().is_none_or(|b| b.eof);
-        let mut drained = Ok(true);
-        while !ended(self) && matches!(drained, Ok(true)) {
-            drained = self.pump(deadline);
-        }
-        if let Err(Problem(what)) = drained {
+        if let Err(Problem(what)) = self.collect_until(deadline) {
             let last = steps.last().expect("a script has a step");
             return Err(Box::new(self.failed(last, what)));
         }
@@ -574,17 +545,19 @@ impl Runner {
 
     fn failed(&self, step: &Step, what: String) -> Failed {
         let stream = self.stream;
-        let buf = self.buf_ref(stream);
+        let seen = lock(&self.seen);
+        let tail = |s: Stream| last_lines(&seen.tails[s as usize].bytes, REPORT_LINES);
         Failed {
             line: step.line,
             step: step.source.trim().to_string(),
             what,
             expected: expected(&step.action),
-            output: buf.last_lines(),
+            output: tail(stream),
             stream: stream.name(),
-            stderr: match (&self.err, stream) {
-                (Some(err), Stream::Stdout) => err.last_lines(),
-                _ => Vec::new(),
+            stderr: if self.separate && stream == Stream::Stdout {
+                tail(Stream::Stderr)
+            } else {
+                Vec::new()
             },
             notes: Vec::new(),
             code: FAILED,
@@ -598,10 +571,14 @@ impl Runner {
             Ok(status) => log::debug!("script: the program {status}"),
             Err(e) => log::warn!("cannot stop the program: {e}"),
         }
-        let _ = self.collect();
-        self.feed = None;
-        let cast_path = self.cast.as_ref().map(|c| c.path().to_path_buf());
-        let cast_error = self.cast.take().and_then(|c| c.finish().err());
+        // What is still in the pipes, for the recording.
+        let _ = self.child.stays_quiet(Duration::ZERO);
+        if self.separate {
+            let _ = self.child.stderr_stays_quiet(Duration::ZERO);
+        }
+        let cast = lock(&self.seen).cast.take();
+        let cast_path = cast.as_ref().map(|c| c.path().to_path_buf());
+        let cast_error = cast.and_then(|c| c.finish().err());
         if let Some(f) = failure.as_mut() {
             if let Some(path) = &config.transcript {
                 f.notes.push(format!("transcript: {}", path.display()));
@@ -627,197 +604,136 @@ impl Runner {
 
     // ---- output ------------------------------------------------------------
 
-    fn buf_ref(&self, stream: Stream) -> &Buf {
-        match stream {
-            Stream::Stdout => &self.out,
-            Stream::Stderr => self
-                .err
-                .as_ref()
-                .expect("the parser checks `stream stderr`"),
-        }
-    }
-
-    fn buf(&mut self, stream: Stream) -> &mut Buf {
-        match stream {
-            Stream::Stdout => &mut self.out,
-            Stream::Stderr => self
-                .err
-                .as_mut()
-                .expect("the parser checks `stream stderr`"),
-        }
-    }
-
-    /// Handles bytes that arrived on `stream` at `at`.
-    fn arrive(&mut self, stream: Stream, at: Instant, raw: &[u8]) {
-        if let Some(cast) = &mut self.cast {
-            let source = match stream {
-                Stream::Stdout => Source::Stdout,
-                Stream::Stderr => Source::Stderr,
-            };
-            cast.event(source, at, raw);
-        }
-        if stream == Stream::Stderr
-            && let Some(t) = &mut self.transcript
-        {
-            record_stderr(t, at, raw);
-        }
-        let added = self.buf(stream).push(raw);
-        self.watch(stream, added);
-    }
-
-    fn end(&mut self, stream: Stream) {
-        let added = self.buf(stream).end();
-        self.watch(stream, added);
-    }
-
-    /// Checks the watches against the `added` newest bytes of `stream`.
-    fn watch(&mut self, stream: Stream, added: usize) {
-        if added == 0 || self.watches.is_empty() || self.tripped.is_some() {
-            return;
-        }
-        let buf = match stream {
-            Stream::Stdout => &self.out,
-            Stream::Stderr => self
-                .err
-                .as_ref()
-                .expect("stderr arrives only when separate"),
-        };
-        let new = &buf.data[buf.data.len() - added..];
-        for w in &mut self.watches {
-            let window = &mut w.windows[stream as usize];
-            window.extend_from_slice(new);
-            if let Some(m) = w.regex.find(window) {
-                self.tripped = Some(format!(
-                    "{} matched `fail-on {}` (line {}): {}",
-                    stream.name(),
-                    w.source,
-                    w.line,
-                    quoted(m.as_bytes())
-                ));
-                return;
-            }
-            trim_window(window);
-        }
-    }
-
-    /// Takes what has arrived on every stream. True when anything did
-    /// (bytes or an end); a problem when a watch matched.
-    fn collect(&mut self) -> Result<bool, Problem> {
-        let mut any = false;
-        if !self.out.eof {
-            match self.child.read_available(Duration::ZERO) {
-                Ok(bytes) if bytes.is_empty() => {}
-                Ok(bytes) => {
-                    self.arrive(Stream::Stdout, Instant::now(), &bytes);
-                    any = true;
-                }
-                Err(e) if e.is_eof() => {
-                    self.end(Stream::Stdout);
-                    any = true;
-                }
-                Err(e) => return Err(Problem(format!("cannot read the program's output: {e}"))),
-            }
-        }
-        if let Some(feed) = &self.feed {
-            for (at, bytes) in feed.take() {
-                any = true;
-                if bytes.is_empty() {
-                    self.end(Stream::Stderr);
-                } else {
-                    self.arrive(Stream::Stderr, at, &bytes);
-                }
-            }
-        }
-        match self.tripped.take() {
-            Some(what) => Err(Problem(what)),
-            None => Ok(any),
-        }
-    }
-
-    /// Waits until output arrives on any stream (true) or `deadline`
-    /// passes (false).
-    fn pump(&mut self, deadline: Instant) -> Result<bool, Problem> {
-        loop {
-            if self.collect()? {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            let stderr_open = self.err.as_ref().is_some_and(|b| !b.eof);
-            let mut fds = Vec::with_capacity(2);
-            if !self.out.eof
-                && let Some(fd) = self.child.stdout_fd()
-            {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
-            }
-            if let Some(feed) = &self.feed
-                && stderr_open
-            {
-                fds.push(PollFd::new(feed.wake_fd(), PollFlags::POLLIN));
-            }
-            if fds.is_empty() {
-                // Every stream has ended: nothing can arrive.
-                thread::sleep(deadline - now);
-                return Ok(false);
-            }
-            match poll(&mut fds, duet::supervise::poll_timeout(Some(deadline))) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Problem(format!("cannot wait for output: {e}"))),
-            }
-        }
-    }
-
     fn deadline(&self) -> Instant {
         let now = Instant::now();
         now.checked_add(self.timeout)
             .unwrap_or(now + Duration::from_secs(86400 * 365))
     }
 
-    /// Waits until `found` finds something in the stream's unread output
-    /// or its end, within the timeout; `found` gets the unread bytes and
-    /// whether the stream has ended.
-    fn wait_for<T>(
+    /// The library's expect of `patterns` on the step's stream, giving up
+    /// at `deadline`; `what` names what was awaited, for an end of output.
+    fn expect_on(
         &mut self,
-        mut found: impl FnMut(&mut Buf) -> Option<T>,
+        patterns: &[Pattern],
+        deadline: Instant,
         what: &str,
-    ) -> Result<T, Problem> {
-        let deadline = self.deadline();
-        let stream = self.stream;
-        // The stream as last searched: output on the other one changes nothing.
-        let mut searched = None;
-        loop {
-            let buf = self.buf(stream);
-            let state = (buf.data.len(), buf.eof);
-            if searched != Some(state) {
-                if let Some(t) = found(buf) {
-                    return Ok(t);
-                }
-                searched = Some((buf.data.len(), buf.eof));
+    ) -> Result<(usize, Match), Problem> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = match self.stream {
+            Stream::Stdout => self.child.expect_any_timeout(patterns, left),
+            Stream::Stderr => {
+                self.child.set_timeout(left);
+                let got = self.child.expect_any_stderr(patterns);
+                self.child.set_timeout(self.timeout);
+                got
             }
-            if buf.eof {
-                return Err(Problem(format!(
+        };
+        got.map_err(|e| self.read_problem(e, what))
+    }
+
+    /// What a read's error means for the step.
+    fn read_problem(&mut self, e: Error, what: &str) -> Problem {
+        let stream = self.stream;
+        match e {
+            Error::Timeout { .. } => {
+                Problem(format!("timed out after {}", duration::show(self.timeout)))
+            }
+            Error::Eof { status, .. } => {
+                self.ended[stream as usize] = true;
+                Problem(format!(
                     "{} ended before {what} came{}",
                     stream.name(),
-                    self.status_note()
-                )));
+                    status_note(status)
+                ))
             }
-            if !self.pump(deadline)? {
-                return Err(Problem(format!(
-                    "timed out after {}",
-                    duration::show(self.timeout)
-                )));
+            Error::FailOn {
+                pattern, matched, ..
+            } => self.watch_problem(&pattern, &matched),
+            e => Problem(format!("cannot read the program's output: {e}")),
+        }
+    }
+
+    /// A `fail-on` watch matched `matched`.
+    fn watch_problem(&self, pattern: &str, matched: &str) -> Problem {
+        let (line, source) = self
+            .watches
+            .iter()
+            .find(|w| w.pattern == pattern)
+            .map_or((0, pattern), |w| (w.line, w.source.as_str()));
+        Problem(format!(
+            "{} matched `fail-on {source}` (line {line}): {}",
+            self.stream_of(matched).name(),
+            quoted(matched.as_bytes())
+        ))
+    }
+
+    /// The stream a watch's match came from, for its report: the one whose
+    /// recent output holds it (the library's error does not say); when
+    /// both or neither do, the one output came on last.
+    fn stream_of(&self, matched: &str) -> Stream {
+        let seen = lock(&self.seen);
+        let holds =
+            |s: Stream| String::from_utf8_lossy(&seen.tails[s as usize].bytes).contains(matched);
+        match (
+            holds(Stream::Stdout),
+            self.separate && holds(Stream::Stderr),
+        ) {
+            (true, false) => Stream::Stdout,
+            (false, true) => Stream::Stderr,
+            _ => seen.last.unwrap_or(self.stream),
+        }
+    }
+
+    /// Reports a watch's match that no read has reported yet (after a step
+    /// that waits without reading: the library collects output meanwhile).
+    /// Consumes nothing.
+    fn check_watches(&mut self) -> StepResult {
+        match self.child.stays_quiet(Duration::ZERO) {
+            Err(Error::FailOn {
+                pattern, matched, ..
+            }) => Err(self.watch_problem(&pattern, &matched)),
+            Err(e) if e.is_eof() => {
+                self.ended[Stream::Stdout as usize] = true;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Collects output on every stream until `deadline` or until all of
+    /// them ended, consuming nothing; a watch's match fails.
+    fn collect_until(&mut self, deadline: Instant) -> StepResult {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            let Some(s) = [Stream::Stdout, Stream::Stderr]
+                .into_iter()
+                .find(|&s| !self.ended[s as usize])
+            else {
+                return Ok(());
+            };
+            let left = deadline - now;
+            let quiet = match s {
+                Stream::Stdout => self.child.stays_quiet(left),
+                Stream::Stderr => self.child.stderr_stays_quiet(left),
+            };
+            match quiet {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if e.is_eof() => self.ended[s as usize] = true,
+                Err(Error::FailOn {
+                    pattern, matched, ..
+                }) => return Err(self.watch_problem(&pattern, &matched)),
+                Err(e) => return Err(Problem(format!("cannot read the program's output: {e}"))),
             }
         }
     }
 
-    /// ` (the program exited with code 3)` when it has exited.
-    fn status_note(&mut self) -> String {
-        match self.child.wait_timeout(Duration::from_millis(200)) {
-            Ok(Some(status)) => format!(" (the program {})", status_text(status)),
-            _ => String::new(),
-        }
+    /// ` (the program exited with code 3)` once it has exited.
+    fn exit_note(&mut self) -> String {
+        status_note(self.child.wait_timeout(STATUS_GRACE).ok().flatten())
     }
 
     // ---- steps ---------------------------------------------------------------
@@ -839,12 +755,12 @@ impl Runner {
             }
             Action::Send(text) => {
                 let bytes = self.text(text)?;
-                self.send(&bytes)
+                self.child.send_bytes(&bytes).map_err(write_problem)
             }
             Action::SendLine(text) => {
                 let mut bytes = self.text(text)?;
                 bytes.extend_from_slice(&self.newline);
-                self.send(&bytes)
+                self.child.send_bytes(&bytes).map_err(write_problem)
             }
             Action::SendSecret(text) => {
                 let bytes = self.text(text)?;
@@ -852,71 +768,49 @@ impl Runner {
                     .map_err(|_| Problem("a secret must be UTF-8 text".into()))?;
                 self.child.send_secret(&text).map_err(write_problem)
             }
-            Action::SendControl(c) => self.send_control(*c),
+            Action::SendControl(c) => self.child.send_control(*c).map_err(write_problem),
             Action::CloseStdin => {
-                self.record_input(b"\x04");
+                // In the recording as a person types it.
+                if let Some(cast) = &mut lock(&self.seen).cast {
+                    cast.event(Source::Input, Instant::now(), b"\x04");
+                }
                 self.eof_sent = true;
                 self.child.send_eof().map_err(write_problem)
             }
             Action::Expect(re) => {
-                let regex = self.regex(re)?;
-                let mut captured = None;
+                let source = self.regex_source(re)?;
+                let pattern = Pattern::regex(&source).map_err(|e| bad_regex(&source, e))?;
                 let what = format!("output matching `{}`", re.source);
-                self.wait_for(
-                    |buf| {
-                        let caps = regex.captures(buf.unread())?;
-                        let end = caps.get(0).expect("group 0").end();
-                        captured = Some(Captured::from(&regex, &caps));
-                        buf.consume(end);
-                        Some(())
-                    },
-                    &what,
-                )?;
-                self.captured = captured;
+                let (_, m) = self.expect_on(&[pattern], self.deadline(), &what)?;
+                self.captured = Some(Captured::of_match(&m, &re.groups, None));
                 Ok(())
             }
             Action::ExpectExact(text) => {
                 let needle = self.text(text)?;
+                let pattern = match std::str::from_utf8(&needle) {
+                    Ok(text) => Pattern::exact(text),
+                    // Bytes that are not UTF-8: the same literal as a regex.
+                    Err(_) => {
+                        let source = syntax::regex_literal(&needle);
+                        Pattern::regex(&source).map_err(|e| bad_regex(&source, e))?
+                    }
+                };
                 let what = format!("the text {}", quoted(&needle));
-                self.wait_for(
-                    |buf| {
-                        let at = find(buf.unread(), &needle)?;
-                        buf.consume(at + needle.len());
-                        Some(())
-                    },
-                    &what,
-                )?;
+                self.expect_on(&[pattern], self.deadline(), &what)?;
                 self.captured = Some(Captured {
                     groups: vec![Some(needle)],
                     names: Vec::new(),
                 });
                 Ok(())
             }
-            Action::ExpectLine(re) => {
-                let regex = self.regex(re)?;
-                let line = self.wait_for(Buf::take_line, "a line")?;
-                match regex.captures(&line) {
-                    Some(caps) => {
-                        self.captured = Some(Captured::from(&regex, &caps));
-                        Ok(())
-                    }
-                    None => Err(Problem(format!("the line {} came instead", quoted(&line)))),
-                }
-            }
+            Action::ExpectLine(re) => self.expect_line(re),
             Action::WaitLine(re, bound) => self.wait_line(re, *bound),
             Action::Silence(d) => self.silence(*d),
-            Action::ExpectEof => self.wait_for(
-                |buf| {
-                    if buf.eof {
-                        let n = buf.unread().len();
-                        buf.consume(n);
-                        Some(())
-                    } else {
-                        None
-                    }
-                },
-                "the end of output",
-            ),
+            Action::ExpectEof => {
+                self.expect_on(&[Pattern::Eof], self.deadline(), "the end of output")?;
+                self.ended[self.stream as usize] = true;
+                Ok(())
+            }
             Action::ExitStatus(exits) => self.exit_status(exits),
             Action::Signal(sig) => {
                 let signal = duet::Signal::try_from(sig.number)
@@ -927,35 +821,22 @@ impl Runner {
             }
             Action::Sleep(d) => {
                 let deadline = Instant::now() + *d;
-                while self.pump(deadline)? {}
+                self.collect_until(deadline)?;
+                // Every stream has ended: nothing can arrive any more.
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
                 Ok(())
             }
             Action::FailOn(re) => {
-                let regex = self.regex(re)?;
-                let windows = [
-                    self.out.unread().to_vec(),
-                    self.err
-                        .as_ref()
-                        .map(|b| b.unread().to_vec())
-                        .unwrap_or_default(),
-                ];
-                for (i, window) in windows.iter().enumerate() {
-                    if let Some(m) = regex.find(window) {
-                        let name = if i == 0 { "stdout" } else { "stderr" };
-                        return Err(Problem(format!(
-                            "unread {name} already matches: {}",
-                            quoted(m.as_bytes())
-                        )));
-                    }
-                }
-                let mut watch = Watch {
+                let pattern = self.regex_source(re)?;
+                let compiled = Pattern::regex(&pattern).map_err(|e| bad_regex(&pattern, e))?;
+                self.child.fail_on(compiled);
+                self.watches.push(Watch {
+                    pattern,
                     line: step.line,
                     source: re.source.clone(),
-                    regex,
-                    windows,
-                };
-                watch.windows.iter_mut().for_each(trim_window);
-                self.watches.push(watch);
+                });
+                // Unread output that already matches fails the next step
+                // that reads or waits (the library watches it too).
                 Ok(())
             }
         }
@@ -980,11 +861,8 @@ impl Runner {
         }
     }
 
-    /// A REGEX, compiled with its captured groups filled in as literals.
-    fn regex(&self, re: &Re) -> Result<Regex, Problem> {
-        if let Some(r) = &re.compiled {
-            return Ok(r.clone());
-        }
+    /// A REGEX with its captured groups filled in as literals.
+    fn regex_source(&self, re: &Re) -> Result<String, Problem> {
         let mut missing = None;
         let source = re.expand(|g| match self.group(g) {
             Ok(bytes) => syntax::regex_literal(bytes),
@@ -993,28 +871,175 @@ impl Runner {
                 String::new()
             }
         });
-        if let Some(p) = missing {
-            return Err(p);
-        }
-        syntax::compile(&source)
-            .map_err(|e| Problem(format!("the regex {source:?} does not compile: {e}")))
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> StepResult {
-        self.record_input(bytes);
-        self.child.send_bytes(bytes).map_err(write_problem)
-    }
-
-    fn record_input(&mut self, bytes: &[u8]) {
-        if let Some(cast) = &mut self.cast {
-            cast.event(Source::Input, Instant::now(), bytes);
+        match missing {
+            Some(p) => Err(p),
+            None => Ok(source),
         }
     }
 
-    fn send_control(&mut self, c: char) -> StepResult {
-        let byte = syntax::control(c).expect("the parser checks the character");
-        self.record_input(&[byte]);
-        self.child.send_control(c).map_err(write_problem)
+    /// The line pattern of a line step: the regex searched within each
+    /// complete line, with the flags of every script regex.
+    fn line_pattern(source: &str) -> Result<Pattern, Problem> {
+        Pattern::line(&format!("(?mR){source}")).map_err(|e| bad_regex(source, e))
+    }
+
+    /// Group 0 of a line step's match: what the regex matched within `line`.
+    fn matched_in(re: &Re, source: &str, line: &[u8]) -> Result<Option<Vec<u8>>, Problem> {
+        Ok(Self::compiled(re, source)?
+            .find(line)
+            .map(|m| m.as_bytes().to_vec()))
+    }
+
+    /// The script regex as the `regex` crate compiles it (for one line, never
+    /// for a stream).
+    fn compiled(re: &Re, source: &str) -> Result<regex::bytes::Regex, Problem> {
+        match &re.compiled {
+            Some(r) => Ok(r.clone()),
+            None => syntax::compile(source)
+                .map_err(|e| Problem(format!("the regex {source:?} does not compile: {e}"))),
+        }
+    }
+
+    /// At end of output: the last line without newline in what
+    /// `Pattern::Eof` `left`, every trailing `\r` stripped, against the regex.
+    fn last_line(re: &Re, source: &str, left: &str) -> Result<LastLine, Problem> {
+        let last = left
+            .rsplit('\n')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('\r');
+        if last.is_empty() {
+            return Ok(LastLine::None);
+        }
+        let regex = Self::compiled(re, source)?;
+        Ok(match regex.captures(last.as_bytes()) {
+            Some(caps) => LastLine::Matches(Captured::of_captures(&regex, &caps)),
+            None => LastLine::Other(last.as_bytes().to_vec()),
+        })
+    }
+
+    /// The captures of a line step whose pattern matched `m`.
+    fn line_captures(re: &Re, source: &str, m: &Match) -> Result<Captured, Problem> {
+        let zero = Self::matched_in(re, source, m.as_str().as_bytes())?;
+        Ok(Captured::of_match(m, &re.groups, zero))
+    }
+
+    fn expect_line(&mut self, re: &Re) -> StepResult {
+        let source = self.regex_source(re)?;
+        let patterns = [
+            Self::line_pattern(&source)?,
+            self.any_line.clone(),
+            Pattern::Eof,
+        ];
+        let (i, m) = self.expect_on(&patterns, self.deadline(), "a line")?;
+        let came = match i {
+            0 => {
+                self.captured = Some(Self::line_captures(re, &source, &m)?);
+                return Ok(());
+            }
+            1 => m.as_str().as_bytes().to_vec(),
+            _ => {
+                self.ended[self.stream as usize] = true;
+                match Self::last_line(re, &source, m.before())? {
+                    LastLine::Matches(captured) => {
+                        self.captured = Some(captured);
+                        return Ok(());
+                    }
+                    LastLine::Other(line) => line,
+                    LastLine::None => {
+                        return Err(Problem(format!(
+                            "{} ended before a line came{}",
+                            self.stream.name(),
+                            self.exit_note()
+                        )));
+                    }
+                }
+            }
+        };
+        Err(Problem(format!("the line {} came instead", quoted(&came))))
+    }
+
+    fn wait_line(&mut self, re: &Re, bound: Option<usize>) -> StepResult {
+        let source = self.regex_source(re)?;
+        let wanted = Self::line_pattern(&source)?;
+        let what = format!("a line matching `{}`", re.source);
+        let deadline = self.deadline();
+        // Without a bound the library skips the lines; with one, each line
+        // that comes instead is counted.
+        let patterns = match bound {
+            None => vec![wanted, Pattern::Eof],
+            Some(_) => vec![wanted, self.any_line.clone(), Pattern::Eof],
+        };
+        let mut skipped = 0usize;
+        let mut last = Vec::new();
+        loop {
+            let (i, m) = self.expect_on(&patterns, deadline, &what)?;
+            if i == 0 {
+                self.captured = Some(Self::line_captures(re, &source, &m)?);
+                return Ok(());
+            }
+            if i + 1 < patterns.len() {
+                skipped += 1;
+                last = m.as_str().as_bytes().to_vec();
+            } else {
+                self.ended[self.stream as usize] = true;
+                match Self::last_line(re, &source, m.before())? {
+                    LastLine::Matches(captured) => {
+                        self.captured = Some(captured);
+                        return Ok(());
+                    }
+                    LastLine::Other(line) => {
+                        skipped += 1;
+                        last = line;
+                    }
+                    LastLine::None => {}
+                }
+            }
+            if let Some(n) = bound
+                && skipped > n
+            {
+                return Err(Problem(format!(
+                    "{skipped} lines came without a match (at most {n} may be skipped); the last: {}",
+                    quoted(&last)
+                )));
+            }
+            if i + 1 == patterns.len() {
+                return Err(Problem(format!(
+                    "{} ended before {what} came{}",
+                    self.stream.name(),
+                    self.exit_note()
+                )));
+            }
+        }
+    }
+
+    fn silence(&mut self, d: Duration) -> StepResult {
+        let stream = self.stream;
+        let before = lock(&self.seen).tails[stream as usize].total;
+        let quiet = match stream {
+            Stream::Stdout => self.child.stays_quiet(d),
+            Stream::Stderr => self.child.stderr_stays_quiet(d),
+        };
+        match quiet {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let seen = lock(&self.seen);
+                Err(Problem(format!(
+                    "output arrived on {}: {}",
+                    stream.name(),
+                    quoted(seen.tails[stream as usize].since(before))
+                )))
+            }
+            Err(Error::Eof { status, .. }) => {
+                self.ended[stream as usize] = true;
+                Err(Problem(format!(
+                    "{} ended{}",
+                    stream.name(),
+                    status_note(status)
+                )))
+            }
+            Err(e) => Err(self.read_problem(e, "silence")),
+        }
     }
 
     /// Ends the program's input unless `close-stdin` did: once only, since
@@ -1024,69 +1049,6 @@ impl Runner {
             self.eof_sent = true;
             let _ = self.child.close_stdin();
         }
-    }
-
-    fn wait_line(&mut self, re: &Re, bound: Option<usize>) -> StepResult {
-        let regex = self.regex(re)?;
-        let mut skipped = 0usize;
-        let mut last: Option<Vec<u8>> = None;
-        let what = format!("a line matching `{}`", re.source);
-        let mut captured = None;
-        let outcome = self.wait_for(
-            |buf| {
-                while let Some(line) = buf.take_line() {
-                    if let Some(caps) = regex.captures(&line) {
-                        captured = Some(Captured::from(&regex, &caps));
-                        return Some(true);
-                    }
-                    skipped += 1;
-                    last = Some(line);
-                    if bound.is_some_and(|n| skipped > n) {
-                        return Some(false);
-                    }
-                }
-                None
-            },
-            &what,
-        )?;
-        if outcome {
-            self.captured = captured;
-            return Ok(());
-        }
-        Err(Problem(format!(
-            "{skipped} lines came without a match (at most {} may be skipped); the last: {}",
-            bound.unwrap_or(0),
-            quoted(last.as_deref().unwrap_or(b""))
-        )))
-    }
-
-    fn silence(&mut self, d: Duration) -> StepResult {
-        let stream = self.stream;
-        if self.buf(stream).eof {
-            return Err(Problem(format!("{} has already ended", stream.name())));
-        }
-        let before = self.buf(stream).arrived;
-        let recent_before = self.buf(stream).recent.len();
-        let deadline = Instant::now() + d;
-        while self.pump(deadline)? {
-            let buf = self.buf(stream);
-            if buf.arrived > before {
-                let new = &buf.recent[recent_before.min(buf.recent.len())..];
-                return Err(Problem(format!(
-                    "output arrived on {}: {}",
-                    stream.name(),
-                    quoted(new)
-                )));
-            }
-            if buf.eof {
-                return Err(Problem(format!(
-                    "{} ended{}",
-                    stream.name(),
-                    self.status_note()
-                )));
-            }
-        }
-        Ok(())
     }
 
     fn exit_status(&mut self, exits: &[Exit]) -> StepResult {
@@ -1102,7 +1064,8 @@ impl Runner {
             }
             Err(e) => return Err(Problem(format!("cannot wait for the program: {e}"))),
         };
-        self.collect()?;
+        // The output read while waiting met the watches.
+        self.check_watches()?;
         let ok = exits.iter().any(|e| match e {
             Exit::Any => true,
             Exit::Code(c) => status.code() == Some(*c),
@@ -1113,6 +1076,23 @@ impl Runner {
         } else {
             Err(Problem(format!("the program {}", status_text(status))))
         }
+    }
+}
+
+/// The observer's state, whatever a panic elsewhere left.
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bad_regex(source: &str, e: Error) -> Problem {
+    Problem(format!("the regex {source:?} does not compile: {e}"))
+}
+
+/// ` (the program exited with code 3)` when it has exited.
+fn status_note(status: Option<duet::ExitStatus>) -> String {
+    match status {
+        Some(status) => format!(" (the program {})", status_text(status)),
+        None => String::new(),
     }
 }
 
@@ -1127,39 +1107,6 @@ fn status_text(status: duet::ExitStatus) -> String {
 
 fn write_problem(e: duet::Error) -> Problem {
     Problem(format!("cannot write to the program: {e}"))
-}
-
-/// Keeps the end of a watch's window: at most [`WATCH_WINDOW`] bytes,
-/// starting at a line start when there is one.
-fn trim_window(window: &mut Vec<u8>) {
-    if window.len() <= WATCH_WINDOW {
-        return;
-    }
-    let mut cut = window.len() - WATCH_WINDOW;
-    if let Some(nl) = window[cut..].iter().position(|&b| b == b'\n') {
-        cut += nl + 1;
-    }
-    window.drain(..cut);
-}
-
-/// The first position of `needle` in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    let first = needle[0];
-    let mut from = 0;
-    while from + needle.len() <= haystack.len() {
-        let at = from
-            + haystack[from..=haystack.len() - needle.len()]
-                .iter()
-                .position(|&b| b == first)?;
-        if haystack[at..].starts_with(needle) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// What a step expected, for the report.
@@ -1217,27 +1164,10 @@ fn term_of(header: &syntax::Header, pty: bool) -> Option<String> {
     term
 }
 
-fn open_transcript(path: &std::path::Path, command: &str) -> io::Result<Transcript> {
+fn open_transcript(path: &std::path::Path, command: &str) -> io::Result<File> {
     let mut file = File::create(path)?;
     writeln!(file, "# duet transcript: {command}")?;
-    Ok(Transcript {
-        file: SharedFile(Arc::new(Mutex::new(file))),
-        start: Instant::now(),
-        path: path.to_path_buf(),
-    })
-}
-
-/// Writes stderr bytes to the transcript as the library writes its
-/// records: seconds, `!`, then each line escaped.
-fn record_stderr(t: &mut Transcript, at: Instant, bytes: &[u8]) {
-    let secs = at.saturating_duration_since(t.start).as_secs_f64();
-    for piece in bytes.split_inclusive(|&b| b == b'\n') {
-        let line = format!("{secs:9.3} ! {}\n", piece.escape_ascii());
-        if t.file.write_all(line.as_bytes()).is_err() {
-            log::warn!("transcript write failed: {}", t.path.display());
-            return;
-        }
-    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -1245,30 +1175,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn find_locates_a_needle() {
-        assert_eq!(find(b"hello world", b"world"), Some(6));
-        assert_eq!(find(b"aaab", b"ab"), Some(2));
-        assert_eq!(find(b"ab", b"abc"), None);
-        assert_eq!(find(b"", b""), Some(0));
+    fn a_tail_keeps_the_last_bytes_and_what_came_since() {
+        let mut tail = Tail::default();
+        tail.push(b"abc");
+        let before = tail.total;
+        tail.push(&vec![b'x'; RECENT]);
+        assert_eq!(tail.bytes.len(), RECENT);
+        assert_eq!(tail.since(before).len(), RECENT);
+        assert_eq!(tail.since(tail.total), b"");
     }
 
     #[test]
-    fn lines_strip_every_trailing_cr_and_the_last_line_counts_at_eof() {
-        let mut buf = Buf::default();
-        buf.push(b"a\r\r\nb\r\nc");
-        assert_eq!(buf.take_line().unwrap(), b"a");
-        assert_eq!(buf.take_line().unwrap(), b"b");
-        assert_eq!(buf.take_line(), None);
-        buf.end();
-        assert_eq!(buf.take_line().unwrap(), b"c");
-        assert_eq!(buf.take_line(), None);
+    fn last_lines_drop_the_line_end_and_escape() {
+        assert_eq!(last_lines(b"a\r\nb\x1b[1m\n", 5), ["a", "b\\x1b[1m"]);
+        assert_eq!(last_lines(b"1\n2\n3\n", 2), ["2", "3"]);
+        assert!(last_lines(b"", 5).is_empty());
     }
 
     #[test]
-    fn a_watch_window_starts_at_a_line() {
-        let mut w = vec![b'x'; WATCH_WINDOW + 10];
-        w[20] = b'\n';
-        trim_window(&mut w);
-        assert_eq!(w.len(), WATCH_WINDOW - 11);
+    fn the_last_line_at_end_of_output_strips_every_carriage_return() {
+        let re = syntax::parse("spawn x\nexpect-line ^(c)$\n")
+            .ok()
+            .and_then(|s| match s.steps.into_iter().next()?.action {
+                Action::ExpectLine(re) => Some(re),
+                _ => None,
+            })
+            .expect("a line step");
+        let LastLine::Matches(c) = Runner::last_line(&re, "^(c)$", "a\nb\nc\r\r").unwrap() else {
+            panic!("the last line matches")
+        };
+        assert_eq!(c.groups[1].as_deref(), Some(&b"c"[..]));
+        assert!(matches!(
+            Runner::last_line(&re, "^(c)$", "a\nd\r").unwrap(),
+            LastLine::Other(l) if l == b"d"
+        ));
+        assert!(matches!(
+            Runner::last_line(&re, "^(c)$", "a\n").unwrap(),
+            LastLine::None
+        ));
     }
 }

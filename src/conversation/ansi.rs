@@ -1,22 +1,26 @@
-//! `strip-ansi on`: terminal escape sequences removed from output before
-//! the script matches it.
+//! [`Command::strip_ansi`](crate::Command::strip_ansi): terminal escape
+//! sequences removed from output as it arrives, before lines, patterns and
+//! watches see it.
 //!
 //! Removed: CSI sequences (`ESC [`, parameter bytes `0x30..=0x3f`,
 //! intermediate bytes `0x20..=0x2f`, a final byte `0x40..=0x7e`), the
 //! charset switches `ESC ( X` and `ESC ) X`, and the keypad modes `ESC =`
 //! and `ESC >`. Any other `ESC` stays, as do malformed sequences. A
 //! sequence cut between two reads is held back until the rest arrives (at
-//! most [`HOLD`] bytes, then it passes as it is).
+//! most [`HOLD`] bytes, then it passes as it is); at end-of-file what is
+//! held back passes as it is.
 
 /// The longest unfinished sequence held back between reads.
-pub const HOLD: usize = 256;
+pub(crate) const HOLD: usize = 256;
 
 const ESC: u8 = 0x1b;
 
-/// The filter's state: an unfinished sequence from the last read.
+/// The filter of one stream: an unfinished sequence from the last read.
 #[derive(Debug, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     pending: Vec<u8>,
+    /// The raw bytes of the read being filtered (kept for its capacity).
+    scratch: Vec<u8>,
 }
 
 /// What the bytes at the start of a slice beginning with ESC are.
@@ -55,20 +59,32 @@ fn sequence(bytes: &[u8]) -> Seq {
 }
 
 impl Filter {
-    /// Appends `input` to `out` without its escape sequences.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        let joined;
-        let bytes: &[u8] = if self.pending.is_empty() {
-            input
-        } else {
-            let mut j = std::mem::take(&mut self.pending);
-            j.extend_from_slice(input);
-            joined = j;
-            &joined
-        };
+    /// Filters the bytes of `data` from `from` on (the ones a read just
+    /// appended), in place: what an earlier read held back goes first, an
+    /// unfinished sequence at the end is held back for the next read.
+    pub(crate) fn strip_from(&mut self, data: &mut Vec<u8>, from: usize) {
+        if self.pending.is_empty() && memchr::memchr(ESC, &data[from..]).is_none() {
+            return;
+        }
+        let mut raw = std::mem::take(&mut self.scratch);
+        raw.clear();
+        raw.append(&mut self.pending);
+        raw.extend_from_slice(&data[from..]);
+        data.truncate(from);
+        self.feed(&raw, data);
+        self.scratch = raw;
+    }
+
+    /// At end-of-file: what was held back, as it is.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.pending);
+    }
+
+    /// Appends `bytes` to `out` without their escape sequences.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         let mut i = 0;
         while i < bytes.len() {
-            let Some(at) = bytes[i..].iter().position(|&b| b == ESC) else {
+            let Some(at) = memchr::memchr(ESC, &bytes[i..]) else {
                 out.extend_from_slice(&bytes[i..]);
                 return;
             };
@@ -76,25 +92,16 @@ impl Filter {
             i += at;
             match sequence(&bytes[i..]) {
                 Seq::Remove(n) => i += n,
-                Seq::Keep => {
-                    out.push(ESC);
-                    i += 1;
-                }
                 Seq::Unfinished if bytes.len() - i < HOLD => {
-                    self.pending = bytes[i..].to_vec();
+                    self.pending.extend_from_slice(&bytes[i..]);
                     return;
                 }
-                Seq::Unfinished => {
+                Seq::Keep | Seq::Unfinished => {
                     out.push(ESC);
                     i += 1;
                 }
             }
         }
-    }
-
-    /// At end of output: what was held back, as it is.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.pending);
     }
 }
 
@@ -102,14 +109,17 @@ impl Filter {
 mod tests {
     use super::*;
 
+    /// `chunks` as successive reads into one buffer, then end-of-file.
     fn strip(chunks: &[&[u8]]) -> Vec<u8> {
         let mut f = Filter::default();
-        let mut out = Vec::new();
+        let mut data = Vec::new();
         for c in chunks {
-            f.feed(c, &mut out);
+            let from = data.len();
+            data.extend_from_slice(c);
+            f.strip_from(&mut data, from);
         }
-        f.finish(&mut out);
-        out
+        f.finish(&mut data);
+        data
     }
 
     #[test]
@@ -134,6 +144,16 @@ mod tests {
                 assert_eq!(got, b"xyz", "cuts {cut} {cut2}");
             }
         }
+    }
+
+    #[test]
+    fn bytes_before_the_read_are_left_alone() {
+        let mut f = Filter::default();
+        let mut data = b"\x1b[1m kept".to_vec();
+        let from = data.len();
+        data.extend_from_slice(b" \x1b[0mnew");
+        f.strip_from(&mut data, from);
+        assert_eq!(data, b"\x1b[1m kept new");
     }
 
     #[test]
