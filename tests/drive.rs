@@ -50,6 +50,7 @@ pub trait Conv: Sized {
     fn set_timeout(&mut self, timeout: Duration);
     fn set_transcript(&mut self, out: impl std::io::Write + Send + 'static);
     fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()>;
+    fn set_observer(&mut self, observer: impl FnMut(duet::Observed<'_>) + Send + 'static);
     fn fail_on(&mut self, pattern: Pattern) -> WatchId;
     fn respond(&mut self, pattern: Pattern, reply: &str) -> WatchId;
     fn unwatch(&mut self, id: WatchId);
@@ -70,6 +71,9 @@ pub trait Conv: Sized {
     async fn read_stderr_line(&mut self) -> Result<String>;
     async fn read_stderr_line_timeout(&mut self, timeout: Duration) -> Result<String>;
     async fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>>;
+    async fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>>;
+    async fn stays_quiet(&mut self, quiet: Duration) -> Result<bool>;
+    async fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool>;
     /// The lines until end-of-file (`lines()` collected).
     async fn lines_to_end(&mut self) -> Result<Vec<String>>;
 
@@ -78,6 +82,7 @@ pub trait Conv: Sized {
     async fn expect_any(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)>;
     async fn expect_any_timeout(&mut self, p: &[Pattern], t: Duration) -> Result<(usize, Match)>;
     async fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match>;
+    async fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)>;
 
     async fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output>;
     async fn wait(&mut self) -> Result<ExitStatus>;
@@ -114,6 +119,9 @@ macro_rules! forward {
         }
         fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()> {
             Self::set_window_size(self, rows, cols)
+        }
+        fn set_observer(&mut self, observer: impl FnMut(duet::Observed<'_>) + Send + 'static) {
+            Self::set_observer(self, observer)
         }
         fn fail_on(&mut self, pattern: Pattern) -> WatchId { Self::fail_on(self, pattern) }
         fn respond(&mut self, pattern: Pattern, reply: &str) -> WatchId {
@@ -155,6 +163,15 @@ macro_rules! forward {
         async fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
             Self::read_available(self, timeout)$($await)*
         }
+        async fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+            Self::read_stderr_available(self, timeout)$($await)*
+        }
+        async fn stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+            Self::stays_quiet(self, quiet)$($await)*
+        }
+        async fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+            Self::stderr_stays_quiet(self, quiet)$($await)*
+        }
 
         async fn expect(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
             Self::expect(self, pattern)$($await)*
@@ -170,6 +187,9 @@ macro_rules! forward {
         }
         async fn expect_stderr(&mut self, pattern: impl Into<Pattern>) -> Result<Match> {
             Self::expect_stderr(self, pattern)$($await)*
+        }
+        async fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
+            Self::expect_any_stderr(self, patterns)$($await)*
         }
 
         async fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {

@@ -7,30 +7,34 @@ use std::time::Duration;
 
 use duet::{Command, Observed, Pattern, Stdio};
 
-#[test]
-fn strip_ansi_removes_colours_before_reads_patterns_and_watches() {
+use crate::drive::{Conv, Start, both};
+
+async fn strip_ansi_removes_colours_before_reads_patterns_and_watches<C: Conv>() {
     let mut grep = Command::new("grep")
         .args(["--color=always", "b"])
         .pty(true)
         .strip_ansi(true)
-        .spawn()
+        .start::<C>()
         .unwrap();
     grep.fail_on(Pattern::exact("abc-fatal"));
-    grep.send_line("abc").unwrap();
+    grep.send_line("abc").await.unwrap();
     assert_eq!(
         grep.expect(Pattern::line("^abc$").unwrap())
+            .await
             .unwrap()
             .as_str(),
         "abc"
     );
     // The watch sees the text without the sequences grep puts around `b`.
-    grep.send_line("abc-fatal").unwrap();
-    assert!(matches!(grep.read_line(), Err(duet::Error::FailOn { .. })));
-    assert_eq!(grep.read_line().unwrap(), "abc-fatal");
+    grep.send_line("abc-fatal").await.unwrap();
+    assert!(matches!(
+        grep.read_line().await,
+        Err(duet::Error::FailOn { .. })
+    ));
+    assert_eq!(grep.read_line().await.unwrap(), "abc-fatal");
 }
 
-#[test]
-fn strip_ansi_removes_a_sequence_cut_between_two_writes() {
+async fn strip_ansi_removes_a_sequence_cut_between_two_writes<C: Conv>() {
     // Half a sequence arrives with `x`; the rest only after the child's
     // next line of input.
     let mut sh = Command::new("sh")
@@ -39,24 +43,23 @@ fn strip_ansi_removes_a_sequence_cut_between_two_writes() {
             r"printf 'x\033[1;3'; read go; printf '1my\033(B\033=\n'",
         ])
         .strip_ansi(true)
-        .spawn()
+        .start::<C>()
         .unwrap();
-    sh.expect("x").unwrap();
-    sh.send_line("go").unwrap();
-    assert_eq!(sh.read_line().unwrap(), "y");
+    sh.expect("x").await.unwrap();
+    sh.send_line("go").await.unwrap();
+    assert_eq!(sh.read_line().await.unwrap(), "y");
 }
 
-#[test]
-fn without_strip_ansi_the_sequences_arrive() {
+async fn without_strip_ansi_the_sequences_arrive<C: Conv>() {
     let mut sh = Command::new("printf")
         .arg(r"\033[1mbold\033[0m\n")
-        .spawn()
+        .start::<C>()
         .unwrap();
-    assert_eq!(sh.read_line().unwrap(), "\x1b[1mbold\x1b[0m");
+    assert_eq!(sh.read_line().await.unwrap(), "\x1b[1mbold\x1b[0m");
 }
 
 /// An observer that keeps what it sees, per kind.
-fn keep_observed(child: &mut duet::Child) -> Arc<Mutex<[Vec<u8>; 3]>> {
+fn keep_observed<C: Conv>(child: &mut C) -> Arc<Mutex<[Vec<u8>; 3]>> {
     let seen = Arc::new(Mutex::new([Vec::new(), Vec::new(), Vec::new()]));
     let keep = Arc::clone(&seen);
     child.set_observer(move |chunk| {
@@ -71,8 +74,7 @@ fn keep_observed(child: &mut duet::Child) -> Arc<Mutex<[Vec<u8>; 3]>> {
     seen
 }
 
-#[test]
-fn an_observer_sees_raw_output_of_both_streams_and_what_was_sent_but_no_secret() {
+async fn an_observer_sees_raw_output_of_both_streams_and_what_was_sent_but_no_secret<C: Conv>() {
     let mut sh = Command::new("sh")
         .args([
             "-c",
@@ -80,27 +82,28 @@ fn an_observer_sees_raw_output_of_both_streams_and_what_was_sent_but_no_secret()
         ])
         .stderr(Stdio::piped())
         .strip_ansi(true)
-        .spawn()
+        .start::<C>()
         .unwrap();
     let seen = keep_observed(&mut sh);
-    sh.send_secret("hunter2\n").unwrap();
-    sh.send_line("go").unwrap();
-    assert_eq!(sh.read_line().unwrap(), "out");
-    assert_eq!(sh.read_stderr_line().unwrap(), "err");
+    sh.send_secret("hunter2\n").await.unwrap();
+    sh.send_line("go").await.unwrap();
+    assert_eq!(sh.read_line().await.unwrap(), "out");
+    assert_eq!(sh.read_stderr_line().await.unwrap(), "err");
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0], b"\x1b[1mout\x1b[0m\n");
     assert_eq!(seen[1], b"err\n");
     assert_eq!(seen[2], b"go\n");
 }
 
-#[test]
-fn an_observer_and_a_transcript_record_side_by_side() {
-    let path = std::env::temp_dir().join(format!("duet-observer-{}", std::process::id()));
-    let mut cat = Command::new("cat").spawn().unwrap();
+async fn an_observer_and_a_transcript_record_side_by_side<C: Conv>() {
+    // One file per driver: both run at once.
+    let driver = std::any::type_name::<C>().replace("::", "-");
+    let path = std::env::temp_dir().join(format!("duet-observer-{}-{driver}", std::process::id()));
+    let mut cat = Command::new("cat").start::<C>().unwrap();
     let seen = keep_observed(&mut cat);
     cat.set_transcript(std::fs::File::create(&path).unwrap());
-    assert_eq!(cat.ask("hello").unwrap(), "hello");
-    cat.send_control('d').unwrap();
+    assert_eq!(cat.ask("hello").await.unwrap(), "hello");
+    cat.send_control('d').await.unwrap();
     drop(cat);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -115,73 +118,86 @@ fn an_observer_and_a_transcript_record_side_by_side() {
     );
 }
 
-#[test]
-fn stays_quiet_counts_only_new_bytes_and_consumes_nothing() {
+async fn stays_quiet_counts_only_new_bytes_and_consumes_nothing<C: Conv>() {
     let mut sh = Command::new("sh")
         .args(["-c", "echo early; read x; echo late"])
-        .spawn()
+        .start::<C>()
         .unwrap();
     // `early` arrives: not quiet. Buffered, it no longer counts.
-    assert!(!sh.stays_quiet(Duration::from_secs(20)).unwrap());
-    assert!(sh.stays_quiet(Duration::from_millis(50)).unwrap());
-    sh.send_line("x").unwrap();
-    assert!(!sh.stays_quiet(Duration::from_secs(20)).unwrap());
+    assert!(!sh.stays_quiet(Duration::from_secs(20)).await.unwrap());
+    assert!(sh.stays_quiet(Duration::from_millis(50)).await.unwrap());
+    sh.send_line("x").await.unwrap();
+    assert!(!sh.stays_quiet(Duration::from_secs(20)).await.unwrap());
     // Then stdout ends: nothing more can arrive.
-    let err = sh.stays_quiet(Duration::from_secs(20)).unwrap_err();
+    let err = sh.stays_quiet(Duration::from_secs(20)).await.unwrap_err();
     assert!(err.is_eof(), "{err}");
-    assert_eq!(sh.read_line().unwrap(), "early");
-    assert_eq!(sh.read_line().unwrap(), "late");
+    assert_eq!(sh.read_line().await.unwrap(), "early");
+    assert_eq!(sh.read_line().await.unwrap(), "late");
 }
 
-#[test]
-fn stays_quiet_on_stdout_reports_a_watch_that_matched_on_stderr() {
+async fn stays_quiet_on_stdout_reports_a_watch_that_matched_on_stderr<C: Conv>() {
     let mut sh = Command::new("sh")
         .args([
             "-c",
             "read x; echo 'Traceback (most recent call last)' >&2; read y",
         ])
         .stderr(Stdio::piped())
-        .spawn()
+        .start::<C>()
         .unwrap();
     sh.fail_on(Pattern::exact("Traceback"));
-    sh.send_line("x").unwrap();
-    match sh.stays_quiet(Duration::from_secs(60)) {
+    sh.send_line("x").await.unwrap();
+    match sh.stays_quiet(Duration::from_secs(60)).await {
         Err(duet::Error::FailOn { matched, .. }) => assert_eq!(matched, "Traceback"),
         other => panic!("{other:?}"),
     }
-    assert!(sh.stderr_stays_quiet(Duration::from_millis(50)).unwrap());
+    assert!(
+        sh.stderr_stays_quiet(Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        sh.read_stderr_line().unwrap(),
+        sh.read_stderr_line().await.unwrap(),
         "Traceback (most recent call last)"
     );
 }
 
-#[test]
-fn python_prompts_and_errors_on_stderr_meet_expect_any_stderr() {
+async fn python_prompts_and_errors_on_stderr_meet_expect_any_stderr<C: Conv>() {
     let mut py = Command::new("/usr/bin/python3")
         .args(["-i", "-q"])
         .env_remove("PYTHONUNBUFFERED")
         .env_remove("PYTHONSTARTUP")
         .stderr(Stdio::piped())
-        .spawn()
+        .start::<C>()
         .unwrap();
     let prompt = [Pattern::exact(">>> "), Pattern::Eof];
-    assert_eq!(py.expect_any_stderr(&prompt).unwrap().0, 0);
-    py.send_line("1/0").unwrap();
+    assert_eq!(py.expect_any_stderr(&prompt).await.unwrap().0, 0);
+    py.send_line("1/0").await.unwrap();
     let error = [Pattern::line(r"^(\w+Error): (.*)$").unwrap(), Pattern::Eof];
-    let (i, m) = py.expect_any_stderr(&error).unwrap();
+    let (i, m) = py.expect_any_stderr(&error).await.unwrap();
     assert_eq!(
         (i, m.group(1), m.group(2)),
         (0, Some("ZeroDivisionError"), Some("division by zero"))
     );
     assert!(m.before().contains("Traceback"), "{}", m.before());
-    py.close_stdin().unwrap();
+    py.close_stdin().await.unwrap();
     // The last prompt, then the end of stderr.
-    let (i, m) = py.expect_any_stderr(&[Pattern::Eof]).unwrap();
+    let (i, m) = py.expect_any_stderr(&[Pattern::Eof]).await.unwrap();
     assert_eq!((i, m.before()), (0, ">>> \n"));
     assert!(
         py.read_stderr_available(Duration::ZERO)
+            .await
             .unwrap_err()
             .is_eof()
     );
 }
+
+both!(
+    strip_ansi_removes_colours_before_reads_patterns_and_watches,
+    strip_ansi_removes_a_sequence_cut_between_two_writes,
+    without_strip_ansi_the_sequences_arrive,
+    an_observer_sees_raw_output_of_both_streams_and_what_was_sent_but_no_secret,
+    an_observer_and_a_transcript_record_side_by_side,
+    stays_quiet_counts_only_new_bytes_and_consumes_nothing,
+    stays_quiet_on_stdout_reports_a_watch_that_matched_on_stderr,
+    python_prompts_and_errors_on_stderr_meet_expect_any_stderr,
+);

@@ -15,7 +15,7 @@ use crate::conversation::pattern::Match;
 use crate::conversation::watch::{Action, WatchId};
 use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
-use crate::driver::{Outgoing, Transcript, Written};
+use crate::driver::{Observed, Outgoing, Transcript, Written};
 use crate::spawn::Spawned;
 use crate::{Command, DRAIN_GRACE, Error, ExitStatus, OnDrop, Output, Pattern, Result, Signal};
 
@@ -171,7 +171,15 @@ impl Child {
     /// writer is called on the runtime's thread: give it something that
     /// does not block for long (a file, a `Vec`).
     pub fn set_transcript(&mut self, out: impl Write + Send + 'static) {
-        self.io.transcript = Some(Transcript::new(Box::new(out)));
+        Transcript::set_text(&mut self.io.transcript, Box::new(out));
+    }
+
+    /// Calls `observer` with every chunk of bytes received and sent from
+    /// now on, as [`Child::set_observer`](crate::Child::set_observer). It
+    /// runs on the runtime's thread, inside the read or send that moved the
+    /// bytes: keep it short.
+    pub fn set_observer(&mut self, observer: impl FnMut(Observed<'_>) + Send + 'static) {
+        Transcript::set_observer(&mut self.io.transcript, Box::new(observer));
     }
 
     /// Sets the window size of the child's pty, as
@@ -557,15 +565,60 @@ impl Child {
     ///
     /// Cancel-safe: what arrived while it waited stays buffered.
     pub async fn read_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.piped(Stream::Stdout)?;
+        self.available_from(Stream::Stdout, timeout).await
+    }
+
+    /// [`read_available`](Self::read_available) for a piped stderr.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`read_available`](Self::read_available).
+    pub async fn read_stderr_available(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.available_from(Stream::Stderr, timeout).await
+    }
+
+    async fn available_from(&mut self, s: Stream, timeout: Duration) -> Result<Vec<u8>> {
+        self.piped(s)?;
         match self
             .io
-            .until(timeout, |core| core.poll_available(Stream::Stdout))
+            .until(timeout, |core| core.poll_available(s))
             .await?
         {
             Waited::Done(bytes) => Ok(bytes),
-            Waited::Halted(halt) => Err(self.halted(Stream::Stdout, halt).await),
+            Waited::Halted(halt) => Err(self.halted(s, halt).await),
             Waited::TimedOut(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// True when no byte arrives on stdout for `quiet`; false as soon as
+    /// one does. Consumes nothing, as
+    /// [`Child::stays_quiet`](crate::Child::stays_quiet).
+    ///
+    /// # Errors
+    /// `Error::Eof` at the end of stdout; `Error::FailOn` when a watch
+    /// matched.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it consumes nothing.
+    pub async fn stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.quiet_on(Stream::Stdout, quiet).await
+    }
+
+    /// [`stays_quiet`](Self::stays_quiet) for a piped stderr.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it consumes nothing.
+    pub async fn stderr_stays_quiet(&mut self, quiet: Duration) -> Result<bool> {
+        self.quiet_on(Stream::Stderr, quiet).await
+    }
+
+    async fn quiet_on(&mut self, s: Stream, quiet: Duration) -> Result<bool> {
+        self.piped(s)?;
+        match self.io.quiet(s, quiet).await? {
+            Ok(quiet) => Ok(quiet),
+            Err(halt) => Err(self.halted(s, halt).await),
         }
     }
 
@@ -646,6 +699,16 @@ impl Child {
         timeout: Duration,
     ) -> Result<(usize, Match)> {
         self.expect_in(Stream::Stdout, patterns, timeout).await
+    }
+
+    /// [`expect_any`](Self::expect_any) on a piped stderr.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`expect`](Self::expect).
+    pub async fn expect_any_stderr(&mut self, patterns: &[Pattern]) -> Result<(usize, Match)> {
+        let timeout = self.timeout;
+        self.expect_in(Stream::Stderr, patterns, timeout).await
     }
 
     /// Waits until `pattern` matches a piped stderr.

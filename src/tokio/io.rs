@@ -35,6 +35,9 @@ pub(crate) enum Waited<T> {
     TimedOut(Instant),
 }
 
+/// Which output streams a read round got bytes (or the end) on, by [`Stream`].
+pub(crate) type Progress = [bool; 2];
+
 /// What [`Io::poll_drain`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Drained {
@@ -165,10 +168,11 @@ impl Io {
     // ---- reading ---------------------------------------------------------
 
     /// Reads once from every output stream that is ready and has not
-    /// ended. Ready when bytes or end-of-file arrived on any of them;
-    /// Pending (the waker registered with each) when none was ready.
-    pub(crate) fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut progress = false;
+    /// ended. Ready when bytes or end-of-file arrived on any of them (which
+    /// ones, by [`Stream`]); Pending (the waker registered with each) when
+    /// none was ready.
+    pub(crate) fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Progress>> {
+        let mut progress = [false; 2];
         for s in [Stream::Stdout, Stream::Stderr] {
             if self.core.is_eof(s) {
                 continue;
@@ -191,7 +195,7 @@ impl Io {
                         if got.n > 0 && got.drained {
                             guard.clear_ready();
                         }
-                        progress = true;
+                        progress[s as usize] = true;
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
@@ -199,8 +203,8 @@ impl Io {
                 }
             }
         }
-        if progress {
-            Poll::Ready(Ok(()))
+        if progress.contains(&true) {
+            Poll::Ready(Ok(progress))
         } else {
             Poll::Pending
         }
@@ -208,9 +212,9 @@ impl Io {
 
     /// Reads what every live output stream holds right now, whatever the
     /// reactor has seen so far: the last look before a deadline is
-    /// declared passed. True when anything arrived.
-    fn read_now(&mut self) -> io::Result<bool> {
-        let mut progress = false;
+    /// declared passed. Which streams got bytes or their end.
+    fn read_now(&mut self) -> io::Result<Progress> {
+        let mut progress = [false; 2];
         for s in [Stream::Stdout, Stream::Stderr] {
             if self.core.is_eof(s) {
                 continue;
@@ -224,7 +228,7 @@ impl Io {
                 fd.get_ref().as_fd(),
                 s,
             ) {
-                Ok(_) => progress = true,
+                Ok(_) => progress[s as usize] = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
@@ -234,7 +238,7 @@ impl Io {
 
     /// What a read or expect waits on: the answers of `respond` watches
     /// written, then the output streams read. Ready when something arrived.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Progress>> {
         // A reply that cannot be written now waits for room; the reads
         // go on meanwhile.
         if let Poll::Ready(Err(e)) = self.poll_flush(cx, true) {
@@ -261,7 +265,7 @@ impl Io {
                     Poll::Pending => {}
                 }
                 match self.poll_fill(cx) {
-                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Ok(_)) => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {}
                 }
@@ -271,9 +275,54 @@ impl Io {
                 });
                 ready!(self.timer.poll_until(cx, deadline));
                 match self.read_now() {
-                    Ok(true) => continue,
-                    Ok(false) => return Poll::Ready(Ok(Waited::TimedOut(start))),
+                    Ok(got) if got.contains(&true) => continue,
+                    Ok(_) => return Poll::Ready(Ok(Waited::TimedOut(start))),
                     Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Whether the child stays quiet on `s` for `quiet`: `Ok(true)` when no
+    /// byte of it arrives in that time, `Ok(false)` as soon as one does,
+    /// `Halt` at its end or when a watch matched (on any stream). Nothing
+    /// is consumed.
+    pub(crate) async fn quiet(
+        &mut self,
+        s: Stream,
+        quiet: Duration,
+    ) -> io::Result<Result<bool, Halt>> {
+        let deadline = Instant::now().checked_add(quiet);
+        let mut arrived = false;
+        poll_fn(|cx| {
+            loop {
+                // A watch's match first, as every read reports it.
+                if let Some(e) = self.core.take_failure() {
+                    return Poll::Ready(Ok(Err(Halt::Failed(e))));
+                }
+                if self.core.is_eof(s) {
+                    return Poll::Ready(Ok(Err(Halt::Eof)));
+                }
+                if arrived {
+                    return Poll::Ready(Ok(Ok(false)));
+                }
+                match self.poll_fill(cx) {
+                    Poll::Ready(Ok(got)) => {
+                        arrived = got[s as usize];
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+                ready!(self.timer.poll_until(cx, deadline));
+                match self.read_now() {
+                    Ok(got) if got.contains(&true) => arrived = got[s as usize],
+                    Ok(_) => return Poll::Ready(Ok(Ok(true))),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+                if !arrived && !self.core.is_eof(s) && !self.core.has_failure() {
+                    return Poll::Ready(Ok(Ok(true)));
                 }
             }
         })
@@ -290,12 +339,12 @@ impl Io {
         deadline: Option<Instant>,
     ) -> Poll<io::Result<Drained>> {
         match self.poll_reads(cx) {
-            Poll::Ready(Ok(())) => return Poll::Ready(Ok(Drained::Read)),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(Drained::Read)),
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
         ready!(self.timer.poll_until(cx, deadline));
-        Poll::Ready(Ok(match self.read_now()? {
+        Poll::Ready(Ok(match self.read_now()?.contains(&true) {
             true => Drained::Read,
             false => Drained::TimedOut,
         }))
@@ -424,7 +473,7 @@ impl Io {
                 // Stdin is full: read the child's output meanwhile.
                 loop {
                     match self.poll_reads(cx) {
-                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Ok(_)) => {}
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => break,
                     }
