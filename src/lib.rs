@@ -48,6 +48,7 @@
 //! | whole messages instead of lines (Python's `multiprocessing.Pipe`) | [`channel::pipe`], [`Command::channel`], [`Child::take_channel`] |
 //! | named pipes for unrelated processes | [`fifo::FifoDir`], [`fifo::Fifo`] |
 //! | keep a program running: restarts, signal forwarding, reaping | [`supervise::Supervisor`] |
+//! | children driven from async code, thousands on one thread, cancel-safe reads | `Command::spawn_async`, `duet::tokio` (feature `tokio`) |
 //! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`], [`Child::stderr_fd`], [`Child::read_stderr_available`] |
 //!
 //! # Programs on other hosts
@@ -83,6 +84,9 @@
 //! - `cli` (default): the `duet` binary and its dependencies (clap,
 //!   env_logger, clap_complete, clap_mangen). A library user turns it off:
 //!   `duet = { ..., default-features = false }`.
+//! - `tokio`: `duet::tokio`, the async [`Child`] and message channel for
+//!   tokio, with `Command::spawn_async` and `Command::output_async`: the
+//!   same conversation core, waiting on the runtime's reactor.
 //! - `fuzzing`: exposes internal parsers to the fuzz targets; not an API.
 //!
 //! # Deadlocks and caveats
