@@ -6,8 +6,10 @@
 //!   and the timer cost per round trip.
 //! - 1,000 children at once, each asked 100 lines: all of them on one
 //!   current-thread runtime (one thread) vs 1,000 blocking children on
-//!   1,000 threads. The bench's thread count is shown as it was before and
-//!   while the async children talk.
+//!   1,000 threads, with every CPU and again with the bench and the
+//!   children pinned to one CPU. The bench's thread count is shown as it
+//!   was before and while the async children talk, with the parent's CPU
+//!   time per ask and how many CPUs each variant kept busy.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -84,8 +86,17 @@ pub fn round_trip_rows(fixture: &Path) -> Vec<Row> {
 /// CPU time of this process so far, every thread's (the parent's side of
 /// the conversations: the children's is not in it).
 fn cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+    usage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+}
+
+/// CPU time of this process and of its reaped children so far.
+fn cpu_with_children() -> Duration {
+    usage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        + usage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+fn usage(who: nix::sys::resource::UsageWho) -> Duration {
+    let Ok(u) = nix::sys::resource::getrusage(who) else {
         return Duration::ZERO;
     };
     let tv =
@@ -106,10 +117,15 @@ fn raise_fd_limit() {
     }
 }
 
-/// The rows, and a line on the thread counts.
-pub fn many_children_rows(fixture: &Path) -> (Vec<Row>, String) {
-    let case = "1,000 children at once, 100 asks each (fixture echo)";
+/// The rows, and a line on the thread counts and CPU use. `one_cpu`: the
+/// bench and every child pinned to the CPU it is on.
+pub fn many_children_rows(fixture: &Path, one_cpu: bool) -> (Vec<Row>, String) {
+    let case = match one_cpu {
+        false => "1,000 children at once, 100 asks each (fixture echo)",
+        true => "1,000 children at once, 100 asks each (fixture echo, one CPU)",
+    };
     eprintln!("measuring {case} …");
+    let _pinned = one_cpu.then(crate::PinnedToOneCpu::new);
     raise_fd_limit();
     let rt = runtime();
     let before = threads();
@@ -117,7 +133,16 @@ pub fn many_children_rows(fixture: &Path) -> (Vec<Row>, String) {
     // The parent's CPU time while the asks ran, per variant.
     let sync_cpu = Cell::new(Duration::ZERO);
     let async_cpu = Cell::new(Duration::ZERO);
+    // Whole samples (spawn, asks, reap): wall time and the CPU time of the
+    // bench and its children, for how many CPUs each variant kept busy.
+    let sync_busy = Cell::new((Duration::ZERO, Duration::ZERO));
+    let async_busy = Cell::new((Duration::ZERO, Duration::ZERO));
+    let busy = |slot: &Cell<(Duration, Duration)>, wall: Instant, cpu: Duration| {
+        let (w, c) = slot.get();
+        slot.set((w + wall.elapsed(), c + (cpu_with_children() - cpu)));
+    };
     let sync_sample = || {
+        let (whole, whole_cpu) = (Instant::now(), cpu_with_children());
         let children: Vec<duet::Child> = (0..CHILDREN)
             .map(|_| echo(fixture).spawn().expect("spawn the fixture"))
             .collect();
@@ -153,10 +178,12 @@ pub fn many_children_rows(fixture: &Path) -> (Vec<Row>, String) {
             child.close_stdin().expect("close");
             child.wait().expect("wait");
         }
+        busy(&sync_busy, whole, whole_cpu);
         took
     };
     let async_sample = || {
         rt.block_on(async {
+            let (whole, whole_cpu) = (Instant::now(), cpu_with_children());
             let children: Vec<duet::tokio::Child> = (0..CHILDREN)
                 .map(|_| echo(fixture).spawn_async().expect("spawn the fixture"))
                 .collect();
@@ -183,36 +210,46 @@ pub fn many_children_rows(fixture: &Path) -> (Vec<Row>, String) {
                 child.close_stdin().await.expect("close");
                 child.wait().await.expect("wait");
             }
+            busy(&async_busy, whole, whole_cpu);
             took
         })
     };
     let ops = (CHILDREN * ASKS) as u64;
     let mut variants = [
         Variant::new("1,000 blocking children on 1,000 threads", ops, sync_sample),
-        Variant::new(
-            "1,000 duet::tokio children, one current_thread runtime",
-            ops,
-            async_sample,
-        )
-        .target(MANY_TARGET),
+        {
+            let variant = Variant::new(
+                "1,000 duet::tokio children, one current_thread runtime",
+                ops,
+                async_sample,
+            );
+            // The target is the unpinned run's; pinned shows where time goes.
+            match one_cpu {
+                false => variant.target(MANY_TARGET),
+                true => variant,
+            }
+        },
     ];
     let rounds = 4;
     let samples = compare(0, rounds, &mut variants);
     drop(variants);
     let per_ask = |total: Duration| total.as_secs_f64() * 1e6 / (rounds as u64 * ops) as f64;
+    let cpus = |slot: &Cell<(Duration, Duration)>| {
+        let (wall, cpu) = slot.get();
+        cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+    };
     let note = format!(
-        "Threads of the bench process with 1,000 async children talking: {} \
-         (before: {before}); the blocking variant runs 1,000 threads of its own. \
-         The parent's CPU time per ask (all its threads; the children's not \
-         counted): {:.1} µs blocking, {:.1} µs async. Where the async row \
-         misses on a machine with few CPUs, it is for want of parallel work, \
-         not of duet's own cost: a pipe write wakes its reader with a sync \
-         wakeup, which places the child on the writer's CPU, so the children \
-         of one loop thread crowd onto its CPU, while 1,000 ping-pong pairs \
-         spread over every CPU.",
+        "{case}: threads of the bench process while 1,000 async children \
+         talked: {} (before: {before}); the blocking variant runs 1,000 threads \
+         of its own. The parent's CPU time per ask (all its threads, the \
+         children's not counted): {:.1} µs blocking, {:.1} µs async. CPUs kept \
+         busy (the bench and its children, whole samples): {:.2} blocking, \
+         {:.2} async.",
         during.get(),
         per_ask(sync_cpu.get()),
         per_ask(async_cpu.get()),
+        cpus(&sync_busy),
+        cpus(&async_busy),
     );
     (rows(case, Unit::Time, &samples, 0), note)
 }
