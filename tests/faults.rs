@@ -88,7 +88,7 @@ async fn a_transcript_on_a_full_disk_stops_without_breaking_the_conversation<C: 
 }
 
 async fn a_secret_never_reaches_the_transcript<C: Conv>() {
-    let path = std::env::temp_dir().join(format!("duet-test-{}-secret", std::process::id()));
+    let path = crate::util::unique_temp("secret");
     let mut child = fixture("echo", &[]).start::<C>().unwrap();
     child.set_transcript(std::fs::File::create(&path).unwrap());
     child.send_secret("hunter2\n").await.unwrap();

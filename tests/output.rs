@@ -80,7 +80,7 @@ async fn communicate_returns_when_a_grandchild_holds_the_pipe_and_says_so<C: Con
 }
 
 async fn output_with_stdin_from_a_file<C: Conv>() {
-    let path = std::env::temp_dir().join(format!("duet-test-{}-input", std::process::id()));
+    let path = crate::util::unique_temp("input");
     std::fs::write(&path, "from a file\n").unwrap();
     let out = fixture("upper", &[])
         .stdin(Stdio::from(std::fs::File::open(&path).unwrap()))

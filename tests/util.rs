@@ -17,3 +17,12 @@ pub fn fixture(mode: &str, args: &[&str]) -> duet::Command {
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// A path in the temporary directory that no other test of this run uses:
+/// the shared suite runs each test twice at once (blocking and tokio).
+pub fn unique_temp(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("duet-test-{}-{tag}-{n}", std::process::id()))
+}
