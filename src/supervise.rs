@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
@@ -286,22 +286,102 @@ mod fallback {
     }
 }
 
+/// A process that is not a child of ours (a `duet serve` found through its
+/// directory, say), held by a pidfd: what is sent through it reaches that
+/// process and no other, even once its pid is reused, and
+/// [`wait_for_exit`](Self::wait_for_exit) waits for that process.
+///
+/// Opening it by pid is the one moment a pid is trusted: check that the
+/// process is still the one meant (its lock still held, its pid file
+/// unchanged) after [`open`](Self::open), and from then on the handle is
+/// its identity.
+///
+/// ```
+/// use duet::supervise::Process;
+/// use duet::Signal;
+/// let mut sleep = duet::Command::new("sleep").arg("60").spawn()?;
+/// let other = Process::open(sleep.id())?.expect("it runs");
+/// other.signal(Signal::SIGTERM)?;
+/// assert_eq!(sleep.wait()?.signal(), Some(15));
+/// assert!(other.wait_for_exit(std::time::Duration::from_secs(5))?);
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Process {
+    pidfd: std::os::fd::OwnedFd,
+}
+
+impl Process {
+    /// The process `pid` now, or `None` when there is none.
+    ///
+    /// # Errors
+    /// An OS error other than `ESRCH`, such as a kernel without pidfds.
+    pub fn open(pid: u32) -> Result<Option<Process>> {
+        match crate::sys::pidfd_open(Pid::from_raw(pid as i32)) {
+            Ok(pidfd) => Ok(Some(Process { pidfd })),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(None),
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+
+    /// Sends `sig`. A process that has exited meanwhile is not an error.
+    ///
+    /// # Errors
+    /// An OS error other than `ESRCH`, such as `EPERM`.
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        match crate::sys::pidfd_send_signal(self.pidfd.as_fd(), sig) {
+            Err(e) if e.raw_os_error() != Some(nix::libc::ESRCH) => Err(Error::Io(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends `sig` to the process group this process leads: through the
+    /// pidfd where the kernel can (Linux 6.9), else by the group's number
+    /// while the leader is seen alive (a group outlives a dead leader only
+    /// until it is reaped, so the number is checked first, never trusted
+    /// blindly).
+    ///
+    /// # Errors
+    /// An OS error other than `ESRCH`, such as `EPERM`.
+    pub fn signal_group(&self, sig: Signal) -> Result<()> {
+        let sent = match crate::sys::pidfd_signal_group(self.pidfd.as_fd(), Some(sig)) {
+            Some(sent) => sent,
+            None => match crate::sys::pidfd_pid(self.pidfd.as_fd()) {
+                Some(pid) => crate::sys::signal_group(pid, sig),
+                None => return Ok(()),
+            },
+        };
+        match sent {
+            Err(e) if e.raw_os_error() != Some(nix::libc::ESRCH) => Err(Error::Io(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits up to `timeout` until the process has exited: `Ok(true)` once
+    /// it has, `Ok(false)` when it still runs at the deadline. Neither polls
+    /// in a loop nor reaps.
+    ///
+    /// # Errors
+    /// An OS error from `poll(2)`.
+    pub fn wait_for_exit(&self, timeout: Duration) -> Result<bool> {
+        let mut fds = [crate::sys::poll_fd(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        Ok(crate::sys::poll(&mut fds, crate::sys::deadline_after(timeout))? > 0)
+    }
+}
+
 /// Sends `sig` to the process `pid`, or to the process group it leads when
-/// `group` is true. A process that is already gone is not an error.
+/// `group` is true, through a pidfd opened for it (see [`Process`]: the pid
+/// is trusted only at that moment). A process that is already gone is not
+/// an error.
 ///
 /// # Errors
 ///
 /// An OS error other than `ESRCH`, such as `EPERM`.
 pub fn forward(pid: u32, sig: Signal, group: bool) -> Result<()> {
-    let pid = Pid::from_raw(pid as i32);
-    let result = if group {
-        killpg(pid, sig)
-    } else {
-        kill(pid, sig)
-    };
-    match result {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(e) => Err(Error::from(e)),
+    match Process::open(pid)? {
+        Some(process) if group => process.signal_group(sig),
+        Some(process) => process.signal(sig),
+        None => Ok(()),
     }
 }
 
@@ -314,13 +394,10 @@ pub fn forward(pid: u32, sig: Signal, group: bool) -> Result<()> {
 ///
 /// An OS error other than `ESRCH`, such as a kernel without pidfds.
 pub fn wait_for_exit(pid: u32, timeout: Duration) -> Result<bool> {
-    let pidfd = match crate::sys::pidfd_open(Pid::from_raw(pid as i32)) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(true),
-        Err(e) => return Err(Error::Io(e)),
-    };
-    let mut fds = [crate::sys::poll_fd(pidfd.as_fd(), PollFlags::POLLIN)];
-    Ok(crate::sys::poll(&mut fds, crate::sys::deadline_after(timeout))? > 0)
+    match Process::open(pid)? {
+        Some(process) => process.wait_for_exit(timeout),
+        None => Ok(true),
+    }
 }
 
 /// Makes this process a subreaper (Linux): orphaned descendants are

@@ -325,6 +325,20 @@ pub(crate) fn pidfd_signal_group(
     }
 }
 
+/// The pid of the process behind `pidfd` while it has not exited (the
+/// `Pid:` line of its fdinfo; the kernel writes -1 once the process is
+/// gone), `None` otherwise.
+pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<Pid> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let pid: i32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then(|| Pid::from_raw(pid))
+}
+
 /// `kill(-pgid, signal)`: signals a whole process group by number. Only
 /// for kernels without [`pidfd_signal_group`], and only while the group's
 /// leader is an unreaped child of ours, whose zombie keeps the number from

@@ -225,30 +225,6 @@ async fn spawning_with_sigchld_ignored_never_fails_and_keeps_the_output<C: Conv>
     assert_eq!(text, "40 spawns, 0 failed, 40 statuses unknown\n");
 }
 
-/// Starts a stranger, a child of this process in its own process group,
-/// that waits for a line and exits 42, and tries to give it `pid`
-/// (`ns_last_pid`, where this test may write it). `None` when the system
-/// does not let the test choose pids.
-fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    for _ in 0..200 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
-        let mut stranger = std::process::Command::new("sh")
-            .args(["-c", "read x; exit 42"])
-            .stdin(std::process::Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        if stranger.id() == pid {
-            return Some(stranger);
-        }
-        // Another test took the pid first: try again.
-        drop(stranger.stdin.take());
-        stranger.wait().unwrap();
-    }
-    None
-}
-
 /// Another part of the program reaps the child behind duet's back and its
 /// pid goes to a new child of ours, which leads a group of that number.
 /// duet must neither signal that stranger (or its group) nor take its
@@ -266,7 +242,7 @@ async fn a_child_reaped_elsewhere_never_yields_or_signals_a_stranger<C: Conv>() 
             .unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
-        let stranger = stranger_with_pid(child.id());
+        let stranger = crate::util::stranger_with_pid(child.id());
 
         child.signal(Signal::SIGTERM).unwrap();
         child.kill().unwrap();

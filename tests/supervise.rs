@@ -109,3 +109,33 @@ fn stop_ends_a_child_that_honours_term() {
     assert_eq!(status.signal(), Some(15), "{status}");
     assert_eq!(sup.restarts(), 0, "a stopped child is not restarted");
 }
+
+/// A `supervise::Process` is the process it was opened for: once that one
+/// is gone and its pid goes to another process, a signal through the
+/// handle reaches nobody.
+#[test]
+fn a_process_handle_never_signals_the_process_that_took_its_pid() {
+    use std::io::Write;
+    let mut gone = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = gone.id();
+    let handle = duet::supervise::Process::open(pid)
+        .unwrap()
+        .expect("it runs");
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+    assert!(handle.wait_for_exit(Duration::from_secs(5)).unwrap());
+    let stranger = crate::util::stranger_with_pid(pid);
+    handle.signal(duet::Signal::SIGTERM).unwrap();
+    handle.signal_group(duet::Signal::SIGTERM).unwrap();
+    if let Some(mut stranger) = stranger {
+        writeln!(stranger.stdin.take().unwrap(), "go").unwrap();
+        assert_eq!(
+            stranger.wait().unwrap().code(),
+            Some(42),
+            "the stranger was signalled"
+        );
+    }
+}

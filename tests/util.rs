@@ -26,3 +26,27 @@ pub fn unique_temp(tag: &str) -> std::path::PathBuf {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("duet-test-{}-{tag}-{n}", std::process::id()))
 }
+
+/// Starts a stranger, a child of this process in its own process group,
+/// that waits for a line and exits 42, and tries to give it `pid`
+/// (`ns_last_pid`, where this test may write it). `None` when the system
+/// does not let the test choose pids.
+pub fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let mut stranger = std::process::Command::new("sh")
+            .args(["-c", "read x; exit 42"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        if stranger.id() == pid {
+            return Some(stranger);
+        }
+        // Another test took the pid first: try again.
+        drop(stranger.stdin.take());
+        stranger.wait().unwrap();
+    }
+    None
+}

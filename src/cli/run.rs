@@ -43,7 +43,7 @@ use clap::Args;
 use duet::supervise::{Backoff, Policy, Step, Supervisor, poll_timeout};
 use duet::{Child, Signal, Stdio};
 use nix::poll::{PollFd, PollFlags, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, killpg, pthread_sigmask};
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
 use super::{Failure, Program, RestartArg, exit_code, parse_duration};
@@ -131,7 +131,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             follow_terminal_size(&mut child);
         }
         if let Some(t) = &terminal {
-            t.give_to(child.id());
+            t.give_to(&mut child);
         }
         log::info!("run: started {} (pid {})", args.program.name(), child.id());
         Ok(child)
@@ -197,14 +197,15 @@ impl Terminal {
         }
     }
 
-    fn give_to(&self, pgid: u32) {
-        let pgid = Pid::from_raw(pgid as i32);
+    fn give_to(&self, child: &mut duet::Child) {
+        let pgid = Pid::from_raw(child.id() as i32);
         if let Err(e) = set_foreground(pgid) {
             log::warn!("cannot give the terminal to the program: {e}");
         }
         // PROG may have read the terminal before it was its own (and been
-        // stopped): let it go on.
-        let _ = killpg(pgid, Signal::SIGCONT);
+        // stopped): let it go on. Through the child (its group, by its
+        // pidfd), never by number.
+        let _ = child.signal(Signal::SIGCONT);
     }
 }
 

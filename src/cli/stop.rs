@@ -62,24 +62,44 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
             args.dir.display()
         )));
     };
+    // serve's pid is trusted only once: held by a pidfd, and checked to be
+    // the one that still holds DIR's lock and wrote the pid file, so a
+    // signal can never reach a process that took over the number.
+    let serve = duet::supervise::Process::open(state.pid)?;
+    let still_serving =
+        served::is_alive(&dir)? && served::read_state(&dir).is_ok_and(|now| now.pid == state.pid);
+    let Some(serve) = serve.filter(|_| still_serving) else {
+        return Err(Failure::internal(format!(
+            "{} changed while stopping it (serve pid {} is gone); run duet stop again",
+            args.dir.display(),
+            state.pid
+        )));
+    };
+    // PROG likewise, and only while serve is still its parent.
+    let prog = match state.child {
+        Some(pid) => {
+            duet::supervise::Process::open(pid)?.filter(|_| parent_of(pid) == Some(state.pid))
+        }
+        None => None,
+    };
     let mut file = dir
         .open_file(STOP, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC)
         .map_err(Failure::internal)?;
     writeln!(file, "{}", args.grace.as_millis())
         .map_err(|e| Failure::internal(format!("cannot write {STOP}: {e}")))?;
     drop(file);
-    duet::supervise::forward(state.pid, Signal::SIGTERM, false)?;
+    serve.signal(Signal::SIGTERM)?;
     if served::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
         // The lock goes with serve's descriptors, a moment before the
         // process has finished exiting: return only once it has.
-        duet::supervise::wait_for_exit(state.pid, CLEANUP_SLACK)?;
+        serve.wait_for_exit(CLEANUP_SLACK)?;
         return Ok(ExitCode::SUCCESS);
     }
     log::warn!("serve pid {} did not stop in time; killing it", state.pid);
-    if let Some(child) = state.child {
-        duet::supervise::forward(child, Signal::SIGKILL, false)?;
+    if let Some(prog) = &prog {
+        prog.signal(Signal::SIGKILL)?;
     }
-    duet::supervise::forward(state.pid, Signal::SIGKILL, false)?;
+    serve.signal(Signal::SIGKILL)?;
     if !served::wait_gone(&dir, CLEANUP_SLACK)? {
         return Err(Failure::internal(format!(
             "serve pid {} does not die",
@@ -88,6 +108,17 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
     }
     remove_leftovers(dir, state.created_dir)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The parent of process `pid` (`PPid:` in its status), if it exists.
+fn parent_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Removes what a serve that is gone left in DIR (checking every entry's
