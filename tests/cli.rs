@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const DUET: &str = env!("CARGO_BIN_EXE_duet");
+pub(crate) use crate::util::{DUET, Run, duet, duet_in};
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 
 /// A path under the temp dir that no other test uses; nothing is created.
@@ -24,89 +24,6 @@ fn unique_path(tag: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("duet-cli-{tag}-{}-{n}", std::process::id()))
-}
-
-/// A finished `duet` run.
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Runs `cmd` (duet with `args`) to the end, capturing everything.
-    fn of(args: &[&str], cmd: duct::Expression) -> Run {
-        let out = cmd
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .expect("run duet");
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Fails with a framed report of the run unless it exited with `code`.
-    fn expect_code(&self, code: i32) -> &Run {
-        if self.code != Some(code) {
-            panic!("{}", self.report(&format!("expected exit code {code}")));
-        }
-        self
-    }
-
-    fn expect_stdout(&self, stdout: &str) -> &Run {
-        if self.stdout != stdout {
-            panic!("{}", self.report(&format!("expected stdout {stdout:?}")));
-        }
-        self
-    }
-
-    fn expect_stderr(&self, stderr: &str) -> &Run {
-        if self.stderr != stderr {
-            panic!("{}", self.report(&format!("expected stderr {stderr:?}")));
-        }
-        self
-    }
-
-    fn expect_stdout_has(&self, text: &str) -> &Run {
-        if !self.stdout.contains(text) {
-            panic!(
-                "{}",
-                self.report(&format!("expected stdout to contain {text:?}"))
-            );
-        }
-        self
-    }
-
-    fn expect_stderr_has(&self, text: &str) -> &Run {
-        if !self.stderr.contains(text) {
-            panic!(
-                "{}",
-                self.report(&format!("expected stderr to contain {text:?}"))
-            );
-        }
-        self
-    }
-
-    fn report(&self, what: &str) -> String {
-        format!(
-            "\n===== {what}\n----- command\nduet {}\n----- exit code\n{:?}\n----- stdout\n{}\n----- stderr\n{}\n=====\n",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-/// Runs `duet ARGS` with `stdin`, capturing everything.
-fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
-    Run::of(args, duct::cmd(DUET, args).stdin_bytes(stdin.to_vec()))
 }
 
 /// The same for a python3 REPL kept plain: no startup file, its own
@@ -118,10 +35,6 @@ fn duet_python(args: &[&str], stdin: &[u8]) -> Run {
         .env("TERM", "dumb")
         .stdin_bytes(stdin.to_vec());
     Run::of(args, cmd)
-}
-
-fn duet(args: &[&str]) -> Run {
-    duet_in(args, b"")
 }
 
 /// True while `pid` runs (a zombie waiting for init counts as gone).

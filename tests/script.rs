@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const DUET: &str = env!("CARGO_BIN_EXE_duet");
+use crate::util::{DUET, Run, duet, duet_in};
+
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 /// The scripts in the repository's `tests/scripts`, one per real program.
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts");
@@ -43,78 +44,6 @@ impl Drop for Dir {
     }
 }
 
-/// A finished `duet` run.
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn code(&self, code: i32) -> &Run {
-        if self.code != Some(code) {
-            panic!("{}", self.report(&format!("expected exit code {code}")));
-        }
-        self
-    }
-
-    fn ok(&self) -> &Run {
-        self.code(0)
-    }
-
-    fn stderr_has(&self, text: &str) -> &Run {
-        if !self.stderr.contains(text) {
-            panic!(
-                "{}",
-                self.report(&format!("expected stderr to contain {text:?}"))
-            );
-        }
-        self
-    }
-
-    fn stdout_has(&self, text: &str) -> &Run {
-        if !self.stdout.contains(text) {
-            panic!(
-                "{}",
-                self.report(&format!("expected stdout to contain {text:?}"))
-            );
-        }
-        self
-    }
-
-    fn report(&self, what: &str) -> String {
-        format!(
-            "\n===== {what}\n----- command\nduet {}\n----- exit code\n{:?}\n----- stdout\n{}\n----- stderr\n{}\n=====\n",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-/// Runs `duet ARGS` with `stdin`, capturing everything.
-fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
-    let out = duct::cmd(DUET, args)
-        .stdin_bytes(stdin.to_vec())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .expect("run duet");
-    Run {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn duet(args: &[&str]) -> Run {
-    duet_in(args, b"")
-}
-
 /// Runs `text` as a script file.
 fn script(text: &str) -> Run {
     let dir = Dir::new("s");
@@ -124,7 +53,7 @@ fn script(text: &str) -> Run {
 
 /// Runs `text` as a script file; it must pass.
 fn passes(text: &str) {
-    script(text).ok();
+    script(text).expect_code(0);
 }
 
 /// Runs `text` as a script; it must fail at `line` with `what` in the report.
@@ -132,9 +61,9 @@ fn fails_at(text: &str, line: usize, what: &str) -> Run {
     let dir = Dir::new("f");
     let file = dir.file("t.duet", text);
     let run = duet(&["script", &file]);
-    run.code(1)
-        .stderr_has(&format!("{file}:{line}: "))
-        .stderr_has(what);
+    run.expect_code(1)
+        .expect_stderr_has(&format!("{file}:{line}: "))
+        .expect_stderr_has(what);
     run
 }
 
@@ -152,7 +81,7 @@ fn spawn_splits_words_like_a_shell_without_expansion() {
 fn the_command_line_program_overrides_spawn() {
     let dir = Dir::new("override");
     let file = dir.file("t.duet", "spawn false\nexpect-line ^hi$\nexit-status 0\n");
-    duet(&["script", &file, "--", "sh", "-c", "echo hi"]).ok();
+    duet(&["script", &file, "--", "sh", "-c", "echo hi"]).expect_code(0);
 }
 
 #[test]
@@ -169,8 +98,8 @@ fn a_program_that_cannot_run_fails_at_the_spawn_line() {
     let dir = Dir::new("missing");
     let file = dir.file("t.duet", "# x\nspawn duet-no-such-program\nexpect-eof\n");
     duet(&["script", &file])
-        .code(127)
-        .stderr_has(&format!("{file}:2: cannot run `duet-no-such-program`"));
+        .expect_code(127)
+        .expect_stderr_has(&format!("{file}:2: cannot run `duet-no-such-program`"));
 }
 
 #[test]
@@ -350,7 +279,7 @@ fn send_secret_is_written_but_the_transcript_has_only_its_length() {
         "t.duet",
         "spawn cat\nsend-secret hunter2\\n\nexpect-line ^hunter2$\n",
     );
-    duet(&["script", &file, "--transcript", &transcript]).ok();
+    duet(&["script", &file, "--transcript", &transcript]).expect_code(0);
     let text = std::fs::read_to_string(&transcript).unwrap();
     assert!(!text.contains("> hunter2"), "{text}");
     assert!(text.contains("sent a secret (8 bytes"), "{text}");
@@ -398,7 +327,7 @@ fn expect_line_fails_naming_the_line_that_came() {
         3,
         "`expect-line ^5$` failed: the line \"4\" came instead",
     );
-    run.stderr_has("expected: the next line to match `^5$`");
+    run.expect_stderr_has("expected: the next line to match `^5$`");
 }
 
 #[test]
@@ -494,7 +423,7 @@ fn exit_status_takes_codes_any_and_signal_names() {
         2,
         "failed: the program exited with code 3",
     )
-    .stderr_has("expected: exit with code 0 or exit with code 1");
+    .expect_stderr_has("expected: exit with code 0 or exit with code 1");
     fails_at(
         "spawn sh -c 'kill -TERM $$'\nexit-status 0\n",
         2,
@@ -584,13 +513,13 @@ fn every_parse_error_names_its_line_and_nothing_runs() {
         ),
     );
     duet(&["script", &file])
-        .code(1)
-        .stderr_has(&format!("{file}:3: unknown keyword `frobnicate`"))
-        .stderr_has(&format!("{file}:4: bad regex \"(\""))
-        .stderr_has(&format!("{file}:5: `send` needs TEXT"))
-        .stderr_has(&format!("{file}:6: `${{1}}` refers to a group"))
-        .stderr_has(&format!("{file}:7: `pty` is a header line"))
-        .stderr_has("(5 errors; nothing was run)");
+        .expect_code(1)
+        .expect_stderr_has(&format!("{file}:3: unknown keyword `frobnicate`"))
+        .expect_stderr_has(&format!("{file}:4: bad regex \"(\""))
+        .expect_stderr_has(&format!("{file}:5: `send` needs TEXT"))
+        .expect_stderr_has(&format!("{file}:6: `${{1}}` refers to a group"))
+        .expect_stderr_has(&format!("{file}:7: `pty` is a header line"))
+        .expect_stderr_has("(5 errors; nothing was run)");
     assert!(!Path::new(&marker).exists(), "the program must not run");
 }
 
@@ -605,8 +534,8 @@ fn a_script_that_is_not_utf8_names_the_line() {
     let path = dir.path("t.duet");
     std::fs::write(&path, b"spawn cat\nsendline \xff\n").unwrap();
     duet(&["script", &path])
-        .code(1)
-        .stderr_has(&format!("{path}:2: this line is not UTF-8 text"));
+        .expect_code(1)
+        .expect_stderr_has(&format!("{path}:2: this line is not UTF-8 text"));
 }
 
 #[test]
@@ -621,13 +550,13 @@ fn a_script_can_come_from_stdin() {
         &["script", "-", "--", "bc", "-q"],
         b"sendline 2+2\nexpect-line ^4$\n",
     )
-    .ok();
+    .expect_code(0);
     duet_in(
         &["script", "-"],
         b"spawn bc -q\nsendline 2+2\nexpect-line ^5$\n",
     )
-    .code(1)
-    .stderr_has("<stdin>:3: `expect-line ^5$` failed");
+    .expect_code(1)
+    .expect_stderr_has("<stdin>:3: `expect-line ^5$` failed");
 }
 
 #[test]
@@ -638,12 +567,12 @@ fn a_failure_names_file_line_expectation_and_last_output() {
         "sendline 1 + 1\nexpect ^2$\ntimeout 300ms\nsendline 2 + 2\nexpect ^5$\n",
     );
     duet(&["script", &file, "--", FIXTURE, "calc"])
-        .code(1)
-        .stderr_has(&format!(
+        .expect_code(1)
+        .expect_stderr_has(&format!(
             "{file}:5: `expect ^5$` failed: timed out after 300ms"
         ))
-        .stderr_has("expected: output matching `^5$`")
-        .stderr_has("    | 2\n    | 4");
+        .expect_stderr_has("expected: output matching `^5$`")
+        .expect_stderr_has("    | 2\n    | 4");
 }
 
 #[test]
@@ -655,8 +584,8 @@ fn a_failure_names_the_transcript() {
         "spawn sh -c 'echo out; echo err >&2; read l'\nsendline 6\nstream stderr\nexpect-line ^err$\ntimeout 200ms\nexpect never\n",
     );
     duet(&["script", &file, "--transcript", &transcript])
-        .code(1)
-        .stderr_has(&format!("transcript: {transcript}"));
+        .expect_code(1)
+        .expect_stderr_has(&format!("transcript: {transcript}"));
     let text = std::fs::read_to_string(&transcript).unwrap();
     assert!(text.starts_with("# duet transcript: sh -c"), "{text}");
     assert!(text.contains(r" > 6\n"), "{text}");
@@ -670,18 +599,18 @@ fn records_that_cannot_be_written_stop_the_script_before_it_runs() {
     let marker = dir.path("marker");
     let file = dir.file("t.duet", &format!("spawn touch {marker}\nexpect-eof\n"));
     duet(&["script", &file, "--transcript", "/dev/full"])
-        .code(125)
-        .stderr_has("cannot write the transcript /dev/full");
+        .expect_code(125)
+        .expect_stderr_has("cannot write the transcript /dev/full");
     duet(&["script", &file, "--cast", "/nonexistent-dir/x.cast"])
-        .code(125)
-        .stderr_has("cannot write the recording /nonexistent-dir/x.cast");
+        .expect_code(125)
+        .expect_stderr_has("cannot write the recording /nonexistent-dir/x.cast");
     assert!(!Path::new(&marker).exists());
 }
 
 // ---- real programs: the scripts in tests/scripts ----------------------------
 
 fn shipped(name: &str) {
-    duet(&["script", &format!("{SCRIPTS}/{name}.duet")]).ok();
+    duet(&["script", &format!("{SCRIPTS}/{name}.duet")]).expect_code(0);
 }
 
 #[test]
@@ -746,7 +675,7 @@ fn test_prints_a_line_per_script_in_order_and_a_count() {
     let b = dir.file("b.duet", FAILING);
     let c = dir.file("c.duet", PASSING);
     let run = duet(&["test", "-j", "2", &a, &b, &c]);
-    run.code(1);
+    run.expect_code(1);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(
         lines[0].starts_with("ok a (") && lines[0].ends_with("s)"),
@@ -768,11 +697,11 @@ fn test_prints_a_line_per_script_in_order_and_a_count() {
         run.stdout
     );
     assert_eq!(lines[3], "2 passed, 1 failed", "{}", run.stdout);
-    run.stderr_has(&format!("\n{b}:3: `expect-line ^5$` failed"))
-        .stderr_has("  last output (stdout):\n    | 4");
+    run.expect_stderr_has(&format!("\n{b}:3: `expect-line ^5$` failed"))
+        .expect_stderr_has("  last output (stdout):\n    | 4");
     duet(&["test", &a, &c])
-        .ok()
-        .stdout_has("2 passed, 0 failed\n");
+        .expect_code(0)
+        .expect_stdout_has("2 passed, 0 failed\n");
 }
 
 #[test]
@@ -782,9 +711,10 @@ fn test_runs_a_directory_of_scripts() {
     dir.file("two.duet", PASSING);
     dir.file("notes.txt", "not a script");
     let run = duet(&["test", dir.0.to_str().unwrap()]);
-    run.ok();
+    run.expect_code(0);
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
-    run.stdout_has("ok one (").stdout_has("ok two (");
+    run.expect_stdout_has("ok one (")
+        .expect_stdout_has("ok two (");
 }
 
 #[test]
@@ -793,10 +723,10 @@ fn test_counts_a_script_with_parse_errors_or_no_spawn_as_failed() {
     let bad = dir.file("bad.duet", "spawn bc\nfrobnicate\n");
     let nospawn = dir.file("nospawn.duet", "expect-eof\n");
     let run = duet(&["test", &bad, &nospawn]);
-    run.code(1)
-        .stdout_has(&format!("FAIL bad: {bad}:2: unknown keyword"))
-        .stdout_has(&format!("FAIL nospawn: {nospawn}:1: no program"))
-        .stdout_has("0 passed, 2 failed");
+    run.expect_code(1)
+        .expect_stdout_has(&format!("FAIL bad: {bad}:2: unknown keyword"))
+        .expect_stdout_has(&format!("FAIL nospawn: {nospawn}:1: no program"))
+        .expect_stdout_has("0 passed, 2 failed");
 }
 
 /// Checks TAP version 13 as a harness reads it; returns (ok, not ok) names.
@@ -860,17 +790,17 @@ fn tap_output_is_version_13_with_a_yaml_block_per_failure() {
     let a = dir.file("a.duet", PASSING);
     let b = dir.file("b.duet", FAILING);
     let run = duet(&["test", "--tap", &a, &b]);
-    run.code(1);
+    run.expect_code(1);
     let (ok, not_ok) = parse_tap(&run.stdout);
     assert_eq!((ok, not_ok), (vec!["a".to_string()], vec!["b".to_string()]));
-    run.stdout_has(&format!(
+    run.expect_stdout_has(&format!(
         "  message: \"{b}:3: `expect-line ^5$` failed: the line \\\"4\\\" came instead\""
     ))
-    .stdout_has("  line: 3\n")
-    .stdout_has("  output:\n    - \"4\"\n")
-    .stdout_has("# 1 passed, 1 failed\n");
+    .expect_stdout_has("  line: 3\n")
+    .expect_stdout_has("  output:\n    - \"4\"\n")
+    .expect_stdout_has("# 1 passed, 1 failed\n");
     let run = duet(&["script", "--tap", &a]);
-    run.ok();
+    run.expect_code(0);
     assert_eq!(parse_tap(&run.stdout).0, ["a"]);
 }
 
@@ -900,7 +830,7 @@ fn junit_xml_validates_and_holds_file_line_expectation_and_output() {
         "spawn printf '<&>\"\\033[1m\\001\\n'\nexpect-line ^nothing like it$\n",
     );
     let report = dir.path("report.xml");
-    duet(&["test", "--junit", &report, &a, &b]).code(1);
+    duet(&["test", "--junit", &report, &a, &b]).expect_code(1);
     xmllint(&report);
     let xml = std::fs::read_to_string(&report).unwrap();
     assert!(
@@ -920,7 +850,7 @@ fn junit_xml_validates_and_holds_file_line_expectation_and_output() {
     );
     assert!(xml.contains("&lt;&amp;&gt;&quot;\\x1b[1m\\x01"), "{xml}");
     let single = dir.path("single.xml");
-    duet(&["script", "--junit", &single, &a]).ok();
+    duet(&["script", "--junit", &single, &a]).expect_code(0);
     xmllint(&single);
 }
 
@@ -951,7 +881,7 @@ fn cast_files_are_asciicast_v2_that_asciinema_plays() {
         "spawn sh -c 'echo ready; read l; echo \"got $l\"; echo oops >&2'\nexpect-line ^ready$\nsendline x\nexpect-line ^got x$\nstream stderr\nexpect-line ^oops$\n",
     );
     let cast = dir.path("calc.cast");
-    duet(&["script", "--cast", &cast, &file]).ok();
+    duet(&["script", "--cast", &cast, &file]).expect_code(0);
     let events = parse_cast(&cast);
     let output: String = events
         .iter()
@@ -996,8 +926,8 @@ fn test_writes_a_cast_per_script_and_a_failure_names_it() {
     let b = dir.file("b.duet", FAILING);
     let casts = dir.path("casts");
     let run = duet(&["test", "--cast", &format!("{casts}/"), &a, &b]);
-    run.code(1)
-        .stderr_has(&format!("recording: {casts}/b.cast"));
+    run.expect_code(1)
+        .expect_stderr_has(&format!("recording: {casts}/b.cast"));
     for name in ["a", "b"] {
         let events = parse_cast(&format!("{casts}/{name}.cast"));
         assert!(
@@ -1014,8 +944,8 @@ fn test_cast_file_holds_every_session_one_after_another() {
     let b = dir.file("b.duet", FAILING);
     let cast = dir.path("all.cast");
     duet(&["test", "--cast", &cast, &a, &b])
-        .code(1)
-        .stderr_has(&format!("recording: {cast} (session b)"));
+        .expect_code(1)
+        .expect_stderr_has(&format!("recording: {cast} (session b)"));
     let events = parse_cast(&cast);
     let banners: Vec<&str> = events
         .iter()
@@ -1040,7 +970,7 @@ fn record_then_replay_bc() {
         &["record", &file, "--", "bc", "-q"],
         b"2+2\nx=6\nx*7\n\nscale=2; 1/3\n",
     );
-    run.ok().stdout_has("4\n42\n.33\n");
+    run.expect_code(0).expect_stdout_has("4\n42\n.33\n");
     let text = std::fs::read_to_string(&file).unwrap();
     for line in [
         "spawn bc -q",
@@ -1056,7 +986,7 @@ fn record_then_replay_bc() {
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
-    duet(&["script", &file]).ok();
+    duet(&["script", &file]).expect_code(0);
 }
 
 #[test]
@@ -1067,7 +997,7 @@ fn record_then_replay_python3_with_prompts_on_stderr() {
         &["record", &file, "--", "/usr/bin/python3", "-i", "-q"],
         b"print('a  b')\n6*7\nimport sys; print('$x', file=sys.stderr)\n",
     );
-    run.ok().stdout_has("a  b\n42\n");
+    run.expect_code(0).expect_stdout_has("a  b\n42\n");
     let text = std::fs::read_to_string(&file).unwrap();
     for line in [
         "stream stderr",
@@ -1079,7 +1009,7 @@ fn record_then_replay_python3_with_prompts_on_stderr() {
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
-    duet(&["script", &file]).ok();
+    duet(&["script", &file]).expect_code(0);
 }
 
 #[test]
@@ -1116,5 +1046,5 @@ fn record_on_a_pty_replays_and_a_prompt_is_an_expect() {
         text.ends_with("\nexpect-line ^ann is 7$\nexpect-eof\nexit-status 0\n"),
         "{text}"
     );
-    duet(&["script", &file]).ok();
+    duet(&["script", &file]).expect_code(0);
 }

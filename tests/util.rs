@@ -50,3 +50,94 @@ pub fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
     }
     None
 }
+
+/// The `duet` binary built with this package.
+pub const DUET: &str = env!("CARGO_BIN_EXE_duet");
+
+/// A finished `duet` run.
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs `cmd` (duet with `args`) to the end, capturing everything.
+    pub fn of(args: &[&str], cmd: duct::Expression) -> Run {
+        let out = cmd
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .expect("run duet");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Fails with a framed report of the run unless it exited with `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        if self.code != Some(code) {
+            panic!("{}", self.report(&format!("expected exit code {code}")));
+        }
+        self
+    }
+
+    pub fn expect_stdout(&self, stdout: &str) -> &Run {
+        if self.stdout != stdout {
+            panic!("{}", self.report(&format!("expected stdout {stdout:?}")));
+        }
+        self
+    }
+
+    pub fn expect_stderr(&self, stderr: &str) -> &Run {
+        if self.stderr != stderr {
+            panic!("{}", self.report(&format!("expected stderr {stderr:?}")));
+        }
+        self
+    }
+
+    pub fn expect_stdout_has(&self, text: &str) -> &Run {
+        if !self.stdout.contains(text) {
+            panic!(
+                "{}",
+                self.report(&format!("expected stdout to contain {text:?}"))
+            );
+        }
+        self
+    }
+
+    pub fn expect_stderr_has(&self, text: &str) -> &Run {
+        if !self.stderr.contains(text) {
+            panic!(
+                "{}",
+                self.report(&format!("expected stderr to contain {text:?}"))
+            );
+        }
+        self
+    }
+
+    pub fn report(&self, what: &str) -> String {
+        format!(
+            "\n===== {what}\n----- command\nduet {}\n----- exit code\n{:?}\n----- stdout\n{}\n----- stderr\n{}\n=====\n",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `duet ARGS` with `stdin`, capturing everything.
+pub fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
+    Run::of(args, duct::cmd(DUET, args).stdin_bytes(stdin.to_vec()))
+}
+
+/// Runs `duet ARGS` with no input, capturing everything.
+pub fn duet(args: &[&str]) -> Run {
+    duet_in(args, b"")
+}
