@@ -17,12 +17,6 @@ use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
 /// descendant still holds its output pipes open.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
-/// From this much input on, `communicate` widens the pipes to
-/// [`BULK_PIPE`]: one thread pumping both ways then switches between
-/// writing and reading 16× less often.
-const BULK_INPUT: usize = 1 << 20;
-const BULK_PIPE: usize = 1 << 20;
-
 /// What a finished child produced ([`Command::output`](crate::Command::output),
 /// [`Child::communicate`]).
 ///
@@ -957,8 +951,8 @@ impl Child {
     pub fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
         let deadline = timeout.and_then(sys::deadline_after);
-        if input.len() >= BULK_INPUT {
-            self.session.streams.widen_pipes(BULK_PIPE);
+        if input.len() >= crate::driver::BULK_INPUT {
+            self.session.streams.widen_pipes();
         }
         if !input.is_empty() {
             match self.session.streams.write(&[input], deadline, false) {

@@ -767,6 +767,9 @@ impl Child {
     pub async fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
         let deadline = timeout.and_then(|t| start.checked_add(t));
+        if input.len() >= crate::driver::BULK_INPUT {
+            self.io.widen_pipes();
+        }
         if !input.is_empty() {
             let parts = [input];
             let written = match self.io.input_mut() {

@@ -159,6 +159,14 @@ impl Io {
             .map(|fd| fd.get_ref().as_fd())
     }
 
+    /// Widens every pipe of the child for bulk input (see
+    /// [`driver::widen`](crate::driver::widen)).
+    pub(crate) fn widen_pipes(&self) {
+        let stdin = self.stdin().filter(|i| !i.is_pty()).map(Input::fd);
+        let outputs = [Stream::Stdout, Stream::Stderr].map(|s| self.output_fd(s));
+        crate::driver::widen(stdin.into_iter().chain(outputs.into_iter().flatten()));
+    }
+
     /// Closes every descriptor to the child.
     pub(crate) fn close_all(&mut self) {
         self.stdin = None;
