@@ -973,11 +973,7 @@ impl Child {
                 break;
             }
             if self.process_mut().try_wait()?.is_some() {
-                let grace = sys::deadline_after(DRAIN_GRACE);
-                let drain_deadline = match (deadline, grace) {
-                    (Some(d), Some(g)) => Some(d.min(g)),
-                    (d, g) => d.or(g),
-                };
+                let drain_deadline = crate::driver::drain_deadline(deadline);
                 while !self.session.streams.core.all_eof() {
                     if !self.session.streams.drain(drain_deadline, None)? {
                         still_open = !self.session.streams.core.all_eof();
@@ -990,15 +986,10 @@ impl Child {
                 return Err(self.communicate_timeout(start, "the child to finish"));
             }
         }
-        if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.communicate_timeout(start, "the child's output to end"));
-        }
-        if still_open {
-            log::warn!(
-                "`{}` exited but its output pipes are still open (a descendant holds them); stopped reading after {}",
-                self.program,
-                crate::text::duration(DRAIN_GRACE)
-            );
+        if still_open
+            && let Err(expected) = crate::driver::output_left_open(&self.program, deadline)
+        {
+            return Err(self.communicate_timeout(start, expected));
         }
         let status = match self.process_mut().wait_deadline(deadline)? {
             Some(status) => status,

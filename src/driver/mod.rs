@@ -488,6 +488,33 @@ pub(crate) fn stdin_closed() -> io::Error {
 pub(crate) const BULK_INPUT: usize = 1 << 20;
 const BULK_PIPE: usize = 1 << 20;
 
+/// Once the child has exited, how long `communicate` goes on reading: up
+/// to [`DRAIN_GRACE`](crate::DRAIN_GRACE) more, never past `deadline`.
+pub(crate) fn drain_deadline(deadline: Option<Instant>) -> Option<Instant> {
+    let grace = sys::deadline_after(crate::DRAIN_GRACE);
+    match (deadline, grace) {
+        (Some(d), Some(g)) => Some(d.min(g)),
+        (d, g) => d.or(g),
+    }
+}
+
+/// `communicate` stopped reading while a descendant still holds the
+/// child's output open: past `deadline` that is the timeout to report
+/// (what was waited for), otherwise it is logged and the output returned.
+pub(crate) fn output_left_open(
+    program: &str,
+    deadline: Option<Instant>,
+) -> Result<(), &'static str> {
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err("the child's output to end");
+    }
+    log::warn!(
+        "`{program}` exited but its output pipes are still open (a descendant holds them); stopped reading after {}",
+        crate::text::duration(crate::DRAIN_GRACE)
+    );
+    Ok(())
+}
+
 /// Asks for pipes of [`BULK_PIPE`] capacity (best effort: a socket or
 /// the system's limit keep their size).
 pub(crate) fn widen<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) {

@@ -17,7 +17,7 @@ use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Observed, Outgoing, Transcript, Written};
 use crate::spawn::Spawned;
-use crate::{Command, DRAIN_GRACE, Error, ExitStatus, OnDrop, Output, Pattern, Result, Signal};
+use crate::{Command, Error, ExitStatus, OnDrop, Output, Pattern, Result, Signal};
 
 /// A running child process and the conversation with it, for tokio.
 ///
@@ -797,11 +797,7 @@ impl Child {
                 break;
             }
             if self.try_wait()?.is_some() {
-                let grace = Instant::now().checked_add(DRAIN_GRACE);
-                let drain_deadline = match (deadline, grace) {
-                    (Some(d), Some(g)) => Some(d.min(g)),
-                    (d, g) => d.or(g),
-                };
+                let drain_deadline = crate::driver::drain_deadline(deadline);
                 while !self.io.core.all_eof() {
                     if self.drain(drain_deadline, false).await? == Step::TimedOut {
                         still_open = !self.io.core.all_eof();
@@ -814,15 +810,10 @@ impl Child {
                 return Err(self.communicate_timeout(start, "the child to finish"));
             }
         }
-        if still_open && deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.communicate_timeout(start, "the child's output to end"));
-        }
-        if still_open {
-            log::warn!(
-                "`{}` exited but its output pipes are still open (a descendant holds them); stopped reading after {}",
-                self.program,
-                crate::text::duration(DRAIN_GRACE)
-            );
+        if still_open
+            && let Err(expected) = crate::driver::output_left_open(&self.program, deadline)
+        {
+            return Err(self.communicate_timeout(start, expected));
         }
         let status = match self.process().exit_by(deadline).await? {
             Some(status) => status,
