@@ -2,28 +2,17 @@
 //! children, so they live in their own test binary where no other test
 //! spawns at the same time, and take a lock against each other.
 
+#[path = "accounting.rs"]
+mod accounting;
+
 use std::sync::Mutex;
 use std::time::Duration;
+
+use accounting::{children, open_fds};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Children of every thread of this process (zombies included).
-fn children() -> Vec<String> {
-    let mut all = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let path = task.unwrap().path().join("children");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        all.extend(text.split_whitespace().map(str::to_string));
-    }
-    all.sort();
-    all
-}
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())

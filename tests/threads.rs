@@ -2,28 +2,18 @@
 //! its own binary, holding one test, so that no other test's thread comes
 //! or goes while it counts. Needs the `tokio` feature.
 
+#[path = "accounting.rs"]
+mod accounting;
+
 use std::sync::Arc;
+
+use accounting::{children, threads};
 use std::time::Duration;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 
 /// How many children talk at once.
 const CHILDREN: usize = 250;
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
-/// Children of every thread of this process (zombies included).
-fn children() -> Vec<String> {
-    let mut all = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let path = task.unwrap().path().join("children");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        all.extend(text.split_whitespace().map(str::to_string));
-    }
-    all
-}
 
 #[test]
 fn hundreds_of_children_on_a_current_thread_runtime_add_no_thread() {
