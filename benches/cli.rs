@@ -107,10 +107,10 @@ fn prompt_rows(fixture: &Path) -> Vec<Row> {
     rows(case, Unit::Time, &samples, 0)
 }
 
-fn batch_rows(fixture: &Path) -> Vec<Row> {
-    let case = "1,000 requests to `duet serve` (fixture echo)";
-    eprintln!("measuring {case} …");
-    let dir = std::env::temp_dir().join(format!("duet-bench-batch-{}", std::process::id()));
+/// Starts `duet serve --daemon` of the fixture in echo mode in a
+/// directory named after `tag`; returns the directory.
+fn serve_echo(fixture: &Path, tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("duet-bench-{tag}-{}", std::process::id()));
     let status = Command::new(duet())
         .args(["serve", "--daemon"])
         .arg(&dir)
@@ -121,6 +121,13 @@ fn batch_rows(fixture: &Path) -> Vec<Row> {
         .status()
         .expect("start duet serve");
     assert!(status.success(), "duet serve --daemon failed");
+    dir
+}
+
+fn batch_rows(fixture: &Path) -> Vec<Row> {
+    let case = "1,000 requests to `duet serve` (fixture echo)";
+    eprintln!("measuring {case} …");
+    let dir = serve_echo(fixture, "batch");
     let requests: Vec<u8> = (0..BATCH).flat_map(|_| *b"ping\n").collect();
     let expected = requests.clone();
     let one_process = || {
@@ -199,17 +206,7 @@ fn chat_rows(fixture: &Path) -> Vec<Row> {
 fn serve_rows(fixture: &Path) -> Vec<Row> {
     let case = "round trip of one line through `duet serve` (fixture echo)";
     eprintln!("measuring {case} …");
-    let dir = std::env::temp_dir().join(format!("duet-bench-serve-{}", std::process::id()));
-    let status = Command::new(duet())
-        .args(["serve", "--daemon"])
-        .arg(&dir)
-        .arg("--")
-        .arg(fixture)
-        .arg("echo")
-        .stdout(Stdio::null())
-        .status()
-        .expect("start duet serve");
-    assert!(status.success(), "duet serve --daemon failed");
+    let dir = serve_echo(fixture, "serve");
 
     let (mut direct, mut direct_out) = piped(Command::new(fixture).arg("echo"));
     let mut direct_in = direct.stdin.take().expect("piped");

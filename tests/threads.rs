@@ -6,9 +6,9 @@
 mod accounting;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use accounting::{children, threads};
-use std::time::Duration;
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 
