@@ -9,41 +9,43 @@ TARGET_DIR ?= $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
-	$(CARGO) build --quiet --bin duet-fixture --bin duet --example demo
+	$(CARGO) build --quiet -p duet-cli -p duet-process --bins --example demo
 	"$(TARGET_DIR)/debug/examples/demo"
 	TARGET_DIR="$(TARGET_DIR)" ./examples/cli-demo.sh
 
 ## The manual pages (duet.1 and one per subcommand) in $(TARGET_DIR)/man;
 ## read them with `man -l $(TARGET_DIR)/man/duet.1`.
 man:
-	$(CARGO) run --quiet --bin duet -- man --out-dir "$(TARGET_DIR)/man"
+	$(CARGO) run --quiet -p duet-cli -- man --out-dir "$(TARGET_DIR)/man"
 
 ## Formatting, lints, unit, integration and doc tests, with the default
 ## features and again with `tokio` (the async driver: the shared suite's
 ## `::tokio` half, the async-only tests and the thread count run there).
 test: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --all-targets --features tokio -- -D warnings
-	$(CARGO) test --all-targets
-	$(CARGO) test --all-targets --features tokio
-	$(CARGO) test --doc
-	$(CARGO) test --doc --features tokio
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features duet-process/tokio -- -D warnings
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --features duet-process/tokio
+	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --doc --features duet-process/tokio
 
 ## The benchmark table (release build; with the async driver's rows).
 bench: deps
-	$(CARGO) bench --bench bench --features tokio
+	$(CARGO) build --release -p duet-cli -p duet-process --bins
+	$(CARGO) bench -p duet-process --bench bench --features tokio
 
 ## Load, many children, serve under 50 clients, a signal storm (release
 ## build, a few minutes): a table of figures, non-zero exit if one fails.
 ## Shorter: make stress STRESS_ARGS="--serve-secs 5 --storm-secs 3".
 stress: deps
-	$(CARGO) bench --bench stress -- $(STRESS_ARGS)
+	$(CARGO) build --release -p duet-cli -p duet-process --bins
+	$(CARGO) bench -p duet-process --bench stress -- $(STRESS_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --all-targets --features tokio -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features duet-process/tokio -- -D warnings
 
 ## Tools the tests and the demo talk to (Debian packages): bc, python3 (as
 ## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the

@@ -4,14 +4,14 @@ use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::conversation::Stream;
-use crate::conversation::pattern::Match;
-use crate::conversation::watch::WatchId;
 use crate::driver::errors;
 use crate::driver::{Streams, Written};
 use crate::process::Process;
 use crate::session::{Lines, Session};
 use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
+use duet_core::Match;
+use duet_core::Stream;
+use duet_core::WatchId;
 
 /// How long `communicate` keeps reading after the child exited while a
 /// descendant still holds its output pipes open.

@@ -272,7 +272,7 @@ impl fmt::Display for Error {
                 f,
                 "a line of {} bytes is not valid UTF-8 (use read_line_bytes): {:?}",
                 bytes.len(),
-                crate::text::preview(bytes)
+                duet_core::text::preview(bytes)
             ),
             Error::MessageTooLong { len, limit } => write!(
                 f,
@@ -343,6 +343,51 @@ impl From<serde_json::Error> for Error {
 impl From<regex::Error> for Error {
     fn from(e: regex::Error) -> Self {
         Error::Pattern(e)
+    }
+}
+
+impl From<duet_core::Failure> for Error {
+    fn from(f: duet_core::Failure) -> Self {
+        match f {
+            duet_core::Failure::FailOn {
+                pattern,
+                matched,
+                partial,
+            } => Error::FailOn {
+                pattern,
+                matched,
+                partial,
+            },
+            duet_core::Failure::LineTooLong { limit } => Error::LineTooLong { limit },
+        }
+    }
+}
+
+impl Error {
+    /// A descriptor's read error as the frame codec's source reports it.
+    pub(crate) fn into_frame(self) -> duet_core::frame::Error {
+        match self {
+            Error::Io(e) => duet_core::frame::Error::Io(e),
+            e => duet_core::frame::Error::Io(io::Error::from(e)),
+        }
+    }
+}
+
+impl From<duet_core::frame::Error> for Error {
+    fn from(e: duet_core::frame::Error) -> Self {
+        use duet_core::frame::Error as Frame;
+        match e {
+            Frame::Eof => Error::Eof {
+                partial: String::new(),
+                status: None,
+                stderr: String::new(),
+            },
+            Frame::Truncated { expected, got } => Error::Truncated { expected, got },
+            Frame::MessageTooLong { len, limit } => Error::MessageTooLong { len, limit },
+            Frame::BufferTooShort { needed } => Error::BufferTooShort { needed },
+            Frame::Io(e) => Error::Io(e),
+            _ => Error::Io(io::Error::other(e)),
+        }
     }
 }
 

@@ -139,7 +139,7 @@
 
 mod child;
 mod command;
-mod conversation;
+
 mod driver;
 mod error;
 mod process;
@@ -153,9 +153,8 @@ mod text;
 
 pub use child::{Child, DRAIN_GRACE, Output};
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
-pub use conversation::pattern::{Exact, Match, Pattern, Searcher};
-pub use conversation::watch::WatchId;
 pub use driver::Observed;
+pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use session::{Lines, Session};
@@ -179,177 +178,5 @@ pub mod tokio;
 /// [`Exact`], [`Pattern::Regex`] a [`Regex`](pattern::Regex),
 /// [`Pattern::Line`] a [`Line`](pattern::Line).
 pub mod pattern {
-    pub use crate::conversation::pattern::{Exact, Line, Regex};
-}
-
-/// Thin wrappers over crate-private parsers for the fuzz targets in `fuzz/`.
-/// Only with the `fuzzing` feature; not part of the API.
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod __fuzz {
-    use crate::channel::frame;
-    use crate::conversation::inbox;
-
-    /// A line from [`LineBuffer`].
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum Line {
-        /// A whole line without its `\n` or `\r\n`.
-        Complete(Vec<u8>),
-        /// A line over the limit, discarded.
-        TooLong,
-    }
-
-    fn line(line: inbox::Line) -> Line {
-        match line {
-            inbox::Line::Complete(bytes) => Line::Complete(bytes),
-            inbox::Line::TooLong => Line::TooLong,
-        }
-    }
-
-    /// The conversation's line buffer, fed from byte slices.
-    #[derive(Debug)]
-    pub struct LineBuffer(inbox::Inbox);
-
-    impl LineBuffer {
-        /// An empty buffer accepting lines up to `max_line` bytes.
-        pub fn new(max_line: usize) -> LineBuffer {
-            LineBuffer(inbox::Inbox::new(max_line))
-        }
-        /// Appends bytes as a read would.
-        pub fn extend(&mut self, bytes: &[u8]) {
-            self.0.extend(bytes);
-            self.0.skip_arrived();
-        }
-        /// The next whole line, if one is pending.
-        pub fn take_line(&mut self) -> Option<Line> {
-            self.0.take_line().map(line)
-        }
-        /// At end of file: the last line without a newline.
-        pub fn take_unterminated(&mut self) -> Option<Line> {
-            self.0.take_unterminated().map(line)
-        }
-        /// The bytes not consumed yet.
-        pub fn pending(&self) -> &[u8] {
-            self.0.pending()
-        }
-    }
-
-    /// A pattern from the fuzzer: 0 exact, 1 regex, 2 line; `None` when the
-    /// regex does not compile.
-    pub fn pattern(kind: u8, text: &str) -> Option<crate::Pattern> {
-        match kind % 3 {
-            0 => Some(crate::Pattern::exact(text)),
-            1 => crate::Pattern::regex(text).ok(),
-            _ => crate::Pattern::line(text).ok(),
-        }
-    }
-
-    /// One expect over a stream that arrives in chunks: the conversation
-    /// core, searching again after each chunk.
-    #[derive(Debug)]
-    pub struct Expect {
-        core: crate::conversation::Conversation,
-        pattern: crate::Pattern,
-    }
-
-    impl Expect {
-        /// An expect of `pattern` on an empty stream.
-        pub fn new(pattern: crate::Pattern) -> Expect {
-            Expect {
-                core: crate::conversation::Conversation::new(true, false, 1 << 20),
-                pattern,
-            }
-        }
-
-        /// Appends `bytes`; the match as `(before, matched)` once there is one.
-        pub fn feed(&mut self, bytes: &[u8]) -> Option<(String, String)> {
-            use crate::conversation::Stream;
-            self.core.feed(Stream::Stdout, bytes);
-            let patterns = std::slice::from_ref(&self.pattern);
-            match self.core.poll_expect(Stream::Stdout, patterns) {
-                std::task::Poll::Ready(Ok((_, m))) => {
-                    Some((m.before().to_string(), m.as_str().to_string()))
-                }
-                _ => None,
-            }
-        }
-    }
-
-    /// A `fail_on` watch over a stream that arrives in chunks.
-    #[derive(Debug)]
-    pub struct Watch {
-        core: crate::conversation::Conversation,
-    }
-
-    impl Watch {
-        /// A watch for `pattern` on an empty stream.
-        pub fn new(pattern: crate::Pattern) -> Watch {
-            let mut core = crate::conversation::Conversation::new(true, false, 1 << 20);
-            core.watch(pattern, crate::conversation::watch::Action::FailOn);
-            Watch { core }
-        }
-
-        /// Appends `bytes`, consuming `consume` of the pending bytes
-        /// first; returns the texts the watch matched.
-        pub fn feed(&mut self, consume: usize, bytes: &[u8]) -> Vec<String> {
-            use crate::conversation::Stream;
-            let n = consume.min(self.core.pending(Stream::Stdout).len());
-            let _ = self.core.take_first(Stream::Stdout, n);
-            self.core.feed(Stream::Stdout, bytes);
-            std::iter::from_fn(|| self.core.take_failure())
-                .map(|e| match e {
-                    crate::Error::FailOn { matched, .. } => matched,
-                    other => panic!("a watch reported {other:?}"),
-                })
-                .collect()
-        }
-    }
-
-    /// The frame header announcing `payload_len` bytes, as sent.
-    pub fn frame_header(payload_len: u64) -> Vec<u8> {
-        frame::Header::new(payload_len).as_bytes().to_vec()
-    }
-
-    /// The message channel's frame decoder reading from a list of chunks:
-    /// `None` is a timeout, the end of the list is end of file.
-    #[derive(Debug)]
-    pub struct FrameReader {
-        reader: frame::Reader,
-        src: frame::Chunks,
-    }
-
-    impl FrameReader {
-        /// A decoder with the real sizes, or with `(read_ahead,
-        /// first_allocation)` so that small frames take the large-frame paths.
-        pub fn new(chunks: Vec<Option<Vec<u8>>>, sizes: Option<(usize, u64)>) -> FrameReader {
-            let reader = match sizes {
-                Some((read_ahead, first)) => frame::Reader::with_sizes(read_ahead, first),
-                None => frame::Reader::new(),
-            };
-            FrameReader {
-                reader,
-                src: frame::Chunks::new(chunks),
-            }
-        }
-        /// Receives the next message; `Ok(None)` is a timeout.
-        pub fn recv(&mut self, limit: Option<usize>) -> crate::Result<Option<Vec<u8>>> {
-            self.reader.recv(&mut self.src, limit)
-        }
-        /// Receives the next message into `out`; `Ok(None)` is a timeout.
-        pub fn recv_into(&mut self, out: &mut [u8]) -> crate::Result<Option<usize>> {
-            self.reader.recv_into(&mut self.src, out)
-        }
-        /// Waits for data or end of file; `Ok(None)` never happens.
-        pub fn poll(&mut self) -> crate::Result<Option<bool>> {
-            self.reader.poll(&mut self.src)
-        }
-        /// Bytes received and not handed out.
-        pub fn buffered(&self) -> usize {
-            self.reader.buffered()
-        }
-        /// What arrived of the next message.
-        pub fn partial(&self) -> &[u8] {
-            self.reader.partial()
-        }
-    }
+    pub use duet_core::patterns::{Exact, Line, Regex};
 }

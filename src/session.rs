@@ -11,13 +11,13 @@ use std::os::fd::OwnedFd;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::conversation::pattern::Match;
-use crate::conversation::watch::{Action, WatchId};
-use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Input, Streams, Transcript, Written};
 use crate::process::Process;
 use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Observed, Pattern, Result, Signal, sys};
+use duet_core::Match;
+use duet_core::{Action, WatchId};
+use duet_core::{Halt, Stream};
 
 /// A conversation over descriptors you already have, with no process: a
 /// serial port, a socket, a FIFO pair, a pty you opened (pexpect's
@@ -314,7 +314,7 @@ impl Session {
         loop {
             // A watch's match first, as every read reports it.
             if let Some(e) = self.streams.core.take_failure() {
-                return Err(e);
+                return Err(e.into());
             }
             if self.streams.core.is_eof(s) {
                 return Err(self.eof_error(s));
@@ -436,7 +436,7 @@ impl Session {
     fn halted(&mut self, s: Stream, halt: Halt) -> Error {
         match halt {
             Halt::Eof => self.eof_error(s),
-            Halt::Failed(e) => e,
+            Halt::Failed(e) => e.into(),
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-pub(crate) use crate::util::{DUET, Run, duet, duet_in};
+pub(crate) use crate::util::{Run, duet, duet_bin, duet_in};
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 
 /// A path under the temp dir that no other test uses; nothing is created.
@@ -29,7 +29,7 @@ fn unique_path(tag: &str) -> PathBuf {
 /// The same for a python3 REPL kept plain: no startup file, its own
 /// buffering, a dumb terminal (no escape sequences from readline).
 fn duet_python(args: &[&str], stdin: &[u8]) -> Run {
-    let cmd = duct::cmd(DUET, args)
+    let cmd = duct::cmd(duet_bin(), args)
         .env_remove("PYTHONSTARTUP")
         .env_remove("PYTHONUNBUFFERED")
         .env("TERM", "dumb")
@@ -51,7 +51,7 @@ fn alive(pid: u32) -> bool {
 /// `duet ARGS` started, its stdout and stderr readable line by line; the
 /// handle (`get_ref()`) gives its pid and kills it.
 fn start(args: &[&str]) -> BufReader<duct::ReaderHandle> {
-    let handle = duct::cmd(DUET, args)
+    let handle = duct::cmd(duet_bin(), args)
         .stdin_null()
         .stderr_to_stdout()
         .unchecked()
@@ -132,7 +132,7 @@ fn chat_quiet_collects_everything_until_silence() {
 
 #[test]
 fn chat_copies_lines_that_are_not_utf8() {
-    let out = duct::cmd(DUET, ["chat", "--", FIXTURE, "cat"])
+    let out = duct::cmd(duet_bin(), ["chat", "--", FIXTURE, "cat"])
         .stdin_bytes(b"caf\xe9\nok\n".to_vec())
         .stdout_capture()
         .run()
@@ -254,7 +254,7 @@ fn run_passes_bytes_exactly_with_and_without_pumping() {
             "cat",
         ],
     ] {
-        let out = duct::cmd(DUET, &args)
+        let out = duct::cmd(duet_bin(), &args)
             .stdin_bytes(input.clone())
             .stdout_capture()
             .run()
@@ -582,7 +582,7 @@ fn a_client_killed_mid_request_does_not_hand_its_reply_to_the_next() {
     // the first request has reached it.
     let mut serve = start(&["-vv", "serve", &d, "--", FIXTURE, "slow", "400"]);
     read_until(&mut serve, |l| l == d);
-    let first = duct::cmd(DUET, ["ask", &d, "first"])
+    let first = duct::cmd(duet_bin(), ["ask", &d, "first"])
         .stdout_capture()
         .stderr_capture()
         .unchecked()
@@ -882,7 +882,8 @@ fn serve_pty_gets_answers_from_a_program_that_buffers_on_pipes() {
 fn a_closed_stdout_is_a_quiet_exit() {
     let transcript = unique_path("epipe.transcript");
     let script = format!(
-        "exec 3>&1; {DUET} run --transcript {t} -- {FIXTURE} flood 100000 </dev/null 2>&3 | head -n1; echo \"duet=${{PIPESTATUS[0]}}\"",
+        "exec 3>&1; {duet} run --transcript {t} -- {FIXTURE} flood 100000 </dev/null 2>&3 | head -n1; echo \"duet=${{PIPESTATUS[0]}}\"",
+        duet = duet_bin(),
         t = transcript.display()
     );
     let out = duct::cmd("bash", ["-c", &script]).read().unwrap();
@@ -950,7 +951,7 @@ fn run_pty_follows_the_size_of_duets_terminal() {
                 signal.signal(signal.SIGWINCH, lambda *a: (print('resized', size(), flush=True), sys.exit(0)))\n\
                 print('ready', size(), flush=True)\n\
                 signal.pause()\n";
-    let mut duet = duet::Command::new(DUET)
+    let mut duet = duet::Command::new(duet_bin())
         .args(["run", "--pty", "--", "python3", "-c", prog])
         .pty(true)
         .pty_size(30, 100)
@@ -994,7 +995,7 @@ fn serve_stops_cleanly_on_term_int_and_hup() {
 fn run_group_gives_prog_the_terminal() {
     // duet on a terminal (the library's pty); with --group PROG leads its own
     // group, which must become the foreground one for PROG to read.
-    let mut duet = duet::Command::new(DUET)
+    let mut duet = duet::Command::new(duet_bin())
         .args([
             "run",
             "--group",
@@ -1086,7 +1087,7 @@ fn arguments_reach_prog_byte_exact_through_duet_without_a_shell() {
     ];
     let mut args: Vec<OsString> = ["run", "--", FIXTURE, "args"].map(OsString::from).to_vec();
     args.extend(tricky.iter().map(|a| OsString::from_vec(a.to_vec())));
-    let out = duct::cmd(DUET, &args).stdout_capture().run().unwrap();
+    let out = duct::cmd(duet_bin(), &args).stdout_capture().run().unwrap();
     let expected: Vec<u8> = tricky.iter().flat_map(|a| [*a, b"\0\n"].concat()).collect();
     assert_eq!(out.stdout, expected);
 }

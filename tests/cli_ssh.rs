@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use crate::sshd::{HOST, sshd};
 use crate::util::{FIXTURE, alive};
 
-const DUET: &str = env!("CARGO_BIN_EXE_duet");
+use crate::util::duet_bin;
 
 /// `duet SUBCOMMAND --ssh 127.0.0.1 --ssh-option ...` followed by `rest`.
 fn args(subcommand: &str, rest: &[&str]) -> Vec<String> {
@@ -24,7 +24,7 @@ fn args(subcommand: &str, rest: &[&str]) -> Vec<String> {
 
 /// Runs duet to the end: exit code, stdout, stderr.
 fn duet(args: &[String], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
-    let out = duct::cmd(DUET, args)
+    let out = duct::cmd(duet_bin(), args)
         .stdin_bytes(stdin.to_vec())
         .stdout_capture()
         .stderr_capture()
@@ -72,7 +72,7 @@ fn run_ssh_passes_arguments_byte_exact_and_exits_with_the_remote_code() {
 #[test]
 fn run_ssh_forwards_term_to_the_remote_program() {
     let prog = format!("echo $$; exec {FIXTURE} hold");
-    let handle = duct::cmd(DUET, args("run", &["--", "sh", "-c", &prog]))
+    let handle = duct::cmd(duet_bin(), args("run", &["--", "sh", "-c", &prog]))
         .stdin_null()
         .stderr_to_stdout()
         .unchecked()

@@ -3,13 +3,16 @@
 
 use std::process::Command;
 
-const DUET: &str = env!("CARGO_BIN_EXE_duet");
+use crate::util::duet_bin;
 const SUBCOMMANDS: [&str; 9] = [
     "run", "chat", "script", "serve", "ask", "send", "recv", "status", "stop",
 ];
 
 fn duet(args: &[&str]) -> String {
-    let out = Command::new(DUET).args(args).output().expect("run duet");
+    let out = Command::new(duet_bin())
+        .args(args)
+        .output()
+        .expect("run duet");
     assert!(
         out.status.success(),
         "duet {args:?}: {}\n{}",
@@ -74,7 +77,7 @@ fn zsh_and_fish_completions_are_generated() {
 
 #[test]
 fn unknown_shell_is_a_usage_error() {
-    let out = Command::new(DUET)
+    let out = Command::new(duet_bin())
         .args(["completions", "tcsh"])
         .output()
         .unwrap();
@@ -139,7 +142,7 @@ fn cli_demo_finds_the_binaries_in_any_target_directory() {
     let debug = root.join("elsewhere/debug");
     std::fs::create_dir_all(&debug).unwrap();
     for (name, path) in [
-        ("duet", DUET),
+        ("duet", duet_bin()),
         ("duet-fixture", env!("CARGO_BIN_EXE_duet-fixture")),
     ] {
         std::os::unix::fs::symlink(path, debug.join(name)).unwrap();

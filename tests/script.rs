@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::util::{DUET, Run, duet, duet_in};
+use crate::util::{Run, duet, duet_bin, duet_in};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 /// The scripts in the repository's `tests/scripts`, one per real program.
@@ -1018,7 +1018,7 @@ fn record_on_a_pty_replays_and_a_prompt_is_an_expect() {
     let file = dir.path("sh.duet");
     let prog = "printf 'name? '; read n; echo \"hi $n\"; printf 'age? '; read a; echo \"$n is $a\"";
     // Typed as a person types: each line after its prompt has appeared.
-    let mut rec = duet::Command::new(DUET);
+    let mut rec = duet::Command::new(duet_bin());
     rec.args(["record", "--pty", &file, "--", "sh", "-c", prog])
         .timeout(std::time::Duration::from_secs(20));
     let mut rec = rec.spawn().unwrap();

@@ -51,8 +51,44 @@ pub fn stranger_with_pid(pid: u32) -> Option<std::process::Child> {
     None
 }
 
-/// The `duet` binary built with this package.
-pub const DUET: &str = env!("CARGO_BIN_EXE_duet");
+/// The `duet` binary: the `duet-cli` package of this workspace, built once
+/// per test process (a no-op when it is fresh), so a test never runs a
+/// stale one. It lands next to this test's own directory
+/// (`target/<profile>/deps/tests-*` → `target/<profile>/duet`).
+pub fn duet_bin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let profile_dir = std::env::current_exe()
+            .expect("the test's own path")
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("tests run from target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "duet-cli", "--bin", "duet"]);
+        build
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        // The features this test was built with: the same build as
+        // `cargo test --workspace` made, so nothing is compiled again.
+        if cfg!(feature = "tokio") {
+            build.args(["--features", "duet-process/tokio"]);
+        }
+        let status = build.status().expect("run cargo build for the duet binary");
+        assert!(status.success(), "cargo build -p duet-cli failed: {status}");
+        let path = profile_dir.join("duet");
+        assert!(
+            path.is_file(),
+            "{} is missing after cargo build -p duet-cli",
+            path.display()
+        );
+        path.to_str().expect("a UTF-8 target directory").to_string()
+    })
+}
 
 /// A finished `duet` run.
 pub struct Run {
@@ -134,7 +170,10 @@ impl Run {
 
 /// Runs `duet ARGS` with `stdin`, capturing everything.
 pub fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
-    Run::of(args, duct::cmd(DUET, args).stdin_bytes(stdin.to_vec()))
+    Run::of(
+        args,
+        duct::cmd(duet_bin(), args).stdin_bytes(stdin.to_vec()),
+    )
 }
 
 /// Runs `duet ARGS` with no input, capturing everything.

@@ -12,8 +12,8 @@ use nix::sys::socket::{MsgFlags, UnixAddr, sendmsg};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::frame::{Fill, Header, Reader, Source};
 use crate::{Error, Result};
+use duet_core::frame::{self, Fill, Header, Reader, Source};
 
 /// Waits until `fd` reports one of `events` (or an error or hang-up, which
 /// `poll(2)` always reports). `None` when `deadline` passed first.
@@ -81,14 +81,21 @@ impl FdSource<'_> {
 }
 
 impl Source for FdSource<'_> {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, frame::Error> {
         let fd = self.fd;
         self.read_with(|| nix::unistd::read(fd, buf))
+            .map_err(Error::into_frame)
     }
 
-    fn fill_split(&mut self, msg: &mut Vec<u8>, want: usize, ahead: &mut [u8]) -> Result<Fill> {
+    fn fill_split(
+        &mut self,
+        msg: &mut Vec<u8>,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Result<Fill, frame::Error> {
         let fd = self.fd;
         self.read_with(|| crate::sys::read_split(fd, msg, want, ahead))
+            .map_err(Error::into_frame)
     }
 }
 
@@ -261,7 +268,7 @@ impl Endpoint {
             None => Err(Error::Timeout {
                 waited: start.elapsed(),
                 expected: "a message".to_string(),
-                partial: crate::text::preview(self.reader.partial()),
+                partial: duet_core::text::preview(self.reader.partial()),
                 stderr: String::new(),
                 status: None,
                 output: None,

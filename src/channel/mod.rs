@@ -102,7 +102,6 @@
 //!   through [`Command::channel`](crate::Command::channel).
 
 mod connection;
-pub(crate) mod frame;
 
 use std::io;
 use std::os::fd::{IntoRawFd, RawFd};

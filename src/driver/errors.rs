@@ -10,9 +10,9 @@
 use std::io;
 use std::time::Duration;
 
-use crate::conversation::{Conversation, Stream};
 use crate::text::{last_lines, preview};
 use crate::{Error, ExitStatus, Output, Pattern};
+use duet_core::{Conversation, Stream};
 
 /// How long an `Error::Eof` waits for the exit status of a child that has
 /// just closed its output (so the error can say how it ended).

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use nix::poll::PollFlags;
 
-use crate::conversation::{Conversation, Stream};
 use crate::sys;
+use duet_core::{Conversation, Stream};
 pub use transcript::Observed;
 pub(crate) use transcript::{Direction, Transcript};
 

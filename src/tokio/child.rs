@@ -11,13 +11,13 @@ use ::tokio::runtime::Handle;
 
 use super::io::{Drained, Io, Waited};
 use super::process::{Pidfd, Reaper};
-use crate::conversation::pattern::Match;
-use crate::conversation::watch::{Action, WatchId};
-use crate::conversation::{Halt, Stream};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Observed, Outgoing, Transcript, Written};
 use crate::spawn::Spawned;
 use crate::{Command, Error, ExitStatus, OnDrop, Output, Pattern, Result, Signal};
+use duet_core::Match;
+use duet_core::{Action, WatchId};
+use duet_core::{Halt, Stream};
 
 /// A running child process and the conversation with it, for tokio.
 ///
@@ -837,7 +837,7 @@ impl Child {
     async fn halted(&mut self, s: Stream, halt: Halt) -> Error {
         match halt {
             Halt::Eof => self.eof_error(s).await,
-            Halt::Failed(e) => e,
+            Halt::Failed(e) => e.into(),
         }
     }
 

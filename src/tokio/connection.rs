@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::io::Timer;
-use crate::channel::frame::{Fill, Header, Reader, Source};
 use crate::driver::{Outgoing, write_once};
 use crate::{Error, Result, sys};
+use duet_core::frame::{self, Fill, Header, Reader, Source};
 
 /// One end of a message channel, for tokio: the frames of
 /// [`duet::channel::Connection`](crate::channel::Connection) (Python's
@@ -331,7 +331,7 @@ impl Parts<'_> {
     fn poll_recv<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut op: impl FnMut(&mut Reader, &mut ReadySource<'_, '_>) -> Result<Option<T>>,
+        mut op: impl FnMut(&mut Reader, &mut ReadySource<'_, '_>) -> Result<Option<T>, frame::Error>,
     ) -> Poll<Result<T>> {
         // A frame left half-sent would leave the peer waiting for it.
         if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
@@ -470,13 +470,20 @@ impl<'a, 'b> ReadySource<'a, 'b> {
 }
 
 impl Source for ReadySource<'_, '_> {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, frame::Error> {
         let want = buf.len();
         self.read_with(want, |fd| nix::unistd::read(fd, buf))
+            .map_err(Error::into_frame)
     }
 
-    fn fill_split(&mut self, msg: &mut Vec<u8>, want: usize, ahead: &mut [u8]) -> Result<Fill> {
+    fn fill_split(
+        &mut self,
+        msg: &mut Vec<u8>,
+        want: usize,
+        ahead: &mut [u8],
+    ) -> Result<Fill, frame::Error> {
         let total = want + ahead.len();
         self.read_with(total, |fd| sys::read_split(fd, msg, want, ahead))
+            .map_err(Error::into_frame)
     }
 }

@@ -20,9 +20,9 @@ use ::tokio::io::Interest;
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::time::Sleep;
 
-use crate::conversation::{Conversation, Halt, Stream};
 use crate::driver::{Input, Outgoing, Streams, Transcript, Written, receive, write_once};
 use crate::sys;
+use duet_core::{Conversation, Halt, Stream};
 
 /// How a wait for an event of the core ended.
 #[derive(Debug)]

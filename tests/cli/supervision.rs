@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{DUET, FIXTURE, duet, read_until, unique_path};
+use super::{FIXTURE, duet, duet_bin, read_until, unique_path};
 
 /// The pids of `pid`'s children (Linux: `/proc/PID/task/PID/children`).
 fn children_of(pid: u32) -> Vec<u32> {
@@ -36,7 +36,7 @@ fn run_forwards_one_term_exactly_once() {
             "signal=none",
             "-o",
             log.to_str().unwrap(),
-            DUET,
+            duet_bin(),
             "run",
             "--",
             "sh",
@@ -88,7 +88,8 @@ fn run_group_in_the_background_does_not_take_the_terminal() {
     let prog = "read -r _ _ _ _ _ _ _ tpgid _ < /proc/$$/stat; echo \"foreground=$tpgid\"";
     let script = format!(
         "set -m; read -r _ _ _ _ pgrp _ < /proc/$$/stat; echo \"shell=$pgrp\"; \
-         {DUET} run --group -- sh -c '{prog}' & wait $!"
+         {duet} run --group -- sh -c '{prog}' & wait $!",
+        duet = duet_bin()
     );
     let mut bash = duet::Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &script])
@@ -157,7 +158,7 @@ fn as_pid_1(args: &[&str]) -> duet::Child {
              (util-linux; needs root or CAP_SYS_ADMIN): {other:?}"
         ),
     }
-    let mut argv = vec!["--pid", "--fork", "--mount-proc", DUET];
+    let mut argv = vec!["--pid", "--fork", "--mount-proc", duet_bin()];
     argv.extend_from_slice(args);
     duet::Command::new("unshare")
         .args(&argv)

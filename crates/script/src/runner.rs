@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use duet::{Error, Match, Observed, Pattern};
 
-use super::cast::{Cast, Screen, Source};
-use super::duration;
-use super::syntax::{
+use crate::cast::{Cast, Screen, Source};
+use crate::duration;
+use crate::syntax::{
     self, Action, EnvChange, Exit, Group, Groups, Piece, Re, Script, Stderr, Step, Stream, Text,
 };
 
@@ -48,7 +48,7 @@ pub struct Config {
     /// `-- PROG ARGS` from the command line, overriding `spawn`.
     pub program: Vec<OsString>,
     /// `--ssh HOST`: the program runs there.
-    pub remote: super::super::Remote,
+    pub remote: crate::Remote,
     /// The timeout until a `timeout` step changes it.
     pub timeout: Duration,
     /// `--pty`: as `pty on`.
@@ -412,7 +412,7 @@ impl Runner {
         let command = syntax::quote_words(&words);
         let transcript = match &config.transcript {
             Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
-                code: super::super::INTERNAL,
+                code: crate::exit::INTERNAL,
                 ..Failed::at(
                     spawn_line,
                     format!("cannot write the transcript {}: {e}", path.display()),
@@ -437,7 +437,7 @@ impl Runner {
                     pipes: !pty,
                 };
                 Some(Cast::create(path, start, &screen).map_err(|e| Failed {
-                    code: super::super::INTERNAL,
+                    code: crate::exit::INTERNAL,
                     ..Failed::at(
                         spawn_line,
                         format!("cannot write the recording {}: {e}", path.display()),
@@ -487,9 +487,9 @@ impl Runner {
         let mut child = cmd.spawn().map_err(|e| {
             let code = match &e {
                 Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    super::super::NOT_FOUND
+                    crate::exit::NOT_FOUND
                 }
-                _ => super::super::NOT_EXECUTABLE,
+                _ => crate::exit::NOT_EXECUTABLE,
             };
             Failed {
                 code,
@@ -593,7 +593,7 @@ impl Runner {
                 Some(f) => f.notes.push(what),
                 None => {
                     failure = Some(Failed {
-                        code: super::super::INTERNAL,
+                        code: crate::exit::INTERNAL,
                         ..Failed::at(1, what)
                     })
                 }
@@ -1084,7 +1084,8 @@ fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn bad_regex(source: &str, e: Error) -> Problem {
+fn bad_regex(source: &str, e: impl Into<Error>) -> Problem {
+    let e: Error = e.into();
     Problem(format!("the regex {source:?} does not compile: {e}"))
 }
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::runner::Failed;
+use crate::runner::Failed;
 
 /// One script's result.
 #[derive(Debug)]

@@ -13,9 +13,9 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
 
-use super::search::{Found, Hay, Scan};
+use crate::search::{Found, Hay, Scan};
 
-/// What [`Child::expect`](crate::Child::expect) waits for.
+/// What `Child::expect` waits for.
 ///
 /// A pattern searches everything that arrived and was not consumed yet, so
 /// prompts such as `(gdb) ` or `>>> ` that have no newline can be expected.
@@ -25,7 +25,7 @@ use super::search::{Found, Hay, Scan};
 /// let prompt = Pattern::exact("> ");
 /// let number = Pattern::regex(r"^\d+$")?;     // ^ and $ match at line boundaries
 /// let reply = Pattern::line(r"^= (\d+)$")?;   // a whole line, never a partial one
-/// # Ok::<(), duet::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # The partial-line trap
@@ -111,7 +111,7 @@ impl Pattern {
     /// let mut sh = Command::new("sh").args(["-c", "printf 'a.b*c (gdb) '"]).spawn()?;
     /// let m = sh.expect(Pattern::exact("(gdb) "))?;      // no regex escaping needed
     /// assert_eq!(m.before(), "a.b*c ");
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn exact(text: impl Into<String>) -> Pattern {
         let text = text.into();
@@ -128,7 +128,8 @@ impl Pattern {
     /// and at the end of what has arrived (see "The partial-line trap").
     ///
     /// # Errors
-    /// [`Error::Pattern`](crate::Error::Pattern) when `re` does not compile.
+    /// The `regex` crate's error when `re` does not compile; `?` turns it
+    /// into a `duet::Error::Pattern`.
     ///
     /// ```
     /// use duet::{Command, Pattern};
@@ -136,9 +137,9 @@ impl Pattern {
     /// let m = sh.expect(Pattern::regex(r"(\d+)\.(\d+)")?)?;
     /// assert_eq!((m.group(1), m.group(2)), (Some("1"), Some("2")));
     /// assert!(Pattern::regex("(unclosed").is_err());
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn regex(re: &str) -> crate::Result<Pattern> {
+    pub fn regex(re: &str) -> Result<Pattern, regex::Error> {
         let regex = RegexBuilder::new(re).multi_line(true).crlf(true).build()?;
         let syntax = syntax::Config::new()
             .multi_line(true)
@@ -184,12 +185,13 @@ impl Pattern {
     /// bc.send_line("scale=4; 1/3")?;
     /// let m = bc.expect(Pattern::line(r"^\.(\d+)$")?)?;
     /// assert_eq!(m.group(1), Some("3333"));   // never a number half-written
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Pattern`](crate::Error::Pattern) when `re` does not compile.
-    pub fn line(re: &str) -> crate::Result<Pattern> {
+    /// The `regex` crate's error when `re` does not compile; `?` turns it
+    /// into a `duet::Error::Pattern`.
+    pub fn line(re: &str) -> Result<Pattern, regex::Error> {
         let regex = BytesRegex::new(re)?;
         Ok(Pattern::Line(Line(Arc::new(LineInner {
             id: next_id(),
@@ -202,7 +204,7 @@ impl Pattern {
     /// An incremental search of this pattern over a buffer of your own
     /// that only grows: each [`Searcher::find`] looks only at the bytes
     /// added since the last call, so feeding a reply a few bytes at a time
-    /// costs a constant per byte, as an [`expect`](crate::Child::expect)
+    /// costs a constant per byte, as an `expect`
     /// does. For a loop that reads its own descriptors.
     ///
     /// ```
@@ -212,7 +214,7 @@ impl Pattern {
     /// assert_eq!(prompt.find(&buffer), None);
     /// buffer.extend_from_slice(b"b) ");
     /// assert_eq!(prompt.find(&buffer), Some(11..17));
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn searcher(&self) -> Searcher {
         Searcher {
@@ -272,7 +274,7 @@ impl Regex {
     /// use duet::Pattern;
     /// let Pattern::Regex(r) = Pattern::regex(r"^\d+$")? else { unreachable!() };
     /// assert_eq!(r.as_str(), r"^\d+$");
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0.source
@@ -317,7 +319,7 @@ impl Line {
     /// use duet::Pattern;
     /// let Pattern::Line(l) = Pattern::line(r"^ok")? else { unreachable!() };
     /// assert_eq!(l.as_str(), "^ok");
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0.source
@@ -422,7 +424,7 @@ impl Searcher {
 /// assert_eq!(m.as_str(), "x = 42");
 /// assert_eq!(m.group(2), Some("42"));
 /// assert_eq!(m.name("name"), Some("x"));
-/// # Ok::<(), duet::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Match {
@@ -477,7 +479,7 @@ impl Match {
     /// let mut sh = Command::new("sh").args(["-c", "echo booting; printf 'login: '"]).spawn()?;
     /// let m = sh.expect(Pattern::exact("login: "))?;
     /// assert_eq!(m.before(), "booting\n");
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn before(&self) -> &str {
         &self.before
@@ -489,7 +491,7 @@ impl Match {
     /// use duet::{Command, Pattern};
     /// let mut sh = Command::new("sh").args(["-c", "echo 'took 42 ms'"]).spawn()?;
     /// assert_eq!(sh.expect(Pattern::regex(r"\d+ ms")?)?.as_str(), "42 ms");
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.matched
@@ -504,7 +506,7 @@ impl Match {
     /// assert_eq!(m.group(0), Some("x=3 y="));
     /// assert_eq!(m.group(1), Some("3"));
     /// assert_eq!(m.group(2), None);                  // did not take part
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn group(&self, i: usize) -> Option<&str> {
         if i == 0 {
@@ -523,7 +525,7 @@ impl Match {
     /// assert_eq!(m.name("code"), Some("404"));
     /// assert_eq!(m.name("reason"), Some("Not Found"));
     /// assert_eq!(m.name("nope"), None);
-    /// # Ok::<(), duet::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn name(&self, name: &str) -> Option<&str> {
         let names = self.names.as_ref()?;

@@ -21,15 +21,30 @@ const KEEP_CAPACITY: usize = 8 * 1024;
 
 /// A line taken from the inbox, or the news that one was too long.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// A complete line without its `\n` or `\r\n`.
     Complete(Vec<u8>),
     /// A line over the limit was discarded (wholly, up to its newline).
     TooLong,
 }
 
+/// One stream's bytes as they arrived, framed into lines.
+///
+/// Lines longer than `max_line` are discarded whole (up to their newline)
+/// and reported as [`Line::TooLong`]; the line after one is never lost.
+///
+/// ```
+/// use duet_core::{Inbox, Line};
+/// let mut inbox = Inbox::new(8);
+/// inbox.extend(b"ok\r\nmuch too long\nnext\npart");
+/// assert_eq!(inbox.take_line(), Some(Line::Complete(b"ok".to_vec())));
+/// assert_eq!(inbox.take_line(), Some(Line::TooLong));
+/// assert_eq!(inbox.take_line(), Some(Line::Complete(b"next".to_vec())));
+/// assert_eq!(inbox.take_line(), None);
+/// assert_eq!(inbox.pending(), b"part");
+/// ```
 #[derive(Debug)]
-pub(crate) struct Inbox {
+pub struct Inbox {
     /// `data[start..]` is pending; `data[..start]` was consumed and is kept
     /// only until the next compaction.
     data: Vec<u8>,
@@ -53,7 +68,8 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    pub(crate) fn new(max_line: usize) -> Inbox {
+    /// An empty inbox for lines of at most `max_line` bytes.
+    pub fn new(max_line: usize) -> Inbox {
         Inbox {
             data: Vec::new(),
             start: 0,
@@ -68,7 +84,7 @@ impl Inbox {
     }
 
     /// Keeps consumed bytes from stream position `from` on (see `keep_from`).
-    pub(crate) fn keep_from(&mut self, from: u64) {
+    pub fn keep_from(&mut self, from: u64) {
         self.keep_from = from;
     }
 
@@ -80,50 +96,50 @@ impl Inbox {
     }
 
     /// The longest line accepted.
-    pub(crate) fn max_line(&self) -> usize {
+    pub fn max_line(&self) -> usize {
         self.max_line
     }
 
     /// The bytes not consumed yet.
-    pub(crate) fn pending(&self) -> &[u8] {
+    pub fn pending(&self) -> &[u8] {
         &self.data[self.start..]
     }
 
     /// All bytes still in storage: consumed ones kept until compaction,
     /// then the pending ones. Watches look back into it.
-    pub(crate) fn stored(&self) -> &[u8] {
+    pub fn stored(&self) -> &[u8] {
         &self.data
     }
 
     /// The stream position of `stored()[0]`.
-    pub(crate) fn stored_base(&self) -> u64 {
+    pub fn stored_base(&self) -> u64 {
         self.base
     }
 
     /// The stream position of `pending()[0]`.
-    pub(crate) fn position(&self) -> u64 {
+    pub fn position(&self) -> u64 {
         self.base + self.start as u64
     }
 
     /// The stream position just past the last byte received.
     #[cfg(test)]
-    pub(crate) fn received(&self) -> u64 {
+    pub fn received(&self) -> u64 {
         self.base + self.data.len() as u64
     }
 
     /// True once the stream reached end-of-file.
-    pub(crate) fn is_eof(&self) -> bool {
+    pub fn is_eof(&self) -> bool {
         self.eof
     }
 
     /// Marks the stream as ended (tests).
     #[cfg(test)]
-    pub(crate) fn set_eof(&mut self) {
+    pub fn set_eof(&mut self) {
         self.eof = true;
     }
 
     /// Marks the first `n` pending bytes as consumed.
-    pub(crate) fn consume(&mut self, n: usize) {
+    pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.data.len() - self.start);
         self.start += n;
         self.scanned = self.scanned.max(self.start);
@@ -135,7 +151,7 @@ impl Inbox {
     /// Takes the first `n` pending bytes. A large prefix at the start of
     /// the storage is handed over as it is and the (usually short) rest is
     /// moved instead: an expect at the end of 100 MB costs no copy of them.
-    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
+    pub fn take(&mut self, n: usize) -> Vec<u8> {
         let rest = self.data.len() - self.start - n;
         if self.start > 0 || n < rest || n < KEEP_CAPACITY || self.keep_from != u64::MAX {
             let taken = self.pending()[..n].to_vec();
@@ -154,7 +170,7 @@ impl Inbox {
     }
 
     /// Takes every pending byte.
-    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+    pub fn take_all(&mut self) -> Vec<u8> {
         let all = if self.start == 0 {
             // Hand over the storage itself: `communicate` takes hundreds of
             // MB this way without a copy.
@@ -181,9 +197,8 @@ impl Inbox {
         }
     }
 
-    /// Appends bytes (tests and the fuzz targets).
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+    /// Appends bytes that arrived, as a slice.
+    pub fn extend(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -199,7 +214,7 @@ impl Inbox {
     /// end-of-file). It must not touch what is there; what it appends may
     /// differ from what it read (a filter may remove or hold back bytes).
     /// Returns the new bytes' range in `stored()`.
-    pub(crate) fn receive<F>(&mut self, read: F) -> io::Result<std::ops::Range<usize>>
+    pub fn receive<F>(&mut self, read: F) -> io::Result<std::ops::Range<usize>>
     where
         F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
     {
@@ -219,7 +234,7 @@ impl Inbox {
 
     /// Drops what arrived of an over-long line that is being skipped. Call
     /// after every `receive`, once watches have seen the bytes.
-    pub(crate) fn skip_arrived(&mut self) {
+    pub fn skip_arrived(&mut self) {
         if !self.skipping {
             return;
         }
@@ -252,7 +267,7 @@ impl Inbox {
     }
 
     /// Takes the next line, if a whole one is pending.
-    pub(crate) fn take_line(&mut self) -> Option<Line> {
+    pub fn take_line(&mut self) -> Option<Line> {
         let newline = memchr::memchr(b'\n', &self.data[self.scanned..]).map(|i| self.scanned + i);
         let Some(nl) = newline else {
             self.scanned = self.data.len();
@@ -282,7 +297,7 @@ impl Inbox {
     }
 
     /// At end-of-file: the last line when it has no newline.
-    pub(crate) fn take_unterminated(&mut self) -> Option<Line> {
+    pub fn take_unterminated(&mut self) -> Option<Line> {
         if self.start == self.data.len() {
             return None;
         }
@@ -296,7 +311,7 @@ impl Inbox {
 
     /// The capacity held, for the idle-memory test.
     #[cfg(test)]
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.data.capacity()
     }
 }

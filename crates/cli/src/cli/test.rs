@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use super::Failure;
-use super::script::{self, Case, Config, cast, report};
+use duet_script::{self as script, Case, Config, cast, report};
 
 /// Run many scripts in parallel, each naming its program with `spawn`.
 #[derive(Debug, clap::Args)]
@@ -95,7 +95,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
                     let config = Config {
                         file: script::display_name(file),
                         program: Vec::new(),
-                        remote: super::Remote::default(),
+                        remote: duet_script::Remote::default(),
                         timeout,
                         pty: false,
                         transcript: None,
@@ -175,7 +175,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
         .and_then(|()| stdout.flush())
         .map_err(Failure::stdout)?;
     if let Some(path) = &args.junit {
-        script::write_junit(path, &cases, started)?;
+        script::write_junit(path, &cases, started).map_err(Failure::internal)?;
     }
     Ok(if cases.iter().any(|c| c.failure.is_some()) {
         ExitCode::FAILURE

@@ -1,4 +1,4 @@
-//! [`Command::strip_ansi`](crate::Command::strip_ansi): terminal escape
+//! `Command::strip_ansi`: terminal escape
 //! sequences removed from output as it arrives, before lines, patterns and
 //! watches see it.
 //!
@@ -11,13 +11,13 @@
 //! held back passes as it is.
 
 /// The longest unfinished sequence held back between reads.
-pub(crate) const HOLD: usize = 256;
+pub const HOLD: usize = 256;
 
 const ESC: u8 = 0x1b;
 
 /// The filter of one stream: an unfinished sequence from the last read.
 #[derive(Debug, Default)]
-pub(crate) struct Filter {
+pub struct Filter {
     pending: Vec<u8>,
     /// The raw bytes of the read being filtered (kept for its capacity).
     scratch: Vec<u8>,
@@ -62,7 +62,7 @@ impl Filter {
     /// Filters the bytes of `data` from `from` on (the ones a read just
     /// appended), in place: what an earlier read held back goes first, an
     /// unfinished sequence at the end is held back for the next read.
-    pub(crate) fn strip_from(&mut self, data: &mut Vec<u8>, from: usize) {
+    pub fn strip_from(&mut self, data: &mut Vec<u8>, from: usize) {
         if self.pending.is_empty() && memchr::memchr(ESC, &data[from..]).is_none() {
             return;
         }
@@ -76,7 +76,7 @@ impl Filter {
     }
 
     /// At end-of-file: what was held back, as it is.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
         out.append(&mut self.pending);
     }
 

@@ -21,11 +21,11 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Input, Span};
 
-use super::pattern::{Line as LinePattern, Pattern, Regex as RegexPattern};
+use crate::pattern::{Line as LinePattern, Pattern, Regex as RegexPattern};
 
 /// Where a pattern matched, in stream positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Found {
+pub struct Found {
     pub start: u64,
     pub end: u64,
     /// Up to where the match consumes (past `end` for a line: its newline).
@@ -36,7 +36,7 @@ pub(crate) struct Found {
 
 /// A haystack: bytes and the stream position of the first one.
 #[derive(Clone, Copy)]
-pub(crate) struct Hay<'a> {
+pub struct Hay<'a> {
     pub bytes: &'a [u8],
     pub base: u64,
 }
@@ -56,7 +56,7 @@ impl<'a> Hay<'a> {
 
 /// The state of one pattern's search over one stream.
 #[derive(Debug)]
-pub(crate) enum Scan {
+pub enum Scan {
     /// No match starts before `from`.
     Exact {
         from: u64,
@@ -74,7 +74,7 @@ pub(crate) enum Scan {
 
 impl Scan {
     /// A search for `pattern` whose matches start at `origin` or later.
-    pub(crate) fn new(pattern: &Pattern, origin: u64) -> Scan {
+    pub fn new(pattern: &Pattern, origin: u64) -> Scan {
         match pattern {
             Pattern::Exact(_) => Scan::Exact { from: origin },
             Pattern::Regex(r) => Scan::Regex(RegexScan::new(r, origin)),
@@ -99,7 +99,7 @@ impl Scan {
     /// The bytes from here on must stay in the haystack: from the origin,
     /// and for a regex the few bytes before it that `^`, `$` and `\b` look
     /// back at (a character: at most 4 bytes).
-    pub(crate) fn needs_from(&self) -> u64 {
+    pub fn needs_from(&self) -> u64 {
         match self {
             Scan::Regex(r) => r.origin.saturating_sub(4),
             other => other.origin(),
@@ -110,12 +110,7 @@ impl Scan {
     /// origin, looking only at bytes not examined before (`hay` must hold
     /// everything from the origin on, and may only have grown since the
     /// last call). `examined` counts the bytes looked at.
-    pub(crate) fn find(
-        &mut self,
-        pattern: &Pattern,
-        hay: Hay<'_>,
-        examined: &mut u64,
-    ) -> Option<Found> {
+    pub fn find(&mut self, pattern: &Pattern, hay: Hay<'_>, examined: &mut u64) -> Option<Found> {
         if self.origin() > hay.end() {
             // Nothing arrived yet where a match may start (after an empty
             // match at the very end).
@@ -154,7 +149,7 @@ impl Scan {
     }
 
     /// After a watch's hit ending at `end`: the next occurrence starts there.
-    pub(crate) fn restart(&mut self, pattern: &Pattern, end: u64) {
+    pub fn restart(&mut self, pattern: &Pattern, end: u64) {
         *self = Scan::new(pattern, end);
     }
 }
@@ -203,7 +198,7 @@ fn groups_of(caps: &regex::bytes::Captures<'_>, base: u64) -> Vec<Option<(u64, u
 
 /// A regex search: the lazy DFA's state carried across calls.
 #[derive(Debug)]
-pub(crate) struct RegexScan {
+pub struct RegexScan {
     /// Matches start here or later.
     origin: u64,
     /// Boxed: a cache is large, and most scans are of literals.
@@ -279,7 +274,7 @@ impl RegexScan {
     }
 
     /// Gives the DFA cache back to the pattern for the next search.
-    pub(crate) fn finish(self, r: &RegexPattern) {
+    pub fn finish(self, r: &RegexPattern) {
         if let Some(state) = self.dfa {
             r.give_cache(state.cache);
         }

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 
-use super::script::{PTY_TERM, syntax};
 use super::{Failure, Program, duration};
+use duet_script::{PTY_TERM, syntax};
 
 /// Record a session with PROG as a script that replays green.
 #[derive(Debug, clap::Args)]

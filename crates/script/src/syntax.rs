@@ -1,9 +1,7 @@
 //! The script's syntax: text in, a header and steps (or every error) out.
 //!
-//! Pure: no processes, no files, no clap. The CLI reaches it as
-//! `script::syntax`; the fuzz target (`fuzz/fuzz_targets/script.rs`)
-//! includes this file and `src/cli/duration.rs` by path, so it names
-//! nothing of the CLI but `super::duration` (here, `script.rs`'s import).
+//! Pure: no processes, no files, no clap. The runner, the CLI's `record`
+//! and the fuzz target reach it through [`parse`].
 //!
 //! The rules, as the parser applies them:
 //!
@@ -28,7 +26,7 @@ use std::time::Duration;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use super::duration;
+use crate::duration;
 
 /// A parsed script: how to start the program, then what to do.
 #[derive(Debug, Clone, Default)]

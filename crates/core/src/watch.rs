@@ -1,18 +1,18 @@
 //! Watches: patterns that observe every byte a stream receives, without
 //! consuming any, and act each time they match.
 
-use super::pattern::Pattern;
-use super::search::{Found, Scan};
+use crate::pattern::Pattern;
+use crate::search::{Found, Scan};
 
-/// The handle of a watch set with [`Child::fail_on`](crate::Child::fail_on)
-/// or [`Child::respond`](crate::Child::respond); give it to
-/// [`Child::unwatch`](crate::Child::unwatch) to remove the watch.
+/// The handle of a watch set with `Child::fail_on`
+/// or `Child::respond`; give it to
+/// `Child::unwatch` to remove the watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WatchId(u64);
 
 /// What a watch does when it matches.
 #[derive(Debug)]
-pub(crate) enum Action {
+pub enum Action {
     /// The next read or expect returns `Error::FailOn`.
     FailOn,
     /// These bytes are sent to the child.
@@ -20,7 +20,7 @@ pub(crate) enum Action {
 }
 
 #[derive(Debug)]
-pub(crate) struct Watch {
+pub struct Watch {
     pub id: WatchId,
     pub pattern: Pattern,
     pub action: Action,
@@ -31,7 +31,7 @@ pub(crate) struct Watch {
 
 /// The watches of one conversation.
 #[derive(Debug, Default)]
-pub(crate) struct Watches {
+pub struct Watches {
     list: Vec<Watch>,
     next: u64,
 }

@@ -18,7 +18,6 @@
 mod ask;
 mod chat;
 mod completions;
-mod duration;
 mod framing;
 mod record;
 mod recv;
@@ -31,6 +30,7 @@ mod status;
 mod stop;
 mod test;
 
+use duet_script::duration;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -125,6 +125,15 @@ impl Remote {
             for opt in &self.ssh_options {
                 cmd.ssh_option(opt);
             }
+        }
+    }
+}
+
+impl From<Remote> for duet_script::Remote {
+    fn from(r: Remote) -> duet_script::Remote {
+        duet_script::Remote {
+            ssh: r.ssh,
+            ssh_options: r.ssh_options,
         }
     }
 }

@@ -12,10 +12,87 @@
 
 use std::io;
 
-use crate::Error;
+use std::fmt;
+
+/// What can go wrong while receiving frames. The `duet` library turns each
+/// into the `duet::Error` variant of the same name.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer closed its end at a frame boundary.
+    Eof,
+    /// The peer closed the connection in the middle of a frame.
+    Truncated {
+        /// Bytes the frame announced (header included when the header
+        /// itself was cut).
+        expected: u64,
+        /// Bytes that arrived before the end.
+        got: u64,
+    },
+    /// A message was longer than the limit given; its payload is skipped.
+    MessageTooLong {
+        /// The message's length in bytes.
+        len: u64,
+        /// The limit that was given.
+        limit: usize,
+    },
+    /// The caller's buffer is shorter than the message, which stays
+    /// readable with a bigger buffer.
+    BufferTooShort {
+        /// The buffer size the message needs.
+        needed: usize,
+    },
+    /// A malformed header, memory that could not be had, or an error of
+    /// the [`Source`].
+    Io(io::Error),
+}
+
+impl Error {
+    /// Whether this is the clean end of the stream.
+    pub fn is_eof(&self) -> bool {
+        matches!(self, Error::Eof)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Eof => f.write_str("the peer closed the connection"),
+            Error::Truncated { expected, got } => write!(
+                f,
+                "the peer closed the connection in the middle of a message ({got} of {expected} bytes)"
+            ),
+            Error::MessageTooLong { len, limit } => {
+                write!(f, "a message of {len} bytes is over the limit of {limit}")
+            }
+            Error::BufferTooShort { needed } => {
+                write!(
+                    f,
+                    "the buffer is too short: the message needs {needed} bytes"
+                )
+            }
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(e)
+    }
+}
 
 /// Payloads up to this length use the 4-byte header.
-pub(crate) const MAX_SHORT: u64 = 0x7fff_ffff;
+pub const MAX_SHORT: u64 = 0x7fff_ffff;
 /// The 4-byte header.
 const SHORT: usize = 4;
 /// The marker and the 8-byte length.
@@ -23,11 +100,11 @@ const LONG: usize = 12;
 /// The capacity of the read-ahead buffer. Frames up to this size (header
 /// included) are assembled in it; larger payloads are read straight into the
 /// message's own allocation.
-pub(crate) const READ_AHEAD: usize = 64 * 1024;
+pub const READ_AHEAD: usize = 64 * 1024;
 /// While a large payload is read straight into its message, at most this
 /// much of what follows it is read ahead in the same system call (and
 /// later copied): enough for the next header and a small message.
-pub(crate) const TAIL_READ_AHEAD: usize = 4 * 1024;
+pub const TAIL_READ_AHEAD: usize = 4 * 1024;
 /// The first allocation for a large payload whose sender announced more:
 /// memory grows with the bytes that really arrive, so a lying header cannot
 /// make the receiver allocate gigabytes up front.
@@ -35,14 +112,14 @@ const FIRST_ALLOCATION: u64 = 64 * 1024 * 1024;
 
 /// An encoded frame header: 4 bytes, or 12 for payloads over 2 GiB - 1.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Header {
+pub struct Header {
     bytes: [u8; LONG],
     len: usize,
 }
 
 impl Header {
     /// The header announcing a payload of `payload_len` bytes.
-    pub(crate) fn new(payload_len: u64) -> Header {
+    pub fn new(payload_len: u64) -> Header {
         let mut bytes = [0u8; LONG];
         if payload_len <= MAX_SHORT {
             bytes[..SHORT].copy_from_slice(&(payload_len as i32).to_be_bytes());
@@ -55,14 +132,14 @@ impl Header {
     }
 
     /// The header's bytes, as they go on the wire.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
 
 /// What the start of a buffer says about the next frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// The header is not complete: it needs `header_len` bytes in all.
     Incomplete {
         /// 4, or 12 once the long-frame marker has been seen.
@@ -83,7 +160,7 @@ pub(crate) enum Parsed {
 ///
 /// `Error::Io` (`InvalidData`) for a negative length other than the `-1`
 /// marker: the stream is not made of frames, or it lost its place.
-pub(crate) fn parse_header(buf: &[u8]) -> Result<Parsed, Error> {
+pub fn parse_header(buf: &[u8]) -> Result<Parsed, Error> {
     let Some(short) = buf.first_chunk::<SHORT>() else {
         return Ok(Parsed::Incomplete { header_len: SHORT });
     };
@@ -108,7 +185,7 @@ pub(crate) fn parse_header(buf: &[u8]) -> Result<Parsed, Error> {
 
 /// What one attempt to read from a [`Source`] gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fill {
+pub enum Fill {
     /// This many bytes were written to the start of the buffer (never 0).
     Data(usize),
     /// The peer closed its end.
@@ -118,7 +195,7 @@ pub(crate) enum Fill {
 }
 
 /// Where a [`Reader`] gets its bytes.
-pub(crate) trait Source {
+pub trait Source {
     /// Reads some bytes into `buf` (never empty), waiting at most until the
     /// source's deadline.
     fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error>;
@@ -156,7 +233,7 @@ struct Skip {
 /// a pending message, then `buf[start..end]`'s remaining bytes, then the
 /// source. Every method consumes the buffer before it asks the source.
 #[derive(Debug)]
-pub(crate) struct Reader {
+pub struct Reader {
     /// [`READ_AHEAD`], smaller in unit tests.
     read_ahead: usize,
     /// [`FIRST_ALLOCATION`], smaller in unit tests.
@@ -169,18 +246,24 @@ pub(crate) struct Reader {
 }
 
 /// `Ok(None)`: the source's deadline passed; nothing was lost.
-pub(crate) type Step<T> = Result<Option<T>, Error>;
+pub type Step<T> = Result<Option<T>, Error>;
+
+impl Default for Reader {
+    fn default() -> Reader {
+        Reader::new()
+    }
+}
 
 impl Reader {
     /// A reader with nothing buffered.
-    pub(crate) fn new() -> Reader {
+    pub fn new() -> Reader {
         Reader::with_sizes(READ_AHEAD, FIRST_ALLOCATION)
     }
 
     /// A reader with other sizes than [`READ_AHEAD`] and
     /// [`FIRST_ALLOCATION`], so that small frames take the large-frame
     /// paths (unit tests, fuzzing).
-    pub(crate) fn with_sizes(read_ahead: usize, first_allocation: u64) -> Reader {
+    pub fn with_sizes(read_ahead: usize, first_allocation: u64) -> Reader {
         Reader {
             read_ahead,
             first_allocation,
@@ -194,12 +277,12 @@ impl Reader {
 
     /// Bytes that arrived and were not handed out (a skipped payload's bytes
     /// are dropped as soon as they arrive and do not count).
-    pub(crate) fn buffered(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         (self.end - self.start) + self.pending.as_ref().map_or(0, |p| p.msg.len())
     }
 
     /// What arrived of the next message, for a timeout's `partial`.
-    pub(crate) fn partial(&self) -> &[u8] {
+    pub fn partial(&self) -> &[u8] {
         if let Some(p) = &self.pending {
             return &p.msg;
         }
@@ -213,7 +296,7 @@ impl Reader {
     /// Reads once from `src` into the free end of the buffer, growing it
     /// when it is full (while a send waits, everything the peer sends is
     /// kept here).
-    pub(crate) fn fill_buf(&mut self, src: &mut impl Source) -> Result<Fill, Error> {
+    pub fn fill_buf(&mut self, src: &mut impl Source) -> Result<Fill, Error> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -362,7 +445,7 @@ impl Reader {
 
     /// Receives the next message; with `limit`, refuses (and skips) a
     /// longer one.
-    pub(crate) fn recv(&mut self, src: &mut impl Source, limit: Option<usize>) -> Step<Vec<u8>> {
+    pub fn recv(&mut self, src: &mut impl Source, limit: Option<usize>) -> Step<Vec<u8>> {
         if self.finish_skip(src)?.is_none() {
             return Ok(None);
         }
@@ -419,7 +502,7 @@ impl Reader {
 
     /// Receives the next message into `out`, returning its length; a message
     /// longer than `out` stays unread.
-    pub(crate) fn recv_into(&mut self, src: &mut impl Source, out: &mut [u8]) -> Step<usize> {
+    pub fn recv_into(&mut self, src: &mut impl Source, out: &mut [u8]) -> Step<usize> {
         if self.finish_skip(src)?.is_none() {
             return Ok(None);
         }
@@ -483,7 +566,7 @@ impl Reader {
 
     /// Waits (as long as the source lets it) until some of the next message
     /// has arrived, or the peer closed; true then.
-    pub(crate) fn poll(&mut self, src: &mut impl Source) -> Step<bool> {
+    pub fn poll(&mut self, src: &mut impl Source) -> Step<bool> {
         loop {
             if self.finish_skip(src)?.is_none() {
                 return Ok(Some(false));
@@ -524,30 +607,27 @@ fn too_short(needed: u64) -> Error {
 }
 
 /// The error for a clean close at a frame boundary.
-pub(crate) fn eof() -> Error {
-    Error::Eof {
-        partial: String::new(),
-        status: None,
-        stderr: String::new(),
-    }
+pub fn eof() -> Error {
+    Error::Eof
 }
 
 /// A source that hands out chunks as given; `None` is a deadline that
 /// passes; after the last chunk, end of file. For the unit tests and the
 /// fuzz target, which tear streams without processes.
-#[cfg(any(test, feature = "fuzzing"))]
-#[derive(Debug)]
-pub(crate) struct Chunks(std::collections::VecDeque<Option<Vec<u8>>>);
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Debug)]
+pub struct Chunks(std::collections::VecDeque<Option<Vec<u8>>>);
+
 impl Chunks {
-    pub(crate) fn new(chunks: impl IntoIterator<Item = Option<Vec<u8>>>) -> Chunks {
+    /// A source that hands out `chunks` in order; `None` is a deadline
+    /// that passes.
+    pub fn new(chunks: impl IntoIterator<Item = Option<Vec<u8>>>) -> Chunks {
         Chunks(chunks.into_iter().collect())
     }
 
     /// `stream` cut at every position in `cuts`, with a timeout at each cut.
     #[cfg(test)]
-    pub(crate) fn cut(stream: &[u8], cuts: &[usize]) -> Chunks {
+    pub fn cut(stream: &[u8], cuts: &[usize]) -> Chunks {
         let mut chunks = std::collections::VecDeque::new();
         let mut at = 0;
         for &cut in cuts {
@@ -560,7 +640,6 @@ impl Chunks {
     }
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 impl Source for Chunks {
     fn fill(&mut self, buf: &mut [u8]) -> Result<Fill, Error> {
         loop {

@@ -6,38 +6,36 @@
 //! feeds it bytes ([`Conversation::receive`]) and asks it for the next
 //! event ([`Conversation::poll_line`], [`Conversation::poll_expect`], …),
 //! which is either ready or needs more input. Waiting (with `poll(2)` in
-//! the blocking [`Child`](crate::Child), with readiness in the async one),
+//! the blocking `duet::Child`, with readiness in the async one),
 //! deadlines and the errors that name a process are the driver's.
 //!
 //! Because every driver asks the same questions of the same core, framing,
 //! `max_line`, patterns, watches and their errors cannot drift apart.
 
-pub(crate) mod ansi;
-pub(crate) mod inbox;
-pub(crate) mod pattern;
-pub(crate) mod search;
-pub(crate) mod watch;
+use crate::ansi;
 
 use std::collections::VecDeque;
 use std::io;
 use std::task::Poll;
 
-use crate::Error;
+use crate::inbox::{Inbox, Line};
+use crate::pattern::{Match, Pattern};
+use crate::search::{Hay, Scan};
 use crate::text::preview;
-use inbox::{Inbox, Line};
-use pattern::{Match, Pattern};
-use search::{Hay, Scan};
-use watch::{Action, WatchId, Watches};
+use crate::watch::{Action, WatchId, Watches};
 
 /// One of the child's output streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stream {
+pub enum Stream {
+    /// The child's standard output (on a pty: the terminal's output).
     Stdout = 0,
+    /// The child's standard error, when piped.
     Stderr = 1,
 }
 
 impl Stream {
-    pub(crate) fn name(self) -> &'static str {
+    /// `"stdout"` or `"stderr"`, for messages.
+    pub fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -47,12 +45,34 @@ impl Stream {
 
 /// Why a read or expect ended without its result.
 #[derive(Debug)]
-pub(crate) enum Halt {
+pub enum Halt {
     /// The stream reached end-of-file first. The driver makes the error:
     /// it knows the process and its status.
     Eof,
     /// Anything else: a watch failed it, a line was too long.
-    Failed(Error),
+    Failed(Failure),
+}
+
+/// What ended a read or expect other than end of file. The drivers turn
+/// it into their error type (`duet::Failure::FailOn`, `duet::Failure::LineTooLong`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A [`Action::FailOn`] watch matched. The output stays unconsumed.
+    FailOn {
+        /// The watch's pattern as it was written.
+        pattern: String,
+        /// The text it matched.
+        matched: String,
+        /// What was pending on that stream when it matched (lossily
+        /// decoded, truncated for display).
+        partial: String,
+    },
+    /// A line was longer than the limit; it was discarded and the next
+    /// read returns the line after it.
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 /// An expect in progress: the search state of each of its patterns, kept
@@ -92,7 +112,7 @@ impl Search {
 
 /// The state of one conversation (see the module docs).
 #[derive(Debug)]
-pub(crate) struct Conversation {
+pub struct Conversation {
     inboxes: [Option<Inbox>; 2],
     /// Per stream, with [`set_strip_ansi`](Self::set_strip_ansi): the
     /// escape-sequence filter that bytes pass as they arrive.
@@ -102,7 +122,7 @@ pub(crate) struct Conversation {
     /// Answers of `respond` watches, not written yet.
     replies: VecDeque<Vec<u8>>,
     /// Matches of `fail_on` watches, not reported yet.
-    failures: VecDeque<Error>,
+    failures: VecDeque<Failure>,
     /// Bytes looked at by every search so far (the linearity test reads it).
     examined: u64,
 }
@@ -110,7 +130,7 @@ pub(crate) struct Conversation {
 impl Conversation {
     /// A conversation reading the streams that are piped, with lines of at
     /// most `max_line` bytes.
-    pub(crate) fn new(stdout: bool, stderr: bool, max_line: usize) -> Conversation {
+    pub fn new(stdout: bool, stderr: bool, max_line: usize) -> Conversation {
         let inbox = |piped: bool| piped.then(|| Inbox::new(max_line));
         Conversation {
             inboxes: [inbox(stdout), inbox(stderr)],
@@ -125,12 +145,12 @@ impl Conversation {
 
     /// Removes terminal escape sequences from everything that arrives from
     /// now on (see [`ansi`]), before lines, patterns and watches see it.
-    pub(crate) fn set_strip_ansi(&mut self, on: bool) {
+    pub fn set_strip_ansi(&mut self, on: bool) {
         self.filters = std::array::from_fn(|_| on.then(ansi::Filter::default));
     }
 
     /// The inbox of `s`, when that stream is piped.
-    pub(crate) fn inbox(&self, s: Stream) -> Option<&Inbox> {
+    pub fn inbox(&self, s: Stream) -> Option<&Inbox> {
         self.inboxes[s as usize].as_ref()
     }
 
@@ -141,30 +161,30 @@ impl Conversation {
     }
 
     /// The bytes of `s` not consumed yet (empty when not piped).
-    pub(crate) fn pending(&self, s: Stream) -> &[u8] {
+    pub fn pending(&self, s: Stream) -> &[u8] {
         self.inbox(s).map_or(&[], Inbox::pending)
     }
 
     /// True when `s` reached end-of-file (or is not piped).
-    pub(crate) fn is_eof(&self, s: Stream) -> bool {
+    pub fn is_eof(&self, s: Stream) -> bool {
         self.inbox(s).is_none_or(Inbox::is_eof)
     }
 
     /// True when every piped stream reached end-of-file.
-    pub(crate) fn all_eof(&self) -> bool {
+    pub fn all_eof(&self) -> bool {
         self.is_eof(Stream::Stdout) && self.is_eof(Stream::Stderr)
     }
 
     /// Marks `s` as ended (tests).
     #[cfg(test)]
-    pub(crate) fn set_eof(&mut self, s: Stream) {
+    pub fn set_eof(&mut self, s: Stream) {
         if let Some(inbox) = self.inboxes[s as usize].as_mut() {
             inbox.set_eof();
         }
     }
 
     /// Consumes the first `n` pending bytes of `s` and returns them.
-    pub(crate) fn take_first(&mut self, s: Stream, n: usize) -> Vec<u8> {
+    pub fn take_first(&mut self, s: Stream, n: usize) -> Vec<u8> {
         let watched = !self.watches.is_empty();
         let inbox = self.inbox_mut(s);
         if watched {
@@ -178,7 +198,7 @@ impl Conversation {
     }
 
     /// Takes every pending byte of `s`.
-    pub(crate) fn take_all(&mut self, s: Stream) -> Vec<u8> {
+    pub fn take_all(&mut self, s: Stream) -> Vec<u8> {
         self.inboxes[s as usize]
             .as_mut()
             .map(Inbox::take_all)
@@ -187,7 +207,7 @@ impl Conversation {
 
     /// Total bytes the searches have looked at.
     #[cfg(test)]
-    pub(crate) fn examined(&self) -> u64 {
+    pub fn examined(&self) -> u64 {
         self.examined
     }
 
@@ -197,7 +217,7 @@ impl Conversation {
     /// [`Inbox::receive`]); the escape-sequence filter (if any) and then the
     /// watches see them at once. Returns how many bytes `read` read (0:
     /// end-of-file), however many the filter kept.
-    pub(crate) fn receive<F>(&mut self, s: Stream, read: F) -> io::Result<usize>
+    pub fn receive<F>(&mut self, s: Stream, read: F) -> io::Result<usize>
     where
         F: FnOnce(&mut Vec<u8>, usize) -> io::Result<usize>,
     {
@@ -225,9 +245,9 @@ impl Conversation {
         Ok(raw)
     }
 
-    /// Appends `bytes` to `s` as a read would (tests and fuzzing).
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn feed(&mut self, s: Stream, bytes: &[u8]) {
+    /// Appends `bytes` to stream `s`: what a driver read, given as a slice
+    /// (drivers that read into the core's own buffer use [`receive`](Self::receive)).
+    pub fn feed(&mut self, s: Stream, bytes: &[u8]) {
         self.receive(s, |data, _| {
             data.extend_from_slice(bytes);
             Ok(bytes.len())
@@ -262,7 +282,7 @@ impl Conversation {
                             let b = (b - hay.base) as usize;
                             String::from_utf8_lossy(&hay.bytes[a..b]).into_owned()
                         };
-                        self.failures.push_back(Error::FailOn {
+                        self.failures.push_back(Failure::FailOn {
                             pattern: source(&watch.pattern),
                             matched: text(found.start, found.end),
                             partial: preview(inbox.pending()),
@@ -278,7 +298,7 @@ impl Conversation {
     // ---- watches ---------------------------------------------------------
 
     /// Adds a watch over every stream, from the bytes not consumed yet on.
-    pub(crate) fn watch(&mut self, pattern: Pattern, action: Action) -> WatchId {
+    pub fn watch(&mut self, pattern: Pattern, action: Action) -> WatchId {
         let origin = |s: Stream| self.inbox(s).map_or(0, Inbox::position);
         let origins = [origin(Stream::Stdout), origin(Stream::Stderr)];
         let id = self.watches.add(pattern, action, origins);
@@ -291,24 +311,24 @@ impl Conversation {
     }
 
     /// Removes a watch; its matches already found stay reported.
-    pub(crate) fn unwatch(&mut self, id: WatchId) {
+    pub fn unwatch(&mut self, id: WatchId) {
         self.watches.remove(id);
         self.keep_for_watches(Stream::Stdout);
         self.keep_for_watches(Stream::Stderr);
     }
 
     /// The next failure a `fail_on` watch found, not reported yet.
-    pub(crate) fn take_failure(&mut self) -> Option<Error> {
+    pub fn take_failure(&mut self) -> Option<Failure> {
         self.failures.pop_front()
     }
 
     /// True when a `fail_on` watch matched and no read reported it yet.
-    pub(crate) fn has_failure(&self) -> bool {
+    pub fn has_failure(&self) -> bool {
         !self.failures.is_empty()
     }
 
     /// The next answer a `respond` watch wants written.
-    pub(crate) fn take_reply(&mut self) -> Option<Vec<u8>> {
+    pub fn take_reply(&mut self) -> Option<Vec<u8>> {
         self.replies.pop_front()
     }
 
@@ -316,11 +336,7 @@ impl Conversation {
 
     /// The next line of `s`. At end-of-file a last line without newline is
     /// a line only when `unterminated_ok`.
-    pub(crate) fn poll_line(
-        &mut self,
-        s: Stream,
-        unterminated_ok: bool,
-    ) -> Poll<Result<Vec<u8>, Halt>> {
+    pub fn poll_line(&mut self, s: Stream, unterminated_ok: bool) -> Poll<Result<Vec<u8>, Halt>> {
         if let Some(e) = self.failures.pop_front() {
             return Poll::Ready(Err(Halt::Failed(e)));
         }
@@ -336,7 +352,7 @@ impl Conversation {
         };
         Poll::Ready(match line {
             Line::Complete(bytes) => Ok(bytes),
-            Line::TooLong => Err(Halt::Failed(Error::LineTooLong {
+            Line::TooLong => Err(Halt::Failed(Failure::LineTooLong {
                 limit: inbox.max_line(),
             })),
         })
@@ -345,7 +361,7 @@ impl Conversation {
     /// The earliest match of any of `patterns` in `s` (the first listed on
     /// a tie); consumes through it. `Pattern::Eof` in the list makes
     /// end-of-file a match of everything left.
-    pub(crate) fn poll_expect(
+    pub fn poll_expect(
         &mut self,
         s: Stream,
         patterns: &[Pattern],
@@ -373,7 +389,7 @@ impl Conversation {
             bytes: inbox.pending(),
             base: position,
         };
-        let mut best: Option<(usize, search::Found)> = None;
+        let mut best: Option<(usize, crate::search::Found)> = None;
         for (i, (scan, pattern)) in search.scans.iter_mut().zip(patterns).enumerate() {
             if let Some(found) = scan.find(pattern, hay, &mut self.examined)
                 && best.as_ref().is_none_or(|(_, b)| found.start < b.start)
@@ -404,7 +420,7 @@ impl Conversation {
 
     /// What an expect of `patterns` returns when its time is up:
     /// `Pattern::Timeout`'s match (consuming nothing) if it is listed.
-    pub(crate) fn timed_out(&mut self, s: Stream, patterns: &[Pattern]) -> Option<(usize, Match)> {
+    pub fn timed_out(&mut self, s: Stream, patterns: &[Pattern]) -> Option<(usize, Match)> {
         let i = patterns
             .iter()
             .position(|p| matches!(p, Pattern::Timeout))?;
@@ -412,7 +428,7 @@ impl Conversation {
     }
 
     /// Whatever `s` holds, once it holds something.
-    pub(crate) fn poll_available(&mut self, s: Stream) -> Poll<Result<Vec<u8>, Halt>> {
+    pub fn poll_available(&mut self, s: Stream) -> Poll<Result<Vec<u8>, Halt>> {
         if let Some(e) = self.failures.pop_front() {
             return Poll::Ready(Err(Halt::Failed(e)));
         }
@@ -427,7 +443,7 @@ impl Conversation {
     }
 }
 
-/// The pattern as the user wrote it, for `Error::FailOn`.
+/// The pattern as the user wrote it, for `Failure::FailOn`.
 fn source(pattern: &Pattern) -> String {
     match pattern {
         Pattern::Exact(e) => e.text().to_string(),
@@ -493,7 +509,7 @@ mod tests {
         c.feed(Stream::Stdout, b"OK\nTraceback (most recent call last)");
         let p = [Pattern::exact("OK")];
         match c.poll_expect(Stream::Stdout, &p) {
-            Poll::Ready(Err(Halt::Failed(Error::FailOn {
+            Poll::Ready(Err(Halt::Failed(Failure::FailOn {
                 pattern, matched, ..
             }))) => {
                 assert_eq!(
@@ -533,7 +549,7 @@ mod tests {
         assert!(expect(&mut c, &[Pattern::exact("Er")]).is_some());
         c.feed(Stream::Stdout, b"or!");
         match c.poll_line(Stream::Stdout, false) {
-            Poll::Ready(Err(Halt::Failed(Error::FailOn { matched, .. }))) => {
+            Poll::Ready(Err(Halt::Failed(Failure::FailOn { matched, .. }))) => {
                 assert_eq!(matched, "Error")
             }
             other => panic!("{other:?}"),
@@ -543,7 +559,7 @@ mod tests {
     fn failures(c: &mut Conversation) -> Vec<String> {
         std::iter::from_fn(|| c.failures.pop_front())
             .map(|e| match e {
-                Error::FailOn { matched, .. } => matched,
+                Failure::FailOn { matched, .. } => matched,
                 other => panic!("{other:?}"),
             })
             .collect()
