@@ -81,13 +81,12 @@
 //!
 //! # Feature flags
 //!
-//! - `cli` (default): the `duet` binary and its dependencies (clap,
-//!   env_logger, clap_complete, clap_mangen). A library user turns it off:
-//!   `duet = { ..., default-features = false }`.
+//! No feature is on by default; the `duet` binary is a package of its own
+//! (`duet-cli`), so the library compiles none of its dependencies.
+//!
 //! - `tokio`: `duet::tokio`, the async [`Child`] and message channel for
 //!   tokio, with `Command::spawn_async` and `Command::output_async`: the
 //!   same conversation core, waiting on the runtime's reactor.
-//! - `fuzzing`: exposes internal parsers to the fuzz targets; not an API.
 //!
 //! # Deadlocks and caveats
 //!

@@ -5,8 +5,7 @@
 //! fraction of a millisecond reads back as its whole milliseconds.
 #![no_main]
 
-#[path = "../../src/cli/duration.rs"]
-mod duration;
+use duet_script::duration;
 
 use std::time::Duration;
 

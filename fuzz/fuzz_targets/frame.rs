@@ -13,8 +13,43 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use duet::__fuzz::{FrameReader, frame_header};
-use duet::Error;
+use duet_core::frame::{Chunks, Error, Header, Reader};
+
+/// The frame header announcing `payload_len` bytes, as sent.
+fn frame_header(payload_len: u64) -> Vec<u8> {
+    Header::new(payload_len).as_bytes().to_vec()
+}
+
+/// The decoder reading from a list of chunks: `None` is a timeout, the end
+/// of the list is end of file.
+struct FrameReader {
+    reader: Reader,
+    src: Chunks,
+}
+
+impl FrameReader {
+    /// A decoder with the real sizes, or with `(read_ahead,
+    /// first_allocation)` so that small frames take the large-frame paths.
+    fn new(chunks: Vec<Option<Vec<u8>>>, sizes: Option<(usize, u64)>) -> FrameReader {
+        let reader = match sizes {
+            Some((read_ahead, first)) => Reader::with_sizes(read_ahead, first),
+            None => Reader::new(),
+        };
+        FrameReader {
+            reader,
+            src: Chunks::new(chunks),
+        }
+    }
+    fn recv(&mut self, limit: Option<usize>) -> Result<Option<Vec<u8>>, Error> {
+        self.reader.recv(&mut self.src, limit)
+    }
+    fn recv_into(&mut self, out: &mut [u8]) -> Result<Option<usize>, Error> {
+        self.reader.recv_into(&mut self.src, out)
+    }
+    fn poll(&mut self) -> Result<Option<bool>, Error> {
+        self.reader.poll(&mut self.src)
+    }
+}
 use libfuzzer_sys::{arbitrary, fuzz_target};
 
 /// Counts live heap bytes and their peak, to check memory against input.

@@ -7,7 +7,7 @@
 //! kept as is. Between chunks nothing but an unfinished line is pending.
 #![no_main]
 
-use duet::__fuzz::{Line, LineBuffer};
+use duet_core::{Inbox, Line};
 use libfuzzer_sys::{arbitrary, fuzz_target};
 
 #[derive(Debug, arbitrary::Arbitrary)]
@@ -43,11 +43,12 @@ fn reference(data: &[u8], max_line: usize) -> Vec<Line> {
 
 fuzz_target!(|input: Input| {
     let max_line = usize::from(input.max_line);
-    let mut buf = LineBuffer::new(max_line);
+    let mut buf = Inbox::new(max_line);
     let mut got = Vec::new();
     let mut all = Vec::new();
     for (chunk, take) in &input.chunks {
         buf.extend(chunk);
+        buf.skip_arrived();
         all.extend_from_slice(chunk);
         if *take {
             while let Some(line) = buf.take_line() {

@@ -8,12 +8,7 @@
 //! quoted for `spawn` split back into the same words.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../src/cli/duration.rs"]
-mod duration;
-#[allow(dead_code)]
-#[path = "../../src/cli/script/syntax.rs"]
-mod syntax;
+use duet_script::syntax;
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;

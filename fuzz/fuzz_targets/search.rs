@@ -9,9 +9,73 @@
 //!   match), whatever the caller consumed in between.
 #![no_main]
 
-use duet::__fuzz::{Expect, Watch, pattern};
+use duet_core::{Action, Conversation, Failure, Pattern, Stream};
 use libfuzzer_sys::{arbitrary, fuzz_target};
 use regex::bytes::{Regex, RegexBuilder};
+use std::task::Poll;
+
+/// A pattern from the fuzzer: 0 exact, 1 regex, 2 line; `None` when the
+/// regex does not compile.
+fn pattern(kind: u8, text: &str) -> Option<Pattern> {
+    match kind % 3 {
+        0 => Some(Pattern::exact(text)),
+        1 => Pattern::regex(text).ok(),
+        _ => Pattern::line(text).ok(),
+    }
+}
+
+/// One expect over a stream that arrives in chunks: the conversation core,
+/// searching again after each chunk.
+struct Expect {
+    core: Conversation,
+    pattern: Pattern,
+}
+
+impl Expect {
+    fn new(pattern: Pattern) -> Expect {
+        Expect {
+            core: Conversation::new(true, false, 1 << 20),
+            pattern,
+        }
+    }
+
+    /// Appends `bytes`; the match as `(before, matched)` once there is one.
+    fn feed(&mut self, bytes: &[u8]) -> Option<(String, String)> {
+        self.core.feed(Stream::Stdout, bytes);
+        let patterns = std::slice::from_ref(&self.pattern);
+        match self.core.poll_expect(Stream::Stdout, patterns) {
+            Poll::Ready(Ok((_, m))) => Some((m.before().to_string(), m.as_str().to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// A `fail_on` watch over a stream that arrives in chunks.
+struct Watch {
+    core: Conversation,
+}
+
+impl Watch {
+    fn new(pattern: Pattern) -> Watch {
+        let mut core = Conversation::new(true, false, 1 << 20);
+        core.watch(pattern, Action::FailOn);
+        Watch { core }
+    }
+
+    /// Appends `bytes`, consuming `consume` of the pending bytes first;
+    /// returns the texts the watch matched.
+    fn feed(&mut self, consume: usize, bytes: &[u8]) -> Vec<String> {
+        let n = consume.min(self.core.pending(Stream::Stdout).len());
+        let _ = self.core.take_first(Stream::Stdout, n);
+        self.core.feed(Stream::Stdout, bytes);
+        std::iter::from_fn(|| self.core.take_failure())
+            .map(|f| match f {
+                Failure::FailOn { matched, .. } => matched,
+                other => panic!("a watch reported {other:?}"),
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Input {
