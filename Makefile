@@ -5,7 +5,7 @@ CARGO ?= cargo
 TARGET_DIR ?= $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
 	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 
-.PHONY: demo test bench stress fuzz lint deps man
+.PHONY: demo test bench stress fuzz lint deps man publish-check
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
@@ -29,6 +29,11 @@ test: deps
 	$(CARGO) test --workspace --all-targets --features duet-process/tokio
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --doc --features duet-process/tokio
+
+## What `cargo publish` would upload, packaged and built in dependency order
+## from a local registry (nothing is uploaded). CI runs it after `make test`.
+publish-check:
+	$(CARGO) publish --dry-run --workspace --allow-dirty
 
 ## The benchmark table (release build; with the async driver's rows).
 bench: deps

@@ -25,6 +25,8 @@
 //!    round trip vs the blocking one on one CPU, and 1,000 children on one
 //!    current-thread runtime vs 1,000 blocking children on 1,000 threads
 //!    (see `asynchronous`), with every CPU and on one pinned CPU.
+//! 7. a clean build of the library alone, against the package before the
+//!    workspace split (see `build`).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
@@ -34,6 +36,7 @@
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod binaries;
+mod build;
 mod channel;
 mod cli;
 mod conversation;
@@ -135,6 +138,12 @@ fn main() {
         table.extend(conversation::communicate_rows());
     }
     let mut notes: Vec<String> = Vec::new();
+    if wanted("build") {
+        match build::rows_for() {
+            Ok(rows) => table.extend(rows),
+            Err(why) => notes.push(format!("No build rows: {why}.")),
+        }
+    }
     #[cfg(feature = "tokio")]
     if wanted("async") {
         table.extend(asynchronous::round_trip_rows(&fixture()));

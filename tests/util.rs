@@ -76,7 +76,7 @@ pub fn duet_bin() -> &'static str {
         // The features this test was built with: the same build as
         // `cargo test --workspace` made, so nothing is compiled again.
         if cfg!(feature = "tokio") {
-            build.args(["--features", "duet-process/tokio"]);
+            build.args(["--features", "duet/tokio"]);
         }
         let status = build.status().expect("run cargo build for the duet binary");
         assert!(status.success(), "cargo build -p duet-cli failed: {status}");
