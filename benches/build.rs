@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{Row, Unit, Variant, compare, rows};
 
 /// The last commit before the workspace split.
-const BEFORE_SPLIT: &str = "587e8164a3bbe43f3ebc1e8a8d11e0be06dca0e1";
+const BEFORE_SPLIT: &str = "587e816387272b0686778f7d7805c190dfedd303";
 
 /// One clean build of `args` in `dir`, into `target`; how long it took and
 /// how many crates it compiled.
