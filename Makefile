@@ -20,7 +20,9 @@ man:
 
 ## Formatting, lints, unit, integration and doc tests, with the default
 ## features and again with `tokio` (the async driver: the shared suite's
-## `::tokio` half, the async-only tests and the thread count run there).
+## `::tokio` half, the async-only tests and the thread count run there);
+## the API docs without a warning. The README's and docs/' examples run
+## among them (doctests, and tests/docs.rs for the shell blocks).
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -29,6 +31,8 @@ test: deps
 	$(CARGO) test --workspace --all-targets --features duet-process/tokio
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --workspace --doc --features duet-process/tokio
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --features duet-process/tokio
 
 ## What `cargo publish` would upload, packaged and built in dependency order
 ## from a local registry (nothing is uploaded). CI runs it after `make test`.

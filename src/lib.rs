@@ -81,12 +81,14 @@
 //!
 //! # Feature flags
 //!
-//! No feature is on by default; the `duet` binary is a package of its own
-//! (`duet-cli`), so the library compiles none of its dependencies.
+//! - `tokio` (off by default): `duet::tokio`, the async [`Child`] and
+//!   message channel for tokio, with `Command::spawn_async` and
+//!   `Command::output_async`: the same conversation core, waiting on the
+//!   runtime's reactor.
 //!
-//! - `tokio`: `duet::tokio`, the async [`Child`] and message channel for
-//!   tokio, with `Command::spawn_async` and `Command::output_async`: the
-//!   same conversation core, waiting on the runtime's reactor.
+//! The blocking API needs no feature. The `duet` command is the
+//! `duet-cli` package, so a library user compiles none of its
+//! dependencies.
 //!
 //! # Deadlocks and caveats
 //!
@@ -172,6 +174,26 @@ pub mod fifo;
 pub mod supervise;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+
+// The examples of the README and of the library's pages in docs/ are
+// doctests: `cargo test --doc` compiles and runs them, so they cannot drift
+// from the API. (The shell examples run in tests/docs.rs.)
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/design.md")]
+pub struct DesignDoctests;
+
+// Every example on this page needs the feature.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../docs/async.md")]
+pub struct AsyncDoctests;
 
 /// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an
 /// [`Exact`], [`Pattern::Regex`] a [`Regex`](pattern::Regex),

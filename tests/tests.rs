@@ -11,6 +11,7 @@ mod channel;
 mod cli;
 mod cli_ssh;
 mod conversation;
+mod docs;
 mod faults;
 mod fifo;
 mod generated;

@@ -752,7 +752,7 @@ impl Child {
     /// the end, then reaps the child, as
     /// [`Child::communicate`](crate::Child::communicate): no deadlock
     /// however much both sides write; output already buffered is included;
-    /// reading stops [`DRAIN_GRACE`] after the child exited when a
+    /// reading stops [`DRAIN_GRACE`](crate::DRAIN_GRACE) after the child exited when a
     /// descendant holds its pipes (`Output::still_open`).
     ///
     /// # Errors

@@ -3,6 +3,7 @@
 #![deny(unsafe_code, missing_docs, missing_debug_implementations)]
 
 mod cli;
+mod script_manual;
 
 use std::process::ExitCode;
 

@@ -260,9 +260,9 @@ impl Reader {
         Reader::with_sizes(READ_AHEAD, FIRST_ALLOCATION)
     }
 
-    /// A reader with other sizes than [`READ_AHEAD`] and
-    /// [`FIRST_ALLOCATION`], so that small frames take the large-frame
-    /// paths (unit tests, fuzzing).
+    /// A reader with other sizes than [`READ_AHEAD`] and the first
+    /// allocation for a large payload (64 MiB), so that small frames take
+    /// the large-frame paths (unit tests, fuzzing).
     pub fn with_sizes(read_ahead: usize, first_allocation: u64) -> Reader {
         Reader {
             read_ahead,

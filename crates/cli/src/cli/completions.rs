@@ -25,7 +25,7 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example: duet man | man -l -")]
 pub struct ManArgs {
-    /// Write duet.1 and a duet-COMMAND.1 page for each subcommand into DIR.
+    /// Write duet.1, a duet-COMMAND.1 page per subcommand and duet-script.5 (the script language) into DIR.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 }
@@ -47,9 +47,11 @@ pub fn man(args: ManArgs) -> Result<ExitCode, Failure> {
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Failure::internal(format!("cannot create {}: {e}", dir.display())))?;
-            clap_mangen::generate_to(cmd, &dir).map_err(|e| {
-                Failure::internal(format!("cannot write the pages to {}: {e}", dir.display()))
-            })?;
+            clap_mangen::generate_to(cmd, &dir)
+                .and_then(|()| crate::script_manual::write_to(&dir))
+                .map_err(|e| {
+                    Failure::internal(format!("cannot write the pages to {}: {e}", dir.display()))
+                })?;
             println!("{}", dir.display());
         }
         None => {
