@@ -8,39 +8,10 @@ use crate::driver::errors;
 use crate::driver::{Streams, Written};
 use crate::process::Process;
 use crate::session::{Lines, Session};
-use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
+use crate::{Error, ExitStatus, Observed, OnDrop, Output, Pattern, Result, Signal, sys};
 use duet_core::Match;
 use duet_core::Stream;
 use duet_core::WatchId;
-
-/// How long `communicate` keeps reading after the child exited while a
-/// descendant still holds its output pipes open.
-pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
-
-/// What a finished child produced ([`Command::output`](crate::Command::output),
-/// [`Child::communicate`]).
-///
-/// ```
-/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
-/// assert_eq!(out.stdout, b"out\n");
-/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
-/// assert_eq!(out.status.code(), Some(2));
-/// assert!(!out.still_open);
-/// # Ok::<(), duet::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// How the child ended.
-    pub status: ExitStatus,
-    /// Everything it wrote to stdout.
-    pub stdout: Vec<u8>,
-    /// Everything it wrote to a piped stderr.
-    pub stderr: Vec<u8>,
-    /// True when the child had exited but its output pipes were still open
-    /// (held by a descendant) after [`DRAIN_GRACE`]: duet stopped reading
-    /// instead of hanging, and `stdout`/`stderr` hold what arrived until then.
-    pub still_open: bool,
-}
 
 /// A running child process and the conversation with it.
 ///
@@ -934,7 +905,7 @@ impl Child {
     /// write. Output already buffered by earlier reads is included.
     ///
     /// When the child has exited but a descendant still holds its output
-    /// pipes, reading stops after [`DRAIN_GRACE`] and `Output::still_open`
+    /// pipes, reading stops after [`DRAIN_GRACE`](crate::DRAIN_GRACE) and `Output::still_open`
     /// says so, instead of hanging until the descendant exits.
     ///
     /// ```
