@@ -317,6 +317,11 @@ impl std::os::fd::AsRawFd for Process {
     }
 }
 
+/// A `Process` keeps its pidfd from creation to drop, so tokio may register
+/// it (see `sys::OwnsFd`).
+#[cfg(feature = "tokio")]
+impl sys::OwnsFd for Process {}
+
 /// Where [`Process::terminate`] stands after its first step.
 #[derive(Debug)]
 pub(crate) enum Terminating {
