@@ -5,9 +5,10 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::driver::errors;
-use crate::driver::{Streams, Written};
+use crate::driver::Written;
 use crate::process::Process;
 use crate::session::{Lines, Session};
+use crate::spawn::Spawned;
 use crate::{Error, ExitStatus, Observed, OnDrop, Output, Pattern, Result, Signal, sys};
 use duet_core::Match;
 use duet_core::Stream;
@@ -35,14 +36,16 @@ pub struct Child {
 }
 
 impl Child {
-    pub(crate) fn new(
-        streams: Streams,
-        process: Process,
-        program: String,
-        timeout: Duration,
-        on_drop: OnDrop,
-        channel: Option<OwnedFd>,
-    ) -> Child {
+    /// The blocking child over the parts the spawn engine started.
+    pub(crate) fn from_spawned(spawned: Spawned) -> Child {
+        let Spawned {
+            streams,
+            process,
+            program,
+            timeout,
+            on_drop,
+            channel,
+        } = spawned;
         Child {
             session: Session::from_streams(streams, timeout, Some(process)),
             channel,

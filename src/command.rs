@@ -706,7 +706,7 @@ impl Command {
             }
             .into_error(&self.program_name()))
         } else {
-            crate::spawn::spawn(self)
+            crate::spawn::spawn(self).map(Child::from_spawned)
         }
     }
 

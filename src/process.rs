@@ -450,7 +450,7 @@ mod tests {
     fn a_remote_end_takes_the_signals_and_hears_the_reap_once() {
         let mut cmd = crate::Command::new("sleep");
         cmd.arg("30");
-        let mut process = crate::spawn::start(&cmd).expect("sleep runs").process;
+        let mut process = crate::spawn::spawn(&cmd).expect("sleep runs").process;
         let remote = Recorder::default();
         process.set_remote(remote.clone());
 

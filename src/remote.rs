@@ -430,7 +430,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let spawned = crate::spawn::spawn(&ssh);
     drop(ssh); // our copy of the relay pipe's write end
-    let mut child = spawned?;
+    let mut child = Child::from_spawned(spawned?);
 
     let marker = match &relay_read {
         Some(r) => read_marker_raw(r, &mark, timeout),

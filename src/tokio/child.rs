@@ -104,7 +104,7 @@ impl Child {
             timeout,
             on_drop,
             channel,
-        } = crate::spawn::start(cmd)?;
+        } = crate::spawn::spawn(cmd)?;
         let register = |what: &str, e: std::io::Error| Error::Spawn {
             program: program.clone(),
             source: std::io::Error::new(
