@@ -4,8 +4,9 @@ use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::driver::errors;
+use crate::command::Command;
 use crate::driver::Written;
+use crate::driver::errors;
 use crate::process::Process;
 use crate::session::{Lines, Session};
 use crate::spawn::Spawned;
@@ -52,6 +53,15 @@ impl Child {
             program,
             on_drop,
         }
+    }
+
+    /// Runs `cmd` on this host to completion and captures its output, as
+    /// `Command::output` does for a command without `ssh`: for `remote`,
+    /// which runs its own `ssh` commands below the layer that chooses
+    /// between here and there.
+    pub(crate) fn output_here(cmd: &Command) -> Result<Output> {
+        let mut child = Child::from_spawned(crate::spawn::spawn(&cmd.for_output())?);
+        child.communicate(b"", cmd.timeout)
     }
 
     /// The process handle (for `remote` to attach the remote pid).

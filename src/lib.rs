@@ -139,9 +139,9 @@
 
 mod child;
 mod command;
-
 mod driver;
 mod error;
+mod launch;
 mod process;
 mod remote;
 mod session;

@@ -360,7 +360,7 @@ impl Target {
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .timeout(SIGNAL_TIMEOUT);
-        let out = ssh.output()?;
+        let out = Child::output_here(&ssh)?;
         if out.status.success() {
             Ok(())
         } else {
