@@ -14,6 +14,7 @@ mod conversation;
 mod faults;
 mod fifo;
 mod generated;
+mod layers;
 mod lifecycle;
 mod output;
 mod pty;
