@@ -31,7 +31,9 @@
 //! trait implementations: the graph is the one of names. So a method that
 //! a low module calls must not be defined in a module above it (that is
 //! why `remote` runs its own `ssh` through `Child::output_here`, not
-//! `Command::output`); review keeps that, this test keeps the rest.
+//! `Command::output`); review keeps that, this test keeps the rest. Names
+//! are looked up without namespaces (a module `run` and a function `run`
+//! are one name), which can add an edge, never lose one.
 //!
 //! # Granularity
 //!
