@@ -918,8 +918,9 @@ impl Child {
     /// write. Output already buffered by earlier reads is included.
     ///
     /// When the child has exited but a descendant still holds its output
-    /// pipes, reading stops after [`DRAIN_GRACE`](crate::DRAIN_GRACE) and `Output::still_open`
-    /// says so, instead of hanging until the descendant exits.
+    /// pipes, reading stops after [`DRAIN_GRACE`](crate::DRAIN_GRACE) and
+    /// `Output::still_open` says so, instead of hanging until the
+    /// descendant exits.
     ///
     /// ```
     /// let mut tr = duet::Command::new("tr").args(["a-z", "A-Z"]).spawn()?;

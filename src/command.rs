@@ -2,7 +2,7 @@
 //!
 //! Data and builder only: how a command starts (`spawn`, `output`,
 //! `spawn_async`, `output_async`) is the spawn stack's business, in
-//! `launch`, so this module imports nothing above the error type.
+//! `launch`, so this module imports nothing of the crate.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -541,8 +541,8 @@ impl Command {
         self
     }
 
-    /// What dropping the [`Child`](crate::Child) does while it runs (default: terminate
-    /// with a 1 s grace and reap).
+    /// What dropping the [`Child`](crate::Child) does while it runs
+    /// (default: terminate with a 1 s grace and reap).
     ///
     /// ```
     /// use duet::{Command, OnDrop};
