@@ -4,43 +4,16 @@ use std::io::Write;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::command::Command;
+use crate::driver::Written;
 use crate::driver::errors;
-use crate::driver::{Streams, Written};
 use crate::process::Process;
 use crate::session::{Lines, Session};
-use crate::{Error, ExitStatus, Observed, OnDrop, Pattern, Result, Signal, sys};
+use crate::spawn::Spawned;
+use crate::{Error, ExitStatus, Observed, OnDrop, Output, Pattern, Result, Signal, sys};
 use duet_core::Match;
 use duet_core::Stream;
 use duet_core::WatchId;
-
-/// How long `communicate` keeps reading after the child exited while a
-/// descendant still holds its output pipes open.
-pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
-
-/// What a finished child produced ([`Command::output`](crate::Command::output),
-/// [`Child::communicate`]).
-///
-/// ```
-/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
-/// assert_eq!(out.stdout, b"out\n");
-/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
-/// assert_eq!(out.status.code(), Some(2));
-/// assert!(!out.still_open);
-/// # Ok::<(), duet::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
-    /// How the child ended.
-    pub status: ExitStatus,
-    /// Everything it wrote to stdout.
-    pub stdout: Vec<u8>,
-    /// Everything it wrote to a piped stderr.
-    pub stderr: Vec<u8>,
-    /// True when the child had exited but its output pipes were still open
-    /// (held by a descendant) after [`DRAIN_GRACE`]: duet stopped reading
-    /// instead of hanging, and `stdout`/`stderr` hold what arrived until then.
-    pub still_open: bool,
-}
 
 /// A running child process and the conversation with it.
 ///
@@ -64,20 +37,31 @@ pub struct Child {
 }
 
 impl Child {
-    pub(crate) fn new(
-        streams: Streams,
-        process: Process,
-        program: String,
-        timeout: Duration,
-        on_drop: OnDrop,
-        channel: Option<OwnedFd>,
-    ) -> Child {
+    /// The blocking child over the parts the spawn engine started.
+    pub(crate) fn from_spawned(spawned: Spawned) -> Child {
+        let Spawned {
+            streams,
+            process,
+            program,
+            timeout,
+            on_drop,
+            channel,
+        } = spawned;
         Child {
             session: Session::from_streams(streams, timeout, Some(process)),
             channel,
             program,
             on_drop,
         }
+    }
+
+    /// Runs `cmd` on this host to completion and captures its output, as
+    /// `Command::output` does for a command without `ssh`: for `remote`,
+    /// which runs its own `ssh` commands below the layer that chooses
+    /// between here and there.
+    pub(crate) fn output_here(cmd: &Command) -> Result<Output> {
+        let mut child = Child::from_spawned(crate::spawn::spawn(&cmd.for_output())?);
+        child.communicate(b"", cmd.timeout)
     }
 
     /// The process handle (for `remote` to attach the remote pid).
@@ -934,8 +918,9 @@ impl Child {
     /// write. Output already buffered by earlier reads is included.
     ///
     /// When the child has exited but a descendant still holds its output
-    /// pipes, reading stops after [`DRAIN_GRACE`] and `Output::still_open`
-    /// says so, instead of hanging until the descendant exits.
+    /// pipes, reading stops after [`DRAIN_GRACE`](crate::DRAIN_GRACE) and
+    /// `Output::still_open` says so, instead of hanging until the
+    /// descendant exits.
     ///
     /// ```
     /// let mut tr = duet::Command::new("tr").args(["a-z", "A-Z"]).spawn()?;

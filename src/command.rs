@@ -1,4 +1,8 @@
 //! The `Command` builder: plain data describing a child to start.
+//!
+//! Data and builder only: how a command starts (`spawn`, `output`,
+//! `spawn_async`, `output_async`) is the spawn stack's business, in
+//! `launch`, so this module imports nothing of the crate.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -6,8 +10,6 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-use crate::{Child, Output, Result};
 
 /// The default timeout of every read, expect and write on a child.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,7 +93,7 @@ impl From<File> for Stdio {
     }
 }
 
-/// What dropping a [`Child`] that is still running does.
+/// What dropping a [`Child`](crate::Child) that is still running does.
 ///
 /// The default is `Terminate(Duration::from_secs(1))`: no child outlives its
 /// handle by accident and no zombie is left behind.
@@ -539,8 +541,8 @@ impl Command {
         self
     }
 
-    /// What dropping the [`Child`] does while it runs (default: terminate
-    /// with a 1 s grace and reap).
+    /// What dropping the [`Child`](crate::Child) does while it runs
+    /// (default: terminate with a 1 s grace and reap).
     ///
     /// ```
     /// use duet::{Command, OnDrop};
@@ -595,7 +597,7 @@ impl Command {
 
     /// Runs the program on `host` (`[user@]host`, or a `Host` of your
     /// `~/.ssh/config`) through OpenSSH's `ssh` instead of here. Every
-    /// [`Child`] method works on it; what changes:
+    /// [`Child`](crate::Child) method works on it; what changes:
     ///
     /// - **Arguments** arrive byte for byte: duet quotes each word for the
     ///   remote shell (which must be a POSIX shell: sh, bash, dash, ksh,
@@ -675,59 +677,9 @@ impl Command {
         self
     }
 
-    /// Starts the child.
-    ///
-    /// # Errors
-    /// [`Error::Spawn`](crate::Error::Spawn) when the program cannot be run:
-    /// its message names the program, the failing step (`exec`, `chdir`, …),
-    /// the path and the OS error. A missing program is this error, never a
-    /// child that exits 127.
-    ///
-    /// ```
-    /// use duet::{Command, Error};
-    /// let mut cat = Command::new("cat").spawn()?;
-    /// assert_eq!(cat.ask("hi")?, "hi");
-    /// let err = Command::new("duet-no-such-program").spawn().unwrap_err();
-    /// assert!(matches!(err, Error::Spawn { .. }));
-    /// assert!(err.to_string().contains("duet-no-such-program"));
-    /// # Ok::<(), duet::Error>(())
-    /// ```
-    pub fn spawn(&mut self) -> Result<Child> {
-        if self.ssh_host.is_some() {
-            crate::remote::spawn(self)
-        } else if let Some(opt) = self.ssh_options.first() {
-            Err(crate::error::SpawnFailure {
-                step: "use ssh option",
-                path: Some(opt.to_string_lossy().into_owned()),
-                os: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "ssh_option needs ssh(host)",
-                ),
-            }
-            .into_error(&self.program_name()))
-        } else {
-            crate::spawn::spawn(self)
-        }
-    }
-
-    /// Runs the child to completion and captures stdout and stderr (stdin
-    /// is `/dev/null` unless set otherwise). Waits without a time limit
-    /// unless [`timeout`](Self::timeout) was set.
-    ///
-    /// ```
-    /// let out = duet::Command::new("echo").arg("hello").output()?;
-    /// assert_eq!(out.stdout, b"hello\n");
-    /// assert!(out.status.success());
-    /// # Ok::<(), duet::Error>(())
-    /// ```
-    pub fn output(&mut self) -> Result<Output> {
-        let mut child = self.for_output().spawn()?;
-        child.communicate(b"", self.timeout)
-    }
-
     /// What [`output`](Self::output) runs: stdin from `/dev/null` unless
     /// set otherwise, stderr piped unless set or merged.
-    fn for_output(&self) -> Command {
+    pub(crate) fn for_output(&self) -> Command {
         let mut cmd = self.clone();
         if matches!(cmd.stdin.0, StdioKind::Piped) {
             cmd.stdin = Stdio::null();
@@ -736,54 +688,6 @@ impl Command {
             cmd.stderr = Some(Stdio::piped());
         }
         cmd
-    }
-
-    /// Starts the child for tokio (feature `tokio`): a
-    /// [`duet::tokio::Child`](crate::tokio::Child), whose methods are the
-    /// blocking [`Child`]'s, `async` where they wait.
-    ///
-    /// A plain `fn`, called inside a runtime: the spawn runs inline (the
-    /// vfork-class spawn costs the same at any parent size, and suspends
-    /// only this thread until the child reaches `exec`), and the child's
-    /// pipes and pidfd are registered with the current runtime, which
-    /// needs its IO and time drivers.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> duet::Result<()> {
-    /// let mut bc = duet::Command::new("bc").arg("-q").spawn_async()?;
-    /// assert_eq!(bc.ask("6*7").await?, "42");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`spawn`](Self::spawn); and `Error::Io` (no process is started)
-    /// when called outside a tokio runtime.
-    #[cfg(feature = "tokio")]
-    pub fn spawn_async(&mut self) -> Result<crate::tokio::Child> {
-        crate::tokio::Child::spawn(self)
-    }
-
-    /// [`output`](Self::output) for tokio (feature `tokio`): runs the child
-    /// to completion and captures stdout and stderr without blocking the
-    /// thread.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> duet::Result<()> {
-    /// let out = duet::Command::new("echo").arg("hello").output_async().await?;
-    /// assert_eq!(out.stdout, b"hello\n");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`output`](Self::output) and [`spawn_async`](Self::spawn_async).
-    #[cfg(feature = "tokio")]
-    pub async fn output_async(&mut self) -> Result<Output> {
-        let mut child = self.for_output().spawn_async()?;
-        child.communicate(b"", self.timeout).await
     }
 
     /// The program as given to [`new`](Self::new), for messages.

@@ -8,8 +8,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::Output;
-use crate::status::ExitStatus;
+use crate::status::{ExitStatus, Output};
 
 /// Errors returned by duet.
 ///

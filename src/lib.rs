@@ -140,9 +140,9 @@
 
 mod child;
 mod command;
-
 mod driver;
 mod error;
+mod launch;
 mod process;
 mod remote;
 mod session;
@@ -152,7 +152,7 @@ mod status;
 mod sys;
 mod text;
 
-pub use child::{Child, DRAIN_GRACE, Output};
+pub use child::Child;
 pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
 pub use driver::Observed;
 pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
@@ -160,7 +160,7 @@ pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
 pub use session::{Lines, Session};
 pub use shell::{Shell, ShellOutput};
-pub use status::ExitStatus;
+pub use status::{DRAIN_GRACE, ExitStatus, Output};
 
 /// The window size `(rows, cols)` of the terminal on `fd`, or `None` when
 /// `fd` is not a terminal. With [`Child::set_window_size`] a wrapper makes a

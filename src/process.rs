@@ -8,8 +8,9 @@
 //! that looks instead of waiting is `terminate`'s wait for a group to
 //! empty, for want of any event that says so.
 
+use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
@@ -34,8 +35,26 @@ pub(crate) struct Process {
     /// every signal is a no-op.
     status: Option<ExitStatus>,
     /// For a program run through ssh: the remote process, which gets the
-    /// signals (see `remote::Target::deliver`).
-    remote: Option<crate::remote::Target>,
+    /// signals (see [`Remote`]).
+    remote: Option<Box<dyn Remote>>,
+}
+
+/// The far end of a child that runs on another host: the program a local
+/// `ssh` process started there. It takes the signals meant for the
+/// program, and hears when the local process has been reaped.
+///
+/// A seam, as tokio's process module has `Kill` and `Wait`: the process
+/// handle calls up through it without importing the layer that spawns
+/// `ssh` (`remote::Target` implements it), so signalling and dropping a
+/// child never run back through the spawn stack at the module level.
+pub(crate) trait Remote: fmt::Debug + Send {
+    /// Delivers `signal` to the remote program. True when nothing more is
+    /// to be done locally; false when the local process (`local`, its
+    /// pidfd) should get the signal too.
+    fn deliver(&self, signal: Signal, local: BorrowedFd<'_>) -> bool;
+
+    /// Called once, when the local process has been reaped.
+    fn reaped(&mut self);
 }
 
 impl Process {
@@ -50,8 +69,9 @@ impl Process {
         }
     }
 
-    pub(crate) fn set_remote(&mut self, target: crate::remote::Target) {
-        self.remote = Some(target);
+    /// Makes `remote` the receiver of this process's signals.
+    pub(crate) fn set_remote(&mut self, remote: impl Remote + 'static) {
+        self.remote = Some(Box::new(remote));
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -59,7 +79,7 @@ impl Process {
     }
 
     /// Readable once the child has exited.
-    pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
     }
 
@@ -317,6 +337,11 @@ impl std::os::fd::AsRawFd for Process {
     }
 }
 
+/// A `Process` keeps its pidfd from creation to drop, so tokio may register
+/// it (see `sys::OwnsFd`).
+#[cfg(feature = "tokio")]
+impl sys::OwnsFd for Process {}
+
 /// Where [`Process::terminate`] stands after its first step.
 #[derive(Debug)]
 pub(crate) enum Terminating {
@@ -393,4 +418,63 @@ fn scan_group(pgid: i32, leader: i32) -> Option<bool> {
         }
     }
     Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A remote end that records what reaches it and answers as told.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder {
+        signals: Arc<Mutex<Vec<Signal>>>,
+        reaped: Arc<AtomicUsize>,
+        /// What `deliver` answers: true when the remote end took the signal.
+        takes_it: Arc<AtomicBool>,
+    }
+
+    impl Remote for Recorder {
+        fn deliver(&self, signal: Signal, _local: BorrowedFd<'_>) -> bool {
+            self.signals.lock().unwrap().push(signal);
+            self.takes_it.load(Ordering::SeqCst)
+        }
+
+        fn reaped(&mut self) {
+            self.reaped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_remote_end_takes_the_signals_and_hears_the_reap_once() {
+        let mut cmd = crate::Command::new("sleep");
+        cmd.arg("30");
+        let mut process = crate::spawn::spawn(&cmd).expect("sleep runs").process;
+        let remote = Recorder::default();
+        process.set_remote(remote.clone());
+
+        // Taken by the remote end: the local process never sees it.
+        remote.takes_it.store(true, Ordering::SeqCst);
+        process.signal(Signal::SIGTERM).unwrap();
+        // Not taken (the host could not be reached): the local process
+        // gets it too.
+        remote.takes_it.store(false, Ordering::SeqCst);
+        process.signal(Signal::SIGKILL).unwrap();
+        let status = process.wait_deadline(None).unwrap().unwrap();
+        // A SIGTERM that had reached `sleep` would have ended it first.
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        assert_eq!(
+            *remote.signals.lock().unwrap(),
+            [Signal::SIGTERM, Signal::SIGKILL]
+        );
+        assert_eq!(remote.reaped.load(Ordering::SeqCst), 1);
+
+        // Reaped: later waits and signals reach nobody, the remote end
+        // included.
+        assert_eq!(process.try_wait().unwrap(), Some(status));
+        process.signal(Signal::SIGTERM).unwrap();
+        assert_eq!(remote.signals.lock().unwrap().len(), 2);
+        assert_eq!(remote.reaped.load(Ordering::SeqCst), 1);
+    }
 }

@@ -41,6 +41,7 @@ use nix::poll::PollFlags;
 
 use crate::command::{Command, DEFAULT_TIMEOUT, StdioKind};
 use crate::error::SpawnFailure;
+use crate::process::Remote;
 use crate::{Child, Error, Result, Signal, Stdio, sys};
 
 /// How long an idle master connection stays open after its last session.
@@ -283,7 +284,8 @@ fn ssh_args(cmd: &Command, dir: &Path) -> Vec<OsString> {
 }
 
 /// What a remote child needs to be signalled: how to reach its host and
-/// which process it is there.
+/// which process it is there. The local `ssh` process holds it as its
+/// [`Remote`].
 #[derive(Debug)]
 pub(crate) struct Target {
     /// `ssh` options and `--`, then the host.
@@ -295,16 +297,7 @@ pub(crate) struct Target {
     relay: Option<mpsc::Receiver<()>>,
 }
 
-impl Target {
-    /// Called once the local ssh has been reaped: lets the stdout relay
-    /// write what is left (bounded: a remote descendant may hold the
-    /// output open), so a caller that exits next loses no output.
-    pub(crate) fn reaped(&mut self) {
-        if let Some(done) = self.relay.take() {
-            let _ = done.recv_timeout(crate::DRAIN_GRACE);
-        }
-    }
-
+impl Remote for Target {
     /// Delivers `signal` to the remote program. Returns true when nothing
     /// more is to be done locally; false when the local `ssh` (`local`, its
     /// pidfd) should get the signal too: when the host could not be reached
@@ -314,7 +307,7 @@ impl Target {
     /// open; waiting for its end must not depend on the remote host).
     /// Waiting for `ssh` to end on its own after a SIGKILL means that, once
     /// the child is reaped, sshd has reaped the remote program.
-    pub(crate) fn deliver(&self, signal: Signal, local: BorrowedFd<'_>) -> bool {
+    fn deliver(&self, signal: Signal, local: BorrowedFd<'_>) -> bool {
         match self.send(signal) {
             Ok(()) if signal == Signal::SIGKILL => {
                 let mut fds = [sys::poll_fd(local, PollFlags::POLLIN)];
@@ -331,6 +324,17 @@ impl Target {
         }
     }
 
+    /// Called once the local ssh has been reaped: lets the stdout relay
+    /// write what is left (bounded: a remote descendant may hold the
+    /// output open), so a caller that exits next loses no output.
+    fn reaped(&mut self) {
+        if let Some(done) = self.relay.take() {
+            let _ = done.recv_timeout(crate::DRAIN_GRACE);
+        }
+    }
+}
+
+impl Target {
     fn send(&self, signal: Signal) -> Result<()> {
         let name = signal.as_str().trim_start_matches("SIG");
         let target = if self.group {
@@ -356,7 +360,7 @@ impl Target {
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .timeout(SIGNAL_TIMEOUT);
-        let out = ssh.output()?;
+        let out = Child::output_here(&ssh)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -426,7 +430,7 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let spawned = crate::spawn::spawn(&ssh);
     drop(ssh); // our copy of the relay pipe's write end
-    let mut child = spawned?;
+    let mut child = Child::from_spawned(spawned?);
 
     let marker = match &relay_read {
         Some(r) => read_marker_raw(r, &mark, timeout),

@@ -1,6 +1,8 @@
-//! How a child ended.
+//! How a child ended: its exit status, and what a finished child produced.
+//! Plain data: this module imports nothing of the crate.
 
 use std::fmt;
+use std::time::Duration;
 
 /// The exit status of a child: a code it passed to `exit`, or the signal that
 /// killed it, or (rarely) unknown.
@@ -193,6 +195,35 @@ impl fmt::Display for ExitStatus {
             }
         }
     }
+}
+
+/// How long `communicate` keeps reading after the child exited while a
+/// descendant still holds its output pipes open.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// What a finished child produced ([`Command::output`](crate::Command::output),
+/// [`Child::communicate`](crate::Child::communicate)).
+///
+/// ```
+/// let out = duet::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 2"]).output()?;
+/// assert_eq!(out.stdout, b"out\n");
+/// assert_eq!(out.stderr, b"err\n");           // output() pipes stderr
+/// assert_eq!(out.status.code(), Some(2));
+/// assert!(!out.still_open);
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// How the child ended.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to a piped stderr.
+    pub stderr: Vec<u8>,
+    /// True when the child had exited but its output pipes were still open
+    /// (held by a descendant) after [`DRAIN_GRACE`]: duet stopped reading
+    /// instead of hanging, and `stdout`/`stderr` hold what arrived until then.
+    pub still_open: bool,
 }
 
 #[cfg(test)]

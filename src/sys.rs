@@ -614,18 +614,17 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
 
 /// The descriptor-owning types whose [`AsRawFd::as_raw_fd`] always names
 /// the same open descriptor, owned by the value for as long as it lives:
-/// what tokio's `AsyncFd::register` requires. The implementations below
-/// are the whole list (an `OwnedFd`, a child's stdin, a child's pidfd),
-/// each of which keeps its one descriptor from creation to drop.
+/// what tokio's `AsyncFd::register` requires. The whole list: `OwnedFd`
+/// (here), a child's stdin (`driver::Input`) and a child's pidfd
+/// (`process::Process`), each implemented next to its type, which keeps its
+/// one descriptor from creation to drop. A new implementation is a promise
+/// that [`register`] relies on: make it only for a type that keeps that
+/// promise, next to the type, and add it to this list.
 #[cfg(feature = "tokio")]
 pub(crate) trait OwnsFd: AsRawFd {}
 
 #[cfg(feature = "tokio")]
 impl OwnsFd for OwnedFd {}
-#[cfg(feature = "tokio")]
-impl OwnsFd for crate::driver::Input {}
-#[cfg(feature = "tokio")]
-impl OwnsFd for crate::process::Process {}
 
 /// Registers `inner`'s descriptor with the current tokio runtime's reactor
 /// for `interest`. On failure `inner` comes back with the error.

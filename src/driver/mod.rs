@@ -104,6 +104,11 @@ impl std::os::fd::AsRawFd for Input {
     }
 }
 
+/// An `Input` keeps the one descriptor it was made with until it is
+/// dropped, so tokio may register it (see `sys::OwnsFd`).
+#[cfg(feature = "tokio")]
+impl sys::OwnsFd for Input {}
+
 /// Bytes on their way to the child's stdin: the caller's parts, or their
 /// encoding for a terminal.
 #[derive(Debug)]

@@ -28,6 +28,10 @@ use nix::libc::{self, c_char, c_int, c_void};
 /// How many descriptors the child can be given (0, 1, 2 and passed ones).
 pub(crate) const MAX_MOVES: usize = 8;
 
+/// The most digits a pid has (`pid_t` is a positive `i32`): the room the
+/// parent leaves in [`ChildPlan::pid_slot`].
+pub(crate) const PID_DIGITS: usize = 10;
+
 /// What the child does, as plain integers and pointers into memory the
 /// parent owns for the whole creation. `Copy`, so nothing is dropped in the
 /// child.
@@ -348,7 +352,7 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             let pid = libc::syscall(libc::SYS_getpid) as u32;
             let mut digits = 1;
             let mut left = pid / 10;
-            while left > 0 && digits < super::PID_DIGITS {
+            while left > 0 && digits < PID_DIGITS {
                 digits += 1;
                 left /= 10;
             }

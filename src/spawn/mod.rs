@@ -1,4 +1,6 @@
-//! The spawn engine: turns a [`Command`] into a running [`Child`].
+//! The spawn engine: turns a [`Command`] into a running process and the
+//! parent's ends of its streams ([`Spawned`]). A driver assembles its
+//! child from those parts: the blocking `Child`, or the async one.
 //!
 //! Everything the child needs is prepared here, in the parent, before the
 //! process exists: C strings for argv and envp, the program's candidate
@@ -18,19 +20,15 @@ use nix::libc::c_char;
 use nix::sys::termios;
 use nix::unistd::Pid;
 
-use crate::child::Child;
-use crate::command::{Command, StdioKind};
+use crate::command::{Command, DEFAULT_TIMEOUT, OnDrop, StdioKind};
 use crate::driver::{Input, Streams};
 use crate::error::SpawnFailure;
 use crate::process::Process;
 use crate::{Result, sys};
-use after_fork::{ChildPlan, Method, Step};
+use after_fork::{ChildPlan, Method, PID_DIGITS, Step};
 
 /// The name of the channel's pid variable, `=` included.
 const PID_ENTRY_NAME: &[u8] = b"DUET_CHANNEL_PID=";
-
-/// The most digits a pid has (`pid_t` is a positive `i32`).
-pub(crate) const PID_DIGITS: usize = 10;
 
 /// An array of C strings and the null-terminated pointer array over them.
 struct CStrings {
@@ -250,21 +248,13 @@ pub(crate) struct Spawned {
     pub(crate) process: Process,
     pub(crate) program: String,
     pub(crate) timeout: std::time::Duration,
-    pub(crate) on_drop: crate::OnDrop,
+    pub(crate) on_drop: OnDrop,
     pub(crate) channel: Option<OwnedFd>,
 }
 
-/// Starts `cmd`. See [`Command::spawn`].
-pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
-    let s = start(cmd)?;
-    Ok(Child::new(
-        s.streams, s.process, s.program, s.timeout, s.on_drop, s.channel,
-    ))
-}
-
-/// Starts `cmd` and hands over its parts, for the blocking `Child` or the
-/// async one.
-pub(crate) fn start(cmd: &Command) -> Result<Spawned> {
+/// Starts `cmd` on this host and hands over its parts, for the blocking
+/// `Child` or the async one. See `Command::spawn`.
+pub(crate) fn spawn(cmd: &Command) -> Result<Spawned> {
     let program = cmd.program_name();
     let fail = |f: SpawnFailure| f.into_error(&program);
     let io_fail = |step: &'static str| {
@@ -389,7 +379,7 @@ pub(crate) fn start(cmd: &Command) -> Result<Spawned> {
         streams,
         process,
         program,
-        timeout: cmd.timeout.unwrap_or(crate::command::DEFAULT_TIMEOUT),
+        timeout: cmd.timeout.unwrap_or(DEFAULT_TIMEOUT),
         on_drop: cmd.on_drop,
         channel,
     })

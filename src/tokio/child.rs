@@ -104,7 +104,7 @@ impl Child {
             timeout,
             on_drop,
             channel,
-        } = crate::spawn::start(cmd)?;
+        } = crate::spawn::spawn(cmd)?;
         let register = |what: &str, e: std::io::Error| Error::Spawn {
             program: program.clone(),
             source: std::io::Error::new(
@@ -752,8 +752,8 @@ impl Child {
     /// the end, then reaps the child, as
     /// [`Child::communicate`](crate::Child::communicate): no deadlock
     /// however much both sides write; output already buffered is included;
-    /// reading stops [`DRAIN_GRACE`](crate::DRAIN_GRACE) after the child exited when a
-    /// descendant holds its pipes (`Output::still_open`).
+    /// reading stops [`DRAIN_GRACE`](crate::DRAIN_GRACE) after the child
+    /// exited when a descendant holds its pipes (`Output::still_open`).
     ///
     /// # Errors
     /// `Error::Timeout` when `timeout` passes first; [`Error::output`]

@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::app::Cli::parse();
     init_logging(args.verbose);
-    match cli::run(args) {
+    match cli::app::run(args) {
         Ok(code) => code,
         Err(failure) => {
             if !failure.message.is_empty() {

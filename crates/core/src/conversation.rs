@@ -389,7 +389,7 @@ impl Conversation {
             bytes: inbox.pending(),
             base: position,
         };
-        let mut best: Option<(usize, crate::search::Found)> = None;
+        let mut best: Option<(usize, crate::pattern::Found)> = None;
         for (i, (scan, pattern)) in search.scans.iter_mut().zip(patterns).enumerate() {
             if let Some(found) = scan.find(pattern, hay, &mut self.examined)
                 && best.as_ref().is_none_or(|(_, b)| found.start < b.start)

@@ -51,7 +51,8 @@ mod watch;
 
 pub use conversation::{Conversation, Failure, Halt, Stream};
 pub use inbox::{Inbox, Line};
-pub use pattern::{Exact, Match, Pattern, Searcher};
+pub use pattern::{Exact, Match, Pattern};
+pub use search::Searcher;
 pub use watch::{Action, WatchId};
 
 /// The compiled forms inside a [`Pattern`]: [`Pattern::Exact`] holds an

@@ -1,4 +1,6 @@
-//! Patterns for `expect` and watches, and what a match returns.
+//! Patterns for `expect` and watches, and what a match returns: values
+//! only. How a pattern is searched for in a growing stream is `search`,
+//! which builds on this module.
 //!
 //! A pattern is a value: cheap to clone (the compiled parts are shared), so
 //! it can be kept in a list and used for every expect of a conversation.
@@ -12,8 +14,6 @@ use regex_automata::MatchKind;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
-
-use crate::search::{Found, Hay, Scan};
 
 /// What `Child::expect` waits for.
 ///
@@ -201,28 +201,6 @@ impl Pattern {
         }))))
     }
 
-    /// An incremental search of this pattern over a buffer of your own
-    /// that only grows: each [`Searcher::find`] looks only at the bytes
-    /// added since the last call, so feeding a reply a few bytes at a time
-    /// costs a constant per byte, as an `expect`
-    /// does. For a loop that reads its own descriptors.
-    ///
-    /// ```
-    /// use duet::Pattern;
-    /// let mut prompt = Pattern::regex(r"\(gdb\) $")?.searcher();
-    /// let mut buffer = b"GNU gdb 13\n(gd".to_vec();
-    /// assert_eq!(prompt.find(&buffer), None);
-    /// buffer.extend_from_slice(b"b) ");
-    /// assert_eq!(prompt.find(&buffer), Some(11..17));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn searcher(&self) -> Searcher {
-        Searcher {
-            scan: Scan::new(self, 0),
-            pattern: self.clone(),
-        }
-    }
-
     /// The number shared by this pattern's clones (0 for `Eof`/`Timeout`).
     pub(crate) fn id(&self) -> u64 {
         match self {
@@ -381,34 +359,15 @@ impl From<String> for Pattern {
     }
 }
 
-/// The search of [`Pattern::searcher`]: a pattern's search state over a
-/// growing buffer.
-#[derive(Debug)]
-pub struct Searcher {
-    pattern: Pattern,
-    scan: Scan,
-}
-
-impl Searcher {
-    /// The first match in `haystack` as a range of it, looking only at
-    /// what was added since the last call. `haystack` must begin with what
-    /// the earlier calls were given (append only); after consuming from
-    /// its front, start over with [`reset`](Self::reset). For a
-    /// [`Pattern::line`] the range is the line without its line end.
-    pub fn find(&mut self, haystack: &[u8]) -> Option<std::ops::Range<usize>> {
-        let hay = Hay {
-            bytes: haystack,
-            base: 0,
-        };
-        let found = self.scan.find(&self.pattern, hay, &mut 0)?;
-        Some(found.start as usize..found.end as usize)
-    }
-
-    /// Forgets what was searched: the next [`find`](Self::find) starts at
-    /// the beginning of the haystack it is given.
-    pub fn reset(&mut self) {
-        self.scan.restart(&self.pattern, 0);
-    }
+/// Where a pattern matched, in stream positions (see `search`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub start: u64,
+    pub end: u64,
+    /// Up to where the match consumes (past `end` for a line: its newline).
+    pub through: u64,
+    /// Capture groups 1.. (group 0 is `start..end`).
+    pub groups: Vec<Option<(u64, u64)>>,
 }
 
 /// A successful `expect`: the text before the match, the match, its groups.

@@ -21,18 +21,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Input, Span};
 
-use crate::pattern::{Line as LinePattern, Pattern, Regex as RegexPattern};
-
-/// Where a pattern matched, in stream positions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub start: u64,
-    pub end: u64,
-    /// Up to where the match consumes (past `end` for a line: its newline).
-    pub through: u64,
-    /// Capture groups 1.. (group 0 is `start..end`).
-    pub groups: Vec<Option<(u64, u64)>>,
-}
+use crate::pattern::{Found, Line as LinePattern, Pattern, Regex as RegexPattern};
 
 /// A haystack: bytes and the stream position of the first one.
 #[derive(Clone, Copy)]
@@ -375,6 +364,60 @@ impl DfaState {
             self.sid = None;
         }
         Ok(eoi.is_match())
+    }
+}
+
+impl Pattern {
+    /// An incremental search of this pattern over a buffer of your own
+    /// that only grows: each [`Searcher::find`] looks only at the bytes
+    /// added since the last call, so feeding a reply a few bytes at a time
+    /// costs a constant per byte, as an `expect`
+    /// does. For a loop that reads its own descriptors.
+    ///
+    /// ```
+    /// use duet::Pattern;
+    /// let mut prompt = Pattern::regex(r"\(gdb\) $")?.searcher();
+    /// let mut buffer = b"GNU gdb 13\n(gd".to_vec();
+    /// assert_eq!(prompt.find(&buffer), None);
+    /// buffer.extend_from_slice(b"b) ");
+    /// assert_eq!(prompt.find(&buffer), Some(11..17));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn searcher(&self) -> Searcher {
+        Searcher {
+            scan: Scan::new(self, 0),
+            pattern: self.clone(),
+        }
+    }
+}
+
+/// The search of [`Pattern::searcher`]: a pattern's search state over a
+/// growing buffer.
+#[derive(Debug)]
+pub struct Searcher {
+    pattern: Pattern,
+    scan: Scan,
+}
+
+impl Searcher {
+    /// The first match in `haystack` as a range of it, looking only at
+    /// what was added since the last call. `haystack` must begin with what
+    /// the earlier calls were given (append only); after consuming from
+    /// its front, start over with [`reset`](Self::reset). For a
+    /// [`Pattern::line`] the range is the line without its line end.
+    pub fn find(&mut self, haystack: &[u8]) -> Option<std::ops::Range<usize>> {
+        let hay = Hay {
+            bytes: haystack,
+            base: 0,
+        };
+        let found = self.scan.find(&self.pattern, hay, &mut 0)?;
+        Some(found.start as usize..found.end as usize)
+    }
+
+    /// Forgets what was searched: the next [`find`](Self::find) starts at
+    /// the beginning of the haystack it is given.
+    pub fn reset(&mut self) {
+        self.scan.restart(&self.pattern, 0);
     }
 }
 

@@ -1,8 +1,8 @@
 //! Watches: patterns that observe every byte a stream receives, without
 //! consuming any, and act each time they match.
 
-use crate::pattern::Pattern;
-use crate::search::{Found, Scan};
+use crate::pattern::{Found, Pattern};
+use crate::search::Scan;
 
 /// The handle of a watch set with `Child::fail_on`
 /// or `Child::respond`; give it to

@@ -39,46 +39,12 @@ pub mod report;
 mod runner;
 pub mod syntax;
 
-use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
 
 pub use report::Case;
-pub use runner::{Config, FAILED, Failed, Outcome, PTY_TERM};
-
-/// The exit codes of `duet script` for a script that could not run, as
-/// coreutils `timeout` and `env` use them.
-pub mod exit {
-    /// duet itself failed (a file it could not write, a pipe it could not make).
-    pub const INTERNAL: u8 = 125;
-    /// The program exists but cannot be run.
-    pub const NOT_EXECUTABLE: u8 = 126;
-    /// The program is not found.
-    pub const NOT_FOUND: u8 = 127;
-}
-
-/// Where a script's program runs: here, or on another host through
-/// OpenSSH (`duet::Command::ssh`).
-#[derive(Clone, Debug, Default)]
-pub struct Remote {
-    /// `[user@]host`; `None` runs the program here.
-    pub ssh: Option<OsString>,
-    /// Options passed as `ssh -o OPT`.
-    pub ssh_options: Vec<OsString>,
-}
-
-impl Remote {
-    /// Sets the host and options on `cmd` (nothing without a host).
-    pub fn apply(&self, cmd: &mut duet::Command) {
-        if let Some(host) = &self.ssh {
-            cmd.ssh(host);
-            for opt in &self.ssh_options {
-                cmd.ssh_option(opt);
-            }
-        }
-    }
-}
+pub use runner::{Config, FAILED, Failed, Outcome, PTY_TERM, Remote, exit};
 
 impl Config {
     /// The defaults for `file`: its own `spawn`, here, a 10 s timeout per

@@ -40,6 +40,39 @@ use crate::syntax::{
     self, Action, EnvChange, Exit, Group, Groups, Piece, Re, Script, Stderr, Step, Stream, Text,
 };
 
+/// The exit codes of `duet script` for a script that could not run, as
+/// coreutils `timeout` and `env` use them.
+pub mod exit {
+    /// duet itself failed (a file it could not write, a pipe it could not make).
+    pub const INTERNAL: u8 = 125;
+    /// The program exists but cannot be run.
+    pub const NOT_EXECUTABLE: u8 = 126;
+    /// The program is not found.
+    pub const NOT_FOUND: u8 = 127;
+}
+
+/// Where a script's program runs: here, or on another host through
+/// OpenSSH (`duet::Command::ssh`).
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    /// `[user@]host`; `None` runs the program here.
+    pub ssh: Option<OsString>,
+    /// Options passed as `ssh -o OPT`.
+    pub ssh_options: Vec<OsString>,
+}
+
+impl Remote {
+    /// Sets the host and options on `cmd` (nothing without a host).
+    pub fn apply(&self, cmd: &mut duet::Command) {
+        if let Some(host) = &self.ssh {
+            cmd.ssh(host);
+            for opt in &self.ssh_options {
+                cmd.ssh_option(opt);
+            }
+        }
+    }
+}
+
 /// How a script is run, besides the script itself.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -48,7 +81,7 @@ pub struct Config {
     /// `-- PROG ARGS` from the command line, overriding `spawn`.
     pub program: Vec<OsString>,
     /// `--ssh HOST`: the program runs there.
-    pub remote: crate::Remote,
+    pub remote: Remote,
     /// The timeout until a `timeout` step changes it.
     pub timeout: Duration,
     /// `--pty`: as `pty on`.
@@ -412,7 +445,7 @@ impl Runner {
         let command = syntax::quote_words(&words);
         let transcript = match &config.transcript {
             Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
-                code: crate::exit::INTERNAL,
+                code: exit::INTERNAL,
                 ..Failed::at(
                     spawn_line,
                     format!("cannot write the transcript {}: {e}", path.display()),
@@ -437,7 +470,7 @@ impl Runner {
                     pipes: !pty,
                 };
                 Some(Cast::create(path, start, &screen).map_err(|e| Failed {
-                    code: crate::exit::INTERNAL,
+                    code: exit::INTERNAL,
                     ..Failed::at(
                         spawn_line,
                         format!("cannot write the recording {}: {e}", path.display()),
@@ -487,9 +520,9 @@ impl Runner {
         let mut child = cmd.spawn().map_err(|e| {
             let code = match &e {
                 Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    crate::exit::NOT_FOUND
+                    exit::NOT_FOUND
                 }
-                _ => crate::exit::NOT_EXECUTABLE,
+                _ => exit::NOT_EXECUTABLE,
             };
             Failed {
                 code,
@@ -593,7 +626,7 @@ impl Runner {
                 Some(f) => f.notes.push(what),
                 None => {
                     failure = Some(Failed {
-                        code: crate::exit::INTERNAL,
+                        code: exit::INTERNAL,
                         ..Failed::at(1, what)
                     })
                 }

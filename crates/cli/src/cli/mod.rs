@@ -1,6 +1,15 @@
-//! The command line: clap definitions, the exit-code table, and dispatch to
-//! one module per subcommand. Each subcommand turns its arguments into a
-//! validated configuration, then runs it through the public library API.
+//! The command line: one module per subcommand, over the pieces they share
+//! (defined here): `-- PROG ARGS` and `--ssh` ([`Program`], [`Remote`]),
+//! `--restart` ([`RestartArg`]), duration values, and the exit-code table
+//! ([`Failure`]). The clap definition of the whole command line and the
+//! dispatch to the subcommands are in [`app`], the one module that knows
+//! them all. Each subcommand turns its arguments into a validated
+//! configuration, then runs it through the public library API.
+//!
+//! The layers, lowest first: this module's shared pieces; `framing` and
+//! `served` (the serve protocol, shared by `serve` and its clients); the
+//! subcommands; `app`. A subcommand imports `super::…` and never `app`;
+//! nothing imports `app` but `main.rs`.
 //!
 //! Exit codes (coreutils `timeout`/`env` conventions):
 //!
@@ -15,6 +24,7 @@
 //! | 126 | PROG was found but cannot be run |
 //! | 127 | PROG was not found |
 
+pub mod app;
 mod ask;
 mod chat;
 mod completions;
@@ -37,58 +47,7 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-
-/// Drive programs that speak line protocols: wrap, converse, script, serve.
-#[derive(Debug, Parser)]
-#[command(
-    name = "duet",
-    version,
-    after_help = "Example: printf '2+2\\n3*3\\n' | duet chat -- bc -q"
-)]
-pub struct Cli {
-    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    Run(run::RunArgs),
-    Chat(chat::ChatArgs),
-    Script(script::ScriptArgs),
-    Serve(serve::ServeArgs),
-    Ask(ask::AskArgs),
-    Send(send::SendArgs),
-    Recv(recv::RecvArgs),
-    Status(status::StatusArgs),
-    Stop(stop::StopArgs),
-    Test(test::TestArgs),
-    Record(record::RecordArgs),
-    Completions(completions::CompletionsArgs),
-    Man(completions::ManArgs),
-}
-
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Chat(args) => chat::run(args),
-        Command::Script(args) => script::run(args),
-        Command::Serve(args) => serve::run(args),
-        Command::Ask(args) => ask::run(args),
-        Command::Send(args) => send::run(args),
-        Command::Recv(args) => recv::run(args),
-        Command::Status(args) => status::run(args),
-        Command::Stop(args) => stop::run(args),
-        Command::Test(args) => test::run(args),
-        Command::Record(args) => record::run(args),
-        Command::Completions(args) => completions::completions(args),
-        Command::Man(args) => completions::man(args),
-    }
-}
+use clap::Args;
 
 /// `-- PROG ARGS`, shared by the subcommands that start a program.
 #[derive(Clone, Debug, Args)]
@@ -327,13 +286,4 @@ pub fn ended(status: duet::ExitStatus) -> String {
 /// PROG's status as duet's exit code: its code, or 128+N for signal N.
 pub fn exit_code(status: duet::ExitStatus) -> ExitCode {
     ExitCode::from(status.shell_code().clamp(0, 255) as u8)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
-    }
 }
