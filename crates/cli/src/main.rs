@@ -2,7 +2,21 @@
 //! protocols. A thin layer over the `duet` library; see `duet --help`.
 #![deny(unsafe_code, missing_docs, missing_debug_implementations)]
 
+mod ask;
+mod chat;
 mod cli;
+mod completions;
+mod framing;
+mod record;
+mod recv;
+mod run;
+mod script;
+mod send;
+mod serve;
+mod served;
+mod status;
+mod stop;
+mod test;
 
 use std::process::ExitCode;
 

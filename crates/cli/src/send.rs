@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use duet::fifo::Access;
 
-use super::served::{self, IN};
-use super::{Failure, parse_duration};
+use crate::cli::{Failure, parse_duration};
+use crate::served::{self, IN};
 
 /// Write lines to the program served in DIR (its output goes to DIR/out).
 #[derive(Debug, Args)]
@@ -32,7 +32,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
     let mut input = dir
         .existing_fifo(IN)
         .and_then(|f| f.open(Access::Write, true))
-        .map_err(|e| super::ask::not_served(&args.dir, e))?;
+        .map_err(|e| crate::ask::not_served(&args.dir, e))?;
     let mut bytes = Vec::new();
     for line in &args.lines {
         bytes.extend_from_slice(line.as_bytes());
@@ -40,7 +40,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
     }
     served::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
         Failure::new(
-            super::TIMEOUT,
+            crate::cli::TIMEOUT,
             format!("cannot write to {}/{IN}: {e}", args.dir.display()),
         )
     })?;

@@ -2,7 +2,7 @@
 //! stdout.
 //!
 //! Replies are framed by `--lines N` (default 1), `--until REGEX`,
-//! `--quiet D` or `--prompt REGEX` (see [`super::framing`]). Line replies
+//! `--quiet D` or `--prompt REGEX` (see [`crate::framing`]). Line replies
 //! are printed line by line as they arrive, with `\n` line ends (a pty's
 //! `\r\n` becomes `\n`); a `--prompt` reply is printed when the prompt
 //! arrives, without the prompt; a `--quiet` reply is copied as it comes.
@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::framing::{Collector, Framing, FramingArgs, Printer};
-use super::{Failure, Program, TIMEOUT, duration, exit_code, parse_duration};
+use crate::cli::{Failure, Program, TIMEOUT, duration, exit_code, parse_duration};
+use crate::framing::{Collector, Framing, FramingArgs, Printer};
 
 /// Talk to PROG one request line at a time.
 #[derive(Debug, Args)]
@@ -357,10 +357,10 @@ impl Chat {
                 if open {
                     log::warn!(
                         "the program {} but its output is still open (held by a process it started)",
-                        super::ended(status)
+                        crate::cli::ended(status)
                     );
                 }
-                log::info!("chat: the program {}", super::ended(status));
+                log::info!("chat: the program {}", crate::cli::ended(status));
                 Ok(exit_code(status))
             }
             None => {

@@ -15,22 +15,9 @@
 //! | 126 | PROG was found but cannot be run |
 //! | 127 | PROG was not found |
 
-mod ask;
-mod chat;
-mod completions;
-mod framing;
-mod record;
-mod recv;
-mod run;
-mod script;
-mod send;
-mod serve;
-mod served;
-mod status;
-mod stop;
-mod test;
+pub use duet_script::duration;
 
-use duet_script::duration;
+use crate::{ask, chat, completions, record, recv, run, script, send, serve, status, stop, test};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;

@@ -1,7 +1,7 @@
 //! `duet serve`: keep PROG running behind named pipes in DIR.
 //!
 //! The layout of DIR, the liveness lock and the ask protocol are described
-//! in [`super::served`]. This module is the server: one thread, one `poll`
+//! in [`crate::served`]. This module is the server: one thread, one `poll`
 //! loop over the FIFOs, PROG's output and input, and signals.
 //!
 //! serve keeps its own ends of `in`, `out` and `ctl` open read-write (as
@@ -57,11 +57,11 @@ use nix::fcntl::{Flock, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::framing::{Collector, Framing, FramingArgs};
-use super::served::{
+use crate::cli::{Failure, Program, RestartArg, TIMEOUT, duration, ended, parse_duration};
+use crate::framing::{Collector, Framing, FramingArgs};
+use crate::served::{
     self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP, State,
 };
-use super::{Failure, Program, RestartArg, TIMEOUT, duration, ended, parse_duration};
 
 /// Keep PROG running behind DIR/in and DIR/out for `duet ask`.
 #[derive(Debug, Args)]
@@ -196,7 +196,7 @@ fn daemonize() -> Result<ExitCode, Failure> {
     eprint!("{errors}");
     let code = status
         .code()
-        .map_or(super::INTERNAL, |c| c.clamp(1, 255) as u8);
+        .map_or(crate::cli::INTERNAL, |c| c.clamp(1, 255) as u8);
     Err(Failure::quiet(code))
 }
 
@@ -695,7 +695,7 @@ impl Server {
                 Step::Restart => {
                     self.pump_output()?;
                     self.end_active("the program ended before the reply was complete");
-                    super::report_restart(&self.program, &self.sup);
+                    crate::cli::report_restart(&self.program, &self.sup);
                     let child = self.spawn()?;
                     self.sup.start(child);
                     self.state.restarts = self.sup.restarts();
@@ -725,7 +725,7 @@ impl Server {
                     } else if self.stopping {
                         ExitCode::SUCCESS
                     } else {
-                        super::exit_code(status)
+                        crate::cli::exit_code(status)
                     });
                 }
             }

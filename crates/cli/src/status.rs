@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Failure;
-use super::served;
+use crate::cli::Failure;
+use crate::served;
 
 /// Show whether DIR is served: pids, uptime, restarts. Exit 0 when running.
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use clap::Args;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::parse_duration;
+use crate::cli::parse_duration;
 
 /// `--lines N | --until REGEX | --quiet D | --prompt REGEX`.
 #[derive(Debug, Clone, Default, Args)]
@@ -115,7 +115,7 @@ impl Framing {
             Framing::Until(re) => format!("a line matching {re:?}"),
             Framing::QuietMs(ms) => format!(
                 "the reply to end with {} of quiet",
-                super::duration::show(Duration::from_millis(*ms))
+                crate::cli::duration::show(Duration::from_millis(*ms))
             ),
             Framing::Prompt(re) => format!("the prompt {re:?}"),
         }

@@ -16,8 +16,8 @@ use duet::fifo::FifoDir;
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 
-use super::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
-use super::{Failure, parse_duration};
+use crate::cli::{Failure, parse_duration};
+use crate::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
 
 /// Stop the program served in DIR (TERM, grace, KILL) and remove the FIFOs.
 #[derive(Debug, Args)]

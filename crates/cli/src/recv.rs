@@ -3,7 +3,7 @@
 //! It reads byte by byte so that it never takes more than its line from the
 //! FIFO: the next line stays there for the next reader, as with the shell's
 //! `read`. Output no `ask` claimed is what `out` carries (see
-//! [`super::served`]).
+//! [`crate::served`]).
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use clap::Args;
 use duet::fifo::Access;
 use nix::poll::PollFlags;
 
-use super::served::{self, OUT};
-use super::{Failure, parse_duration};
+use crate::cli::{Failure, parse_duration};
+use crate::served::{self, OUT};
 
 /// Read one line of the served program's output from DIR/out.
 #[derive(Debug, Args)]
@@ -69,10 +69,10 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
                         format!("received {:?}", String::from_utf8_lossy(&line))
                     };
                     return Err(Failure::new(
-                        super::TIMEOUT,
+                        crate::cli::TIMEOUT,
                         format!(
                             "timed out after {} waiting for a line in {}/{OUT}; {got}",
-                            super::duration::show(args.timeout),
+                            crate::cli::duration::show(args.timeout),
                             args.dir.display()
                         ),
                     ));
@@ -83,7 +83,7 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
     }
     let mut stdout = io::stdout().lock();
     stdout
-        .write_all(super::framing::trim_cr(&line))
+        .write_all(crate::framing::trim_cr(&line))
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush())
         .map_err(Failure::stdout)?;

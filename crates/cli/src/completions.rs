@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory};
 
-use super::{Cli, Failure};
+use crate::cli::{Cli, Failure};
 
 /// Print a completion script for SHELL to stdout.
 #[derive(Debug, Args)]

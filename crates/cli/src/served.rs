@@ -67,8 +67,8 @@ use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use serde::{Deserialize, Serialize};
 
-use super::Failure;
-use super::framing::Framing;
+use crate::cli::Failure;
+use crate::framing::Framing;
 
 /// Raw input FIFO.
 pub const IN: &str = "in";
@@ -244,10 +244,10 @@ pub fn lock_asks(dir: &FifoDir, timeout: Duration) -> Result<Flock<File>, Failur
     )?
     .ok_or_else(|| {
         Failure::new(
-            super::TIMEOUT,
+            crate::cli::TIMEOUT,
             format!(
                 "waited {} for the lock of {}: another client holds it",
-                super::duration::show(timeout),
+                crate::cli::duration::show(timeout),
                 dir.path().display()
             ),
         )

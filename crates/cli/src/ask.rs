@@ -1,6 +1,6 @@
 //! `duet ask DIR LINE...`: send requests to a served PROG and print the
 //! replies, in order; `duet ask DIR -` reads the request lines from stdin.
-//! See [`super::served`] for why concurrent, killed and timed-out clients
+//! See [`crate::served`] for why concurrent, killed and timed-out clients
 //! never get each other's replies.
 //!
 //! One `ask` is one client: it takes the lock once, for all of its
@@ -17,9 +17,9 @@ use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
 use nix::poll::PollFlags;
 
-use super::framing::{Framing, FramingArgs, Printer};
-use super::served::{self, CTL, REPLY_PREFIX, Reply, Request};
-use super::{Failure, parse_duration};
+use crate::cli::{Failure, parse_duration};
+use crate::framing::{Framing, FramingArgs, Printer};
+use crate::served::{self, CTL, REPLY_PREFIX, Reply, Request};
 
 /// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
@@ -171,11 +171,11 @@ impl<'a> Client<'a> {
         let reply =
             read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
                 None => Failure::new(
-                    super::TIMEOUT,
+                    crate::cli::TIMEOUT,
                     format!(
                         "no answer from the serve of {} within {}; is it stuck? see {}/log",
                         self.path.display(),
-                        super::duration::show(self.timeout + SERVE_SLACK),
+                        crate::cli::duration::show(self.timeout + SERVE_SLACK),
                         self.path.display()
                     ),
                 ),
@@ -194,7 +194,7 @@ impl<'a> Client<'a> {
                     .map_err(Failure::stdout)
             }
             Some("timeout") => Err(Failure::new(
-                super::TIMEOUT,
+                crate::cli::TIMEOUT,
                 if reply.output.is_empty() {
                     format!("{}; nothing arrived", reply.message)
                 } else {
