@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
+use duet_script::duration;
 use nix::poll::PollFlags;
 
-use crate::cli::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
 use crate::framing::{Framing, FramingArgs, Printer};
 use crate::served::{self, CTL, REPLY_PREFIX, Reply, Request};
 
@@ -171,11 +173,11 @@ impl<'a> Client<'a> {
         let reply =
             read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
                 None => Failure::new(
-                    crate::cli::TIMEOUT,
+                    crate::exit::TIMEOUT,
                     format!(
                         "no answer from the serve of {} within {}; is it stuck? see {}/log",
                         self.path.display(),
-                        crate::cli::duration::show(self.timeout + SERVE_SLACK),
+                        duration::show(self.timeout + SERVE_SLACK),
                         self.path.display()
                     ),
                 ),
@@ -194,7 +196,7 @@ impl<'a> Client<'a> {
                     .map_err(Failure::stdout)
             }
             Some("timeout") => Err(Failure::new(
-                crate::cli::TIMEOUT,
+                crate::exit::TIMEOUT,
                 if reply.output.is_empty() {
                     format!("{}; nothing arrived", reply.message)
                 } else {

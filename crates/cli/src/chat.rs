@@ -36,8 +36,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cli::{Failure, Program, TIMEOUT, duration, exit_code, parse_duration};
+use crate::args::{Program, parse_duration};
+use crate::exit::{Failure, TIMEOUT, exit_code};
 use crate::framing::{Collector, Framing, FramingArgs, Printer};
+use duet_script::duration;
 
 /// Talk to PROG one request line at a time.
 #[derive(Debug, Args)]
@@ -357,10 +359,10 @@ impl Chat {
                 if open {
                     log::warn!(
                         "the program {} but its output is still open (held by a process it started)",
-                        crate::cli::ended(status)
+                        crate::exit::ended(status)
                     );
                 }
-                log::info!("chat: the program {}", crate::cli::ended(status));
+                log::info!("chat: the program {}", crate::exit::ended(status));
                 Ok(exit_code(status))
             }
             None => {

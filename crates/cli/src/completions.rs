@@ -6,9 +6,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use crate::cli::{Cli, Failure};
+use crate::exit::Failure;
 
 /// Print a completion script for SHELL to stdout.
 #[derive(Debug, Args)]
@@ -30,8 +30,9 @@ pub struct ManArgs {
     out_dir: Option<PathBuf>,
 }
 
-pub fn completions(args: CompletionsArgs) -> Result<ExitCode, Failure> {
-    let mut cmd = Cli::command();
+/// Runs `duet completions` for `cmd`, the definition of the whole command
+/// line.
+pub fn completions(args: CompletionsArgs, mut cmd: clap::Command) -> Result<ExitCode, Failure> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "duet", &mut out);
     io::stdout()
@@ -41,8 +42,8 @@ pub fn completions(args: CompletionsArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn man(args: ManArgs) -> Result<ExitCode, Failure> {
-    let cmd = Cli::command();
+/// Runs `duet man` for `cmd`, the definition of the whole command line.
+pub fn man(args: ManArgs, cmd: clap::Command) -> Result<ExitCode, Failure> {
     match args.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(&dir)

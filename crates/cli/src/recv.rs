@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use duet::fifo::Access;
+use duet_script::duration;
 use nix::poll::PollFlags;
 
-use crate::cli::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
 use crate::served::{self, OUT};
 
 /// Read one line of the served program's output from DIR/out.
@@ -69,10 +71,10 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
                         format!("received {:?}", String::from_utf8_lossy(&line))
                     };
                     return Err(Failure::new(
-                        crate::cli::TIMEOUT,
+                        crate::exit::TIMEOUT,
                         format!(
                             "timed out after {} waiting for a line in {}/{OUT}; {got}",
-                            crate::cli::duration::show(args.timeout),
+                            duration::show(args.timeout),
                             args.dir.display()
                         ),
                     ));

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use duet::fifo::Access;
 
-use crate::cli::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
 use crate::served::{self, IN};
 
 /// Write lines to the program served in DIR (its output goes to DIR/out).
@@ -40,7 +41,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
     }
     served::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
         Failure::new(
-            crate::cli::TIMEOUT,
+            crate::exit::TIMEOUT,
             format!("cannot write to {}/{IN}: {e}", args.dir.display()),
         )
     })?;

@@ -57,11 +57,13 @@ use nix::fcntl::{Flock, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use crate::cli::{Failure, Program, RestartArg, TIMEOUT, duration, ended, parse_duration};
+use crate::args::{Program, RestartArg, parse_duration};
+use crate::exit::{Failure, TIMEOUT, ended};
 use crate::framing::{Collector, Framing, FramingArgs};
 use crate::served::{
     self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP, State,
 };
+use duet_script::duration;
 
 /// Keep PROG running behind DIR/in and DIR/out for `duet ask`.
 #[derive(Debug, Args)]
@@ -196,7 +198,7 @@ fn daemonize() -> Result<ExitCode, Failure> {
     eprint!("{errors}");
     let code = status
         .code()
-        .map_or(crate::cli::INTERNAL, |c| c.clamp(1, 255) as u8);
+        .map_or(crate::exit::INTERNAL, |c| c.clamp(1, 255) as u8);
     Err(Failure::quiet(code))
 }
 
@@ -695,7 +697,7 @@ impl Server {
                 Step::Restart => {
                     self.pump_output()?;
                     self.end_active("the program ended before the reply was complete");
-                    crate::cli::report_restart(&self.program, &self.sup);
+                    crate::args::report_restart(&self.program, &self.sup);
                     let child = self.spawn()?;
                     self.sup.start(child);
                     self.state.restarts = self.sup.restarts();
@@ -725,7 +727,7 @@ impl Server {
                     } else if self.stopping {
                         ExitCode::SUCCESS
                     } else {
-                        crate::cli::exit_code(status)
+                        crate::exit::exit_code(status)
                     });
                 }
             }

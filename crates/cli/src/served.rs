@@ -63,11 +63,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use duet::fifo::FifoDir;
+use duet_script::duration;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Failure;
+use crate::exit::Failure;
 use crate::framing::Framing;
 
 /// Raw input FIFO.
@@ -244,10 +245,10 @@ pub fn lock_asks(dir: &FifoDir, timeout: Duration) -> Result<Flock<File>, Failur
     )?
     .ok_or_else(|| {
         Failure::new(
-            crate::cli::TIMEOUT,
+            crate::exit::TIMEOUT,
             format!(
                 "waited {} for the lock of {}: another client holds it",
-                crate::cli::duration::show(timeout),
+                duration::show(timeout),
                 dir.path().display()
             ),
         )

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cli::Failure;
+use crate::exit::Failure;
 use crate::served;
 
 /// Show whether DIR is served: pids, uptime, restarts. Exit 0 when running.

@@ -16,7 +16,8 @@ use duet::fifo::FifoDir;
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 
-use crate::cli::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
 use crate::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
 
 /// Stop the program served in DIR (TERM, grace, KILL) and remove the FIFOs.
