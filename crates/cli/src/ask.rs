@@ -1,6 +1,6 @@
 //! `duet ask DIR LINE...`: send requests to a served PROG and print the
 //! replies, in order; `duet ask DIR -` reads the request lines from stdin.
-//! See [`crate::served`] for why concurrent, killed and timed-out clients
+//! See [`crate::serve::protocol`] for why concurrent, killed and timed-out clients
 //! never get each other's replies.
 //!
 //! One `ask` is one client: it takes the lock once, for all of its
@@ -21,7 +21,7 @@ use nix::poll::PollFlags;
 use crate::args::parse_duration;
 use crate::exit::Failure;
 use crate::framing::{Framing, FramingArgs, Printer};
-use crate::served::{self, CTL, REPLY_PREFIX, Reply, Request};
+use crate::serve::protocol::{self, CTL, REPLY_PREFIX, Reply, Request};
 
 /// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
@@ -68,8 +68,8 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
             return Err(Failure::new(2, "each LINE must be one line (no newline)"));
         }
     }
-    let dir = served::open_dir(&args.dir)?;
-    let _lock = served::lock_asks(&dir, args.timeout)?;
+    let dir = protocol::open_dir(&args.dir)?;
+    let _lock = protocol::lock_asks(&dir, args.timeout)?;
     let mut client = Client::open(&dir, &args.dir, args.timeout, framing)?;
     let result = if from_stdin {
         let stdin = io::stdin();
@@ -166,7 +166,7 @@ impl<'a> Client<'a> {
         let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
         bytes.push(b'\n');
         let deadline = Instant::now() + self.timeout + SERVE_SLACK;
-        served::write_all_until(&mut ctl, &bytes, deadline)
+        protocol::write_all_until(&mut ctl, &bytes, deadline)
             .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
         drop(ctl);
 
@@ -248,7 +248,7 @@ fn read_reply(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !served::wait_for(end, PollFlags::POLLIN, deadline).map_err(Some)? {
+                if !protocol::wait_for(end, PollFlags::POLLIN, deadline).map_err(Some)? {
                     return Err(None);
                 }
             }

@@ -3,8 +3,8 @@
 //! `duet --help`.
 //!
 //! Layers, each using only those below it: [`cli`] (the command line and
-//! dispatch) → one module per subcommand (`serve`, and `served`: the
-//! protocol between serve and its clients) → [`framing`] → [`args`], [`exit`].
+//! dispatch) → one module per subcommand (`serve`, with
+//! [`serve::protocol`] shared by its clients) → [`framing`] → [`args`], [`exit`].
 #![deny(unsafe_code, missing_docs, missing_debug_implementations)]
 
 mod args;
@@ -21,7 +21,6 @@ mod run;
 mod script;
 mod send;
 mod serve;
-mod served;
 mod status;
 mod stop;
 mod test;

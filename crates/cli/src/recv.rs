@@ -3,7 +3,7 @@
 //! It reads byte by byte so that it never takes more than its line from the
 //! FIFO: the next line stays there for the next reader, as with the shell's
 //! `read`. Output no `ask` claimed is what `out` carries (see
-//! [`crate::served`]).
+//! [`crate::serve::protocol`]).
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use nix::poll::PollFlags;
 
 use crate::args::parse_duration;
 use crate::exit::Failure;
-use crate::served::{self, OUT};
+use crate::serve::protocol::{self, OUT};
 
 /// Read one line of the served program's output from DIR/out.
 #[derive(Debug, Args)]
@@ -32,8 +32,8 @@ pub struct RecvArgs {
 
 /// Runs `duet recv`.
 pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    if !served::is_alive(&dir)? {
+    let dir = protocol::open_dir(&args.dir)?;
+    if !protocol::is_alive(&dir)? {
         return Err(Failure::new(
             1,
             format!(
@@ -62,7 +62,7 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let ready = served::wait_for(&out, PollFlags::POLLIN, deadline)
+                let ready = protocol::wait_for(&out, PollFlags::POLLIN, deadline)
                     .map_err(|e| Failure::internal(format!("poll: {e}")))?;
                 if !ready {
                     let got = if line.is_empty() {

@@ -10,7 +10,7 @@ use duet::fifo::Access;
 
 use crate::args::parse_duration;
 use crate::exit::Failure;
-use crate::served::{self, IN};
+use crate::serve::protocol::{self, IN};
 
 /// Write lines to the program served in DIR (its output goes to DIR/out).
 #[derive(Debug, Args)]
@@ -28,8 +28,8 @@ pub struct SendArgs {
 
 /// Runs `duet send`.
 pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    let _lock = served::lock_asks(&dir, args.timeout)?;
+    let dir = protocol::open_dir(&args.dir)?;
+    let _lock = protocol::lock_asks(&dir, args.timeout)?;
     let mut input = dir
         .existing_fifo(IN)
         .and_then(|f| f.open(Access::Write, true))
@@ -39,7 +39,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
     }
-    served::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
+    protocol::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
         Failure::new(
             crate::exit::TIMEOUT,
             format!("cannot write to {}/{IN}: {e}", args.dir.display()),

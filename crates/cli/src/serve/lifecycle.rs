@@ -1,7 +1,7 @@
 //! `duet serve`: keep PROG running behind named pipes in DIR.
 //!
 //! The layout of DIR, the liveness lock and the ask protocol are described
-//! in [`crate::served`]. This module is the server: one thread, one `poll`
+//! in [`crate::serve::protocol`]. This module is the server: one thread, one `poll`
 //! loop over the FIFOs, PROG's output and input, and signals.
 //!
 //! serve keeps its own ends of `in`, `out` and `ctl` open read-write (as
@@ -60,7 +60,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use crate::args::{Program, RestartArg, parse_duration};
 use crate::exit::{Failure, TIMEOUT, ended};
 use crate::framing::{Collector, Framing, FramingArgs};
-use crate::served::{
+use crate::serve::protocol::{
     self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP, State,
 };
 use duet_script::duration;
@@ -340,9 +340,9 @@ impl Server {
     /// Checks and prepares DIR, starts PROG.
     fn start(args: &ServeArgs, framing: Framing) -> Result<Server, Failure> {
         let dir = FifoDir::create(&args.dir).map_err(|e| Failure::internal(format!("{e}")))?;
-        let Some(alive) = served::claim(&dir)? else {
+        let Some(alive) = protocol::claim(&dir)? else {
             let who =
-                served::read_state(&dir).map_or(String::new(), |s| format!(" (pid {})", s.pid));
+                protocol::read_state(&dir).map_or(String::new(), |s| format!(" (pid {})", s.pid));
             return Err(Failure::internal(format!(
                 "{} is already served{who}; stop it first with `duet stop {}`",
                 args.dir.display(),
@@ -351,7 +351,7 @@ impl Server {
         };
         let mut created = dir.created();
         if !created {
-            match served::read_state(&dir) {
+            match protocol::read_state(&dir) {
                 Ok(old) => {
                     // Reclaim a stale directory: a serve that crashed left
                     // it. The right to remove DIR passes on.
@@ -430,7 +430,7 @@ impl Server {
                     .iter()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect(),
-                started: served::now_secs(),
+                started: protocol::now_secs(),
                 restarts: 0,
                 created_dir: created,
                 not_answering: None,
@@ -554,7 +554,7 @@ impl Server {
                 }
             }
         }
-        served::write_state(&self.dir, &self.state)
+        protocol::write_state(&self.dir, &self.state)
     }
 
     /// The error for PROG exiting before serve was ready: its status and
@@ -701,7 +701,7 @@ impl Server {
                     let child = self.spawn()?;
                     self.sup.start(child);
                     self.state.restarts = self.sup.restarts();
-                    served::write_state(&self.dir, &self.state)?;
+                    protocol::write_state(&self.dir, &self.state)?;
                 }
                 Step::Done(status) => {
                     self.pump_output()?;
@@ -846,7 +846,7 @@ impl Server {
             );
             if self.state.not_answering.take().is_some() {
                 log::warn!("serve: {} answers again", self.program.name());
-                if let Err(e) = served::write_state(&self.dir, &self.state) {
+                if let Err(e) = protocol::write_state(&self.dir, &self.state) {
                     log::warn!("serve: {}", e.message);
                 }
             }
@@ -1097,7 +1097,7 @@ impl Server {
                     duration::show(timeout)
                 );
                 self.state.not_answering = Some(message.clone());
-                served::write_state(&self.dir, &self.state)?;
+                protocol::write_state(&self.dir, &self.state)?;
                 if self.sup.policy().restart == Restart::Never {
                     eprintln!("duet: {message}; requests wait until it has");
                 } else {
@@ -1134,7 +1134,7 @@ impl Server {
             let mut file = fifo.open(Access::Write, true)?;
             let mut line = serde_json::to_vec(&reply)?;
             line.push(b'\n');
-            served::write_all_until(&mut file, &line, Instant::now() + Duration::from_secs(5))?;
+            protocol::write_all_until(&mut file, &line, Instant::now() + Duration::from_secs(5))?;
             Ok(())
         });
         match result {
