@@ -162,7 +162,7 @@ impl<'a> Client<'a> {
             .dir
             .existing_fifo(CTL)
             .and_then(|f| f.open(Access::Write, true))
-            .map_err(|e| not_served(self.path, e))?;
+            .map_err(|e| protocol::not_served(self.path, e))?;
         let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
         bytes.push(b'\n');
         let deadline = Instant::now() + self.timeout + SERVE_SLACK;
@@ -195,7 +195,7 @@ impl<'a> Client<'a> {
                     .and_then(|()| self.out.end(lines))
                     .map_err(Failure::stdout)
             }
-            Some("timeout") => Err(Failure::new(
+            Some(protocol::TIMED_OUT) => Err(Failure::new(
                 crate::exit::TIMEOUT,
                 if reply.output.is_empty() {
                     format!("{}; nothing arrived", reply.message)
@@ -213,18 +213,6 @@ fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
-}
-
-/// The error for a `ctl` FIFO nobody reads (or that is missing).
-pub fn not_served(dir: &std::path::Path, e: duet::Error) -> Failure {
-    Failure::new(
-        1,
-        format!(
-            "nobody serves {} ({e}); start it with `duet serve {} -- PROG`",
-            dir.display(),
-            dir.display()
-        ),
-    )
 }
 
 /// Reads reply lines until the one for `id`. `Err(None)`: the deadline passed.

@@ -33,7 +33,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
     let mut input = dir
         .existing_fifo(IN)
         .and_then(|f| f.open(Access::Write, true))
-        .map_err(|e| crate::ask::not_served(&args.dir, e))?;
+        .map_err(|e| protocol::not_served(&args.dir, e))?;
     let mut bytes = Vec::new();
     for line in &args.lines {
         bytes.extend_from_slice(line.as_bytes());

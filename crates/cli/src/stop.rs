@@ -6,14 +6,12 @@
 //! killed and its leftovers removed here. A stale directory (its serve
 //! crashed) is cleaned up directly.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use duet::fifo::FifoDir;
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 
 use crate::args::parse_duration;
@@ -83,12 +81,7 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
         }
         None => None,
     };
-    let mut file = dir
-        .open_file(STOP, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC)
-        .map_err(Failure::internal)?;
-    writeln!(file, "{}", args.grace.as_millis())
-        .map_err(|e| Failure::internal(format!("cannot write {STOP}: {e}")))?;
-    drop(file);
+    protocol::request_stop(&dir, args.grace)?;
     serve.signal(Signal::SIGTERM)?;
     if protocol::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
         // The lock goes with serve's descriptors, a moment before the

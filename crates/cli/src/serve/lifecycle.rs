@@ -61,7 +61,8 @@ use crate::args::{Program, RestartArg, parse_duration};
 use crate::exit::{Failure, TIMEOUT, ended};
 use crate::framing::{Collector, Framing, FramingArgs};
 use crate::serve::protocol::{
-    self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP, State,
+    self, BAD_REQUEST, CTL, ENDED, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP,
+    State, TIMED_OUT,
 };
 use duet_script::duration;
 
@@ -662,7 +663,7 @@ impl Server {
             self.write_input();
             self.write_output();
             self.wait()?;
-            if let Some(grace) = self.stop_requested() {
+            if let Some(grace) = protocol::stop_requested(&self.dir) {
                 self.grace = grace;
             }
             let step = self.sup.step()?;
@@ -714,7 +715,7 @@ impl Server {
                             &queued.request,
                             &self.framing.clone(),
                             String::new(),
-                            Some(("eof", format!("the program {}", ended(status)))),
+                            Some((ENDED, format!("the program {}", ended(status)))),
                         );
                     }
                     log::info!(
@@ -749,17 +750,6 @@ impl Server {
                     .as_ref()
                     .is_some_and(|n| [IN, OUT, CTL, PID, LOCK].iter().any(|ours| n == *ours))
         })
-    }
-
-    /// The grace period `duet stop` asked for, if it wrote one.
-    fn stop_requested(&self) -> Option<Duration> {
-        let mut text = String::new();
-        self.dir
-            .open_file(STOP, OFlag::O_RDONLY)
-            .ok()?
-            .read_to_string(&mut text)
-            .ok()?;
-        text.trim().parse::<u64>().ok().map(Duration::from_millis)
     }
 
     /// Reads everything PROG has written and routes it: to its greeting,
@@ -870,7 +860,7 @@ impl Server {
             &active.request,
             &active.framing,
             partial,
-            Some(("eof", message.to_string())),
+            Some((ENDED, message.to_string())),
         );
     }
 
@@ -897,19 +887,13 @@ impl Server {
         let now = Instant::now();
         while let Some(pos) = self.ctl_buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.ctl_buf.drain(..=pos).collect();
-            match serde_json::from_slice::<Request>(&line) {
-                Ok(request)
-                    if request.reply.starts_with(REPLY_PREFIX) && !request.reply.contains('/') =>
-                {
+            match protocol::parse_request(&line) {
+                Ok(request) => {
                     log::debug!("serve: request {} {:?}", request.id, request.line);
                     let deadline = now + Duration::from_millis(request.timeout_ms);
                     self.queue.push_back(Queued { request, deadline });
                 }
-                Ok(request) => log::warn!(
-                    "serve: ignoring a request with reply FIFO {:?}",
-                    request.reply
-                ),
-                Err(e) => log::warn!("serve: ignoring a malformed request ({e})"),
+                Err(why) => log::warn!("serve: {why}"),
             }
         }
     }
@@ -958,7 +942,7 @@ impl Server {
         let collector = match Collector::new(&framing) {
             Ok(c) => c,
             Err(e) => {
-                self.send_reply(&request, &framing, String::new(), Some(("bad-request", e)));
+                self.send_reply(&request, &framing, String::new(), Some((BAD_REQUEST, e)));
                 return;
             }
         };
@@ -1058,7 +1042,7 @@ impl Server {
                 &queued.request,
                 &framing,
                 String::new(),
-                Some(("timeout", message)),
+                Some((TIMED_OUT, message)),
             );
         }
         let Some(active) = self.active.as_mut() else {
@@ -1086,7 +1070,7 @@ impl Server {
                     request.line
                 );
                 let partial = String::from_utf8_lossy(&partial).into_owned();
-                self.send_reply(&request, &framing, partial, Some(("timeout", message)));
+                self.send_reply(&request, &framing, partial, Some((TIMED_OUT, message)));
             }
             Some(at) if !active.reported && now >= at + timeout => {
                 active.reported = true;
