@@ -1,46 +1,13 @@
-//! `duet serve`: keep PROG running behind named pipes in DIR.
+//! The daemon's life: `--daemon`; DIR (claimed, checked, its FIFOs, pid
+//! file and log made, all removed at the end); PROG started, restarted and
+//! stopped under the library's supervisor; signals and DIR's removal; and
+//! the loop that runs it all: one `poll` over the FIFOs, PROG's output and
+//! input and the signals, feeding [`Requests`] what arrived and carrying
+//! out what it decides.
 //!
-//! The layout of DIR, the liveness lock and the ask protocol are described
-//! in [`crate::serve::protocol`]. This module is the server: one thread, one `poll`
-//! loop over the FIFOs, PROG's output and input, and signals.
-//!
-//! serve keeps its own ends of `in`, `out` and `ctl` open read-write (as
-//! `empty` does): clients come and go without PROG seeing end-of-file, and
-//! writers never get `ENXIO`/`EPIPE` because a reader vanished.
-//!
-//! # Ready
-//!
-//! serve is ready (and prints DIR on stdout) once the FIFOs exist, PROG has
-//! greeted and the pid file is written; with `--daemon` the parent prints
-//! DIR only then and exits, so `dir=$(duet serve --daemon /tmp/x -- bc -q)`
-//! can be followed by `duet ask "$dir" ...` at once. PROG's greeting is
-//! what it writes before the first request, as for `chat`: up to its first
-//! prompt with `--prompt`, else until it has been quiet for `--settle`
-//! (200ms by default; `0`: ready at once). serve drops the greeting (`-v`
-//! logs it) and does the same after every restart before the next request.
-//! When PROG exits before serve is ready, serve (and `--daemon`) exits with
-//! PROG's status and shows the end of PROG's stderr.
-//!
-//! # Replies
-//!
-//! The framing options given to serve are the default for every `ask`
-//! that gives none. serve frames each reply itself, one request at a time.
-//! A request that times out is answered with the timeout, and serve goes on
-//! reading the rest of its reply and drops it: a late reply never reaches
-//! another ask, which waits meanwhile (under its own timeout). When the
-//! rest has not come after the request's timeout once more, PROG is not
-//! answering: serve logs it, `duet status` shows it, and with
-//! `--restart on-failure|always` PROG is stopped (TERM, grace, KILL) and
-//! started again.
-//!
-//! # The end
-//!
-//! It ends when PROG ends for good (per `--restart`), or on TERM, INT or HUP
-//! (`duet stop` sends TERM after writing the grace period to `DIR/stop`):
-//! PROG gets TERM, then KILL after the grace period; then every file serve
-//! made is removed, and DIR too if serve created it.
+//! The decisions about requests, replies and greetings are
+//! [`super::requests`]'s; this file only moves bytes and processes.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -49,84 +16,56 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
-use duet::supervise::{Backoff, Policy, Restart, Step, Supervisor, poll_timeout};
+use duet::supervise::{Policy, Restart, Step, Supervisor, poll_timeout};
 use duet::{Child, ExitStatus, Signal, Stdio};
+use duet_script::duration;
 use nix::fcntl::{Flock, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use crate::args::{Program, RestartArg, parse_duration};
-use crate::exit::{Failure, TIMEOUT, ended};
-use crate::framing::{Collector, Framing, FramingArgs};
-use crate::serve::protocol::{
-    self, BAD_REQUEST, CTL, ENDED, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, Reply, Request, STOP,
-    State, TIMED_OUT,
-};
-use duet_script::duration;
+use super::protocol::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP, State};
+use super::requests::{Config, Delivery, Event, Requests};
+use super::timers::earliest;
+use crate::args::{Program, report_restart};
+use crate::exit::{Failure, TIMEOUT, ended, exit_code};
 
-/// Keep PROG running behind DIR/in and DIR/out for `duet ask`.
-#[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask \"$dir\" 2+2
-  duet serve --daemon /tmp/py --pty --prompt '^>>> ' -- python3 -q
-  duet serve --daemon /tmp/gdb --prompt '^\\(gdb\\) \\r?\\n' -- gdb -q --interpreter=mi2
-  duet serve --daemon /tmp/calc --restart on-failure --settle 1s -- ./calc")]
-pub struct ServeArgs {
-    /// The directory for the FIFOs (created 0700, or an existing private one).
-    dir: PathBuf,
-    /// Detach: print DIR when ready and return; serve logs to DIR/log.
-    #[arg(long)]
-    daemon: bool,
+/// How long serve waits, after PROG closed its output mid-reply, for its
+/// exit status to put in the client's message.
+const EXIT_AFTER_EOF: Duration = Duration::from_millis(200);
+/// At most this many lines of PROG's stderr are shown when it fails to start.
+const STDERR_TAIL: usize = 10;
+/// How long serve tries to write a reply to a client's FIFO.
+const REPLY_WRITE: Duration = Duration::from_secs(5);
+
+/// What the daemon needs besides the requests' [`Config`].
+#[derive(Debug)]
+pub struct Options {
+    /// DIR as given.
+    pub dir: PathBuf,
+    /// PROG.
+    pub program: Program,
     /// Run PROG on a pseudo-terminal.
-    #[arg(long)]
-    pty: bool,
-    /// The framing of replies for every ask that gives none.
-    #[command(flatten)]
-    framing: FramingArgs,
-    /// Without --prompt: PROG's greeting ends when it has written nothing
-    /// for D; serve is ready then (0: at once).
-    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration, conflicts_with = "prompt")]
-    settle: Duration,
-    /// The limit for PROG's greeting (its first prompt, or the settle).
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
-    timeout: Duration,
-    /// When to start PROG again after it exits (or stops answering).
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = RestartArg::Never)]
-    restart: RestartArg,
-    /// At most N restarts (default: no limit).
-    #[arg(long, value_name = "N")]
-    max_restarts: Option<u32>,
-    /// On stop, wait this long after TERM before KILL (`duet stop --grace` overrides).
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
-    grace: Duration,
-    /// Internal: the detached process of `--daemon`.
-    #[arg(long, hide = true)]
-    detached: bool,
-    #[command(flatten)]
-    program: Program,
+    pub pty: bool,
+    /// Restarts and the grace of a stop.
+    pub policy: Policy,
+    /// This is the detached process of `--daemon`: once ready, its stdout
+    /// and stderr go to the log.
+    pub detached: bool,
 }
 
-/// Runs `duet serve`.
-pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
-    // Checked before anything is made or started.
-    let framing = args.framing.framing().map_err(|e| Failure::new(2, e))?;
-    if args.daemon && !args.detached {
-        return daemonize();
-    }
-    if args.detached {
-        // A new session: no controlling terminal, no SIGHUP when it closes.
-        nix::unistd::setsid().map_err(|e| Failure::internal(format!("setsid: {e}")))?;
-    }
-    let mut server = Server::start(&args, framing)?;
+/// Runs the service: prepares DIR, starts PROG, waits for its greeting,
+/// reports readiness, serves until PROG ends for good or serve is
+/// stopped, and cleans up.
+pub fn serve(options: Options, config: Config) -> Result<ExitCode, Failure> {
+    let detached = options.detached;
+    let mut server = Server::start(options, config)?;
     if let Err(e) = server.until_ready() {
         server.cleanup();
         return Err(e);
     }
     // Ready: DIR on stdout is the signal (for `--daemon`'s parent too).
-    if let Err(e) = ready(&server, &args) {
+    if let Err(e) = server.report_ready(detached) {
         // Nobody learns that the service is up (the parent of --daemon was
         // killed, say): do not leave it running unseen.
         server.cleanup();
@@ -138,28 +77,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
     result
 }
 
-/// Reports readiness (DIR on stdout); a detached serve then sends its
-/// stdout and stderr to the log, so the parent sees end-of-file on both.
-fn ready(server: &Server, args: &ServeArgs) -> Result<(), Failure> {
-    let mut out = io::stdout();
-    writeln!(out, "{}", args.dir.display())
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::internal(format!("cannot report readiness: {e}")))?;
-    if args.detached {
-        let log = server
-            .dir
-            .open_file(LOG, OFlag::O_WRONLY | OFlag::O_APPEND)
-            .map_err(Failure::internal)?;
-        nix::unistd::dup2_stdout(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
-        nix::unistd::dup2_stderr(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
-    }
-    Ok(())
-}
-
 /// `--daemon`: run this same command line detached (with `--detached`
 /// instead of `--daemon`), wait until it prints DIR (ready) or fails, and
 /// pass that on.
-fn daemonize() -> Result<ExitCode, Failure> {
+pub fn daemonize() -> Result<ExitCode, Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::internal(format!("cannot find duet itself: {e}")))?;
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -233,61 +154,14 @@ fn refuse_foreign_entries(dir: &FifoDir) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A request waiting for its turn.
-#[derive(Debug)]
-struct Queued {
-    request: Request,
-    /// When its client gives up: its timeout from when serve received it.
-    deadline: Instant,
-}
-
-/// The request being answered.
-#[derive(Debug)]
-struct Active {
-    request: Request,
-    framing: Framing,
-    collector: Collector,
-    /// The reply so far.
-    reply: Vec<u8>,
-    deadline: Instant,
-    /// For `--quiet`: the reply ends when nothing arrives until then.
-    quiet_until: Option<Instant>,
-    /// When its client was told it timed out: the rest of the reply is
-    /// still read, and dropped.
-    abandoned: Option<Instant>,
-    /// PROG was reported as not answering.
-    reported: bool,
-}
-
-/// PROG's greeting, which ends before the first request is sent to it.
-#[derive(Debug)]
-enum Greeting {
-    /// Up to the first prompt.
-    Prompt(Collector),
-    /// Until PROG has been quiet until `quiet_until`.
-    Settle { quiet_until: Instant },
-}
-
-#[derive(Debug)]
-struct Greeted {
-    kind: Greeting,
-    /// What PROG wrote, for the log.
-    seen: Vec<u8>,
-    deadline: Instant,
-}
-
-/// Most output kept for `out` when nobody reads it; older bytes are dropped.
-const OUT_BACKLOG: usize = 1 << 20;
-/// How long serve waits, after PROG closed its output mid-reply, for its
-/// exit status to put in the client's message.
-const EXIT_AFTER_EOF: Duration = Duration::from_millis(200);
-/// At most this many lines of PROG's stderr are shown when it fails to start.
-const STDERR_TAIL: usize = 10;
-
+/// The running service: DIR, its FIFOs and log, PROG under its supervisor,
+/// and the state machine.
 #[derive(Debug)]
 struct Server {
+    /// DIR as given, for messages.
+    path: PathBuf,
     dir: FifoDir,
-    /// The liveness lock (see `served`), never released by hand: the
+    /// The liveness lock (see `protocol`), never released by hand: the
     /// kernel drops it when this process exits, so when `stop` sees it free,
     /// serve is gone.
     alive: Option<Flock<OwnedFd>>,
@@ -299,29 +173,12 @@ struct Server {
     sup: Supervisor,
     program: Program,
     pty: bool,
+    /// The grace of a stop (`duet stop --grace` replaces it).
     grace: Duration,
+    /// What the pid file says.
     state: State,
-    /// The framing of asks that give none.
-    framing: Framing,
-    settle: Duration,
-    greet_timeout: Duration,
-    /// Set while PROG greets: no request is sent to it meanwhile.
-    greeting: Option<Greeted>,
-    /// With `--prompt`, after raw input from `in`: PROG is busy until its
-    /// next prompt, which this finds.
-    busy: Option<Collector>,
-    /// Bytes for PROG's stdin.
-    to_child: Vec<u8>,
-    /// Raw bytes from `in`, forwarded between requests.
-    raw_in: Vec<u8>,
-    /// Output for `out`.
-    raw_out: VecDeque<u8>,
-    /// A partial request line from `ctl`.
-    ctl_buf: Vec<u8>,
-    queue: VecDeque<Queued>,
-    active: Option<Active>,
-    /// PROG's current stdout has ended.
-    out_eof: bool,
+    /// The state machine: requests, replies, greetings, raw input and output.
+    requests: Requests,
     /// A stop was asked for.
     stopping: bool,
     /// Reports DIR, or one of serve's own entries in it, being removed or
@@ -339,15 +196,16 @@ struct Server {
 
 impl Server {
     /// Checks and prepares DIR, starts PROG.
-    fn start(args: &ServeArgs, framing: Framing) -> Result<Server, Failure> {
-        let dir = FifoDir::create(&args.dir).map_err(|e| Failure::internal(format!("{e}")))?;
+    fn start(options: Options, config: Config) -> Result<Server, Failure> {
+        let path = options.dir;
+        let dir = FifoDir::create(&path).map_err(|e| Failure::internal(format!("{e}")))?;
         let Some(alive) = protocol::claim(&dir)? else {
             let who =
                 protocol::read_state(&dir).map_or(String::new(), |s| format!(" (pid {})", s.pid));
             return Err(Failure::internal(format!(
                 "{} is already served{who}; stop it first with `duet stop {}`",
-                args.dir.display(),
-                args.dir.display()
+                path.display(),
+                path.display()
             )));
         };
         let mut created = dir.created();
@@ -358,7 +216,7 @@ impl Server {
                     // it. The right to remove DIR passes on.
                     log::warn!(
                         "{} was left by serve pid {} that is gone; reclaiming it",
-                        args.dir.display(),
+                        path.display(),
                         old.pid
                     );
                     created = old.created_dir;
@@ -394,13 +252,6 @@ impl Server {
         let log_start = log.metadata().map_or(0, |m| m.len());
         dir.open_file(LOCK, OFlag::O_RDWR | OFlag::O_CREAT)
             .map_err(Failure::internal)?;
-        let policy = Policy {
-            restart: args.restart.into(),
-            max_restarts: args.max_restarts,
-            backoff: Backoff::default(),
-            grace: args.grace,
-            group: false,
-        };
         let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| Failure::internal(format!("inotify: {e}")))?;
         watch
@@ -412,7 +263,8 @@ impl Server {
                     | AddWatchFlags::IN_MOVED_FROM,
             )
             .map_err(|e| Failure::internal(format!("watch {}: {e}", dir.path().display())))?;
-        let mut sup = Supervisor::new(policy)?;
+        let grace = options.policy.grace;
+        let mut sup = Supervisor::new(options.policy)?;
         // serve decides how to stop (with the grace `duet stop` asked for).
         for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
             sup.forward_signal(sig, false);
@@ -421,11 +273,12 @@ impl Server {
             // A container's init: orphans are ours to reap.
             sup.set_subreaper()?;
         }
+        let requests = Requests::new(config).map_err(Failure::internal)?;
         let mut server = Server {
             state: State {
                 pid: std::process::id(),
                 child: None,
-                program: args
+                program: options
                     .program
                     .argv
                     .iter()
@@ -436,6 +289,7 @@ impl Server {
                 created_dir: created,
                 not_answering: None,
             },
+            path,
             dir,
             alive: Some(alive),
             fifos,
@@ -444,21 +298,10 @@ impl Server {
             ctl,
             log,
             sup,
-            program: args.program.clone(),
-            pty: args.pty,
-            grace: args.grace,
-            framing,
-            settle: args.settle,
-            greet_timeout: args.timeout,
-            greeting: None,
-            busy: None,
-            to_child: Vec::new(),
-            raw_in: Vec::new(),
-            raw_out: VecDeque::new(),
-            ctl_buf: Vec::new(),
-            queue: VecDeque::new(),
-            active: None,
-            out_eof: false,
+            program: options.program,
+            pty: options.pty,
+            grace,
+            requests,
             stopping: false,
             watch,
             dir_lost: false,
@@ -475,6 +318,7 @@ impl Server {
         Ok(server)
     }
 
+    /// Starts PROG (its stderr to the log) and tells the state machine.
     fn spawn(&mut self) -> Result<Child, Failure> {
         let log = self
             .log
@@ -491,23 +335,9 @@ impl Server {
         );
         self.state.child = Some(child.id());
         self.state.not_answering = None;
-        self.out_eof = false;
-        self.busy = None;
-        let now = Instant::now();
-        let kind = match &self.framing {
-            Framing::Prompt(_) => Some(Greeting::Prompt(
-                Collector::new(&self.framing).map_err(Failure::internal)?,
-            )),
-            _ if self.settle.is_zero() => None,
-            _ => Some(Greeting::Settle {
-                quiet_until: now + self.settle,
-            }),
-        };
-        self.greeting = kind.map(|kind| Greeted {
-            kind,
-            seen: Vec::new(),
-            deadline: now + self.greet_timeout,
-        });
+        self.requests
+            .handle_started(Instant::now())
+            .map_err(Failure::internal)?;
         Ok(child)
     }
 
@@ -515,7 +345,7 @@ impl Server {
     /// PROG's exit meanwhile is a failed start, whatever `--restart` says:
     /// the error carries its status and the end of its stderr.
     fn until_ready(&mut self) -> Result<(), Failure> {
-        while self.greeting.is_some() {
+        while !self.requests.is_ready() {
             self.pump_output()?;
             // Early requests wait their turn; reading them (and the watch)
             // keeps the poll below from waking for them again and again.
@@ -527,8 +357,9 @@ impl Server {
                     self.program.name()
                 )));
             }
-            self.check_greeting(true)?;
-            if self.greeting.is_none() {
+            self.requests.handle_timeout(Instant::now());
+            self.act_on_events()?;
+            if self.requests.is_ready() {
                 break;
             }
             self.wait()?;
@@ -556,6 +387,24 @@ impl Server {
             }
         }
         protocol::write_state(&self.dir, &self.state)
+    }
+
+    /// Reports readiness (DIR on stdout); a detached serve then sends its
+    /// stdout and stderr to the log, so the parent sees end-of-file on both.
+    fn report_ready(&self, detached: bool) -> Result<(), Failure> {
+        let mut out = io::stdout();
+        writeln!(out, "{}", self.path.display())
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::internal(format!("cannot report readiness: {e}")))?;
+        if detached {
+            let log = self
+                .dir
+                .open_file(LOG, OFlag::O_WRONLY | OFlag::O_APPEND)
+                .map_err(Failure::internal)?;
+            nix::unistd::dup2_stdout(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
+            nix::unistd::dup2_stderr(&log).map_err(|e| Failure::internal(format!("dup2: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The error for PROG exiting before serve was ready: its status and
@@ -597,60 +446,6 @@ impl Server {
         Failure::new(if code == 0 { 1 } else { code }, message)
     }
 
-    /// Ends the greeting when its time has come. At the first start a
-    /// greeting that does not end in time fails; after a restart serve
-    /// logs it and goes on.
-    fn check_greeting(&mut self, starting: bool) -> Result<(), Failure> {
-        let Some(g) = self.greeting.as_ref() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        // At end of output PROG is going: its exit decides, not the quiet.
-        let settled = matches!(g.kind, Greeting::Settle { quiet_until } if now >= quiet_until)
-            && !self.out_eof;
-        if settled {
-            self.greeted();
-            return Ok(());
-        }
-        if now < g.deadline {
-            return Ok(());
-        }
-        let what = match g.kind {
-            Greeting::Prompt(_) => format!("its first prompt ({})", self.framing.describe()),
-            Greeting::Settle { .. } => format!(
-                "its greeting to end ({} of quiet)",
-                duration::show(self.settle)
-            ),
-        };
-        let mut seen = g.seen.clone();
-        if let Greeting::Prompt(first) = &g.kind {
-            seen.extend_from_slice(first.held());
-        }
-        let message = format!(
-            "{} did not show {what} within {}{}",
-            self.program.name(),
-            duration::show(self.greet_timeout),
-            preview(&seen)
-        );
-        if starting {
-            return Err(Failure::new(TIMEOUT, message));
-        }
-        log::warn!("serve: {message}; sending requests anyway");
-        self.greeted();
-        Ok(())
-    }
-
-    fn greeted(&mut self) {
-        if let Some(g) = self.greeting.take() {
-            if !g.seen.is_empty() {
-                log::info!(
-                    "serve: the program's greeting: {:?}",
-                    String::from_utf8_lossy(&g.seen)
-                );
-            }
-        }
-    }
-
     /// The event loop. Returns when PROG is gone for good or serve was stopped.
     fn serve(&mut self) -> Result<ExitCode, Failure> {
         loop {
@@ -658,7 +453,9 @@ impl Server {
             self.read_requests();
             // Before next_input: an ended greeting or reply lets the next
             // request go in this same round.
-            self.check_timers()?;
+            self.requests.handle_timeout(Instant::now());
+            self.deliver_replies();
+            self.act_on_events()?;
             self.next_input();
             self.write_input();
             self.write_output();
@@ -697,8 +494,9 @@ impl Server {
                 Step::Running => {}
                 Step::Restart => {
                     self.pump_output()?;
-                    self.end_active("the program ended before the reply was complete");
-                    crate::args::report_restart(&self.program, &self.sup);
+                    self.requests.handle_restart();
+                    self.deliver_replies();
+                    report_restart(&self.program, &self.sup);
                     let child = self.spawn()?;
                     self.sup.start(child);
                     self.state.restarts = self.sup.restarts();
@@ -706,18 +504,8 @@ impl Server {
                 }
                 Step::Done(status) => {
                     self.pump_output()?;
-                    self.end_active(&format!(
-                        "the program {} before the reply was complete",
-                        ended(status)
-                    ));
-                    for queued in std::mem::take(&mut self.queue) {
-                        self.send_reply(
-                            &queued.request,
-                            &self.framing.clone(),
-                            String::new(),
-                            Some((ENDED, format!("the program {}", ended(status)))),
-                        );
-                    }
+                    self.requests.handle_end(status);
+                    self.deliver_replies();
                     log::info!(
                         "serve: {} {}; serve ends",
                         self.program.name(),
@@ -728,11 +516,41 @@ impl Server {
                     } else if self.stopping {
                         ExitCode::SUCCESS
                     } else {
-                        crate::exit::exit_code(status)
+                        exit_code(status)
                     });
                 }
             }
         }
+    }
+
+    /// Carries out what the state machine reported: a first greeting that
+    /// never ended fails the start; PROG not answering is logged, shown by
+    /// `duet status`, and with a restart policy PROG is recycled.
+    fn act_on_events(&mut self) -> Result<(), Failure> {
+        while let Some(event) = self.requests.poll_event() {
+            match event {
+                Event::StartTimedOut(message) => return Err(Failure::new(TIMEOUT, message)),
+                Event::NotAnswering(message) => {
+                    self.state.not_answering = Some(message.clone());
+                    protocol::write_state(&self.dir, &self.state)?;
+                    if self.sup.policy().restart == Restart::Never {
+                        eprintln!("duet: {message}; requests wait until it has");
+                    } else {
+                        eprintln!("duet: {message}; stopping it to restart it");
+                        self.sup.recycle(self.grace)?;
+                    }
+                }
+                Event::AnswersAgain => {
+                    if self.state.not_answering.take().is_some() {
+                        log::warn!("serve: {} answers again", self.program.name());
+                        if let Err(e) = protocol::write_state(&self.dir, &self.state) {
+                            log::warn!("serve: {}", e.message);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// True when the watch reports DIR itself, or one of the entries serve
@@ -752,31 +570,34 @@ impl Server {
         })
     }
 
-    /// Reads everything PROG has written and routes it: to its greeting,
-    /// the active request, or `out`.
+    /// Reads everything PROG has written and hands it to the state machine,
+    /// then delivers the replies that completed.
     fn pump_output(&mut self) -> Result<(), Failure> {
-        while !self.out_eof {
+        let result = self.read_output();
+        self.deliver_replies();
+        self.act_on_events()?;
+        result
+    }
+
+    /// Reads PROG's stdout until nothing more is available or it ends; at
+    /// its end, learns PROG's status when a client waits for its reply.
+    fn read_output(&mut self) -> Result<(), Failure> {
+        while !self.requests.output_ended() {
             let Some(child) = self.sup.child() else {
                 return Ok(());
             };
             match child.read_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => return Ok(()),
-                Ok(bytes) => self.route(bytes),
+                Ok(bytes) => self.requests.handle_output(&bytes, Instant::now()),
                 Err(duet::Error::Eof { .. }) => {
-                    self.out_eof = true;
-                    if self.active.as_ref().is_some_and(|a| a.abandoned.is_none()) {
-                        // Output ends when PROG does, as a rule: a moment
-                        // tells how, for the client's message.
-                        let message = match child.wait_timeout(EXIT_AFTER_EOF) {
-                            Ok(Some(status)) => format!(
-                                "the program {} before the reply was complete",
-                                ended(status)
-                            ),
-                            _ => "the program closed its output before the reply was complete"
-                                .to_string(),
-                        };
-                        self.end_active(&message);
-                    }
+                    // Output ends when PROG does, as a rule: a moment tells
+                    // how, for the message of a client still waiting.
+                    let status = if self.requests.awaits_reply() {
+                        child.wait_timeout(EXIT_AFTER_EOF).ok().flatten()
+                    } else {
+                        None
+                    };
+                    self.requests.handle_output_end(status);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -784,189 +605,48 @@ impl Server {
         Ok(())
     }
 
-    fn route(&mut self, bytes: Vec<u8>) {
-        if let Some(g) = self.greeting.as_mut() {
-            match &mut g.kind {
-                Greeting::Settle { quiet_until } => {
-                    *quiet_until = Instant::now() + self.settle;
-                    g.seen.extend_from_slice(&bytes);
-                }
-                Greeting::Prompt(first) => {
-                    if let Some(rest) = first.feed(&bytes, &mut g.seen) {
-                        self.greeted();
-                        // Output after the first prompt belongs to no request.
-                        self.route(rest);
-                    }
-                }
-            }
-            return;
-        }
-        let Some(active) = self.active.as_mut() else {
-            if let Some(busy) = self.busy.as_mut() {
-                if busy.feed(&bytes, &mut Vec::new()).is_some() {
-                    self.busy = None;
-                }
-            }
-            self.queue_out(&bytes);
-            return;
-        };
-        if let Some(quiet) = active.framing.quiet() {
-            active.quiet_until = Some(Instant::now() + quiet);
-        }
-        if let Some(rest) = active.collector.feed(&bytes, &mut active.reply) {
-            self.complete_active();
-            self.route(rest);
-        }
-    }
-
-    /// The active reply is complete: to its client, or dropped if the
-    /// client was told it timed out.
-    fn complete_active(&mut self) {
-        let Some(mut active) = self.active.take() else {
-            return;
-        };
-        active.collector.flush(&mut active.reply);
-        let output = String::from_utf8_lossy(&active.reply).into_owned();
-        if active.abandoned.is_some() {
-            log::info!(
-                "serve: dropped the late reply to {} {:?} ({} bytes)",
-                active.request.id,
-                active.request.line,
-                active.reply.len()
-            );
-            if self.state.not_answering.take().is_some() {
-                log::warn!("serve: {} answers again", self.program.name());
-                if let Err(e) = protocol::write_state(&self.dir, &self.state) {
-                    log::warn!("serve: {}", e.message);
-                }
-            }
-            return;
-        }
-        self.send_reply(&active.request, &active.framing, output, None);
-    }
-
-    /// The active reply cannot complete (PROG ended): its client gets the
-    /// error with what arrived; a late reply is just dropped.
-    fn end_active(&mut self, message: &str) {
-        let Some(mut active) = self.active.take() else {
-            return;
-        };
-        if active.abandoned.is_some() {
-            return;
-        }
-        active.collector.flush(&mut active.reply);
-        let partial = String::from_utf8_lossy(&active.reply).into_owned();
-        self.send_reply(
-            &active.request,
-            &active.framing,
-            partial,
-            Some((ENDED, message.to_string())),
-        );
-    }
-
-    fn queue_out(&mut self, bytes: &[u8]) {
-        self.raw_out.extend(bytes);
-        if self.raw_out.len() > OUT_BACKLOG {
-            let excess = self.raw_out.len() - OUT_BACKLOG;
-            self.raw_out.drain(..excess);
-            log::warn!("serve: nobody reads {OUT}; dropped {excess} bytes of old output");
-        }
-    }
-
-    /// Reads complete request lines from `ctl`.
+    /// Reads complete request lines from `ctl` into the state machine.
     fn read_requests(&mut self) {
+        let mut bytes = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
             match (&self.ctl).read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.ctl_buf.extend_from_slice(&buf[..n]),
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
-        let now = Instant::now();
-        while let Some(pos) = self.ctl_buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.ctl_buf.drain(..=pos).collect();
-            match protocol::parse_request(&line) {
-                Ok(request) => {
-                    log::debug!("serve: request {} {:?}", request.id, request.line);
-                    let deadline = now + Duration::from_millis(request.timeout_ms);
-                    self.queue.push_back(Queued { request, deadline });
-                }
-                Err(why) => log::warn!("serve: {why}"),
-            }
-        }
+        self.requests.handle_ctl(&bytes, Instant::now());
     }
 
-    /// Chooses what PROG gets next: raw input from `in` between requests,
-    /// else the next request, once PROG is idle (greeted, no reply still
-    /// coming, at its prompt after raw input).
+    /// Reads raw input from `in` (as much as the state machine holds), then
+    /// lets the state machine choose PROG's next input; a request is sent
+    /// only after PROG's pending output was read: that output came before
+    /// it, and belongs to no request.
     fn next_input(&mut self) {
         let mut buf = [0u8; 8192];
-        while self.raw_in.len() < OUT_BACKLOG {
+        while self.requests.wants_raw_input() {
             match (&self.input).read(&mut buf) {
-                Ok(n) if n > 0 => self.raw_in.extend_from_slice(&buf[..n]),
+                Ok(n) if n > 0 => self.requests.handle_raw_input(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 _ => break,
             }
         }
-        if self.active.is_some()
-            || self.greeting.is_some()
-            || self.stopping
-            || !self.sup.is_running()
-            || self.out_eof
-        {
+        let available = !self.stopping && self.sup.is_running();
+        if !self.requests.next_input(available) {
             return;
         }
-        if !self.raw_in.is_empty() {
-            self.to_child.append(&mut self.raw_in);
-            if let Framing::Prompt(_) = &self.framing {
-                self.busy = Collector::new(&self.framing).ok();
-            }
-            return;
-        }
-        if !self.to_child.is_empty() || self.busy.is_some() {
-            return;
-        }
-        let Some(Queued { request, deadline }) = self.queue.pop_front() else {
-            return;
-        };
-        // Output that arrived before this request belongs to no request.
         if let Err(e) = self.pump_output() {
             log::warn!("serve: {}", e.message);
         }
-        let framing = request
-            .framing
-            .clone()
-            .unwrap_or_else(|| self.framing.clone());
-        let collector = match Collector::new(&framing) {
-            Ok(c) => c,
-            Err(e) => {
-                self.send_reply(&request, &framing, String::new(), Some((BAD_REQUEST, e)));
-                return;
-            }
-        };
-        log::debug!("serve: sending {} to the program", request.id);
-        self.to_child.extend_from_slice(request.line.as_bytes());
-        self.to_child.push(b'\n');
-        // A request that gets no output at all has an empty reply after
-        // the quiet time.
-        let quiet_until = framing.quiet().map(|q| Instant::now() + q);
-        self.active = Some(Active {
-            deadline,
-            request,
-            framing,
-            collector,
-            reply: Vec::new(),
-            quiet_until,
-            abandoned: None,
-            reported: false,
-        });
+        self.requests.start_request(Instant::now());
+        self.deliver_replies();
     }
 
     /// Sends pending input when PROG's stdin has room.
     fn write_input(&mut self) {
-        if self.to_child.is_empty() {
+        if !self.requests.pending_input() {
             return;
         }
         let Some(child) = self.sup.child() else {
@@ -979,211 +659,94 @@ impl Server {
         if !room {
             return;
         }
-        let bytes = std::mem::take(&mut self.to_child);
+        let bytes = self.requests.take_input();
         if let Err(e) = child.send_bytes(&bytes) {
             // PROG is going away: the request was not answered, so it waits
             // for the restart (or gets an error if there is none).
             log::info!("serve: cannot write to the program: {e}");
-            if let Some(active) = self.active.take() {
-                if active.abandoned.is_none() {
-                    self.queue.push_front(Queued {
-                        request: active.request,
-                        deadline: active.deadline,
-                    });
-                }
-            }
+            self.requests.handle_write_failed();
         }
     }
 
     /// Moves output to `out` as far as it has room.
     fn write_output(&mut self) {
-        while !self.raw_out.is_empty() {
-            let (front, _) = self.raw_out.as_slices();
-            match (&self.output).write(front) {
-                Ok(n) => {
-                    self.raw_out.drain(..n);
-                }
+        loop {
+            let pending = self.requests.out_backlog();
+            if pending.is_empty() {
+                break;
+            }
+            match (&self.output).write(pending) {
+                Ok(n) => self.requests.out_written(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
     }
 
-    fn check_timers(&mut self) -> Result<(), Failure> {
-        self.check_greeting(false)?;
-        let now = Instant::now();
-        // Requests whose clients have given up waiting for their turn.
-        let mut i = 0;
-        while i < self.queue.len() {
-            if now < self.queue[i].deadline {
-                i += 1;
-                continue;
-            }
-            let queued = self.queue.remove(i).expect("an index in range");
-            let why = if self.active.as_ref().is_some_and(|a| a.abandoned.is_some()) {
-                "the program has not finished its reply to an earlier request that timed out"
-            } else if self.greeting.is_some() {
-                "the program has not finished its greeting"
-            } else if self.busy.is_some() {
-                "the program has not shown its prompt since the raw input from DIR/in"
-            } else {
-                "the program was busy with earlier requests"
-            };
-            let message = format!(
-                "timed out after {} waiting for its turn: {why}",
-                duration::show(Duration::from_millis(queued.request.timeout_ms))
-            );
-            let framing = queued
-                .request
-                .framing
-                .clone()
-                .unwrap_or_else(|| self.framing.clone());
-            self.send_reply(
-                &queued.request,
-                &framing,
-                String::new(),
-                Some((TIMED_OUT, message)),
-            );
+    /// Writes every reply the state machine decided on.
+    fn deliver_replies(&mut self) {
+        while let Some(delivery) = self.requests.poll_reply() {
+            self.deliver(delivery);
         }
-        let Some(active) = self.active.as_mut() else {
-            return Ok(());
-        };
-        if active.quiet_until.is_some_and(|q| now >= q) {
-            self.complete_active();
-            return Ok(());
-        }
-        let timeout = Duration::from_millis(active.request.timeout_ms);
-        match active.abandoned {
-            None if now >= active.deadline => {
-                active.abandoned = Some(now);
-                let message = format!(
-                    "timed out after {} waiting for {}",
-                    duration::show(timeout),
-                    active.framing.describe()
-                );
-                let mut partial = active.reply.clone();
-                partial.extend_from_slice(active.collector.held());
-                let (request, framing) = (active.request.clone(), active.framing.clone());
-                log::info!(
-                    "serve: the reply to {} {:?} timed out; its rest will be dropped",
-                    request.id,
-                    request.line
-                );
-                let partial = String::from_utf8_lossy(&partial).into_owned();
-                self.send_reply(&request, &framing, partial, Some((TIMED_OUT, message)));
-            }
-            Some(at) if !active.reported && now >= at + timeout => {
-                active.reported = true;
-                let message = format!(
-                    "{} is not answering: its reply to {:?} has not ended {} after the ask timed out",
-                    self.program.name(),
-                    active.request.line,
-                    duration::show(timeout)
-                );
-                self.state.not_answering = Some(message.clone());
-                protocol::write_state(&self.dir, &self.state)?;
-                if self.sup.policy().restart == Restart::Never {
-                    eprintln!("duet: {message}; requests wait until it has");
-                } else {
-                    eprintln!("duet: {message}; stopping it to restart it");
-                    self.sup.recycle(self.grace)?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
-    /// Writes a reply to the request's FIFO; a client that is gone (no
-    /// reader) loses it, which is the point. The FIFO is removed after.
-    fn send_reply(
-        &mut self,
-        request: &Request,
-        framing: &Framing,
-        output: String,
-        error: Option<(&str, String)>,
-    ) {
-        let (error, message) = match error {
-            Some((kind, message)) => (Some(kind.to_string()), message),
-            None => (None, String::new()),
-        };
-        let reply = Reply {
-            id: request.id.clone(),
-            output,
-            error,
-            message,
-            framing: Some(framing.clone()),
-        };
-        let result = self.dir.existing_fifo(&request.reply).and_then(|fifo| {
+    /// Writes a reply to its client's FIFO; a client that is gone (no
+    /// reader) loses it, which is the point. The FIFO is removed after,
+    /// unless the client reuses it.
+    fn deliver(&self, delivery: Delivery) {
+        let id = &delivery.reply.id;
+        let result = self.dir.existing_fifo(&delivery.fifo).and_then(|fifo| {
             let mut file = fifo.open(Access::Write, true)?;
-            let mut line = serde_json::to_vec(&reply)?;
+            let mut line = serde_json::to_vec(&delivery.reply)?;
             line.push(b'\n');
-            protocol::write_all_until(&mut file, &line, Instant::now() + Duration::from_secs(5))?;
+            protocol::write_all_until(&mut file, &line, Instant::now() + REPLY_WRITE)?;
             Ok(())
         });
         match result {
-            Ok(()) => log::debug!("serve: replied to {}", request.id),
-            Err(e) => log::info!("serve: the client of {} is gone: {e}", request.id),
+            Ok(()) => log::debug!("serve: replied to {id}"),
+            Err(e) => log::info!("serve: the client of {id} is gone: {e}"),
         }
         // An `ask -` reuses its FIFO for its next request and removes it
         // itself; a single ask's is removed here, in case it was killed.
-        if !request.keep_fifo {
-            let _ = self.dir.remove_entry(&request.reply);
+        if !delivery.keep_fifo {
+            let _ = self.dir.remove_entry(&delivery.fifo);
         }
     }
 
-    /// The earliest time something is due without any input: the
-    /// supervisor's, the greeting's, the active reply's and every queued
-    /// request's deadline.
-    fn deadline(&self) -> Option<Instant> {
-        let mut due: Vec<Instant> = Vec::new();
-        due.extend(self.sup.deadline());
-        if let Some(g) = &self.greeting {
-            due.push(g.deadline);
-            if let Greeting::Settle { quiet_until } = g.kind {
-                due.push(quiet_until);
-            }
-        }
-        if let Some(a) = &self.active {
-            due.extend(a.quiet_until);
-            match a.abandoned {
-                None => due.push(a.deadline),
-                Some(at) if !a.reported => {
-                    due.push(at + Duration::from_millis(a.request.timeout_ms));
-                }
-                Some(_) => {}
-            }
-        }
-        due.extend(self.queue.iter().map(|q| q.deadline));
-        due.into_iter().min()
-    }
-
-    /// Polls everything serve waits for, until the nearest deadline.
+    /// Polls everything serve waits for, until the nearest deadline: the
+    /// state machine's or the supervisor's (a grace period, a restart's
+    /// backoff).
     fn wait(&self) -> Result<(), Failure> {
         let mut fds = vec![
             PollFd::new(self.sup.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.watch.as_fd(), PollFlags::POLLIN),
         ];
-        if self.raw_in.len() < OUT_BACKLOG {
+        if self.requests.wants_raw_input() {
             fds.push(PollFd::new(self.input.as_fd(), PollFlags::POLLIN));
         }
-        if !self.raw_out.is_empty() {
+        if !self.requests.out_backlog().is_empty() {
             fds.push(PollFd::new(self.output.as_fd(), PollFlags::POLLOUT));
         }
         if let Some(child) = self.sup.child_ref() {
-            if !self.out_eof {
+            if !self.requests.output_ended() {
                 if let Some(fd) = child.stdout_fd() {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 }
             }
-            if !self.to_child.is_empty() {
+            if self.requests.pending_input() {
                 if let Some(fd) = child.stdin_fd() {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
             }
         }
-        match poll(&mut fds, poll_timeout(self.deadline())) {
+        let deadline = earliest(
+            self.requests
+                .poll_timeout()
+                .into_iter()
+                .chain(self.sup.deadline()),
+        );
+        match poll(&mut fds, poll_timeout(deadline)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(e) => Err(Failure::internal(format!("poll: {e}"))),
         }
@@ -1226,16 +789,5 @@ impl Server {
                 log::warn!("serve: cannot remove {}: {e}", self.dir.path().display());
             }
         }
-    }
-}
-
-/// `; it wrote "..."` (the start of it) or nothing, for messages.
-fn preview(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        "; it wrote nothing".into()
-    } else {
-        let text = String::from_utf8_lossy(bytes);
-        let cut: String = text.chars().take(200).collect();
-        format!("; it wrote {cut:?}")
     }
 }
