@@ -26,6 +26,8 @@ pub struct Program {
 /// (`Command::ssh`), for every subcommand that starts a program.
 #[derive(Clone, Debug, Default, Args)]
 pub struct Remote {
+    // `[user@]` is for people reading --help, not a rustdoc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Run PROG on HOST ([user@]host) through OpenSSH.
     ///
     /// Arguments arrive exactly as given, signals and stops reach the
