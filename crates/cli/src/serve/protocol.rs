@@ -1,5 +1,7 @@
-//! A served directory: its layout, its state file, its locks and the `ask`
-//! protocol, shared by `serve` and its clients.
+//! What travels between `serve` and its clients (`ask`, `send`, `recv`,
+//! `status`, `stop`): the layout of a served directory and the names of its
+//! FIFOs, the request and reply lines, the pid (state) and stop files, the
+//! liveness and `ask` locks, and the waits on the FIFOs both sides use.
 //!
 //! ```text
 //! DIR/            mode 0700 (or an existing private directory)

@@ -1297,6 +1297,33 @@ mod tests {
     }
 
     #[test]
+    fn a_late_reply_cut_short_by_its_output_ending_reaches_nobody() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        assert!(!m.awaits_reply(), "no status is needed for a late reply");
+        m.handle_output_end(None);
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Late, "PROG's exit ends it");
+        m.handle_end(ExitStatus::from_code(0));
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_failed_write_forgets_a_late_request() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        m.handle_write_failed();
+        assert_eq!((m.phase(), m.queued()), (Phase::Idle, 0));
+    }
+
+    #[test]
     fn a_failed_write_puts_the_request_back_first_with_its_deadline() {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "1", 100, None), t0);
