@@ -8,7 +8,7 @@
 //! PROG's greeting ends.
 //!
 //! [`Requests`] holds no descriptor, reads no clock and starts no process,
-//! in the manner of quinn-proto: the driver ([`super::lifecycle`]) feeds it
+//! in the manner of quinn-proto: the driver (`lifecycle.rs`) feeds it
 //! what arrived, with the time as an argument (`handle_*`), lets it choose
 //! PROG's next input ([`Requests::next_input`]), and drains its decisions:
 //! [`Requests::take_input`] (for PROG's stdin), [`Requests::poll_reply`]
