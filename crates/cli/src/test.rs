@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use super::Failure;
+use crate::exit::Failure;
 use duet_script::{self as script, Case, Config, cast, report};
 
 /// Run many scripts in parallel, each naming its program with `spawn`.
@@ -41,7 +41,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "FILE|DIR")]
     cast: Option<PathBuf>,
     /// The limit for each step until a script's `timeout` line changes it.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = crate::args::parse_duration)]
     timeout: Duration,
     /// The scripts; a directory stands for the `*.duet` files in it.
     #[arg(required = true, value_name = "FILE")]

@@ -9,10 +9,11 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use clap::Args;
+use duet_script::duration;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::parse_duration;
+use crate::args::parse_duration;
 
 /// `--lines N | --until REGEX | --quiet D | --prompt REGEX`.
 #[derive(Debug, Clone, Default, Args)]
@@ -115,7 +116,7 @@ impl Framing {
             Framing::Until(re) => format!("a line matching {re:?}"),
             Framing::QuietMs(ms) => format!(
                 "the reply to end with {} of quiet",
-                super::duration::show(Duration::from_millis(*ms))
+                duration::show(Duration::from_millis(*ms))
             ),
             Framing::Prompt(re) => format!("the prompt {re:?}"),
         }

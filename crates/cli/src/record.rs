@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 
-use super::{Failure, Program, duration};
+use crate::args::Program;
+use crate::exit::Failure;
+use duet_script::duration;
 use duet_script::{PTY_TERM, syntax};
 
 /// Record a session with PROG as a script that replays green.
@@ -58,11 +60,11 @@ pub struct RecordArgs {
     pty: bool,
     /// How long PROG may take to end once its input has ended; also the
     /// script's `timeout`.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = crate::args::parse_duration)]
     timeout: Duration,
     /// With stdin a pipe: send each line once PROG has been quiet for D,
     /// as a person types after the reply.
-    #[arg(long, value_name = "D", default_value = "100ms", value_parser = super::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "100ms", value_parser = crate::args::parse_duration)]
     settle: Duration,
     #[command(flatten)]
     program: Program,

@@ -6,18 +6,17 @@
 //! killed and its leftovers removed here. A stale directory (its serve
 //! crashed) is cleaned up directly.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use duet::fifo::FifoDir;
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 
-use super::served::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
-use super::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
+use crate::serve::protocol::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP};
 
 /// Stop the program served in DIR (TERM, grace, KILL) and remove the FIFOs.
 #[derive(Debug, Args)]
@@ -35,9 +34,9 @@ const CLEANUP_SLACK: Duration = Duration::from_secs(5);
 
 /// Runs `duet stop`.
 pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    let state = served::read_state(&dir).ok();
-    if !served::is_alive(&dir)? {
+    let dir = protocol::open_dir(&args.dir)?;
+    let state = protocol::read_state(&dir).ok();
+    if !protocol::is_alive(&dir)? {
         // Only a directory with serve's own pid file is cleaned up: stop
         // never removes files from a directory that was not served.
         let Some(state) = state else {
@@ -66,8 +65,8 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
     // the one that still holds DIR's lock and wrote the pid file, so a
     // signal can never reach a process that took over the number.
     let serve = duet::supervise::Process::open(state.pid)?;
-    let still_serving =
-        served::is_alive(&dir)? && served::read_state(&dir).is_ok_and(|now| now.pid == state.pid);
+    let still_serving = protocol::is_alive(&dir)?
+        && protocol::read_state(&dir).is_ok_and(|now| now.pid == state.pid);
     let Some(serve) = serve.filter(|_| still_serving) else {
         return Err(Failure::internal(format!(
             "{} changed while stopping it (serve pid {} is gone); run duet stop again",
@@ -82,14 +81,9 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
         }
         None => None,
     };
-    let mut file = dir
-        .open_file(STOP, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC)
-        .map_err(Failure::internal)?;
-    writeln!(file, "{}", args.grace.as_millis())
-        .map_err(|e| Failure::internal(format!("cannot write {STOP}: {e}")))?;
-    drop(file);
+    protocol::request_stop(&dir, args.grace)?;
     serve.signal(Signal::SIGTERM)?;
-    if served::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
+    if protocol::wait_gone(&dir, args.grace + CLEANUP_SLACK)? {
         // The lock goes with serve's descriptors, a moment before the
         // process has finished exiting: return only once it has.
         serve.wait_for_exit(CLEANUP_SLACK)?;
@@ -100,7 +94,7 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
         prog.signal(Signal::SIGKILL)?;
     }
     serve.signal(Signal::SIGKILL)?;
-    if !served::wait_gone(&dir, CLEANUP_SLACK)? {
+    if !protocol::wait_gone(&dir, CLEANUP_SLACK)? {
         return Err(Failure::internal(format!(
             "serve pid {} does not die",
             state.pid

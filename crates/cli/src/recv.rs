@@ -3,7 +3,7 @@
 //! It reads byte by byte so that it never takes more than its line from the
 //! FIFO: the next line stays there for the next reader, as with the shell's
 //! `read`. Output no `ask` claimed is what `out` carries (see
-//! [`super::served`]).
+//! [`crate::serve::protocol`]).
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use duet::fifo::Access;
+use duet_script::duration;
 use nix::poll::PollFlags;
 
-use super::served::{self, OUT};
-use super::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
+use crate::serve::protocol::{self, OUT};
 
 /// Read one line of the served program's output from DIR/out.
 #[derive(Debug, Args)]
@@ -30,8 +32,8 @@ pub struct RecvArgs {
 
 /// Runs `duet recv`.
 pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    if !served::is_alive(&dir)? {
+    let dir = protocol::open_dir(&args.dir)?;
+    if !protocol::is_alive(&dir)? {
         return Err(Failure::new(
             1,
             format!(
@@ -60,7 +62,7 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let ready = served::wait_for(&out, PollFlags::POLLIN, deadline)
+                let ready = protocol::wait_for(&out, PollFlags::POLLIN, deadline)
                     .map_err(|e| Failure::internal(format!("poll: {e}")))?;
                 if !ready {
                     let got = if line.is_empty() {
@@ -69,10 +71,10 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
                         format!("received {:?}", String::from_utf8_lossy(&line))
                     };
                     return Err(Failure::new(
-                        super::TIMEOUT,
+                        crate::exit::TIMEOUT,
                         format!(
                             "timed out after {} waiting for a line in {}/{OUT}; {got}",
-                            super::duration::show(args.timeout),
+                            duration::show(args.timeout),
                             args.dir.display()
                         ),
                     ));
@@ -83,7 +85,7 @@ pub fn run(args: RecvArgs) -> Result<ExitCode, Failure> {
     }
     let mut stdout = io::stdout().lock();
     stdout
-        .write_all(super::framing::trim_cr(&line))
+        .write_all(crate::framing::trim_cr(&line))
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush())
         .map_err(Failure::stdout)?;

@@ -46,7 +46,8 @@ use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
-use super::{Failure, Program, RestartArg, exit_code, parse_duration};
+use crate::args::{Program, RestartArg, parse_duration};
+use crate::exit::{Failure, exit_code};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
 #[derive(Debug, Args)]
@@ -107,7 +108,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     }
     let pump = args.pty || args.transcript.is_some();
     let transcript = match &args.transcript {
-        Some(path) => Some(super::open_transcript(path, &args.program)?),
+        Some(path) => Some(crate::args::open_transcript(path, &args.program)?),
         None => None,
     };
     // Only PROG's own group may read the terminal duet was started on.
@@ -152,7 +153,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         match step {
             Step::Running => {}
             Step::Restart => {
-                super::report_restart(&args.program, &sup);
+                crate::args::report_restart(&args.program, &sup);
                 let mut child = spawn(transcript.as_ref())?;
                 if pump.as_ref().is_some_and(|p| p.stdin_eof) {
                     let _ = child.close_stdin();
@@ -166,7 +167,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 if let (Some(p), Some(child)) = (pump.as_mut(), sup.child()) {
                     p.drain_output(child)?;
                 }
-                log::info!("run: {} {}", args.program.name(), super::ended(status));
+                log::info!(
+                    "run: {} {}",
+                    args.program.name(),
+                    crate::exit::ended(status)
+                );
                 return Ok(exit_code(status));
             }
         }

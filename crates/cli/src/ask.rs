@@ -1,6 +1,6 @@
 //! `duet ask DIR LINE...`: send requests to a served PROG and print the
 //! replies, in order; `duet ask DIR -` reads the request lines from stdin.
-//! See [`super::served`] for why concurrent, killed and timed-out clients
+//! See [`crate::serve::protocol`] for why concurrent, killed and timed-out clients
 //! never get each other's replies.
 //!
 //! One `ask` is one client: it takes the lock once, for all of its
@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
+use duet_script::duration;
 use nix::poll::PollFlags;
 
-use super::framing::{Framing, FramingArgs, Printer};
-use super::served::{self, CTL, REPLY_PREFIX, Reply, Request};
-use super::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
+use crate::framing::{Framing, FramingArgs, Printer};
+use crate::serve::protocol::{self, CTL, REPLY_PREFIX, Reply, Request};
 
 /// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
@@ -66,8 +68,8 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
             return Err(Failure::new(2, "each LINE must be one line (no newline)"));
         }
     }
-    let dir = served::open_dir(&args.dir)?;
-    let _lock = served::lock_asks(&dir, args.timeout)?;
+    let dir = protocol::open_dir(&args.dir)?;
+    let _lock = protocol::lock_asks(&dir, args.timeout)?;
     let mut client = Client::open(&dir, &args.dir, args.timeout, framing)?;
     let result = if from_stdin {
         let stdin = io::stdin();
@@ -160,22 +162,22 @@ impl<'a> Client<'a> {
             .dir
             .existing_fifo(CTL)
             .and_then(|f| f.open(Access::Write, true))
-            .map_err(|e| not_served(self.path, e))?;
+            .map_err(|e| protocol::not_served(self.path, e))?;
         let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
         bytes.push(b'\n');
         let deadline = Instant::now() + self.timeout + SERVE_SLACK;
-        served::write_all_until(&mut ctl, &bytes, deadline)
+        protocol::write_all_until(&mut ctl, &bytes, deadline)
             .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
         drop(ctl);
 
         let reply =
             read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
                 None => Failure::new(
-                    super::TIMEOUT,
+                    crate::exit::TIMEOUT,
                     format!(
                         "no answer from the serve of {} within {}; is it stuck? see {}/log",
                         self.path.display(),
-                        super::duration::show(self.timeout + SERVE_SLACK),
+                        duration::show(self.timeout + SERVE_SLACK),
                         self.path.display()
                     ),
                 ),
@@ -193,8 +195,8 @@ impl<'a> Client<'a> {
                     .and_then(|()| self.out.end(lines))
                     .map_err(Failure::stdout)
             }
-            Some("timeout") => Err(Failure::new(
-                super::TIMEOUT,
+            Some(protocol::TIMED_OUT) => Err(Failure::new(
+                crate::exit::TIMEOUT,
                 if reply.output.is_empty() {
                     format!("{}; nothing arrived", reply.message)
                 } else {
@@ -211,18 +213,6 @@ fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
-}
-
-/// The error for a `ctl` FIFO nobody reads (or that is missing).
-pub fn not_served(dir: &std::path::Path, e: duet::Error) -> Failure {
-    Failure::new(
-        1,
-        format!(
-            "nobody serves {} ({e}); start it with `duet serve {} -- PROG`",
-            dir.display(),
-            dir.display()
-        ),
-    )
 }
 
 /// Reads reply lines until the one for `id`. `Err(None)`: the deadline passed.
@@ -246,7 +236,7 @@ fn read_reply(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !served::wait_for(end, PollFlags::POLLIN, deadline).map_err(Some)? {
+                if !protocol::wait_for(end, PollFlags::POLLIN, deadline).map_err(Some)? {
                     return Err(None);
                 }
             }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Failure;
-use super::served;
+use crate::exit::Failure;
+use crate::serve::protocol;
 
 /// Show whether DIR is served: pids, uptime, restarts. Exit 0 when running.
 #[derive(Debug, Args)]
@@ -19,13 +19,13 @@ pub struct StatusArgs {
 /// Runs `duet status`: prints `key: value` lines; exits 0 when running, 1
 /// when not (a missing or stale directory).
 pub fn run(args: StatusArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    let alive = served::is_alive(&dir)?;
-    let state = served::read_state(&dir);
+    let dir = protocol::open_dir(&args.dir)?;
+    let alive = protocol::is_alive(&dir)?;
+    let state = protocol::read_state(&dir);
     let mut lines = vec![format!("dir: {}", args.dir.display())];
     match (&state, alive) {
         (Ok(s), true) => {
-            let uptime = served::now_secs().saturating_sub(s.started);
+            let uptime = protocol::now_secs().saturating_sub(s.started);
             lines.push("running: yes".into());
             lines.push(format!("pid: {}", s.pid));
             lines.push(format!(

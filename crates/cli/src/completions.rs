@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Failure;
+use crate::exit::Failure;
 
 /// Print a completion script for SHELL to stdout.
 #[derive(Debug, Args)]
@@ -30,7 +30,8 @@ pub struct ManArgs {
     out_dir: Option<PathBuf>,
 }
 
-/// Prints the completions of `cmd`, the whole command line.
+/// Runs `duet completions` for `cmd`, the definition of the whole command
+/// line.
 pub fn completions(args: CompletionsArgs, mut cmd: clap::Command) -> Result<ExitCode, Failure> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "duet", &mut out);
@@ -41,7 +42,7 @@ pub fn completions(args: CompletionsArgs, mut cmd: clap::Command) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints or writes the manual pages of `cmd`, the whole command line.
+/// Runs `duet man` for `cmd`, the definition of the whole command line.
 pub fn man(args: ManArgs, cmd: clap::Command) -> Result<ExitCode, Failure> {
     match args.out_dir {
         Some(dir) => {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use duet::fifo::Access;
 
-use super::served::{self, IN};
-use super::{Failure, parse_duration};
+use crate::args::parse_duration;
+use crate::exit::Failure;
+use crate::serve::protocol::{self, IN};
 
 /// Write lines to the program served in DIR (its output goes to DIR/out).
 #[derive(Debug, Args)]
@@ -27,20 +28,20 @@ pub struct SendArgs {
 
 /// Runs `duet send`.
 pub fn run(args: SendArgs) -> Result<ExitCode, Failure> {
-    let dir = served::open_dir(&args.dir)?;
-    let _lock = served::lock_asks(&dir, args.timeout)?;
+    let dir = protocol::open_dir(&args.dir)?;
+    let _lock = protocol::lock_asks(&dir, args.timeout)?;
     let mut input = dir
         .existing_fifo(IN)
         .and_then(|f| f.open(Access::Write, true))
-        .map_err(|e| super::ask::not_served(&args.dir, e))?;
+        .map_err(|e| protocol::not_served(&args.dir, e))?;
     let mut bytes = Vec::new();
     for line in &args.lines {
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
     }
-    served::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
+    protocol::write_all_until(&mut input, &bytes, Instant::now() + args.timeout).map_err(|e| {
         Failure::new(
-            super::TIMEOUT,
+            crate::exit::TIMEOUT,
             format!("cannot write to {}/{IN}: {e}", args.dir.display()),
         )
     })?;

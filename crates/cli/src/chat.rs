@@ -2,7 +2,7 @@
 //! stdout.
 //!
 //! Replies are framed by `--lines N` (default 1), `--until REGEX`,
-//! `--quiet D` or `--prompt REGEX` (see [`super::framing`]). Line replies
+//! `--quiet D` or `--prompt REGEX` (see [`crate::framing`]). Line replies
 //! are printed line by line as they arrive, with `\n` line ends (a pty's
 //! `\r\n` becomes `\n`); a `--prompt` reply is printed when the prompt
 //! arrives, without the prompt; a `--quiet` reply is copied as it comes.
@@ -36,8 +36,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::framing::{Collector, Framing, FramingArgs, Printer};
-use super::{Failure, Program, TIMEOUT, duration, exit_code, parse_duration};
+use crate::args::{Program, parse_duration};
+use crate::exit::{Failure, TIMEOUT, exit_code};
+use crate::framing::{Collector, Framing, FramingArgs, Printer};
+use duet_script::duration;
 
 /// Talk to PROG one request line at a time.
 #[derive(Debug, Args)]
@@ -357,10 +359,10 @@ impl Chat {
                 if open {
                     log::warn!(
                         "the program {} but its output is still open (held by a process it started)",
-                        super::ended(status)
+                        crate::exit::ended(status)
                     );
                 }
-                log::info!("chat: the program {}", super::ended(status));
+                log::info!("chat: the program {}", crate::exit::ended(status));
                 Ok(exit_code(status))
             }
             None => {

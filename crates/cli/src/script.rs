@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use duet_script::{Config, report, run_file};
 
-use super::Failure;
+use crate::exit::Failure;
 
 /// Run an expect/send script against its program (for CI).
 #[derive(Debug, clap::Args)]
@@ -37,7 +37,7 @@ pub struct ScriptArgs {
     /// The script file, or `-` to read it from stdin.
     file: PathBuf,
     /// The limit for each step until a `timeout` line changes it.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = super::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = crate::args::parse_duration)]
     timeout: Duration,
     /// Write every byte both ways to FILE, tagged with direction and time.
     #[arg(long, value_name = "FILE")]
@@ -56,7 +56,7 @@ pub struct ScriptArgs {
     cast: Option<PathBuf>,
     /// Where the program runs: here, or on another host (`spawn` too).
     #[command(flatten)]
-    remote: super::Remote,
+    remote: crate::args::Remote,
     /// The program and its arguments, overriding the script's `spawn`.
     #[arg(last = true, value_name = "PROG ARGS")]
     program: Vec<OsString>,

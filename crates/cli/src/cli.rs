@@ -1,14 +1,18 @@
-//! The whole command line: the clap definition of `duet` and its
-//! subcommands, and the dispatch to one module per subcommand. The top of
-//! the CLI: it imports every subcommand, and only `main.rs` imports it.
+//! The command line: the clap definition of `duet` and its subcommands, and
+//! dispatch to one module per subcommand. Each subcommand turns its
+//! arguments into a validated configuration, then runs it through the
+//! public library API.
+//!
+//! This is the top of the crate's layers: it names every subcommand, and no
+//! subcommand names it (the exit codes live in [`crate::exit`], the shared
+//! arguments in [`crate::args`]).
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use super::{
-    Failure, ask, chat, completions, record, recv, run, script, send, serve, status, stop, test,
-};
+use crate::exit::Failure;
+use crate::{ask, chat, completions, record, recv, run, script, send, serve, status, stop, test};
 
 /// Drive programs that speak line protocols: wrap, converse, script, serve.
 #[derive(Debug, Parser)]

@@ -1,5 +1,7 @@
-//! A served directory: its layout, its state file, its locks and the `ask`
-//! protocol, shared by `serve` and its clients.
+//! What travels between `serve` and its clients (`ask`, `send`, `recv`,
+//! `status`, `stop`): the layout of a served directory and the names of its
+//! FIFOs, the request and reply lines, the pid (state) and stop files, the
+//! liveness and `ask` locks, and the waits on the FIFOs both sides use.
 //!
 //! ```text
 //! DIR/            mode 0700 (or an existing private directory)
@@ -63,12 +65,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use duet::fifo::FifoDir;
+use duet_script::duration;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::poll::{PollFd, PollFlags, poll};
 use serde::{Deserialize, Serialize};
 
-use super::Failure;
-use super::framing::Framing;
+use crate::exit::Failure;
+use crate::framing::Framing;
 
 /// Raw input FIFO.
 pub const IN: &str = "in";
@@ -128,19 +131,76 @@ pub struct Request {
 }
 
 /// The answer to a [`Request`], one JSON line in the reply FIFO.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
     /// The request's id.
     pub id: String,
     /// The reply (lossily decoded as UTF-8), or what arrived before the error.
     pub output: String,
-    /// `None` on success, else `timeout`, `eof` or `bad-request`.
+    /// `None` on success, else [`TIMED_OUT`], [`ENDED`] or [`BAD_REQUEST`].
     pub error: Option<String>,
     /// A message for people when `error` is set.
     pub message: String,
     /// The framing serve used (how the client prints the reply).
     #[serde(default)]
     pub framing: Option<Framing>,
+}
+
+/// [`Reply::error`]: the request timed out (waiting for its reply, or for
+/// its turn).
+pub const TIMED_OUT: &str = "timeout";
+/// [`Reply::error`]: PROG ended (or closed its output) before the reply
+/// was complete.
+pub const ENDED: &str = "eof";
+/// [`Reply::error`]: the request cannot be carried out (its framing).
+pub const BAD_REQUEST: &str = "bad-request";
+
+/// Reads one request line from `ctl`. The error says why it is ignored:
+/// malformed, or naming a reply FIFO that is not a `reply.*` entry of DIR
+/// (serve writes only there).
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let request = serde_json::from_slice::<Request>(line)
+        .map_err(|e| format!("ignoring a malformed request ({e})"))?;
+    if request.reply.starts_with(REPLY_PREFIX) && !request.reply.contains('/') {
+        Ok(request)
+    } else {
+        Err(format!(
+            "ignoring a request with reply FIFO {:?}",
+            request.reply
+        ))
+    }
+}
+
+/// Asks the serve of `dir` to stop with `grace` (`stop` writes it, then
+/// sends TERM; serve reads it when the signal arrives).
+pub fn request_stop(dir: &FifoDir, grace: Duration) -> Result<(), Failure> {
+    let mut file = dir
+        .open_file(STOP, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC)
+        .map_err(Failure::internal)?;
+    writeln!(file, "{}", grace.as_millis())
+        .map_err(|e| Failure::internal(format!("cannot write {STOP}: {e}")))
+}
+
+/// The grace period `duet stop` asked for, if it wrote one.
+pub fn stop_requested(dir: &FifoDir) -> Option<Duration> {
+    let mut text = String::new();
+    dir.open_file(STOP, OFlag::O_RDONLY)
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_millis)
+}
+
+/// The error for a FIFO of DIR that nobody reads (or that is missing).
+pub fn not_served(dir: &Path, e: duet::Error) -> Failure {
+    Failure::new(
+        1,
+        format!(
+            "nobody serves {} ({e}); start it with `duet serve {} -- PROG`",
+            dir.display(),
+            dir.display()
+        ),
+    )
 }
 
 /// Opens a served directory as a client, with the same safety checks as
@@ -244,10 +304,10 @@ pub fn lock_asks(dir: &FifoDir, timeout: Duration) -> Result<Flock<File>, Failur
     )?
     .ok_or_else(|| {
         Failure::new(
-            super::TIMEOUT,
+            crate::exit::TIMEOUT,
             format!(
                 "waited {} for the lock of {}: another client holds it",
-                super::duration::show(timeout),
+                duration::show(timeout),
                 dir.path().display()
             ),
         )

@@ -1,0 +1,144 @@
+//! Arguments that several subcommands share: `-- PROG ARGS` and where PROG
+//! runs (`--ssh`), when it restarts (`--restart`), durations (`500ms`,
+//! `5s`, `2m`), and the lines and files duet writes about PROG (restart
+//! reports, transcripts).
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::Args;
+use duet_script::duration;
+
+use crate::exit::{Failure, ended};
+
+/// `-- PROG ARGS`, shared by the subcommands that start a program.
+#[derive(Clone, Debug, Args)]
+pub struct Program {
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "PROG ARGS")]
+    pub argv: Vec<OsString>,
+    /// Where PROG runs: here, or on another host.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `--ssh HOST` and `--ssh-option OPT`: PROG runs on HOST through OpenSSH
+/// (`Command::ssh`), for every subcommand that starts a program.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Remote {
+    // `[user@]` is for people reading --help, not a rustdoc link.
+    #[allow(rustdoc::broken_intra_doc_links)]
+    /// Run PROG on HOST ([user@]host) through OpenSSH.
+    ///
+    /// Arguments arrive exactly as given, signals and stops reach the
+    /// remote program, and spawns to one host share a connection.
+    #[arg(long, value_name = "HOST")]
+    pub ssh: Option<OsString>,
+    /// An ssh option for --ssh, as with `ssh -o` (repeatable), e.g.
+    /// Port=2222.
+    #[arg(long = "ssh-option", value_name = "OPT", requires = "ssh")]
+    pub ssh_options: Vec<OsString>,
+}
+
+impl Remote {
+    /// Sets the host and options on `cmd` (nothing without `--ssh`).
+    pub fn apply(&self, cmd: &mut duet::Command) {
+        if let Some(host) = &self.ssh {
+            cmd.ssh(host);
+            for opt in &self.ssh_options {
+                cmd.ssh_option(opt);
+            }
+        }
+    }
+}
+
+impl From<Remote> for duet_script::Remote {
+    fn from(r: Remote) -> duet_script::Remote {
+        duet_script::Remote {
+            ssh: r.ssh,
+            ssh_options: r.ssh_options,
+        }
+    }
+}
+
+impl Program {
+    /// A library command for PROG with its arguments (on the `--ssh` host
+    /// when one was given).
+    pub fn command(&self) -> duet::Command {
+        let mut cmd = duet::Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        self.remote.apply(&mut cmd);
+        cmd
+    }
+
+    /// The program's name, for messages.
+    pub fn name(&self) -> String {
+        self.argv[0].to_string_lossy().into_owned()
+    }
+}
+
+/// `--restart WHEN` for `run` and `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never: PROG's exit ends duet.
+    Never,
+    /// After PROG exits with a non-zero code or dies of a signal.
+    OnFailure,
+    /// After every exit, whatever the status.
+    Always,
+}
+
+impl From<RestartArg> for duet::supervise::Restart {
+    fn from(arg: RestartArg) -> Self {
+        match arg {
+            RestartArg::Never => duet::supervise::Restart::Never,
+            RestartArg::OnFailure => duet::supervise::Restart::OnFailure,
+            RestartArg::Always => duet::supervise::Restart::Always,
+        }
+    }
+}
+
+/// The one line on stderr per restart (as supervisors log them):
+/// `duet: ./server exited with code 3; restart 1 of 5`.
+pub fn report_restart(program: &Program, sup: &duet::supervise::Supervisor) {
+    let how = sup.last_status().map_or_else(|| "ended".to_string(), ended);
+    let count = match sup.policy().max_restarts {
+        Some(max) => format!("{} of {max}", sup.restarts()),
+        None => sup.restarts().to_string(),
+    };
+    eprintln!("duet: {} {how}; restart {count}", program.name());
+}
+
+/// Creates (truncates) a transcript file and writes its header; the engine
+/// writes the records (`Child::set_transcript`): seconds since start, `>`
+/// sent, `<` stdout, `!` stderr, `#` events, then the bytes of one line,
+/// escaped (`\n`, `\t`, `\xNN`, ...).
+pub fn open_transcript(
+    path: &std::path::Path,
+    program: &Program,
+) -> Result<std::fs::File, Failure> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(|e| {
+        Failure::internal(format!(
+            "cannot create the transcript {}: {e}",
+            path.display()
+        ))
+    })?;
+    let words: Vec<String> = program
+        .argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    writeln!(file, "# duet transcript: {}", words.join(" ")).map_err(|e| {
+        Failure::internal(format!(
+            "cannot write the transcript {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(file)
+}
+
+/// A duration option value (`500ms`, `5s`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse(text)
+}

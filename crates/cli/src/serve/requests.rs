@@ -1,0 +1,1389 @@
+//! The requests: serve's state machine, without I/O.
+//!
+//! It decides which request PROG answers, where its reply ends (the
+//! request's framing, else serve's: `--lines`, `--until`, `--quiet`,
+//! `--prompt`), when it times out and what becomes of its late reply, what
+//! happens to the requests waiting for their turn, to raw input from
+//! `DIR/in` and to output no request claims (for `DIR/out`), and when
+//! PROG's greeting ends.
+//!
+//! [`Requests`] holds no descriptor, reads no clock and starts no process,
+//! in the manner of quinn-proto: the driver (`lifecycle.rs`) feeds it
+//! what arrived, with the time as an argument (`handle_*`), lets it choose
+//! PROG's next input ([`Requests::next_input`]), and drains its decisions:
+//! [`Requests::take_input`] (for PROG's stdin), [`Requests::poll_reply`]
+//! (for the clients' reply FIFOs), [`Requests::out_backlog`] (for
+//! `DIR/out`), [`Requests::poll_event`] (for the log, the pid file and the
+//! supervisor) and [`Requests::poll_timeout`] (when to wake it up).
+//!
+//! # Phases
+//!
+//! ```text
+//!  PROG starts ──► Greeting ──(prompt, settle, or the greeting's timeout)──► Idle
+//!  Idle ──(raw input from DIR/in, with --prompt)──► Busy ──(PROG's prompt)──► Idle
+//!  Idle ──(the next queued request)──► Answering ──(reply framed)──► Idle: to its client
+//!  Answering ──(the client's deadline)──► Late: the client gets the timeout
+//!  Late ──(reply framed)──► Idle: the late reply is dropped
+//!  Late ──(the timeout once more)──► Late, and Event::NotAnswering
+//!  Answering ──(PROG's output ends, PROG ends)──► Idle: the client gets what arrived
+//! ```
+//!
+//! Requests wait in a queue in arrival order, each under its own deadline
+//! (its timeout from when serve received it); one whose deadline passes
+//! there is answered with a timeout that says what PROG was busy with.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use duet::ExitStatus;
+use duet_script::duration;
+
+use super::protocol::{self, BAD_REQUEST, ENDED, Reply, Request, TIMED_OUT};
+use super::timers::{Expiry, Quiet, ReplyTimer, earliest};
+use crate::exit::ended;
+use crate::framing::{Collector, Framing};
+
+/// Most output kept for `DIR/out` when nobody reads it (older bytes are
+/// dropped), and most raw input from `DIR/in` held while PROG is busy.
+pub const OUT_BACKLOG: usize = 1 << 20;
+
+/// What the machine needs to know of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PROG's name, for messages.
+    pub program: String,
+    /// The framing of requests that give none (serve's own options).
+    pub framing: Framing,
+    /// Without `--prompt`: PROG's greeting ends when it has written nothing
+    /// for this long (zero: PROG has no greeting).
+    pub settle: Duration,
+    /// The limit for PROG's greeting.
+    pub greet_timeout: Duration,
+}
+
+/// A reply to write to a client's reply FIFO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The client's reply FIFO, a name in DIR.
+    pub fifo: String,
+    /// The client reuses the FIFO for more requests (and removes it
+    /// itself); else the driver removes it after writing.
+    pub keep_fifo: bool,
+    /// The reply.
+    pub reply: Reply,
+}
+
+/// Something the driver acts on besides replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// PROG's first greeting has not ended within the greeting's timeout:
+    /// serve cannot become ready. The greeting stays, and each later
+    /// [`Requests::handle_timeout`] says so again.
+    StartTimedOut(String),
+    /// The late reply has not ended the request's timeout after its client
+    /// was told it timed out: PROG is not answering (the message says so).
+    NotAnswering(String),
+    /// PROG has ended the late reply it was reported as not answering.
+    AnswersAgain,
+}
+
+/// Where the machine is, for the driver's messages and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// PROG is greeting: nothing is sent to it.
+    Greeting,
+    /// PROG may be given its next input.
+    Idle,
+    /// After raw input under `--prompt`: PROG is busy until its next
+    /// prompt.
+    Busy,
+    /// A request is being answered.
+    Answering,
+    /// The client of the request being answered was told it timed out;
+    /// the rest of its reply is read and dropped.
+    Late,
+}
+
+/// A request waiting for its turn.
+#[derive(Debug)]
+struct Queued {
+    request: Request,
+    /// When its client gives up: its timeout from when serve received it.
+    deadline: Instant,
+}
+
+/// The request being answered.
+#[derive(Debug)]
+struct Active {
+    request: Request,
+    framing: Framing,
+    collector: Collector,
+    /// The reply so far.
+    reply: Vec<u8>,
+    timer: ReplyTimer,
+    /// For `--quiet`: the reply ends when nothing arrives until then.
+    quiet: Option<Quiet>,
+}
+
+/// How PROG's greeting ends.
+#[derive(Debug)]
+enum GreetingEnd {
+    /// At the first prompt.
+    Prompt(Collector),
+    /// When PROG has been quiet for the settle time.
+    Settle(Quiet),
+}
+
+/// PROG's greeting, which ends before the first request is sent to it.
+#[derive(Debug)]
+struct Greeting {
+    end: GreetingEnd,
+    /// What PROG wrote, for the log.
+    seen: Vec<u8>,
+    deadline: Instant,
+}
+
+/// serve's state machine: requests, replies, greetings, raw input and
+/// output (see the module docs).
+#[derive(Debug)]
+pub struct Requests {
+    config: Config,
+    /// The first greeting has ended: serve is ready (a later greeting that
+    /// times out is logged, not fatal).
+    ready: bool,
+    /// Set while PROG greets: no request is sent to it meanwhile.
+    greeting: Option<Greeting>,
+    /// With `--prompt`, after raw input from `in`: PROG is busy until its
+    /// next prompt, which this finds.
+    busy: Option<Collector>,
+    /// Bytes for PROG's stdin.
+    to_prog: Vec<u8>,
+    /// Raw bytes from `in`, forwarded between requests.
+    raw_in: Vec<u8>,
+    /// Output for `out`.
+    raw_out: VecDeque<u8>,
+    /// A partial request line from `ctl`.
+    ctl_buf: Vec<u8>,
+    queue: VecDeque<Queued>,
+    active: Option<Active>,
+    /// PROG's current stdout has ended.
+    out_eof: bool,
+    replies: VecDeque<Delivery>,
+    events: VecDeque<Event>,
+}
+
+impl Requests {
+    /// A machine for a service whose PROG has not started yet.
+    ///
+    /// # Errors
+    ///
+    /// The default framing's regex does not compile.
+    pub fn new(config: Config) -> Result<Requests, String> {
+        Collector::new(&config.framing)?;
+        Ok(Requests {
+            config,
+            ready: false,
+            greeting: None,
+            busy: None,
+            to_prog: Vec::new(),
+            raw_in: Vec::new(),
+            raw_out: VecDeque::new(),
+            ctl_buf: Vec::new(),
+            queue: VecDeque::new(),
+            active: None,
+            out_eof: false,
+            replies: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    // ----- what arrived -----
+
+    /// PROG was (re)started at `now`: its output is open, and its greeting
+    /// begins (up to its first prompt with `--prompt`, else until it has
+    /// been quiet for the settle time; none with a zero settle).
+    ///
+    /// # Errors
+    ///
+    /// The prompt's regex does not compile.
+    pub fn handle_started(&mut self, now: Instant) -> Result<(), String> {
+        self.out_eof = false;
+        self.busy = None;
+        let end = match &self.config.framing {
+            Framing::Prompt(_) => Some(GreetingEnd::Prompt(Collector::new(&self.config.framing)?)),
+            _ if self.config.settle.is_zero() => None,
+            _ => Some(GreetingEnd::Settle(Quiet::start(self.config.settle, now))),
+        };
+        self.greeting = end.map(|end| Greeting {
+            end,
+            seen: Vec::new(),
+            deadline: now + self.config.greet_timeout,
+        });
+        if self.greeting.is_none() {
+            self.ready = true;
+        }
+        Ok(())
+    }
+
+    /// Bytes read from `ctl` at `now`: complete request lines join the
+    /// queue, each with its deadline counted from `now`; malformed ones are
+    /// logged and ignored.
+    pub fn handle_ctl(&mut self, bytes: &[u8], now: Instant) {
+        self.ctl_buf.extend_from_slice(bytes);
+        while let Some(pos) = self.ctl_buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.ctl_buf.drain(..=pos).collect();
+            match protocol::parse_request(&line) {
+                Ok(request) => {
+                    log::debug!("serve: request {} {:?}", request.id, request.line);
+                    let deadline = now + Duration::from_millis(request.timeout_ms);
+                    self.queue.push_back(Queued { request, deadline });
+                }
+                Err(why) => log::warn!("serve: {why}"),
+            }
+        }
+    }
+
+    /// Bytes read from `in`: forwarded to PROG between requests.
+    pub fn handle_raw_input(&mut self, bytes: &[u8]) {
+        self.raw_in.extend_from_slice(bytes);
+    }
+
+    /// PROG's output, arrived at `now`: to its greeting, the request being
+    /// answered (the bytes after its reply go on to the next owner), or
+    /// `out`.
+    pub fn handle_output(&mut self, bytes: &[u8], now: Instant) {
+        if let Some(g) = self.greeting.as_mut() {
+            match &mut g.end {
+                GreetingEnd::Settle(quiet) => {
+                    quiet.touch(now);
+                    g.seen.extend_from_slice(bytes);
+                }
+                GreetingEnd::Prompt(first) => {
+                    if let Some(rest) = first.feed(bytes, &mut g.seen) {
+                        self.greeted();
+                        // Output after the first prompt belongs to no request.
+                        self.handle_output(&rest, now);
+                    }
+                }
+            }
+            return;
+        }
+        let Some(active) = self.active.as_mut() else {
+            if let Some(busy) = self.busy.as_mut() {
+                if busy.feed(bytes, &mut Vec::new()).is_some() {
+                    self.busy = None;
+                }
+            }
+            self.queue_out(bytes);
+            return;
+        };
+        if let Some(quiet) = active.quiet.as_mut() {
+            quiet.touch(now);
+        }
+        if let Some(rest) = active.collector.feed(bytes, &mut active.reply) {
+            self.complete_active();
+            self.handle_output(&rest, now);
+        }
+    }
+
+    /// PROG's output has ended. A reply still awaited ends with an error
+    /// and what arrived; `status` is how PROG ended, if the driver learnt
+    /// it (see [`Requests::awaits_reply`]).
+    pub fn handle_output_end(&mut self, status: Option<ExitStatus>) {
+        self.out_eof = true;
+        if self.awaits_reply() {
+            let message = match status {
+                Some(status) => format!(
+                    "the program {} before the reply was complete",
+                    ended(status)
+                ),
+                None => "the program closed its output before the reply was complete".to_string(),
+            };
+            self.end_active(&message);
+        }
+    }
+
+    /// PROG's stdin refused the input of [`Requests::take_input`] (PROG is
+    /// going away): the request being answered goes back to the head of
+    /// the queue, to wait for a restart (or fail when there is none); a
+    /// late one is forgotten.
+    pub fn handle_write_failed(&mut self) {
+        if let Some(active) = self.active.take() {
+            if !active.timer.is_late() {
+                self.queue.push_front(Queued {
+                    request: active.request,
+                    deadline: active.timer.deadline(),
+                });
+            }
+        }
+    }
+
+    /// PROG ended and will be started again: the request being answered
+    /// fails with what arrived; the queued ones wait for the new PROG.
+    pub fn handle_restart(&mut self) {
+        self.end_active("the program ended before the reply was complete");
+    }
+
+    /// PROG ended for good with `status`: the request being answered and
+    /// every queued one fail.
+    pub fn handle_end(&mut self, status: ExitStatus) {
+        self.end_active(&format!(
+            "the program {} before the reply was complete",
+            ended(status)
+        ));
+        let framing = self.config.framing.clone();
+        for queued in std::mem::take(&mut self.queue) {
+            self.reply(
+                &queued.request,
+                &framing,
+                String::new(),
+                Some((ENDED, format!("the program {}", ended(status)))),
+            );
+        }
+    }
+
+    /// Acts on the time: ends a greeting whose settle time or timeout has
+    /// come, answers queued requests whose deadline passed with a timeout,
+    /// ends a `--quiet` reply, times the request being answered out, and
+    /// reports PROG as not answering. Before serve is ready, only the
+    /// greeting is looked at.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let was_ready = self.ready;
+        self.check_greeting(now);
+        if !was_ready {
+            return;
+        }
+        self.expire_queued(now);
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        if active.quiet.is_some_and(|q| q.is_due(now)) {
+            self.complete_active();
+            return;
+        }
+        match active.timer.expire(now) {
+            Some(Expiry::TimedOut) => {
+                let message = format!(
+                    "timed out after {} waiting for {}",
+                    duration::show(active.timer.timeout()),
+                    active.framing.describe()
+                );
+                let mut partial = active.reply.clone();
+                partial.extend_from_slice(active.collector.held());
+                let (request, framing) = (active.request.clone(), active.framing.clone());
+                log::info!(
+                    "serve: the reply to {} {:?} timed out; its rest will be dropped",
+                    request.id,
+                    request.line
+                );
+                let partial = String::from_utf8_lossy(&partial).into_owned();
+                self.reply(&request, &framing, partial, Some((TIMED_OUT, message)));
+            }
+            Some(Expiry::NotAnswering) => {
+                let message = format!(
+                    "{} is not answering: its reply to {:?} has not ended {} after the ask timed out",
+                    self.config.program,
+                    active.request.line,
+                    duration::show(active.timer.timeout())
+                );
+                self.events.push_back(Event::NotAnswering(message));
+            }
+            None => {}
+        }
+    }
+
+    // ----- moving on -----
+
+    /// Chooses what PROG gets next, once it is idle (greeted, no reply
+    /// being read, at its prompt after raw input, output open) and
+    /// `prog_available` (running, and serve not stopping): raw input from
+    /// `in` first, moved to the pending input at once; else the next
+    /// queued request. Returns true when that request is due: the driver
+    /// then drains PROG's pending output (it came before the request, so
+    /// it belongs to no request) and calls [`Requests::start_request`].
+    pub fn next_input(&mut self, prog_available: bool) -> bool {
+        if self.active.is_some() || self.greeting.is_some() || !prog_available || self.out_eof {
+            return false;
+        }
+        if !self.raw_in.is_empty() {
+            self.to_prog.append(&mut self.raw_in);
+            if let Framing::Prompt(_) = &self.config.framing {
+                self.busy = Collector::new(&self.config.framing).ok();
+            }
+            return false;
+        }
+        if !self.to_prog.is_empty() || self.busy.is_some() {
+            return false;
+        }
+        !self.queue.is_empty()
+    }
+
+    /// Sends the next queued request to PROG at `now` (after
+    /// [`Requests::next_input`] said it is due): its line becomes the
+    /// pending input and its reply is framed from now on. A request whose
+    /// framing cannot be used is answered with an error instead.
+    pub fn start_request(&mut self, now: Instant) {
+        let Some(Queued { request, deadline }) = self.queue.pop_front() else {
+            return;
+        };
+        let framing = request
+            .framing
+            .clone()
+            .unwrap_or_else(|| self.config.framing.clone());
+        let collector = match Collector::new(&framing) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reply(&request, &framing, String::new(), Some((BAD_REQUEST, e)));
+                return;
+            }
+        };
+        log::debug!("serve: sending {} to the program", request.id);
+        self.to_prog.extend_from_slice(request.line.as_bytes());
+        self.to_prog.push(b'\n');
+        // A request that gets no output at all has an empty reply after
+        // the quiet time.
+        let quiet = framing.quiet().map(|q| Quiet::start(q, now));
+        let timer = ReplyTimer::new(deadline, Duration::from_millis(request.timeout_ms));
+        self.active = Some(Active {
+            request,
+            framing,
+            collector,
+            reply: Vec::new(),
+            timer,
+            quiet,
+        });
+    }
+
+    // ----- what the driver carries out -----
+
+    /// True when there is input for PROG's stdin.
+    pub fn pending_input(&self) -> bool {
+        !self.to_prog.is_empty()
+    }
+
+    /// The input for PROG's stdin, all of it (the driver takes it when the
+    /// pipe has room, and reports a failed write).
+    pub fn take_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.to_prog)
+    }
+
+    /// The next reply to write to a client, in the order they were decided.
+    pub fn poll_reply(&mut self) -> Option<Delivery> {
+        self.replies.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Output for `out`, oldest first (one contiguous piece of it; empty
+    /// when there is none).
+    pub fn out_backlog(&self) -> &[u8] {
+        self.raw_out.as_slices().0
+    }
+
+    /// `n` bytes of [`Requests::out_backlog`] went to `out`.
+    pub fn out_written(&mut self, n: usize) {
+        self.raw_out.drain(..n.min(self.raw_out.len()));
+    }
+
+    /// The earliest time something is due without any input: the
+    /// greeting's, the request's being answered, every queued request's
+    /// deadline. [`Requests::handle_timeout`] acts on it.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut due: Vec<Instant> = Vec::new();
+        if let Some(g) = &self.greeting {
+            due.push(g.deadline);
+            if let GreetingEnd::Settle(quiet) = &g.end {
+                due.push(quiet.until());
+            }
+        }
+        if let Some(a) = &self.active {
+            due.extend(a.quiet.map(|q| q.until()));
+            due.extend(a.timer.next());
+        }
+        due.extend(self.queue.iter().map(|q| q.deadline));
+        earliest(due)
+    }
+
+    // ----- questions -----
+
+    /// Where the machine is. (PROG greets only when no request is being
+    /// answered, and is busy after raw input only when none is either.)
+    pub fn phase(&self) -> Phase {
+        match (&self.greeting, &self.active, &self.busy) {
+            (Some(_), _, _) => Phase::Greeting,
+            (None, Some(a), _) if a.timer.is_late() => Phase::Late,
+            (None, Some(_), _) => Phase::Answering,
+            (None, None, Some(_)) => Phase::Busy,
+            (None, None, None) => Phase::Idle,
+        }
+    }
+
+    /// True once PROG's first greeting has ended.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// How many requests wait for their turn.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True while a client waits for the reply PROG is writing: when PROG's
+    /// output ends now, its status makes a better message.
+    pub fn awaits_reply(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| !a.timer.is_late())
+    }
+
+    /// True once PROG's current output has ended.
+    pub fn output_ended(&self) -> bool {
+        self.out_eof
+    }
+
+    /// True while there is room for more raw input from `in`.
+    pub fn wants_raw_input(&self) -> bool {
+        self.raw_in.len() < OUT_BACKLOG
+    }
+
+    // ----- transitions -----
+
+    /// Ends the greeting when its time has come. At the first start a
+    /// greeting that does not end in time is [`Event::StartTimedOut`];
+    /// after a restart it is logged and requests go on.
+    fn check_greeting(&mut self, now: Instant) {
+        let Some(g) = self.greeting.as_ref() else {
+            return;
+        };
+        // At end of output PROG is going: its exit decides, not the quiet.
+        let settled = matches!(&g.end, GreetingEnd::Settle(q) if q.is_due(now)) && !self.out_eof;
+        if settled {
+            self.greeted();
+            return;
+        }
+        if now < g.deadline {
+            return;
+        }
+        let what = match &g.end {
+            GreetingEnd::Prompt(_) => {
+                format!("its first prompt ({})", self.config.framing.describe())
+            }
+            GreetingEnd::Settle(_) => format!(
+                "its greeting to end ({} of quiet)",
+                duration::show(self.config.settle)
+            ),
+        };
+        let mut seen = g.seen.clone();
+        if let GreetingEnd::Prompt(first) = &g.end {
+            seen.extend_from_slice(first.held());
+        }
+        let message = format!(
+            "{} did not show {what} within {}{}",
+            self.config.program,
+            duration::show(self.config.greet_timeout),
+            preview(&seen)
+        );
+        if !self.ready {
+            self.events.push_back(Event::StartTimedOut(message));
+            return;
+        }
+        log::warn!("serve: {message}; sending requests anyway");
+        self.greeted();
+    }
+
+    fn greeted(&mut self) {
+        if let Some(g) = self.greeting.take() {
+            if !g.seen.is_empty() {
+                log::info!(
+                    "serve: the program's greeting: {:?}",
+                    String::from_utf8_lossy(&g.seen)
+                );
+            }
+        }
+        self.ready = true;
+    }
+
+    /// Answers the queued requests whose clients have given up waiting for
+    /// their turn, saying what PROG was busy with.
+    fn expire_queued(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.queue.len() {
+            if now < self.queue[i].deadline {
+                i += 1;
+                continue;
+            }
+            let queued = self.queue.remove(i).expect("an index in range");
+            let why = match self.phase() {
+                Phase::Late => {
+                    "the program has not finished its reply to an earlier request that timed out"
+                }
+                Phase::Greeting => "the program has not finished its greeting",
+                Phase::Busy => {
+                    "the program has not shown its prompt since the raw input from DIR/in"
+                }
+                Phase::Idle | Phase::Answering => "the program was busy with earlier requests",
+            };
+            let message = format!(
+                "timed out after {} waiting for its turn: {why}",
+                duration::show(Duration::from_millis(queued.request.timeout_ms))
+            );
+            let framing = queued
+                .request
+                .framing
+                .clone()
+                .unwrap_or_else(|| self.config.framing.clone());
+            self.reply(
+                &queued.request,
+                &framing,
+                String::new(),
+                Some((TIMED_OUT, message)),
+            );
+        }
+    }
+
+    /// The reply being read is complete: to its client, or dropped if the
+    /// client was told it timed out.
+    fn complete_active(&mut self) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        active.collector.flush(&mut active.reply);
+        if active.timer.is_late() {
+            log::info!(
+                "serve: dropped the late reply to {} {:?} ({} bytes)",
+                active.request.id,
+                active.request.line,
+                active.reply.len()
+            );
+            if active.timer.reported() {
+                self.events.push_back(Event::AnswersAgain);
+            }
+            return;
+        }
+        let output = String::from_utf8_lossy(&active.reply).into_owned();
+        self.reply(&active.request, &active.framing, output, None);
+    }
+
+    /// The reply being read cannot complete (PROG ended): its client gets
+    /// the error with what arrived; a late reply is just dropped.
+    fn end_active(&mut self, message: &str) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        if active.timer.is_late() {
+            return;
+        }
+        active.collector.flush(&mut active.reply);
+        let partial = String::from_utf8_lossy(&active.reply).into_owned();
+        self.reply(
+            &active.request,
+            &active.framing,
+            partial,
+            Some((ENDED, message.to_string())),
+        );
+    }
+
+    fn queue_out(&mut self, bytes: &[u8]) {
+        self.raw_out.extend(bytes);
+        if self.raw_out.len() > OUT_BACKLOG {
+            let excess = self.raw_out.len() - OUT_BACKLOG;
+            self.raw_out.drain(..excess);
+            log::warn!(
+                "serve: nobody reads {}; dropped {excess} bytes of old output",
+                protocol::OUT
+            );
+        }
+    }
+
+    /// Queues the reply to `request`.
+    fn reply(
+        &mut self,
+        request: &Request,
+        framing: &Framing,
+        output: String,
+        error: Option<(&str, String)>,
+    ) {
+        let (error, message) = match error {
+            Some((kind, message)) => (Some(kind.to_string()), message),
+            None => (None, String::new()),
+        };
+        self.replies.push_back(Delivery {
+            fifo: request.reply.clone(),
+            keep_fifo: request.keep_fifo,
+            reply: Reply {
+                id: request.id.clone(),
+                output,
+                error,
+                message,
+                framing: Some(framing.clone()),
+            },
+        });
+    }
+}
+
+/// `; it wrote "..."` (the start of it) or `; it wrote nothing`, for
+/// messages.
+fn preview(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        "; it wrote nothing".into()
+    } else {
+        let text = String::from_utf8_lossy(bytes);
+        let cut: String = text.chars().take(200).collect();
+        format!("; it wrote {cut:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The machine driven by hand: requests and PROG's output go in as
+    //! bytes, time as `now` values; replies, input, output for `out`,
+    //! events and the phase come out. No process, no FIFO, no clock.
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn config(framing: Framing, settle: Duration) -> Config {
+        Config {
+            program: "calc".into(),
+            framing,
+            settle,
+            greet_timeout: 10_000 * MS,
+        }
+    }
+
+    /// A machine whose PROG started at `t0` and is ready: it has no
+    /// greeting (no settle time), or showed its first prompt (`> `).
+    fn ready(framing: Framing) -> (Requests, Instant) {
+        let t0 = Instant::now();
+        let prompt = matches!(framing, Framing::Prompt(_));
+        let mut m = Requests::new(config(framing, Duration::ZERO)).unwrap();
+        m.handle_started(t0).unwrap();
+        if prompt {
+            m.handle_output(b"> ", t0);
+        }
+        assert!(m.is_ready());
+        assert_eq!(m.phase(), Phase::Idle);
+        (m, t0)
+    }
+
+    fn request(id: &str, line: &str, timeout_ms: u64, framing: Option<Framing>) -> Request {
+        Request {
+            id: id.into(),
+            line: line.into(),
+            framing,
+            timeout_ms,
+            reply: format!("reply.{id}"),
+            keep_fifo: false,
+        }
+    }
+
+    /// Writes `request` to `ctl` as a client does, received at `now`.
+    fn ask(m: &mut Requests, request: &Request, now: Instant) {
+        let mut line = serde_json::to_vec(request).unwrap();
+        line.push(b'\n');
+        m.handle_ctl(&line, now);
+    }
+
+    /// Lets the next request go to PROG at `now`; returns PROG's input.
+    fn send_next(m: &mut Requests, now: Instant) -> Vec<u8> {
+        assert!(m.next_input(true), "a request is due");
+        m.start_request(now);
+        m.take_input()
+    }
+
+    fn replies(m: &mut Requests) -> Vec<Delivery> {
+        std::iter::from_fn(|| m.poll_reply()).collect()
+    }
+
+    fn events(m: &mut Requests) -> Vec<Event> {
+        std::iter::from_fn(|| m.poll_event()).collect()
+    }
+
+    /// All of the output waiting for `out`, as `out` would get it.
+    fn drain_out(m: &mut Requests) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let piece = m.out_backlog().to_vec();
+            if piece.is_empty() {
+                return all;
+            }
+            m.out_written(piece.len());
+            all.extend(piece);
+        }
+    }
+
+    /// The one reply expected now.
+    fn one_reply(m: &mut Requests) -> Reply {
+        let mut all = replies(m);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0).reply
+    }
+
+    #[test]
+    fn a_request_goes_to_prog_and_its_reply_to_its_client() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "2+2", 1000, None), t0);
+        assert_eq!(m.queued(), 1);
+        assert_eq!(send_next(&mut m, t0), b"2+2\n");
+        assert_eq!(m.phase(), Phase::Answering);
+        assert!(m.awaits_reply());
+        m.handle_output(b"4", t0 + MS);
+        assert!(replies(&mut m).is_empty(), "half a line is no reply");
+        m.handle_output(b"\n", t0 + 2 * MS);
+        let delivery = replies(&mut m).remove(0);
+        assert_eq!(delivery.fifo, "reply.a");
+        assert!(!delivery.keep_fifo);
+        assert_eq!(
+            delivery.reply,
+            Reply {
+                id: "a".into(),
+                output: "4\n".into(),
+                error: None,
+                message: String::new(),
+                framing: Some(Framing::Lines(1)),
+            }
+        );
+        assert_eq!(m.phase(), Phase::Idle);
+        assert!(!m.next_input(true), "nothing is queued");
+    }
+
+    #[test]
+    fn request_lines_may_come_in_pieces_and_bad_ones_are_ignored() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut line = serde_json::to_vec(&request("a", "1", 1000, None)).unwrap();
+        line.push(b'\n');
+        let (head, tail) = line.split_at(10);
+        m.handle_ctl(head, t0);
+        assert_eq!(m.queued(), 0, "not a whole line yet");
+        m.handle_ctl(tail, t0);
+        assert_eq!(m.queued(), 1);
+        m.handle_ctl(b"not json\n", t0);
+        let mut outside = request("b", "1", 1000, None);
+        outside.reply = "reply.b/../../elsewhere".into();
+        ask(&mut m, &outside, t0);
+        outside.reply = "out".into();
+        ask(&mut m, &outside, t0);
+        assert_eq!(m.queued(), 1, "only replies to reply.* FIFOs in DIR");
+        assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn requests_are_answered_one_at_a_time_in_arrival_order() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        ask(&mut m, &request("b", "2", 1000, None), t0);
+        assert_eq!(send_next(&mut m, t0), b"1\n");
+        assert!(!m.next_input(true), "b waits for a's reply");
+        m.handle_output(b"one\n", t0);
+        assert_eq!(one_reply(&mut m).id, "a");
+        assert_eq!(send_next(&mut m, t0), b"2\n");
+        m.handle_output(b"two\n", t0);
+        let reply = one_reply(&mut m);
+        assert_eq!((reply.id.as_str(), reply.output.as_str()), ("b", "two\n"));
+    }
+
+    #[test]
+    fn output_after_a_reply_or_between_requests_goes_to_out() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        m.handle_output(b"unasked\n", t0);
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"reply\nmore\n", t0);
+        assert_eq!(one_reply(&mut m).output, "reply\n");
+        assert_eq!(drain_out(&mut m), b"unasked\nmore\n");
+    }
+
+    #[test]
+    fn a_requests_own_framing_wins_over_serves() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let until = Framing::Until("^END$".into());
+        ask(&mut m, &request("a", "list", 1000, Some(until.clone())), t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"x\ny\nEND\n", t0);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.output, "x\ny\nEND\n");
+        assert_eq!(reply.framing, Some(until));
+    }
+
+    #[test]
+    fn a_prompt_reply_ends_at_the_prompt_which_is_left_out() {
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        ask(&mut m, &request("a", "print(6*7)", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"42\r\n>", t0);
+        assert!(replies(&mut m).is_empty());
+        m.handle_output(b" ", t0);
+        assert_eq!(one_reply(&mut m).output, "42\r\n");
+        assert!(drain_out(&mut m).is_empty(), "the prompt is nobody's");
+    }
+
+    #[test]
+    fn a_quiet_reply_ends_when_prog_has_been_quiet_and_output_pushes_that_back() {
+        let (mut m, t0) = ready(Framing::QuietMs(100));
+        ask(&mut m, &request("a", "x", 1000, None), t0);
+        send_next(&mut m, t0);
+        assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
+        m.handle_output(b"a\nb", t0 + 50 * MS);
+        assert_eq!(m.poll_timeout(), Some(t0 + 150 * MS));
+        m.handle_timeout(t0 + 149 * MS);
+        assert!(replies(&mut m).is_empty());
+        m.handle_timeout(t0 + 150 * MS);
+        assert_eq!(one_reply(&mut m).output, "a\nb");
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_quiet_request_that_gets_no_output_has_an_empty_reply() {
+        let (mut m, t0) = ready(Framing::QuietMs(100));
+        ask(&mut m, &request("a", "x=1", 1000, None), t0);
+        send_next(&mut m, t0 + 10 * MS);
+        m.handle_timeout(t0 + 110 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!((reply.output.as_str(), reply.error), ("", None));
+    }
+
+    #[test]
+    fn a_timed_out_request_gets_what_arrived_and_its_late_reply_reaches_nobody() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"par", t0 + 10 * MS);
+        assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
+        m.handle_timeout(t0 + 99 * MS);
+        assert!(replies(&mut m).is_empty());
+        m.handle_timeout(t0 + 100 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(TIMED_OUT));
+        assert_eq!(reply.output, "par");
+        assert_eq!(
+            reply.message,
+            "timed out after 100ms waiting for a reply line"
+        );
+        assert_eq!(m.phase(), Phase::Late);
+        assert!(!m.awaits_reply());
+
+        ask(&mut m, &request("b", "fast", 1000, None), t0 + 200 * MS);
+        assert!(
+            !m.next_input(true),
+            "b waits until the late reply has ended"
+        );
+        m.handle_output(b"tial\nb's\n", t0 + 300 * MS);
+        assert!(replies(&mut m).is_empty(), "the late reply is dropped");
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(drain_out(&mut m), b"b's\n", "what follows it is nobody's");
+        assert_eq!(send_next(&mut m, t0 + 300 * MS), b"fast\n");
+        m.handle_output(b"ok\n", t0 + 310 * MS);
+        assert_eq!(one_reply(&mut m).output, "ok\n");
+    }
+
+    #[test]
+    fn a_late_reply_that_does_not_end_reports_prog_once_until_it_answers_again() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "hang", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        assert_eq!(one_reply(&mut m).error.as_deref(), Some(TIMED_OUT));
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 200 * MS),
+            "the timeout once more"
+        );
+        m.handle_timeout(t0 + 199 * MS);
+        assert!(events(&mut m).is_empty());
+        m.handle_timeout(t0 + 200 * MS);
+        assert_eq!(
+            events(&mut m),
+            [Event::NotAnswering(
+                "calc is not answering: its reply to \"hang\" has not ended 100ms after the ask \
+                 timed out"
+                    .into()
+            )]
+        );
+        assert_eq!(m.poll_timeout(), None, "nothing more is due");
+        m.handle_timeout(t0 + 10_000 * MS);
+        assert!(events(&mut m).is_empty(), "reported once");
+        m.handle_output(b"at last\n", t0 + 20_000 * MS);
+        assert_eq!(events(&mut m), [Event::AnswersAgain]);
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_late_reply_that_ends_before_the_alarm_is_not_reported() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        m.handle_output(b"late\n", t0 + 150 * MS);
+        m.handle_timeout(t0 + 300 * MS);
+        assert!(events(&mut m).is_empty());
+    }
+
+    #[test]
+    fn a_queued_request_times_out_waiting_for_its_turn_and_says_what_prog_was_doing() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        ask(&mut m, &request("b", "x", 500, None), t0);
+        assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
+        m.handle_timeout(t0 + 499 * MS);
+        assert_eq!(one_reply(&mut m).id, "a", "a timed out; b still waits");
+        m.handle_timeout(t0 + 500 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.id, "b");
+        assert_eq!(reply.error.as_deref(), Some(TIMED_OUT));
+        assert_eq!(
+            reply.message,
+            "timed out after 500ms waiting for its turn: the program has not finished its reply \
+             to an earlier request that timed out"
+        );
+        assert_eq!(m.queued(), 0);
+    }
+
+    #[test]
+    fn a_queued_request_that_waits_for_a_busy_prog_says_so() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 1000, None), t0);
+        send_next(&mut m, t0);
+        ask(&mut m, &request("b", "x", 100, None), t0);
+        m.handle_timeout(t0 + 100 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.id, "b");
+        assert!(
+            reply
+                .message
+                .ends_with("the program was busy with earlier requests"),
+            "{}",
+            reply.message
+        );
+        assert_eq!(m.phase(), Phase::Answering, "a is still answered");
+    }
+
+    #[test]
+    fn the_greeting_ends_after_the_settle_time_without_output_and_is_nobodys() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        assert_eq!(m.phase(), Phase::Greeting);
+        assert!(!m.is_ready());
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        assert!(!m.next_input(true), "no request during the greeting");
+        m.handle_output(b"Welcome\n", t0 + 100 * MS);
+        assert_eq!(m.poll_timeout(), Some(t0 + 300 * MS));
+        m.handle_timeout(t0 + 299 * MS);
+        assert_eq!(m.phase(), Phase::Greeting);
+        m.handle_timeout(t0 + 300 * MS);
+        assert!(m.is_ready());
+        assert_eq!(m.phase(), Phase::Idle);
+        assert!(drain_out(&mut m).is_empty(), "the greeting is dropped");
+        assert_eq!(send_next(&mut m, t0 + 300 * MS), b"1\n");
+    }
+
+    #[test]
+    fn the_greeting_ends_at_the_first_prompt_and_what_follows_it_goes_to_out() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Prompt("^> ".into()), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        assert_eq!(m.poll_timeout(), Some(t0 + 10_000 * MS), "no settle");
+        m.handle_output(b"banner\n> ", t0);
+        assert!(m.is_ready());
+        m.handle_output(b"stray\n", t0);
+        assert_eq!(drain_out(&mut m), b"stray\n");
+    }
+
+    #[test]
+    fn a_first_greeting_that_never_ends_fails_the_start_and_says_what_arrived() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Prompt("^> ".into()), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        m.handle_output(b"Loading", t0);
+        m.handle_timeout(t0 + 9_999 * MS);
+        assert!(events(&mut m).is_empty());
+        m.handle_timeout(t0 + 10_000 * MS);
+        assert_eq!(
+            events(&mut m),
+            [Event::StartTimedOut(
+                "calc did not show its first prompt (the prompt \"^> \") within 10s; it wrote \
+                 \"Loading\""
+                    .into()
+            )]
+        );
+        assert!(!m.is_ready());
+        assert_eq!(m.phase(), Phase::Greeting);
+    }
+
+    #[test]
+    fn a_greeting_that_never_settles_before_prog_closes_its_output_waits_for_the_timeout() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        m.handle_output_end(None);
+        m.handle_timeout(t0 + 1_000 * MS);
+        assert_eq!(
+            m.phase(),
+            Phase::Greeting,
+            "PROG's exit decides, not the quiet"
+        );
+        m.handle_timeout(t0 + 10_000 * MS);
+        assert!(
+            matches!(&events(&mut m)[..], [Event::StartTimedOut(m)] if m.ends_with("it wrote nothing"))
+        );
+    }
+
+    #[test]
+    fn after_a_restart_a_greeting_that_never_ends_is_logged_and_requests_go_on() {
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        m.handle_restart();
+        let t1 = t0 + 1_000 * MS;
+        m.handle_started(t1).unwrap();
+        assert_eq!(m.phase(), Phase::Greeting);
+        ask(&mut m, &request("a", "1", 60_000, None), t1);
+        m.handle_timeout(t1 + 10_000 * MS);
+        assert!(events(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(send_next(&mut m, t1 + 10_000 * MS), b"1\n");
+    }
+
+    #[test]
+    fn a_request_waiting_through_a_greeting_says_so_when_it_times_out() {
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        m.handle_restart();
+        m.handle_started(t0).unwrap();
+        ask(&mut m, &request("a", "1", 100, None), t0);
+        m.handle_timeout(t0 + 100 * MS);
+        assert!(
+            one_reply(&mut m)
+                .message
+                .ends_with("the program has not finished its greeting")
+        );
+    }
+
+    #[test]
+    fn nothing_goes_to_prog_while_it_is_unavailable_or_its_output_has_ended() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        m.handle_raw_input(b"raw\n");
+        assert!(!m.next_input(false));
+        assert!(!m.pending_input());
+        m.handle_output_end(None);
+        assert!(m.output_ended());
+        assert!(!m.next_input(true));
+        assert!(!m.pending_input());
+    }
+
+    #[test]
+    fn raw_input_goes_first_and_under_a_prompt_the_next_request_waits_for_it() {
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        m.handle_raw_input(b"x=6\n");
+        ask(&mut m, &request("a", "x*7", 1000, None), t0);
+        assert!(!m.next_input(true), "raw input goes first");
+        assert_eq!(m.take_input(), b"x=6\n");
+        assert_eq!(m.phase(), Phase::Busy);
+        assert!(!m.next_input(true), "PROG is busy until its prompt");
+        m.handle_output(b"> ", t0);
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(drain_out(&mut m), b"> ", "raw input's output goes to out");
+        assert_eq!(send_next(&mut m, t0), b"x*7\n");
+    }
+
+    #[test]
+    fn raw_input_without_a_prompt_leaves_prog_idle() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        m.handle_raw_input(b"x=6\n");
+        ask(&mut m, &request("a", "x*7", 1000, None), t0);
+        assert!(!m.next_input(true));
+        assert!(!m.next_input(true), "its input is still pending");
+        assert_eq!(m.take_input(), b"x=6\n");
+        assert_eq!(m.phase(), Phase::Idle);
+        assert!(m.next_input(true));
+    }
+
+    #[test]
+    fn raw_input_is_held_up_to_the_backlog() {
+        let (mut m, _) = ready(Framing::Lines(1));
+        assert!(m.wants_raw_input());
+        m.handle_raw_input(&vec![b'x'; OUT_BACKLOG]);
+        assert!(!m.wants_raw_input());
+    }
+
+    #[test]
+    fn output_ending_mid_reply_fails_the_request_with_what_arrived() {
+        let (mut m, t0) = ready(Framing::Lines(2));
+        ask(&mut m, &request("a", "quit", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"bye\npar", t0);
+        m.handle_output_end(Some(ExitStatus::from_code(3)));
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(ENDED));
+        assert_eq!(reply.output, "bye\npar");
+        assert_eq!(
+            reply.message,
+            "the program exited with code 3 before the reply was complete"
+        );
+        m.handle_output_end(None);
+        assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn output_ending_without_a_status_says_the_output_closed() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "x", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_output_end(None);
+        assert_eq!(
+            one_reply(&mut m).message,
+            "the program closed its output before the reply was complete"
+        );
+    }
+
+    #[test]
+    fn a_restart_fails_the_request_being_answered_and_keeps_the_queue() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "crash", 1000, None), t0);
+        ask(&mut m, &request("b", "1", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_restart();
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.id, "a");
+        assert_eq!(
+            reply.message,
+            "the program ended before the reply was complete"
+        );
+        assert_eq!(m.queued(), 1);
+        m.handle_started(t0).unwrap();
+        assert_eq!(send_next(&mut m, t0), b"1\n");
+    }
+
+    #[test]
+    fn the_end_of_prog_fails_every_request_left() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "quit", 1000, None), t0);
+        ask(&mut m, &request("b", "1", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_end(ExitStatus::from_code(0));
+        let all: Vec<(String, String)> = replies(&mut m)
+            .into_iter()
+            .map(|d| (d.reply.id, d.reply.message))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (
+                    "a".to_string(),
+                    "the program exited with code 0 before the reply was complete".to_string()
+                ),
+                (
+                    "b".to_string(),
+                    "the program exited with code 0".to_string()
+                ),
+            ]
+        );
+        assert_eq!(m.queued(), 0);
+    }
+
+    #[test]
+    fn a_late_reply_cut_short_by_prog_ending_reaches_nobody() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        m.handle_restart();
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_late_reply_cut_short_by_its_output_ending_reaches_nobody() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        assert!(!m.awaits_reply(), "no status is needed for a late reply");
+        m.handle_output_end(None);
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Late, "PROG's exit ends it");
+        m.handle_end(ExitStatus::from_code(0));
+        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_failed_write_forgets_a_late_request() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "slow", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        m.handle_write_failed();
+        assert_eq!((m.phase(), m.queued()), (Phase::Idle, 0));
+    }
+
+    #[test]
+    fn a_failed_write_puts_the_request_back_first_with_its_deadline() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "1", 100, None), t0);
+        ask(&mut m, &request("b", "2", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_write_failed();
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(m.queued(), 2);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 100 * MS),
+            "a's deadline is kept"
+        );
+        assert_eq!(send_next(&mut m, t0), b"1\n", "a goes first again");
+    }
+
+    #[test]
+    fn a_request_whose_framing_cannot_be_used_is_answered_bad_request() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(
+            &mut m,
+            &request("a", "1", 1000, Some(Framing::Until("(".into()))),
+            t0,
+        );
+        send_next(&mut m, t0);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(BAD_REQUEST));
+        assert!(reply.message.contains("bad regex"), "{}", reply.message);
+        assert!(!m.pending_input(), "nothing went to PROG");
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_client_that_reuses_its_fifo_keeps_it() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut r = request("a", "1", 1000, None);
+        r.keep_fifo = true;
+        ask(&mut m, &r, t0);
+        send_next(&mut m, t0);
+        m.handle_output(b"1\n", t0);
+        assert!(replies(&mut m)[0].keep_fifo);
+    }
+
+    #[test]
+    fn output_nobody_reads_keeps_only_the_newest_backlog() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        m.handle_output(b"old", t0);
+        m.handle_output(&vec![b'n'; OUT_BACKLOG], t0);
+        let out = drain_out(&mut m);
+        assert_eq!(out.len(), OUT_BACKLOG);
+        assert!(out.iter().all(|&b| b == b'n'), "the oldest bytes went");
+    }
+
+    #[test]
+    fn the_wake_up_is_the_earliest_deadline_of_all() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        assert_eq!(m.poll_timeout(), None, "an idle machine waits for input");
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        send_next(&mut m, t0);
+        ask(&mut m, &request("b", "2", 300, None), t0 + 100 * MS);
+        assert_eq!(m.poll_timeout(), Some(t0 + 400 * MS), "b's deadline");
+    }
+}
