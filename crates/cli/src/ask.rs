@@ -157,6 +157,7 @@ impl<'a> Client<'a> {
             timeout_ms: self.timeout.as_millis().min(u64::MAX as u128) as u64,
             reply: self.name.clone(),
             keep_fifo: more,
+            bytes: None,
         };
         let mut ctl = self
             .dir

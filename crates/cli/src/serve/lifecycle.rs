@@ -37,6 +37,8 @@ const EXIT_AFTER_EOF: Duration = Duration::from_millis(200);
 const STDERR_TAIL: usize = 10;
 /// How long serve tries to write a reply to a client's FIFO.
 const REPLY_WRITE: Duration = Duration::from_secs(5);
+/// What a pipe with room for writing takes at once without blocking.
+const PIPE_BUF: usize = 4096;
 
 /// What the daemon needs besides the requests' [`Config`].
 #[derive(Debug)]
@@ -644,27 +646,32 @@ impl Server {
         self.deliver_replies();
     }
 
-    /// Sends pending input when PROG's stdin has room.
+    /// Sends pending input while PROG's stdin has room, never blocking:
+    /// at most `PIPE_BUF` bytes at a time, each write after `poll` said
+    /// there is room (a pipe then takes all of it at once).
     fn write_input(&mut self) {
-        if !self.requests.pending_input() {
-            return;
-        }
-        let Some(child) = self.sup.child() else {
-            return;
-        };
-        let room = child.stdin_fd().is_some_and(|fd| {
-            let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-            matches!(poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
-        });
-        if !room {
-            return;
-        }
-        let bytes = self.requests.take_input();
-        if let Err(e) = child.send_bytes(&bytes) {
-            // PROG is going away: the request was not answered, so it waits
-            // for the restart (or gets an error if there is none).
-            log::info!("serve: cannot write to the program: {e}");
-            self.requests.handle_write_failed();
+        while !self.requests.input().is_empty() {
+            let Some(child) = self.sup.child() else {
+                return;
+            };
+            let room = child.stdin_fd().is_some_and(|fd| {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                matches!(poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+            });
+            if !room {
+                return;
+            }
+            let pending = self.requests.input();
+            let chunk = &pending[..pending.len().min(PIPE_BUF)];
+            let n = chunk.len();
+            if let Err(e) = child.send_bytes(chunk) {
+                // PROG is going away: the request was not answered, so it
+                // waits for the restart (or gets an error if there is none).
+                log::info!("serve: cannot write to the program: {e}");
+                self.requests.handle_write_failed();
+                return;
+            }
+            self.requests.input_written(n);
         }
     }
 
@@ -734,7 +741,7 @@ impl Server {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 }
             }
-            if self.requests.pending_input() {
+            if !self.requests.input().is_empty() {
                 if let Some(fd) = child.stdin_fd() {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }

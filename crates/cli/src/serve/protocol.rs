@@ -128,6 +128,31 @@ pub struct Request {
     /// itself (`ask -`, several LINEs).
     #[serde(default)]
     pub keep_fifo: bool,
+    /// The line's exact bytes when they are not UTF-8 (`line` is then
+    /// their lossy decoding, for the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// The line as PROG gets it, byte for byte.
+    pub fn line_bytes(&self) -> &[u8] {
+        self.bytes.as_deref().unwrap_or(self.line.as_bytes())
+    }
+
+    /// Sets the line from its bytes, exact whether or not they are UTF-8.
+    pub fn set_line(&mut self, line: &[u8]) {
+        match std::str::from_utf8(line) {
+            Ok(text) => {
+                self.line = text.to_string();
+                self.bytes = None;
+            }
+            Err(_) => {
+                self.line = String::from_utf8_lossy(line).into_owned();
+                self.bytes = Some(line.to_vec());
+            }
+        }
+    }
 }
 
 /// The answer to a [`Request`], one JSON line in the reply FIFO.
@@ -144,6 +169,42 @@ pub struct Reply {
     /// The framing serve used (how the client prints the reply).
     #[serde(default)]
     pub framing: Option<Framing>,
+    /// The output's exact bytes when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl Reply {
+    /// A reply whose output is `output`, kept exact whether or not it is
+    /// UTF-8.
+    pub fn new(
+        id: String,
+        output: Vec<u8>,
+        error: Option<String>,
+        message: String,
+        framing: Framing,
+    ) -> Reply {
+        let (output, bytes) = match String::from_utf8(output) {
+            Ok(text) => (text, None),
+            Err(e) => (
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                Some(e.into_bytes()),
+            ),
+        };
+        Reply {
+            id,
+            output,
+            error,
+            message,
+            framing: Some(framing),
+            bytes,
+        }
+    }
+
+    /// The output, byte for byte.
+    pub fn output_bytes(&self) -> &[u8] {
+        self.bytes.as_deref().unwrap_or(self.output.as_bytes())
+    }
 }
 
 /// [`Reply::error`]: the request timed out (waiting for its reply, or for

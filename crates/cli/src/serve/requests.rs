@@ -23,10 +23,29 @@
 //!  Idle ──(raw input from DIR/in, with --prompt)──► Busy ──(PROG's prompt)──► Idle
 //!  Idle ──(the next queued request)──► Answering ──(reply framed)──► Idle: to its client
 //!  Answering ──(the client's deadline)──► Late: the client gets the timeout
-//!  Late ──(reply framed)──► Idle: the late reply is dropped
-//!  Late ──(the timeout once more)──► Late, and Event::NotAnswering
+//!  Late ──(PROG quiet for the settle time, or its prompt)──► Idle: what came is dropped
+//!  Late ──(PROG still writing after the request's timeout)──► Late, and Event::NotAnswering
+//!  Late ──(PROG's output ends)──► Idle
 //!  Answering ──(PROG's output ends, PROG ends)──► Idle: the client gets what arrived
 //! ```
+//!
+//! # Never wedged
+//!
+//! A request that gets no reply under its framing (bc's `x=6` under
+//! `--lines 1`, a python `def` line under `--prompt '^>>> '`) costs its own
+//! ask a timeout and no other: serve then drops PROG's output until PROG
+//! has been quiet for the settle time (`--settle`, 200ms when it is zero)
+//! or shows its prompt (with a prompt framing), and goes on with the next
+//! request. A late reply that comes within that quiet is dropped with the
+//! rest; one that comes later than the request's timeout plus the settle
+//! time would reach the next request, so raise `--settle` for a PROG that
+//! may think that long.
+//!
+//! PROG counts as not answering ([`Event::NotAnswering`]) when a request
+//! times out right after another one did, with no reply completed between
+//! them, or when it has not stopped writing the request's timeout after
+//! its ask timed out; the next completed reply (or prompt) is
+//! [`Event::AnswersAgain`].
 //!
 //! Requests wait in a queue in arrival order, each under its own deadline
 //! (its timeout from when serve received it); one whose deadline passes
@@ -39,13 +58,17 @@ use duet::ExitStatus;
 use duet_script::duration;
 
 use super::protocol::{self, BAD_REQUEST, ENDED, Reply, Request, TIMED_OUT};
-use super::timers::{Expiry, Quiet, ReplyTimer, earliest};
+use super::timers::{Quiet, ReplyTimer, after, earliest};
 use crate::exit::ended;
 use crate::framing::{Collector, Framing};
 
 /// Most output kept for `DIR/out` when nobody reads it (older bytes are
 /// dropped), and most raw input from `DIR/in` held while PROG is busy.
 pub const OUT_BACKLOG: usize = 1 << 20;
+
+/// The quiet that ends the dropping of a timed-out request's output when
+/// serve's settle time is zero.
+pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
 
 /// What the machine needs to know of the service.
 #[derive(Debug, Clone)]
@@ -80,10 +103,12 @@ pub enum Event {
     /// serve cannot become ready. The greeting stays, and each later
     /// [`Requests::handle_timeout`] says so again.
     StartTimedOut(String),
-    /// The late reply has not ended the request's timeout after its client
-    /// was told it timed out: PROG is not answering (the message says so).
+    /// PROG is not answering (the message says why): a request timed out
+    /// right after another one did, or PROG has not stopped writing the
+    /// request's timeout after its ask timed out.
     NotAnswering(String),
-    /// PROG has ended the late reply it was reported as not answering.
+    /// PROG reported as not answering has completed a reply (or shown its
+    /// prompt) since.
     AnswersAgain,
 }
 
@@ -99,8 +124,9 @@ pub enum Phase {
     Busy,
     /// A request is being answered.
     Answering,
-    /// The client of the request being answered was told it timed out;
-    /// the rest of its reply is read and dropped.
+    /// The client of the last request was told it timed out: PROG's output
+    /// is dropped until it has been quiet for the settle time or shows its
+    /// prompt.
     Late,
 }
 
@@ -123,6 +149,36 @@ struct Active {
     timer: ReplyTimer,
     /// For `--quiet`: the reply ends when nothing arrives until then.
     quiet: Option<Quiet>,
+    /// Its line has been taken for PROG's stdin (else a restart puts it
+    /// back in the queue: the new PROG gets it, the old one never did).
+    taken: bool,
+}
+
+/// After a timed-out request: PROG's output is dropped until it has been
+/// quiet for the settle time or shows its prompt.
+#[derive(Debug)]
+struct Drain {
+    /// The request that timed out, for messages.
+    line: String,
+    timeout: Duration,
+    quiet: Quiet,
+    /// With a prompt framing: the prompt ends it at once.
+    prompt: Option<Collector>,
+    /// When PROG counts as not answering if it is still writing; `None`
+    /// once that time has passed.
+    alarm: Option<Instant>,
+    /// Bytes dropped, for the log.
+    dropped: usize,
+    /// Something arrived since it began.
+    seen: bool,
+}
+
+/// A request timed out and no reply has been completed since.
+#[derive(Debug)]
+struct Unanswered {
+    line: String,
+    /// PROG was reported as not answering.
+    reported: bool,
 }
 
 /// How PROG's greeting ends.
@@ -166,6 +222,10 @@ pub struct Requests {
     ctl_buf: Vec<u8>,
     queue: VecDeque<Queued>,
     active: Option<Active>,
+    /// After a timed-out request (see [`Drain`]).
+    drain: Option<Drain>,
+    /// The last request timed out, and no reply has completed since.
+    unanswered: Option<Unanswered>,
     /// PROG's current stdout has ended.
     out_eof: bool,
     replies: VecDeque<Delivery>,
@@ -191,6 +251,8 @@ impl Requests {
             ctl_buf: Vec::new(),
             queue: VecDeque::new(),
             active: None,
+            drain: None,
+            unanswered: None,
             out_eof: false,
             replies: VecDeque::new(),
             events: VecDeque::new(),
@@ -209,6 +271,9 @@ impl Requests {
     pub fn handle_started(&mut self, now: Instant) -> Result<(), String> {
         self.out_eof = false;
         self.busy = None;
+        self.drain = None;
+        // Input meant for the PROG that ended never reaches the new one.
+        self.to_prog.clear();
         let end = match &self.config.framing {
             Framing::Prompt(_) => Some(GreetingEnd::Prompt(Collector::new(&self.config.framing)?)),
             _ if self.config.settle.is_zero() => None,
@@ -217,7 +282,7 @@ impl Requests {
         self.greeting = end.map(|end| Greeting {
             end,
             seen: Vec::new(),
-            deadline: now + self.config.greet_timeout,
+            deadline: after(now, self.config.greet_timeout),
         });
         if self.greeting.is_none() {
             self.ready = true;
@@ -235,7 +300,7 @@ impl Requests {
             match protocol::parse_request(&line) {
                 Ok(request) => {
                     log::debug!("serve: request {} {:?}", request.id, request.line);
-                    let deadline = now + Duration::from_millis(request.timeout_ms);
+                    let deadline = after(now, Duration::from_millis(request.timeout_ms));
                     self.queue.push_back(Queued { request, deadline });
                 }
                 Err(why) => log::warn!("serve: {why}"),
@@ -268,6 +333,24 @@ impl Requests {
             }
             return;
         }
+        if let Some(drain) = self.drain.as_mut() {
+            drain.quiet.touch(now);
+            drain.seen = true;
+            let mut dropped = Vec::new();
+            let rest = match drain.prompt.as_mut() {
+                Some(prompt) => prompt.feed(bytes, &mut dropped),
+                None => {
+                    drain.dropped += bytes.len();
+                    None
+                }
+            };
+            drain.dropped += dropped.len();
+            if let Some(rest) = rest {
+                self.drained(true);
+                self.handle_output(&rest, now);
+            }
+            return;
+        }
         let Some(active) = self.active.as_mut() else {
             if let Some(busy) = self.busy.as_mut() {
                 if busy.feed(bytes, &mut Vec::new()).is_some() {
@@ -291,6 +374,8 @@ impl Requests {
     /// it (see [`Requests::awaits_reply`]).
     pub fn handle_output_end(&mut self, status: Option<ExitStatus>) {
         self.out_eof = true;
+        // Nothing more can come to drop.
+        self.drained(false);
         if self.awaits_reply() {
             let message = match status {
                 Some(status) => format!(
@@ -308,25 +393,34 @@ impl Requests {
     /// the queue, to wait for a restart (or fail when there is none); a
     /// late one is forgotten.
     pub fn handle_write_failed(&mut self) {
+        self.to_prog.clear();
         if let Some(active) = self.active.take() {
-            if !active.timer.is_late() {
-                self.queue.push_front(Queued {
-                    request: active.request,
-                    deadline: active.timer.deadline(),
-                });
-            }
+            self.queue.push_front(Queued {
+                request: active.request,
+                deadline: active.timer.deadline(),
+            });
         }
     }
 
     /// PROG ended and will be started again: the request being answered
-    /// fails with what arrived; the queued ones wait for the new PROG.
+    /// fails with what arrived, unless its line never reached PROG (it goes
+    /// back to the head of the queue); the queued ones wait for the new
+    /// PROG. Input not yet written is dropped: it was meant for the PROG
+    /// that ended.
     pub fn handle_restart(&mut self) {
+        self.drain = None;
+        if self.active.as_ref().is_some_and(|a| !a.taken) {
+            self.handle_write_failed();
+        }
+        self.to_prog.clear();
         self.end_active("the program ended before the reply was complete");
     }
 
     /// PROG ended for good with `status`: the request being answered and
     /// every queued one fail.
     pub fn handle_end(&mut self, status: ExitStatus) {
+        self.drain = None;
+        self.to_prog.clear();
         self.end_active(&format!(
             "the program {} before the reply was complete",
             ended(status)
@@ -336,24 +430,22 @@ impl Requests {
             self.reply(
                 &queued.request,
                 &framing,
-                String::new(),
+                Vec::new(),
                 Some((ENDED, format!("the program {}", ended(status)))),
             );
         }
     }
 
     /// Acts on the time: ends a greeting whose settle time or timeout has
-    /// come, answers queued requests whose deadline passed with a timeout,
-    /// ends a `--quiet` reply, times the request being answered out, and
-    /// reports PROG as not answering. Before serve is ready, only the
-    /// greeting is looked at.
+    /// come, answers queued requests whose deadline passed with a timeout
+    /// (also before serve is ready), ends the dropping of a timed-out
+    /// request's output once PROG has been quiet, reports PROG as not
+    /// answering, ends a `--quiet` reply, and times the request being
+    /// answered out.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let was_ready = self.ready;
         self.check_greeting(now);
-        if !was_ready {
-            return;
-        }
         self.expire_queued(now);
+        self.check_drain(now);
         let Some(active) = self.active.as_mut() else {
             return;
         };
@@ -361,35 +453,69 @@ impl Requests {
             self.complete_active();
             return;
         }
-        match active.timer.expire(now) {
-            Some(Expiry::TimedOut) => {
+        if !active.timer.is_due(now) {
+            return;
+        }
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        let message = format!(
+            "timed out after {} waiting for {}",
+            duration::show(active.timer.timeout()),
+            active.framing.describe()
+        );
+        let mut partial = std::mem::take(&mut active.reply);
+        partial.extend_from_slice(active.collector.held());
+        log::info!(
+            "serve: the reply to {} {:?} timed out; PROG's output is dropped until it is quiet",
+            active.request.id,
+            active.request.line
+        );
+        self.reply(
+            &active.request,
+            &active.framing,
+            partial,
+            Some((TIMED_OUT, message)),
+        );
+        let line = active.request.line.clone();
+        if let Some(previous) = self.unanswered.as_mut() {
+            if !previous.reported {
+                previous.reported = true;
                 let message = format!(
-                    "timed out after {} waiting for {}",
-                    duration::show(active.timer.timeout()),
-                    active.framing.describe()
-                );
-                let mut partial = active.reply.clone();
-                partial.extend_from_slice(active.collector.held());
-                let (request, framing) = (active.request.clone(), active.framing.clone());
-                log::info!(
-                    "serve: the reply to {} {:?} timed out; its rest will be dropped",
-                    request.id,
-                    request.line
-                );
-                let partial = String::from_utf8_lossy(&partial).into_owned();
-                self.reply(&request, &framing, partial, Some((TIMED_OUT, message)));
-            }
-            Some(Expiry::NotAnswering) => {
-                let message = format!(
-                    "{} is not answering: its reply to {:?} has not ended {} after the ask timed out",
-                    self.config.program,
-                    active.request.line,
-                    duration::show(active.timer.timeout())
+                    "{} is not answering: {:?} timed out right after {:?} did, and no reply \
+                     came between them",
+                    self.config.program, line, previous.line
                 );
                 self.events.push_back(Event::NotAnswering(message));
             }
-            None => {}
+            previous.line = line.clone();
+        } else {
+            self.unanswered = Some(Unanswered {
+                line: line.clone(),
+                reported: false,
+            });
         }
+        let settle = if self.config.settle.is_zero() {
+            DRAIN_QUIET
+        } else {
+            self.config.settle
+        };
+        let prompt = match (&active.framing, &self.config.framing) {
+            (p @ Framing::Prompt(_), _) | (_, p @ Framing::Prompt(_)) => Collector::new(p).ok(),
+            _ => None,
+        };
+        if self.out_eof {
+            return;
+        }
+        self.drain = Some(Drain {
+            line,
+            timeout: active.timer.timeout(),
+            quiet: Quiet::start(settle, now),
+            prompt,
+            alarm: Some(after(now, active.timer.timeout())),
+            dropped: 0,
+            seen: false,
+        });
     }
 
     // ----- moving on -----
@@ -402,7 +528,12 @@ impl Requests {
     /// then drains PROG's pending output (it came before the request, so
     /// it belongs to no request) and calls [`Requests::start_request`].
     pub fn next_input(&mut self, prog_available: bool) -> bool {
-        if self.active.is_some() || self.greeting.is_some() || !prog_available || self.out_eof {
+        if self.active.is_some()
+            || self.drain.is_some()
+            || self.greeting.is_some()
+            || !prog_available
+            || self.out_eof
+        {
             return false;
         }
         if !self.raw_in.is_empty() {
@@ -433,12 +564,12 @@ impl Requests {
         let collector = match Collector::new(&framing) {
             Ok(c) => c,
             Err(e) => {
-                self.reply(&request, &framing, String::new(), Some((BAD_REQUEST, e)));
+                self.reply(&request, &framing, Vec::new(), Some((BAD_REQUEST, e)));
                 return;
             }
         };
         log::debug!("serve: sending {} to the program", request.id);
-        self.to_prog.extend_from_slice(request.line.as_bytes());
+        self.to_prog.extend_from_slice(request.line_bytes());
         self.to_prog.push(b'\n');
         // A request that gets no output at all has an empty reply after
         // the quiet time.
@@ -451,20 +582,41 @@ impl Requests {
             reply: Vec::new(),
             timer,
             quiet,
+            taken: false,
         });
     }
 
     // ----- what the driver carries out -----
 
     /// True when there is input for PROG's stdin.
+    #[cfg(test)]
     pub fn pending_input(&self) -> bool {
         !self.to_prog.is_empty()
     }
 
-    /// The input for PROG's stdin, all of it (the driver takes it when the
-    /// pipe has room, and reports a failed write).
+    /// The input for PROG's stdin (the driver writes what the pipe has
+    /// room for, says how much with [`Requests::input_written`], and
+    /// reports a failed write).
+    pub fn input(&self) -> &[u8] {
+        &self.to_prog
+    }
+
+    /// `n` bytes of [`Requests::input`] went to PROG's stdin.
+    pub fn input_written(&mut self, n: usize) {
+        self.to_prog.drain(..n.min(self.to_prog.len()));
+        if self.to_prog.is_empty() {
+            if let Some(active) = self.active.as_mut() {
+                active.taken = true;
+            }
+        }
+    }
+
+    /// The input for PROG's stdin, all of it, as written at once.
+    #[cfg(test)]
     pub fn take_input(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.to_prog)
+        let bytes = self.to_prog.clone();
+        self.input_written(bytes.len());
+        bytes
     }
 
     /// The next reply to write to a client, in the order they were decided.
@@ -495,13 +647,20 @@ impl Requests {
         let mut due: Vec<Instant> = Vec::new();
         if let Some(g) = &self.greeting {
             due.push(g.deadline);
+            // At the end of PROG's output the settle no longer counts.
             if let GreetingEnd::Settle(quiet) = &g.end {
-                due.push(quiet.until());
+                if !self.out_eof {
+                    due.push(quiet.until());
+                }
             }
         }
         if let Some(a) = &self.active {
             due.extend(a.quiet.map(|q| q.until()));
-            due.extend(a.timer.next());
+            due.push(a.timer.deadline());
+        }
+        if let Some(d) = &self.drain {
+            due.push(d.quiet.until());
+            due.extend(d.alarm);
         }
         due.extend(self.queue.iter().map(|q| q.deadline));
         earliest(due)
@@ -512,9 +671,11 @@ impl Requests {
     /// Where the machine is. (PROG greets only when no request is being
     /// answered, and is busy after raw input only when none is either.)
     pub fn phase(&self) -> Phase {
+        if self.drain.is_some() {
+            return Phase::Late;
+        }
         match (&self.greeting, &self.active, &self.busy) {
             (Some(_), _, _) => Phase::Greeting,
-            (None, Some(a), _) if a.timer.is_late() => Phase::Late,
             (None, Some(_), _) => Phase::Answering,
             (None, None, Some(_)) => Phase::Busy,
             (None, None, None) => Phase::Idle,
@@ -535,7 +696,7 @@ impl Requests {
     /// True while a client waits for the reply PROG is writing: when PROG's
     /// output ends now, its status makes a better message.
     pub fn awaits_reply(&self) -> bool {
-        self.active.as_ref().is_some_and(|a| !a.timer.is_late())
+        self.active.is_some()
     }
 
     /// True once PROG's current output has ended.
@@ -593,6 +754,77 @@ impl Requests {
         self.greeted();
     }
 
+    /// Ends the dropping of a timed-out request's output once PROG has been
+    /// quiet for the settle time; reports PROG as not answering when it is
+    /// still writing the request's timeout after its ask timed out.
+    fn check_drain(&mut self, now: Instant) {
+        let Some(drain) = self.drain.as_ref() else {
+            return;
+        };
+        if drain.quiet.is_due(now) {
+            self.drained(false);
+            return;
+        }
+        let Some(alarm) = drain.alarm else {
+            return;
+        };
+        if now < alarm {
+            return;
+        }
+        let seen = drain.seen;
+        if let Some(d) = self.drain.as_mut() {
+            d.alarm = None;
+        }
+        if !seen {
+            // Silent since the timeout: the quiet will end the dropping.
+            return;
+        }
+        let Some(drain) = self.drain.as_ref() else {
+            return;
+        };
+        let message = format!(
+            "{} is not answering: it has not stopped writing {} after {:?} timed out",
+            self.config.program,
+            duration::show(drain.timeout),
+            drain.line
+        );
+        match self.unanswered.as_mut() {
+            Some(u) if u.reported => return,
+            Some(u) => u.reported = true,
+            None => {
+                self.unanswered = Some(Unanswered {
+                    line: drain.line.clone(),
+                    reported: true,
+                })
+            }
+        }
+        self.events.push_back(Event::NotAnswering(message));
+    }
+
+    /// The dropping of a timed-out request's output is over: PROG was quiet,
+    /// showed its `prompt`, or its output ended.
+    fn drained(&mut self, prompt: bool) {
+        let Some(drain) = self.drain.take() else {
+            return;
+        };
+        log::info!(
+            "serve: dropped {} bytes after {:?} timed out; serving the next request",
+            drain.dropped,
+            drain.line
+        );
+        if prompt {
+            self.answered();
+        }
+    }
+
+    /// PROG has completed a reply (or shown its prompt after a timeout): it
+    /// answers.
+    fn answered(&mut self) {
+        if self.unanswered.take().is_some_and(|u| u.reported) {
+            self.events.push_back(Event::AnswersAgain);
+        }
+    }
+
     fn greeted(&mut self) {
         if let Some(g) = self.greeting.take() {
             if !g.seen.is_empty() {
@@ -617,7 +849,7 @@ impl Requests {
             let queued = self.queue.remove(i).expect("an index in range");
             let why = match self.phase() {
                 Phase::Late => {
-                    "the program has not finished its reply to an earlier request that timed out"
+                    "serve was dropping the rest of the output to an earlier request that timed out"
                 }
                 Phase::Greeting => "the program has not finished its greeting",
                 Phase::Busy => {
@@ -637,7 +869,7 @@ impl Requests {
             self.reply(
                 &queued.request,
                 &framing,
-                String::new(),
+                Vec::new(),
                 Some((TIMED_OUT, message)),
             );
         }
@@ -650,20 +882,8 @@ impl Requests {
             return;
         };
         active.collector.flush(&mut active.reply);
-        if active.timer.is_late() {
-            log::info!(
-                "serve: dropped the late reply to {} {:?} ({} bytes)",
-                active.request.id,
-                active.request.line,
-                active.reply.len()
-            );
-            if active.timer.reported() {
-                self.events.push_back(Event::AnswersAgain);
-            }
-            return;
-        }
-        let output = String::from_utf8_lossy(&active.reply).into_owned();
-        self.reply(&active.request, &active.framing, output, None);
+        self.answered();
+        self.reply(&active.request, &active.framing, active.reply, None);
     }
 
     /// The reply being read cannot complete (PROG ended): its client gets
@@ -672,15 +892,11 @@ impl Requests {
         let Some(mut active) = self.active.take() else {
             return;
         };
-        if active.timer.is_late() {
-            return;
-        }
         active.collector.flush(&mut active.reply);
-        let partial = String::from_utf8_lossy(&active.reply).into_owned();
         self.reply(
             &active.request,
             &active.framing,
-            partial,
+            active.reply,
             Some((ENDED, message.to_string())),
         );
     }
@@ -702,7 +918,7 @@ impl Requests {
         &mut self,
         request: &Request,
         framing: &Framing,
-        output: String,
+        output: Vec<u8>,
         error: Option<(&str, String)>,
     ) {
         let (error, message) = match error {
@@ -712,13 +928,7 @@ impl Requests {
         self.replies.push_back(Delivery {
             fifo: request.reply.clone(),
             keep_fifo: request.keep_fifo,
-            reply: Reply {
-                id: request.id.clone(),
-                output,
-                error,
-                message,
-                framing: Some(framing.clone()),
-            },
+            reply: Reply::new(request.id.clone(), output, error, message, framing.clone()),
         });
     }
 }
@@ -777,6 +987,7 @@ mod tests {
             timeout_ms,
             reply: format!("reply.{id}"),
             keep_fifo: false,
+            bytes: None,
         }
     }
 
@@ -844,6 +1055,7 @@ mod tests {
                 error: None,
                 message: String::new(),
                 framing: Some(Framing::Lines(1)),
+                bytes: None,
             }
         );
         assert_eq!(m.phase(), Phase::Idle);
@@ -946,7 +1158,7 @@ mod tests {
     }
 
     #[test]
-    fn a_timed_out_request_gets_what_arrived_and_its_late_reply_reaches_nobody() {
+    fn a_timed_out_request_gets_what_arrived_and_its_late_output_is_dropped_until_quiet() {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "slow", 100, None), t0);
         send_next(&mut m, t0);
@@ -965,61 +1177,146 @@ mod tests {
         assert_eq!(m.phase(), Phase::Late);
         assert!(!m.awaits_reply());
 
-        ask(&mut m, &request("b", "fast", 1000, None), t0 + 200 * MS);
+        ask(&mut m, &request("b", "fast", 1000, None), t0 + 150 * MS);
         assert!(
             !m.next_input(true),
-            "b waits until the late reply has ended"
+            "b waits while the late output is dropped"
         );
-        m.handle_output(b"tial\nb's\n", t0 + 300 * MS);
-        assert!(replies(&mut m).is_empty(), "the late reply is dropped");
+        m.handle_timeout(t0 + 200 * MS);
+        assert!(events(&mut m).is_empty(), "PROG wrote nothing since");
+        m.handle_output(b"tial\nmore\n", t0 + 250 * MS);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 450 * MS),
+            "quiet from the last byte"
+        );
+        m.handle_timeout(t0 + 449 * MS);
+        assert_eq!(m.phase(), Phase::Late);
+        m.handle_timeout(t0 + 450 * MS);
         assert_eq!(m.phase(), Phase::Idle);
-        assert_eq!(drain_out(&mut m), b"b's\n", "what follows it is nobody's");
-        assert_eq!(send_next(&mut m, t0 + 300 * MS), b"fast\n");
-        m.handle_output(b"ok\n", t0 + 310 * MS);
+        assert!(replies(&mut m).is_empty(), "the late output reached nobody");
+        assert!(drain_out(&mut m).is_empty(), "nor out");
+        assert_eq!(send_next(&mut m, t0 + 450 * MS), b"fast\n");
+        m.handle_output(b"ok\n", t0 + 460 * MS);
         assert_eq!(one_reply(&mut m).output, "ok\n");
     }
 
     #[test]
-    fn a_late_reply_that_does_not_end_reports_prog_once_until_it_answers_again() {
+    fn one_request_without_a_reply_costs_its_own_ask_a_timeout_and_no_other() {
+        // bc's `x=6` under --lines 1: no reply line will ever come.
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "x=6", 100, None), t0);
+        ask(&mut m, &request("b", "x*7", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        assert_eq!(one_reply(&mut m).error.as_deref(), Some(TIMED_OUT));
+        assert!(!m.next_input(true));
+        m.handle_timeout(t0 + 300 * MS);
+        assert_eq!(m.phase(), Phase::Idle, "quiet for the settle time");
+        assert_eq!(send_next(&mut m, t0 + 300 * MS), b"x*7\n");
+        m.handle_output(b"42\n", t0 + 301 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!((reply.id.as_str(), reply.output.as_str()), ("b", "42\n"));
+        assert!(events(&mut m).is_empty(), "one timeout is no alarm");
+    }
+
+    #[test]
+    fn the_settle_time_is_the_quiet_that_ends_the_dropping() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 1000 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        m.handle_timeout(t0 + 1000 * MS);
+        assert!(m.is_ready());
+        ask(&mut m, &request("a", "slow", 100, None), t0 + 1000 * MS);
+        send_next(&mut m, t0 + 1000 * MS);
+        m.handle_timeout(t0 + 1100 * MS);
+        replies(&mut m);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 1200 * MS),
+            "the alarm comes first"
+        );
+        m.handle_timeout(t0 + 1200 * MS);
+        assert!(events(&mut m).is_empty(), "a silent PROG is not reported");
+        assert_eq!(m.poll_timeout(), Some(t0 + 2100 * MS));
+        m.handle_output(b"slow\n", t0 + 1500 * MS);
+        m.handle_timeout(t0 + 2100 * MS);
+        assert_eq!(m.phase(), Phase::Late, "the late reply restarted the quiet");
+        m.handle_timeout(t0 + 2500 * MS);
+        assert_eq!(m.phase(), Phase::Idle);
+        assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn under_a_prompt_the_dropping_ends_at_the_prompt_and_what_follows_goes_to_out() {
+        // python's `def f():` gets `... `, never `>>> `, under --prompt.
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        ask(&mut m, &request("a", "def f():", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        assert_eq!(m.phase(), Phase::Late);
+        m.handle_output(b"... late\n> stray", t0 + 150 * MS);
+        assert_eq!(m.phase(), Phase::Idle, "the prompt ends it at once");
+        assert_eq!(drain_out(&mut m), b"stray");
+        assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn a_request_that_times_out_right_after_another_reports_prog_once_until_it_answers() {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "hang", 100, None), t0);
         send_next(&mut m, t0);
         m.handle_timeout(t0 + 100 * MS);
-        assert_eq!(one_reply(&mut m).error.as_deref(), Some(TIMED_OUT));
+        m.handle_timeout(t0 + 300 * MS);
+        ask(&mut m, &request("b", "next", 100, None), t0 + 300 * MS);
+        send_next(&mut m, t0 + 300 * MS);
+        m.handle_timeout(t0 + 400 * MS);
+        assert_eq!(replies(&mut m).len(), 2);
         assert_eq!(
-            m.poll_timeout(),
-            Some(t0 + 200 * MS),
-            "the timeout once more"
+            events(&mut m),
+            [Event::NotAnswering(
+                "calc is not answering: \"next\" timed out right after \"hang\" did, and no \
+                 reply came between them"
+                    .into()
+            )]
         );
-        m.handle_timeout(t0 + 199 * MS);
-        assert!(events(&mut m).is_empty());
+        m.handle_timeout(t0 + 600 * MS);
+        ask(&mut m, &request("c", "again", 100, None), t0 + 600 * MS);
+        send_next(&mut m, t0 + 600 * MS);
+        m.handle_timeout(t0 + 700 * MS);
+        replies(&mut m);
+        assert!(events(&mut m).is_empty(), "reported once");
+        m.handle_timeout(t0 + 900 * MS);
+        ask(&mut m, &request("d", "1", 100, None), t0 + 900 * MS);
+        send_next(&mut m, t0 + 900 * MS);
+        m.handle_output(b"1\n", t0 + 910 * MS);
+        assert_eq!(one_reply(&mut m).output, "1\n");
+        assert_eq!(events(&mut m), [Event::AnswersAgain]);
+    }
+
+    #[test]
+    fn prog_still_writing_the_timeout_after_its_ask_timed_out_is_not_answering() {
+        let (mut m, t0) = ready(Framing::Lines(2));
+        ask(&mut m, &request("a", "yes", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        replies(&mut m);
+        for i in 1..=10 {
+            m.handle_output(b"y\n", t0 + (100 + 10 * i) * MS);
+        }
         m.handle_timeout(t0 + 200 * MS);
         assert_eq!(
             events(&mut m),
             [Event::NotAnswering(
-                "calc is not answering: its reply to \"hang\" has not ended 100ms after the ask \
-                 timed out"
+                "calc is not answering: it has not stopped writing 100ms after \"yes\" timed out"
                     .into()
             )]
         );
-        assert_eq!(m.poll_timeout(), None, "nothing more is due");
-        m.handle_timeout(t0 + 10_000 * MS);
-        assert!(events(&mut m).is_empty(), "reported once");
-        m.handle_output(b"at last\n", t0 + 20_000 * MS);
-        assert_eq!(events(&mut m), [Event::AnswersAgain]);
-        assert!(replies(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Late);
+        m.handle_timeout(t0 + 400 * MS);
         assert_eq!(m.phase(), Phase::Idle);
-    }
-
-    #[test]
-    fn a_late_reply_that_ends_before_the_alarm_is_not_reported() {
-        let (mut m, t0) = ready(Framing::Lines(1));
-        ask(&mut m, &request("a", "slow", 100, None), t0);
-        send_next(&mut m, t0);
-        m.handle_timeout(t0 + 100 * MS);
-        m.handle_output(b"late\n", t0 + 150 * MS);
-        m.handle_timeout(t0 + 300 * MS);
-        assert!(events(&mut m).is_empty());
+        assert!(events(&mut m).is_empty(), "quiet is no reply");
     }
 
     #[test]
@@ -1027,18 +1324,19 @@ mod tests {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "slow", 100, None), t0);
         send_next(&mut m, t0);
-        ask(&mut m, &request("b", "x", 500, None), t0);
+        ask(&mut m, &request("b", "x", 150, None), t0);
         assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
-        m.handle_timeout(t0 + 499 * MS);
+        m.handle_timeout(t0 + 100 * MS);
         assert_eq!(one_reply(&mut m).id, "a", "a timed out; b still waits");
-        m.handle_timeout(t0 + 500 * MS);
+        m.handle_output(b"y", t0 + 120 * MS);
+        m.handle_timeout(t0 + 150 * MS);
         let reply = one_reply(&mut m);
         assert_eq!(reply.id, "b");
         assert_eq!(reply.error.as_deref(), Some(TIMED_OUT));
         assert_eq!(
             reply.message,
-            "timed out after 500ms waiting for its turn: the program has not finished its reply \
-             to an earlier request that timed out"
+            "timed out after 150ms waiting for its turn: serve was dropping the rest of the \
+             output to an earlier request that timed out"
         );
         assert_eq!(m.queued(), 0);
     }
@@ -1297,30 +1595,124 @@ mod tests {
     }
 
     #[test]
-    fn a_late_reply_cut_short_by_its_output_ending_reaches_nobody() {
+    fn the_dropping_ends_with_progs_output() {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "slow", 100, None), t0);
         send_next(&mut m, t0);
         m.handle_timeout(t0 + 100 * MS);
         replies(&mut m);
-        assert!(!m.awaits_reply(), "no status is needed for a late reply");
+        assert!(!m.awaits_reply(), "no status is needed after a timeout");
         m.handle_output_end(None);
         assert!(replies(&mut m).is_empty());
-        assert_eq!(m.phase(), Phase::Late, "PROG's exit ends it");
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(m.poll_timeout(), None);
         m.handle_end(ExitStatus::from_code(0));
         assert!(replies(&mut m).is_empty());
-        assert_eq!(m.phase(), Phase::Idle);
     }
 
     #[test]
-    fn a_failed_write_forgets_a_late_request() {
+    fn a_restart_puts_a_request_prog_never_got_back_first_and_drops_its_input() {
         let (mut m, t0) = ready(Framing::Lines(1));
-        ask(&mut m, &request("a", "slow", 100, None), t0);
-        send_next(&mut m, t0);
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        assert!(m.next_input(true));
+        m.start_request(t0);
+        assert_eq!(m.input(), b"1\n", "not written yet when PROG dies");
+        m.handle_restart();
+        assert!(replies(&mut m).is_empty(), "a was not answered wrong");
+        assert!(
+            m.input().is_empty(),
+            "nothing left for the new PROG's greeting"
+        );
+        m.handle_started(t0).unwrap();
+        assert_eq!(send_next(&mut m, t0), b"1\n", "the new PROG gets it once");
+    }
+
+    #[test]
+    fn raw_input_left_unwritten_when_prog_ends_never_reaches_the_next_prog() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        m.handle_raw_input(b"for the old one\n");
+        assert!(!m.next_input(true));
+        m.handle_restart();
+        m.handle_started(t0).unwrap();
+        assert!(m.input().is_empty());
+    }
+
+    #[test]
+    fn input_is_written_in_pieces_and_the_request_counts_as_sent_when_all_went() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let long = "x".repeat(10_000);
+        ask(&mut m, &request("a", &long, 1000, None), t0);
+        assert!(m.next_input(true));
+        m.start_request(t0);
+        m.input_written(4096);
+        assert_eq!(
+            m.input().len(),
+            10_001 - 4096,
+            "a partial write keeps the rest"
+        );
+        m.input_written(10_001 - 4096);
+        assert!(m.input().is_empty());
+        m.handle_restart();
+        assert_eq!(
+            one_reply(&mut m).error.as_deref(),
+            Some(ENDED),
+            "PROG had it all: it is not sent again"
+        );
+    }
+
+    #[test]
+    fn queued_requests_time_out_while_prog_greets_before_serve_is_ready() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Prompt("^> ".into()), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        ask(&mut m, &request("a", "1", 100, None), t0);
+        assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
         m.handle_timeout(t0 + 100 * MS);
-        replies(&mut m);
-        m.handle_write_failed();
-        assert_eq!((m.phase(), m.queued()), (Phase::Idle, 0));
+        assert!(
+            one_reply(&mut m)
+                .message
+                .ends_with("the program has not finished its greeting")
+        );
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 10_000 * MS),
+            "nothing past due is left to spin on"
+        );
+    }
+
+    #[test]
+    fn the_settle_time_is_not_a_wake_up_once_progs_output_has_ended() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        m.handle_output_end(None);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 10_000 * MS),
+            "only the greeting's limit"
+        );
+    }
+
+    #[test]
+    fn a_huge_timeout_is_a_long_wait_not_a_panic() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "1", u64::MAX, None), t0);
+        assert!(m.poll_timeout().is_some());
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 1000 * MS);
+        assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_pass_exactly_both_ways() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut r = request("a", "", 1000, None);
+        r.set_line(b"caf\xe9");
+        ask(&mut m, &r, t0);
+        assert_eq!(send_next(&mut m, t0), b"caf\xe9\n");
+        m.handle_output(b"\xff\xfe\n", t0);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.output_bytes(), b"\xff\xfe\n");
     }
 
     #[test]

@@ -4,9 +4,8 @@
 //!
 //! - [`Quiet`]: a time that output pushes back: the settle time that ends
 //!   PROG's greeting, and `--quiet D`, which ends a reply;
-//! - [`ReplyTimer`]: the life of the request being answered: its client's
-//!   deadline, then the time its late reply has to end before PROG counts
-//!   as not answering;
+//! - [`ReplyTimer`]: the request being answered: its client's deadline;
+//! - [`after`]: a deadline from a client's timeout, however large;
 //! - [`earliest`]: when the loop must wake up at the latest;
 //! - [`restart_policy`]: how PROG is restarted, and the backoff between
 //!   restarts (the library's, kept by the supervisor whose deadline joins
@@ -48,43 +47,20 @@ impl Quiet {
     }
 }
 
-/// What a [`ReplyTimer`] found when it was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
-    /// The client's deadline passed: tell it that it timed out. The reply
-    /// is still read to its end (and dropped).
-    TimedOut,
-    /// The late reply has not ended the request's timeout after the client
-    /// was told: PROG is not answering.
-    NotAnswering,
-}
-
-/// The timer of the request being answered.
-///
-/// Each alarm rings once: first [`Expiry::TimedOut`] at the client's
-/// deadline, then [`Expiry::NotAnswering`] the request's timeout later.
+/// The timer of the request being answered: its client's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyTimer {
     /// When the client gives up: its timeout from when serve received it.
     deadline: Instant,
     /// The request's own timeout.
     timeout: Duration,
-    /// When the client was told that it timed out.
-    abandoned: Option<Instant>,
-    /// PROG was reported as not answering.
-    reported: bool,
 }
 
 impl ReplyTimer {
     /// A timer for a request whose client waits until `deadline`, with
     /// `timeout` as its own timeout.
     pub fn new(deadline: Instant, timeout: Duration) -> ReplyTimer {
-        ReplyTimer {
-            deadline,
-            timeout,
-            abandoned: None,
-            reported: false,
-        }
+        ReplyTimer { deadline, timeout }
     }
 
     /// The client's deadline.
@@ -97,40 +73,22 @@ impl ReplyTimer {
         self.timeout
     }
 
-    /// True once the client was told it timed out: the rest of the reply
-    /// is late, read and dropped.
-    pub fn is_late(&self) -> bool {
-        self.abandoned.is_some()
+    /// True once the client's deadline has come at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        now >= self.deadline
     }
+}
 
-    /// True once PROG was reported as not answering.
-    pub fn reported(&self) -> bool {
-        self.reported
-    }
+/// The longest time serve counts with: a request's timeout beyond it is
+/// taken as this (about 30 years: "never", without overflowing a clock).
+pub const FOREVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
-    /// The next alarm, if one is left.
-    pub fn next(&self) -> Option<Instant> {
-        match self.abandoned {
-            None => Some(self.deadline),
-            Some(at) if !self.reported => Some(at + self.timeout),
-            Some(_) => None,
-        }
-    }
-
-    /// Rings the alarm that is due at `now`, if any (each rings once).
-    pub fn expire(&mut self, now: Instant) -> Option<Expiry> {
-        match self.abandoned {
-            None if now >= self.deadline => {
-                self.abandoned = Some(now);
-                Some(Expiry::TimedOut)
-            }
-            Some(at) if !self.reported && now >= at + self.timeout => {
-                self.reported = true;
-                Some(Expiry::NotAnswering)
-            }
-            _ => None,
-        }
-    }
+/// `now + d`, with `d` capped at [`FOREVER`]: a huge timeout from a client
+/// is a long wait, never a panic.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(FOREVER))
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
 }
 
 /// The earliest of `times`, if any.
@@ -169,23 +127,19 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_timer_times_out_then_reports_not_answering_once_each() {
+    fn a_reply_timer_is_due_at_its_clients_deadline() {
         let t0 = Instant::now();
-        let mut timer = ReplyTimer::new(t0 + 10 * MS, 10 * MS);
-        assert_eq!(timer.next(), Some(t0 + 10 * MS));
-        assert_eq!(timer.expire(t0 + 9 * MS), None);
-        assert_eq!(timer.expire(t0 + 12 * MS), Some(Expiry::TimedOut));
-        assert!(timer.is_late());
-        assert_eq!(
-            timer.next(),
-            Some(t0 + 22 * MS),
-            "the timeout once more, from when the client was told"
-        );
-        assert_eq!(timer.expire(t0 + 21 * MS), None);
-        assert_eq!(timer.expire(t0 + 22 * MS), Some(Expiry::NotAnswering));
-        assert!(timer.reported());
-        assert_eq!(timer.next(), None, "no alarm is left");
-        assert_eq!(timer.expire(t0 + 1000 * MS), None);
+        let timer = ReplyTimer::new(t0 + 10 * MS, 10 * MS);
+        assert!(!timer.is_due(t0 + 9 * MS));
+        assert!(timer.is_due(t0 + 10 * MS));
+        assert_eq!(timer.timeout(), 10 * MS);
+    }
+
+    #[test]
+    fn a_huge_timeout_is_a_long_wait_not_a_panic() {
+        let t0 = Instant::now();
+        assert_eq!(after(t0, Duration::MAX), t0 + FOREVER);
+        assert_eq!(after(t0, 5 * MS), t0 + 5 * MS);
     }
 
     #[test]
