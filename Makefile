@@ -79,6 +79,8 @@ deps:
 		command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	command -v tclsh >/dev/null || missing="$$missing tcl"; \
+	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
+	command -v gp >/dev/null || missing="$$missing pari-gp"; \
 	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
 	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \

@@ -77,6 +77,64 @@ impl Program {
     }
 }
 
+/// `--env NAME=VALUE` (repeatable), for `run`, `chat` and `serve`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct EnvArgs {
+    /// Set NAME to VALUE in PROG's environment (repeatable), e.g.
+    /// `--env LC_ALL=C`; on a pty `chat` and `serve` set TERM=dumb unless
+    /// this sets TERM.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub vars: Vec<(OsString, OsString)>,
+}
+
+impl EnvArgs {
+    /// Sets the variables on `cmd`; with `dumb_term` (a pty under `chat`
+    /// or `serve`), TERM=dumb first unless a variable sets TERM: readline's
+    /// bracketed paste and colours stay out of replies.
+    pub fn apply(&self, cmd: &mut duet::Command, dumb_term: bool) {
+        if dumb_term && !self.vars.iter().any(|(name, _)| name == "TERM") {
+            cmd.env("TERM", "dumb");
+        }
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
+    }
+}
+
+/// `NAME=VALUE` for `--env`: NAME non-empty, without `=`; VALUE taken as
+/// it is (it may hold `=` and be empty).
+fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => {
+            Ok((OsString::from(name), OsString::from(value)))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE (e.g. --env LC_ALL=C)")),
+    }
+}
+
+/// `--merge-stderr` and `--strip-ansi`, for `chat` and `serve`.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct OutputArgs {
+    /// PROG's stderr joins its stdout before replies are framed (for
+    /// prompts and errors written to stderr, as `python3 -i` does).
+    #[arg(long)]
+    pub merge_stderr: bool,
+    /// Remove terminal escape sequences (colours, cursor motion, bracketed
+    /// paste) from PROG's output before replies are framed.
+    #[arg(long)]
+    pub strip_ansi: bool,
+}
+
+impl OutputArgs {
+    /// Sets both on `cmd`.
+    pub fn apply(&self, cmd: &mut duet::Command) {
+        if self.merge_stderr {
+            cmd.merge_stderr(true);
+        }
+        cmd.strip_ansi(self.strip_ansi);
+    }
+}
+
 /// `--restart WHEN` for `run` and `serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RestartArg {

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::args::{Program, parse_duration};
+use crate::args::{EnvArgs, OutputArgs, Program, parse_duration};
 use crate::exit::{Failure, TIMEOUT, exit_code};
 use crate::framing::{Collector, Framing, FramingArgs, Printer};
 use duet_script::duration;
@@ -48,7 +48,11 @@ Examples:
   printf '2+2\\n3*3\\n' | duet chat -- bc -q
   printf '1+1\\nx=5\\nprint(x)\\n' | duet chat --pty --prompt '^>>> ' -- python3 -q
   echo '-data-evaluate-expression 6*7' | duet chat --prompt '^\\(gdb\\) \\r?\\n' -- gdb -q --interpreter=mi2
-  echo isready | duet chat --settle 500ms -- stockfish")]
+  echo isready | duet chat --settle 500ms -- stockfish
+  echo 'select 6*7;' | duet chat --pty --prompt '^sqlite> ' -- sqlite3
+  echo '1/0' | duet chat --merge-stderr --until '^\\w*Error' -- python3 -qu
+  echo 'factor(42)' | duet chat --pty --strip-ansi --prompt '^\\? ' -- gp -q
+  echo '$LANG' | duet chat --env LANG=C.UTF-8 -- sh -c 'while read l; do eval echo $l; done'")]
 pub struct ChatArgs {
     /// Run PROG on a pseudo-terminal (for programs that buffer on pipes).
     #[arg(long)]
@@ -65,6 +69,10 @@ pub struct ChatArgs {
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
     #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    env: EnvArgs,
+    #[command(flatten)]
     program: Program,
 }
 
@@ -73,6 +81,8 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     let framing = args.framing.framing().map_err(|e| Failure::new(2, e))?;
     let mut cmd = args.program.command();
     cmd.timeout(args.timeout).pty(args.pty);
+    args.env.apply(&mut cmd, args.pty);
+    args.output.apply(&mut cmd);
     let child = cmd.spawn()?;
     log::info!("chat: started {} (pid {})", args.program.name(), child.id());
     let mut chat = Chat {

@@ -46,12 +46,15 @@ use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
-use crate::args::{Program, RestartArg, parse_duration};
+use crate::args::{EnvArgs, Program, RestartArg, parse_duration};
 use crate::exit::{Failure, exit_code};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: duet run --restart on-failure --max-restarts 5 -- ./server")]
+#[command(after_help = "\
+Examples:
+  duet run --restart on-failure --max-restarts 5 -- ./server
+  duet run --env LC_ALL=C --env PORT=8080 -- ./server")]
 pub struct RunArgs {
     /// Run PROG on a pseudo-terminal; its size follows duet's terminal.
     #[arg(long)]
@@ -74,6 +77,8 @@ pub struct RunArgs {
     /// At most N restarts (default: no limit).
     #[arg(long, value_name = "N")]
     max_restarts: Option<u32>,
+    #[command(flatten)]
+    env: EnvArgs,
     #[command(flatten)]
     program: Program,
 }
@@ -116,6 +121,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let spawn = |transcript: Option<&std::fs::File>| -> Result<Child, Failure> {
         let mut cmd = args.program.command();
         cmd.process_group(args.group).pty(args.pty);
+        args.env.apply(&mut cmd, false);
         if pump {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         } else {

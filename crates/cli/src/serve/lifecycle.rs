@@ -27,7 +27,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use super::protocol::{self, CTL, IN, LOCK, LOG, OUT, PID, REPLY_PREFIX, STOP, State};
 use super::requests::{Config, Delivery, Event, Requests};
 use super::timers::earliest;
-use crate::args::{Program, report_restart};
+use crate::args::{EnvArgs, OutputArgs, Program, report_restart};
 use crate::exit::{Failure, TIMEOUT, ended, exit_code};
 
 /// How long serve waits, after PROG closed its output mid-reply, for its
@@ -49,6 +49,10 @@ pub struct Options {
     pub program: Program,
     /// Run PROG on a pseudo-terminal.
     pub pty: bool,
+    /// `--merge-stderr`, `--strip-ansi`.
+    pub output: OutputArgs,
+    /// `--env`.
+    pub env: EnvArgs,
     /// Restarts and the grace of a stop.
     pub policy: Policy,
     /// This is the detached process of `--daemon`: once ready, its stdout
@@ -175,6 +179,8 @@ struct Server {
     sup: Supervisor,
     program: Program,
     pty: bool,
+    prog_output: OutputArgs,
+    env: EnvArgs,
     /// The grace of a stop (`duet stop --grace` replaces it).
     grace: Duration,
     /// What the pid file says.
@@ -302,6 +308,8 @@ impl Server {
             sup,
             program: options.program,
             pty: options.pty,
+            prog_output: options.output,
+            env: options.env,
             grace,
             requests,
             stopping: false,
@@ -327,8 +335,14 @@ impl Server {
             .try_clone()
             .map_err(|e| Failure::internal(format!("cannot reuse the log: {e}")))?;
         let mut cmd = self.program.command();
-        // PROG's stderr goes to the log, also on a pty: never into replies.
-        cmd.pty(self.pty).stderr(Stdio::from(log));
+        cmd.pty(self.pty);
+        self.env.apply(&mut cmd, self.pty);
+        self.prog_output.apply(&mut cmd);
+        // On a pipe PROG's stderr goes to the log unless merged; on a pty
+        // it is the terminal, as for `chat --pty`: an error is the reply.
+        if !self.pty && !self.prog_output.merge_stderr {
+            cmd.stderr(Stdio::from(log));
+        }
         let child = cmd.spawn()?;
         log::info!(
             "serve: started {} (pid {})",

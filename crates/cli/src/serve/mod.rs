@@ -64,7 +64,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::args::{Program, RestartArg, parse_duration};
+use crate::args::{EnvArgs, OutputArgs, Program, RestartArg, parse_duration};
 use crate::exit::Failure;
 use crate::framing::FramingArgs;
 
@@ -75,7 +75,10 @@ Examples:
   dir=$(duet serve --daemon /tmp/calc -- bc -q); duet ask \"$dir\" 2+2
   duet serve --daemon /tmp/py --pty --prompt '^>>> ' -- python3 -q
   duet serve --daemon /tmp/gdb --prompt '^\\(gdb\\) \\r?\\n' -- gdb -q --interpreter=mi2
-  duet serve --daemon /tmp/calc --restart on-failure --settle 1s -- ./calc")]
+  duet serve --daemon /tmp/calc --restart on-failure --settle 1s -- ./calc
+  duet serve --daemon /tmp/db --pty --prompt '^sqlite> ' -- sqlite3
+  duet serve --daemon /tmp/gp --pty --strip-ansi --prompt '^\\? ' -- gp -q
+  duet serve --daemon /tmp/py --merge-stderr --env PYTHONUNBUFFERED=1 -- python3 -i -q")]
 pub struct ServeArgs {
     /// The directory for the FIFOs (created 0700, or an existing private one).
     dir: PathBuf,
@@ -104,6 +107,10 @@ pub struct ServeArgs {
     /// On stop, wait this long after TERM before KILL (`duet stop --grace` overrides).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    env: EnvArgs,
     /// Internal: the detached process of `--daemon`.
     #[arg(long, hide = true)]
     detached: bool,
@@ -132,6 +139,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         dir: args.dir,
         program: args.program,
         pty: args.pty,
+        output: args.output,
+        env: args.env,
         policy: timers::restart_policy(args.restart.into(), args.max_restarts, args.grace),
         detached: args.detached,
     };
