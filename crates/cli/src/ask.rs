@@ -6,9 +6,17 @@
 //! One `ask` is one client: it takes the lock once, for all of its
 //! requests, and sends each only when the reply to the one before is in.
 //! The first request that fails (a timeout, PROG's end) ends it with that
-//! error; the requests after it are not sent.
+//! error; the requests after it are not sent. With `--json`, every request
+//! gets one JSON object on its own line, failures too, and the requests
+//! after a failed one are still sent (the exit status is the first
+//! failure's).
+//!
+//! Requests and replies are bytes: a LINE (or a line of stdin) that is not
+//! UTF-8 reaches PROG as it is, and so does its reply on stdout.
 
+use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,11 +25,13 @@ use clap::Args;
 use duet::fifo::{Access, Fifo, FifoDir};
 use duet_script::duration;
 use nix::poll::PollFlags;
+use serde::Serialize;
 
 use crate::args::parse_duration;
 use crate::exit::Failure;
 use crate::framing::{Framing, FramingArgs, Printer};
 use crate::serve::protocol::{self, CTL, REPLY_PREFIX, Reply, Request};
+use crate::serve::timers;
 
 /// Send each LINE to the program served in DIR and print the replies.
 #[derive(Debug, Args)]
@@ -35,18 +45,24 @@ Examples:
   duet ask /tmp/calc 'x=6' 'x*7' --quiet 200ms
   printf '1+1\\n2*3\\n' | duet ask /tmp/calc -
   duet ask /tmp/py --prompt '^>>> ' 'print(6*7)'
-  duet ask /tmp/gdb -- '-data-evaluate-expression 6*7'")]
+  duet ask /tmp/gdb -- '-data-evaluate-expression 6*7'
+  duet ask --json /tmp/calc 'x=5' 'x' '1/0'")]
 pub struct AskArgs {
     /// The served directory.
     dir: PathBuf,
     /// The requests, one line each; `-` alone: the lines of stdin.
     #[arg(required = true, value_name = "LINE")]
-    requests: Vec<String>,
+    requests: Vec<OsString>,
     #[command(flatten)]
     framing: FramingArgs,
     /// The limit for each reply (and, again, for the lock).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
+    /// One JSON object per request and line, failures included:
+    /// {"request": "...", "reply": "...", "ok": true}, or "ok": false with
+    /// "error" and what arrived as "partial"; every request is sent.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How much longer than the reply's timeout a client waits for serve's
@@ -64,13 +80,19 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
                 "`-` (requests from stdin) must be the only LINE",
             ));
         }
-        if args.requests.iter().any(|l| l.contains('\n')) {
+        if args.requests.iter().any(|l| l.as_bytes().contains(&b'\n')) {
             return Err(Failure::new(2, "each LINE must be one line (no newline)"));
         }
     }
     let dir = protocol::open_dir(&args.dir)?;
-    let _lock = protocol::lock_asks(&dir, args.timeout)?;
+    let _lock = protocol::lock_asks(&dir, args.timeout)
+        .map_err(|e| protocol::explain_stop(&dir, &args.dir, e))?;
     let mut client = Client::open(&dir, &args.dir, args.timeout, framing)?;
+    let mut asker = Asker {
+        json: args.json,
+        first_failure: None,
+        out: Printer::new(io::stdout().lock()),
+    };
     let result = if from_stdin {
         let stdin = io::stdin();
         let mut line = Vec::new();
@@ -83,8 +105,13 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
             if n == 0 {
                 break Ok(());
             }
-            let text = String::from_utf8_lossy(&line);
-            if let Err(e) = client.ask(text.trim_end_matches(['\n', '\r']), true) {
+            let end = line.len()
+                - line
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+            if let Err(e) = asker.ask(&mut client, &line[..end], true) {
                 break Err(e);
             }
         }
@@ -93,14 +120,141 @@ pub fn run(args: AskArgs) -> Result<ExitCode, Failure> {
         args.requests
             .iter()
             .enumerate()
-            .try_for_each(|(i, line)| client.ask(line, i < last))
+            .try_for_each(|(i, line)| asker.ask(&mut client, line.as_bytes(), i < last))
     };
     drop(client);
-    result.map(|()| ExitCode::SUCCESS)
+    result?;
+    match asker.first_failure {
+        Some(code) => Err(Failure::quiet(code)),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
-/// One client of a served directory: its reply FIFO and its requests.
-struct Client<'a> {
+/// Prints replies as text or as JSON lines.
+struct Asker {
+    json: bool,
+    /// With `--json`: the exit code of the first request that failed.
+    first_failure: Option<u8>,
+    out: Printer<io::StdoutLock<'static>>,
+}
+
+/// One line of `ask --json`.
+#[derive(Serialize)]
+struct JsonReply {
+    request: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<String>,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial: Option<String>,
+}
+
+impl Asker {
+    /// Asks `line` and prints its reply (or, with `--json`, its failure).
+    fn ask(&mut self, client: &mut Client, line: &[u8], more: bool) -> Result<(), Failure> {
+        let outcome = client.request(line, more, false);
+        if !self.json {
+            let reply = outcome?;
+            let lines = client.reply_is_lines(&reply);
+            reply_failure(&reply).map_or(Ok(()), Err)?;
+            return self
+                .out
+                .write(reply.output_bytes())
+                .and_then(|()| self.out.end(lines))
+                .map_err(Failure::stdout);
+        }
+        let request = String::from_utf8_lossy(line).into_owned();
+        let (object, failure, fatal) = match outcome {
+            Ok(reply) => {
+                let text = printed(reply.output_bytes(), client.reply_is_lines(&reply));
+                match reply_failure(&reply) {
+                    None => (
+                        JsonReply {
+                            request,
+                            reply: Some(text),
+                            ok: true,
+                            error: None,
+                            partial: None,
+                        },
+                        None,
+                        false,
+                    ),
+                    Some(f) => (
+                        JsonReply {
+                            request,
+                            reply: None,
+                            ok: false,
+                            error: Some(reply.message.clone()),
+                            partial: Some(text),
+                        },
+                        Some(f.code),
+                        false,
+                    ),
+                }
+            }
+            Err(f) => (
+                JsonReply {
+                    request,
+                    reply: None,
+                    ok: false,
+                    error: Some(f.message.clone()),
+                    partial: Some(String::new()),
+                },
+                Some(f.code),
+                true,
+            ),
+        };
+        let mut text = serde_json::to_vec(&object).map_err(Failure::internal)?;
+        text.push(b'\n');
+        self.out
+            .write(&text)
+            .and_then(|()| self.out.end(false))
+            .map_err(Failure::stdout)?;
+        if let Some(code) = failure {
+            self.first_failure.get_or_insert(code);
+            if fatal {
+                // The service cannot be reached: the rest would fail alike.
+                return Err(Failure::quiet(code));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The failure a reply reports, if any: 124 for a timeout, else 1.
+fn reply_failure(reply: &Reply) -> Option<Failure> {
+    let output = String::from_utf8_lossy(reply.output_bytes());
+    match reply.error.as_deref() {
+        None => None,
+        Some(protocol::TIMED_OUT) => Some(Failure::new(
+            crate::exit::TIMEOUT,
+            if output.is_empty() {
+                format!("{}; nothing arrived", reply.message)
+            } else {
+                format!("{}; received {output:?}", reply.message)
+            },
+        )),
+        Some(_) => Some(Failure::new(1, reply.message.clone())),
+    }
+}
+
+/// A reply as `ask` prints it (pty line ends made `\n`), without the line
+/// end of its last line, for JSON.
+fn printed(bytes: &[u8], lines: bool) -> String {
+    let mut printer = Printer::new(Vec::new());
+    let _ = printer.write(bytes).and_then(|()| printer.end(lines));
+    let mut text = printer.into_inner();
+    if text.last() == Some(&b'\n') {
+        text.pop();
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// One client of a served directory: its reply FIFO and its requests
+/// (`ask`'s, and `send`'s raw lines).
+pub struct Client<'a> {
     dir: &'a FifoDir,
     path: &'a Path,
     name: String,
@@ -112,11 +266,12 @@ struct Client<'a> {
     sent: u64,
     /// Reply bytes read past the last reply line.
     buf: Vec<u8>,
-    out: Printer<io::StdoutLock<'static>>,
 }
 
 impl<'a> Client<'a> {
-    fn open(
+    /// A client of `dir` (as given: `path`) whose requests wait at most
+    /// `timeout` and are framed by `framing` (serve's own when `None`).
+    pub fn open(
         dir: &'a FifoDir,
         path: &'a Path,
         timeout: Duration,
@@ -125,11 +280,10 @@ impl<'a> Client<'a> {
         // The private reply FIFO; a leftover of the same name (a dead client
         // whose pid we now have) is replaced, and ids tell replies apart.
         let name = format!("{REPLY_PREFIX}{}", std::process::id());
-        dir.remove_entry(&name).map_err(Failure::internal)?;
-        let reply_fifo = dir.create_fifo(&name).map_err(Failure::internal)?;
-        let reply_end = reply_fifo
-            .open(Access::ReadWrite, true)
-            .map_err(Failure::internal)?;
+        let fail = |e: duet::Error| protocol::explain_stop(dir, path, Failure::internal(e));
+        dir.remove_entry(&name).map_err(fail)?;
+        let reply_fifo = dir.create_fifo(&name).map_err(fail)?;
+        let reply_end = reply_fifo.open(Access::ReadWrite, true).map_err(fail)?;
         Ok(Client {
             dir,
             path,
@@ -140,40 +294,55 @@ impl<'a> Client<'a> {
             framing,
             sent: 0,
             buf: Vec::new(),
-            out: Printer::new(io::stdout().lock()),
         })
     }
 
-    /// Sends one request and prints its reply. Unless `more` follow, serve
-    /// removes the reply FIFO after the reply (as it must for a client that
-    /// was killed meanwhile).
-    fn ask(&mut self, line: &str, more: bool) -> Result<(), Failure> {
+    /// True when `reply` is framed in lines (its last line gets a `\n`).
+    fn reply_is_lines(&self, reply: &Reply) -> bool {
+        reply
+            .framing
+            .as_ref()
+            .or(self.framing.as_ref())
+            .is_none_or(Framing::is_lines)
+    }
+
+    /// Sends one request (`raw`: `send`'s lines) and returns serve's
+    /// reply, which may report a failure. Unless `more` follow, serve
+    /// removes the reply FIFO after the reply (as it must for a client
+    /// that was killed meanwhile).
+    pub fn request(&mut self, line: &[u8], more: bool, raw: bool) -> Result<Reply, Failure> {
         self.sent += 1;
         let id = format!("{}-{}-{}", std::process::id(), unique(), self.sent);
-        let request = Request {
+        let mut request = Request {
             id: id.clone(),
-            line: line.to_string(),
+            line: String::new(),
             framing: self.framing.clone(),
             timeout_ms: self.timeout.as_millis().min(u64::MAX as u128) as u64,
             reply: self.name.clone(),
             keep_fifo: more,
             bytes: None,
+            raw,
         };
+        request.set_line(line);
         let mut ctl = self
             .dir
             .existing_fifo(CTL)
             .and_then(|f| f.open(Access::Write, true))
-            .map_err(|e| protocol::not_served(self.path, e))?;
+            .map_err(|e| {
+                protocol::explain_stop(self.dir, self.path, protocol::not_served(self.path, e))
+            })?;
         let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
         bytes.push(b'\n');
-        let deadline = Instant::now() + self.timeout + SERVE_SLACK;
+        let deadline = timers::after(Instant::now(), self.timeout + SERVE_SLACK);
         protocol::write_all_until(&mut ctl, &bytes, deadline)
             .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
         drop(ctl);
 
-        let reply =
-            read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
-                None => Failure::new(
+        read_reply(&mut self.reply_end, &mut self.buf, &id, deadline).map_err(|e| match e {
+            None => protocol::explain_stop(
+                self.dir,
+                self.path,
+                Failure::new(
                     crate::exit::TIMEOUT,
                     format!(
                         "no answer from the serve of {} within {}; is it stuck? see {}/log",
@@ -182,30 +351,9 @@ impl<'a> Client<'a> {
                         self.path.display()
                     ),
                 ),
-                Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
-            })?;
-        match reply.error.as_deref() {
-            None => {
-                let lines = reply
-                    .framing
-                    .as_ref()
-                    .or(self.framing.as_ref())
-                    .is_none_or(Framing::is_lines);
-                self.out
-                    .write(reply.output.as_bytes())
-                    .and_then(|()| self.out.end(lines))
-                    .map_err(Failure::stdout)
-            }
-            Some(protocol::TIMED_OUT) => Err(Failure::new(
-                crate::exit::TIMEOUT,
-                if reply.output.is_empty() {
-                    format!("{}; nothing arrived", reply.message)
-                } else {
-                    format!("{}; received {:?}", reply.message, reply.output)
-                },
-            )),
-            Some(_) => Err(Failure::new(1, reply.message)),
-        }
+            ),
+            Some(e) => Failure::internal(format!("cannot read the reply: {e}")),
+        })
     }
 }
 

@@ -325,6 +325,11 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    /// The writer, after [`Printer::end`].
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Ends a reply: a line reply's unfinished last line gets its `\n`;
     /// everything is flushed.
     pub fn end(&mut self, lines: bool) -> io::Result<()> {

@@ -374,6 +374,7 @@ impl Server {
                 )));
             }
             self.requests.handle_timeout(Instant::now());
+            self.deliver_replies();
             self.act_on_events()?;
             if self.requests.is_ready() {
                 break;
@@ -474,6 +475,8 @@ impl Server {
             self.act_on_events()?;
             self.next_input();
             self.write_input();
+            // A send is answered once its lines went to PROG.
+            self.deliver_replies();
             self.write_output();
             self.wait()?;
             if let Some(grace) = protocol::stop_requested(&self.dir) {
@@ -498,6 +501,10 @@ impl Server {
                 }
             }
             if asked_to_stop && !self.stopping {
+                // The clients waiting learn of the stop now, not after
+                // the grace period.
+                self.requests.handle_stop();
+                self.deliver_replies();
                 log::info!(
                     "serve: stopping {} (grace {})",
                     self.program.name(),
@@ -650,14 +657,15 @@ impl Server {
             }
         }
         let available = !self.stopping && self.sup.is_running();
-        if !self.requests.next_input(available) {
-            return;
+        // A request answered at once (a framing that cannot be used) lets
+        // the next one go in this same round, not at some later wake-up.
+        while self.requests.next_input(available) {
+            if let Err(e) = self.pump_output() {
+                log::warn!("serve: {}", e.message);
+            }
+            self.requests.start_request(Instant::now());
+            self.deliver_replies();
         }
-        if let Err(e) = self.pump_output() {
-            log::warn!("serve: {}", e.message);
-        }
-        self.requests.start_request(Instant::now());
-        self.deliver_replies();
     }
 
     /// Sends pending input while PROG's stdin has room, never blocking:

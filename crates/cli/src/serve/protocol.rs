@@ -132,6 +132,11 @@ pub struct Request {
     /// their lossy decoding, for the log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<Vec<u8>>,
+    /// `duet send`: the line (it may be several) is raw input, not a
+    /// request: no reply is framed (PROG's output goes to `out`), and the
+    /// empty reply says it was written to PROG.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
 }
 
 impl Request {
@@ -262,6 +267,33 @@ pub fn not_served(dir: &Path, e: duet::Error) -> Failure {
             dir.display()
         ),
     )
+}
+
+/// A client's `failure` explained when DIR is no longer served: `duet
+/// stop` ran (its stop file is there, or DIR and its FIFOs are gone) while
+/// the client waited. Exit 1 naming the stop, not duet's own failure.
+pub fn explain_stop(dir: &FifoDir, path: &Path, failure: Failure) -> Failure {
+    if stop_requested(dir).is_some() {
+        return Failure::new(
+            1,
+            format!(
+                "{} was stopped (duet stop) while this request waited",
+                path.display()
+            ),
+        );
+    }
+    if !dir.path().exists() || dir.existing_fifo(CTL).is_err() {
+        return Failure::new(
+            1,
+            format!(
+                "{} is no longer served: it was stopped (duet stop) or its program ended while \
+                 this request waited; see `duet status {}`",
+                path.display(),
+                path.display()
+            ),
+        );
+    }
+    failure
 }
 
 /// Opens a served directory as a client, with the same safety checks as

@@ -224,6 +224,9 @@ pub struct Requests {
     active: Option<Active>,
     /// After a timed-out request (see [`Drain`]).
     drain: Option<Drain>,
+    /// A `duet send` whose lines are being written to PROG: its client
+    /// learns when all went.
+    sending: Option<Queued>,
     /// The last request timed out, and no reply has completed since.
     unanswered: Option<Unanswered>,
     /// PROG's current stdout has ended.
@@ -252,6 +255,7 @@ impl Requests {
             queue: VecDeque::new(),
             active: None,
             drain: None,
+            sending: None,
             unanswered: None,
             out_eof: false,
             replies: VecDeque::new(),
@@ -394,6 +398,10 @@ impl Requests {
     /// late one is forgotten.
     pub fn handle_write_failed(&mut self) {
         self.to_prog.clear();
+        if let Some(sent) = self.sending.take() {
+            self.busy = None;
+            self.queue.push_front(sent);
+        }
         if let Some(active) = self.active.take() {
             self.queue.push_front(Queued {
                 request: active.request,
@@ -409,7 +417,7 @@ impl Requests {
     /// that ended.
     pub fn handle_restart(&mut self) {
         self.drain = None;
-        if self.active.as_ref().is_some_and(|a| !a.taken) {
+        if self.sending.is_some() || self.active.as_ref().is_some_and(|a| !a.taken) {
             self.handle_write_failed();
         }
         self.to_prog.clear();
@@ -421,6 +429,9 @@ impl Requests {
     pub fn handle_end(&mut self, status: ExitStatus) {
         self.drain = None;
         self.to_prog.clear();
+        if let Some(sent) = self.sending.take() {
+            self.queue.push_front(sent);
+        }
         self.end_active(&format!(
             "the program {} before the reply was complete",
             ended(status)
@@ -432,6 +443,28 @@ impl Requests {
                 &framing,
                 Vec::new(),
                 Some((ENDED, format!("the program {}", ended(status)))),
+            );
+        }
+    }
+
+    /// serve is being stopped (`duet stop`, a signal): the request being
+    /// answered and every queued one fail at once, naming the stop, rather
+    /// than wait for PROG's end.
+    pub fn handle_stop(&mut self) {
+        let message = "the service was stopped (duet stop) before the reply was complete";
+        self.drain = None;
+        self.to_prog.clear();
+        if let Some(sent) = self.sending.take() {
+            self.queue.push_front(sent);
+        }
+        self.end_active(message);
+        let framing = self.config.framing.clone();
+        for queued in std::mem::take(&mut self.queue) {
+            self.reply(
+                &queued.request,
+                &framing,
+                Vec::new(),
+                Some((ENDED, "the service was stopped (duet stop)".to_string())),
             );
         }
     }
@@ -557,6 +590,16 @@ impl Requests {
         let Some(Queued { request, deadline }) = self.queue.pop_front() else {
             return;
         };
+        if request.raw {
+            log::debug!("serve: sending raw input {} to the program", request.id);
+            self.to_prog.extend_from_slice(request.line_bytes());
+            self.to_prog.push(b'\n');
+            if let Framing::Prompt(_) = &self.config.framing {
+                self.busy = Collector::new(&self.config.framing).ok();
+            }
+            self.sending = Some(Queued { request, deadline });
+            return;
+        }
         let framing = request
             .framing
             .clone()
@@ -607,6 +650,10 @@ impl Requests {
         if self.to_prog.is_empty() {
             if let Some(active) = self.active.as_mut() {
                 active.taken = true;
+            }
+            if let Some(sent) = self.sending.take() {
+                let framing = self.config.framing.clone();
+                self.reply(&sent.request, &framing, Vec::new(), None);
             }
         }
     }
@@ -988,6 +1035,7 @@ mod tests {
             reply: format!("reply.{id}"),
             keep_fifo: false,
             bytes: None,
+            raw: false,
         }
     }
 
@@ -1701,6 +1749,84 @@ mod tests {
         send_next(&mut m, t0);
         m.handle_timeout(t0 + 1000 * MS);
         assert!(replies(&mut m).is_empty());
+    }
+
+    #[test]
+    fn a_send_is_acknowledged_once_all_of_its_lines_went_to_prog() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut r = request("s", "x=6\nx*7", 1000, None);
+        r.raw = true;
+        ask(&mut m, &r, t0);
+        ask(&mut m, &request("a", "y", 1000, None), t0);
+        assert!(m.next_input(true));
+        m.start_request(t0);
+        assert_eq!(m.input(), b"x=6\nx*7\n");
+        assert!(!m.next_input(true), "the ask waits for the send's input");
+        m.input_written(4);
+        assert!(replies(&mut m).is_empty(), "not all of it went");
+        m.input_written(4);
+        let reply = one_reply(&mut m);
+        assert_eq!((reply.id.as_str(), reply.error), ("s", None));
+        m.handle_output(b"42\n", t0);
+        assert_eq!(drain_out(&mut m), b"42\n", "a send's output goes to out");
+        assert_eq!(send_next(&mut m, t0), b"y\n");
+    }
+
+    #[test]
+    fn a_send_that_never_reaches_prog_fails_when_prog_ends() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut r = request("s", "x=6", 1000, None);
+        r.raw = true;
+        ask(&mut m, &r, t0);
+        assert!(m.next_input(true));
+        m.start_request(t0);
+        m.handle_write_failed();
+        m.handle_end(ExitStatus::from_code(0));
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(ENDED));
+        assert_eq!(reply.message, "the program exited with code 0");
+    }
+
+    #[test]
+    fn a_send_waits_its_turn_and_times_out_like_an_ask() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "x=6", 100, None), t0);
+        send_next(&mut m, t0);
+        let mut r = request("s", "y=1", 50, None);
+        r.raw = true;
+        ask(&mut m, &r, t0);
+        m.handle_timeout(t0 + 50 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!(
+            (reply.id.as_str(), reply.error.as_deref()),
+            ("s", Some(TIMED_OUT))
+        );
+    }
+
+    #[test]
+    fn a_stop_fails_the_reply_being_read_and_every_queued_request_naming_it() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        ask(&mut m, &request("a", "1", 1000, None), t0);
+        ask(&mut m, &request("b", "2", 1000, None), t0);
+        send_next(&mut m, t0);
+        m.handle_stop();
+        let all: Vec<(String, String)> = replies(&mut m)
+            .into_iter()
+            .map(|d| (d.reply.id, d.reply.message))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (
+                    "a".to_string(),
+                    "the service was stopped (duet stop) before the reply was complete".to_string()
+                ),
+                (
+                    "b".to_string(),
+                    "the service was stopped (duet stop)".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]
