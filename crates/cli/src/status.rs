@@ -24,6 +24,14 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, Failure> {
     let state = protocol::read_state(&dir);
     let mut lines = vec![format!("dir: {}", args.dir.display())];
     match (&state, alive) {
+        (Ok(s), _) if s.ended.is_some() => {
+            lines.push(format!(
+                "running: no (ended: {}; `duet stop` or a new `duet serve` clears it)",
+                s.ended.as_deref().unwrap_or_default()
+            ));
+            lines.push(format!("program: {}", s.program.join(" ")));
+            lines.push(format!("restarts: {}", s.restarts));
+        }
         (Ok(s), true) => {
             let uptime = protocol::now_secs().saturating_sub(s.started);
             lines.push("running: yes".into());
@@ -50,7 +58,8 @@ pub fn run(args: StatusArgs) -> Result<ExitCode, Failure> {
         (Err(_), false) => lines.push("running: no".into()),
     }
     println!("{}", lines.join("\n"));
-    Ok(if alive {
+    let ended = state.as_ref().is_ok_and(|s| s.ended.is_some());
+    Ok(if alive && !ended {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -48,11 +48,18 @@ pub fn run(args: StopArgs) -> Result<ExitCode, Failure> {
                 ),
             ));
         };
+        let ended = state.ended.clone();
         remove_leftovers(dir, state.created_dir)?;
-        eprintln!(
-            "duet: {} was not running; removed what was left",
-            args.dir.display()
-        );
+        match ended {
+            Some(why) => eprintln!(
+                "duet: {} had ended ({why}); removed what was left",
+                args.dir.display()
+            ),
+            None => eprintln!(
+                "duet: {} was not running; removed what was left",
+                args.dir.display()
+            ),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let Some(state) = state else {

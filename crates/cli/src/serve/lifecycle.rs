@@ -105,17 +105,24 @@ pub fn daemonize() -> Result<ExitCode, Failure> {
         .spawn()
         .map_err(|e| Failure::internal(format!("cannot start the detached serve: {e}")))?;
     let mut ready = String::new();
-    let mut errors = String::new();
     // Both end when the detached serve redirects them to its log (ready)
-    // or exits (failed).
+    // or exits (failed). Read at the same time: a serve that writes more
+    // than a pipe holds to stderr before it is ready must not block.
+    let errors = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = stderr.read_to_end(&mut text);
+            text
+        })
+    });
     let _ = child
         .stdout
         .take()
         .map(|mut s| s.read_to_string(&mut ready));
-    let _ = child
-        .stderr
-        .take()
-        .map(|mut s| s.read_to_string(&mut errors));
+    let errors = errors
+        .and_then(|t| t.join().ok())
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default();
     if let Some(dir) = ready.lines().next().filter(|l| !l.is_empty()) {
         println!("{dir}");
         return Ok(ExitCode::SUCCESS);
@@ -200,6 +207,22 @@ struct Server {
     /// Keep DIR/log when cleaning up: it explains a failed start that the
     /// message could not show in full.
     keep_log: bool,
+    /// Replies that did not fit in their client's FIFO at once (a client
+    /// that is stopped, say): written as it reads, given up after
+    /// [`REPLY_WRITE`], never blocking serve.
+    outgoing: Vec<Outgoing>,
+}
+
+/// A reply being written to a client's FIFO.
+#[derive(Debug)]
+struct Outgoing {
+    file: File,
+    bytes: Vec<u8>,
+    written: usize,
+    deadline: Instant,
+    id: String,
+    fifo: String,
+    keep_fifo: bool,
 }
 
 impl Server {
@@ -296,6 +319,7 @@ impl Server {
                 restarts: 0,
                 created_dir: created,
                 not_answering: None,
+                ended: None,
             },
             path,
             dir,
@@ -317,6 +341,7 @@ impl Server {
             dir_lost: false,
             log_start,
             keep_log: false,
+            outgoing: Vec::new(),
         };
         match server.spawn() {
             Ok(child) => server.sup.start(child),
@@ -362,6 +387,7 @@ impl Server {
     /// the error carries its status and the end of its stderr.
     fn until_ready(&mut self) -> Result<(), Failure> {
         while !self.requests.is_ready() {
+            self.flush_replies();
             self.pump_output()?;
             // Early requests wait their turn; reading them (and the watch)
             // keeps the poll below from waking for them again and again.
@@ -478,6 +504,7 @@ impl Server {
             // A send is answered once its lines went to PROG.
             self.deliver_replies();
             self.write_output();
+            self.flush_replies();
             self.wait()?;
             if let Some(grace) = protocol::stop_requested(&self.dir) {
                 self.grace = grace;
@@ -534,6 +561,9 @@ impl Server {
                         self.program.name(),
                         ended(status)
                     );
+                    if !self.stopping && !self.dir_lost {
+                        self.record_end(status);
+                    }
                     return Ok(if self.dir_lost {
                         ExitCode::from(125)
                     } else if self.stopping {
@@ -543,6 +573,33 @@ impl Server {
                     });
                 }
             }
+        }
+    }
+
+    /// PROG stopped for good: the pid file says why, and DIR, its log and
+    /// the pid file stay (see [`Server::cleanup`]) for `duet status`.
+    fn record_end(&mut self, status: ExitStatus) {
+        let restarts = match (self.sup.policy().restart, self.sup.policy().max_restarts) {
+            (Restart::Never, _) => String::new(),
+            (_, Some(max)) if self.sup.restarts() >= max => {
+                format!(
+                    " after {} restarts (the most --max-restarts allows)",
+                    self.sup.restarts()
+                )
+            }
+            _ => String::new(),
+        };
+        let why = format!(
+            "{} {}{restarts}; see {}",
+            self.program.name(),
+            ended(status),
+            self.dir.path().join(LOG).display()
+        );
+        self.state.ended = Some(why);
+        self.state.child = None;
+        match protocol::write_state(&self.dir, &self.state) {
+            Ok(()) => self.keep_log = true,
+            Err(e) => log::warn!("serve: {}", e.message),
         }
     }
 
@@ -719,26 +776,80 @@ impl Server {
         }
     }
 
-    /// Writes a reply to its client's FIFO; a client that is gone (no
-    /// reader) loses it, which is the point. The FIFO is removed after,
-    /// unless the client reuses it.
-    fn deliver(&self, delivery: Delivery) {
-        let id = &delivery.reply.id;
+    /// Starts writing a reply to its client's FIFO, as much as it takes
+    /// now; the rest is written as the client reads ([`Server::flush_replies`]).
+    /// A client that is gone (no reader) loses its reply, which is the
+    /// point.
+    fn deliver(&mut self, delivery: Delivery) {
+        let id = delivery.reply.id.clone();
         let result = self.dir.existing_fifo(&delivery.fifo).and_then(|fifo| {
-            let mut file = fifo.open(Access::Write, true)?;
+            let file = fifo.open(Access::Write, true)?;
             let mut line = serde_json::to_vec(&delivery.reply)?;
             line.push(b'\n');
-            protocol::write_all_until(&mut file, &line, Instant::now() + REPLY_WRITE)?;
-            Ok(())
+            Ok((file, line))
         });
         match result {
-            Ok(()) => log::debug!("serve: replied to {id}"),
-            Err(e) => log::info!("serve: the client of {id} is gone: {e}"),
+            Ok((file, bytes)) => self.outgoing.push(Outgoing {
+                file,
+                bytes,
+                written: 0,
+                deadline: Instant::now() + REPLY_WRITE,
+                id,
+                fifo: delivery.fifo,
+                keep_fifo: delivery.keep_fifo,
+            }),
+            Err(e) => {
+                log::info!("serve: the client of {id} is gone: {e}");
+                self.done_with(&delivery.fifo, delivery.keep_fifo);
+            }
         }
-        // An `ask -` reuses its FIFO for its next request and removes it
-        // itself; a single ask's is removed here, in case it was killed.
-        if !delivery.keep_fifo {
-            let _ = self.dir.remove_entry(&delivery.fifo);
+        self.flush_replies();
+    }
+
+    /// Writes what the clients' FIFOs have room for, without blocking;
+    /// drops the replies done, and those whose client has not read them
+    /// within [`REPLY_WRITE`].
+    fn flush_replies(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.outgoing.len() {
+            let out = &mut self.outgoing[i];
+            let outcome = loop {
+                if out.written == out.bytes.len() {
+                    break Some(Ok(()));
+                }
+                match (&out.file).write(&out.bytes[out.written..]) {
+                    Ok(n) => out.written += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        break (now >= out.deadline).then(|| {
+                            Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "its client did not read it in time",
+                            ))
+                        });
+                    }
+                    Err(e) => break Some(Err(e)),
+                }
+            };
+            let Some(result) = outcome else {
+                i += 1;
+                continue;
+            };
+            let out = self.outgoing.remove(i);
+            match result {
+                Ok(()) => log::debug!("serve: replied to {}", out.id),
+                Err(e) => log::info!("serve: the reply to {} is lost: {e}", out.id),
+            }
+            self.done_with(&out.fifo, out.keep_fifo);
+        }
+    }
+
+    /// An `ask -` reuses its FIFO for its next request and removes it
+    /// itself; a single ask's is removed here, in case it was killed.
+    fn done_with(&self, fifo: &str, keep: bool) {
+        if !keep {
+            let _ = self.dir.remove_entry(fifo);
         }
     }
 
@@ -757,6 +868,9 @@ impl Server {
         if !self.requests.out_backlog().is_empty() {
             fds.push(PollFd::new(self.output.as_fd(), PollFlags::POLLOUT));
         }
+        for out in &self.outgoing {
+            fds.push(PollFd::new(out.file.as_fd(), PollFlags::POLLOUT));
+        }
         if let Some(child) = self.sup.child_ref() {
             if !self.requests.output_ended() {
                 if let Some(fd) = child.stdout_fd() {
@@ -773,7 +887,8 @@ impl Server {
             self.requests
                 .poll_timeout()
                 .into_iter()
-                .chain(self.sup.deadline()),
+                .chain(self.sup.deadline())
+                .chain(self.outgoing.iter().map(|o| o.deadline)),
         );
         match poll(&mut fds, poll_timeout(deadline)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
@@ -804,7 +919,12 @@ impl Server {
             }
         }
         let remove_log = self.state.created_dir && !self.keep_log;
-        let mut names = vec![PID, LOCK, STOP];
+        // An ended service keeps its pid file, which says why.
+        let mut names = if self.state.ended.is_some() {
+            vec![LOCK, STOP]
+        } else {
+            vec![PID, LOCK, STOP]
+        };
         if remove_log {
             names.push(LOG);
         }

@@ -108,6 +108,11 @@ pub struct State {
     /// Why PROG is reported as not answering, while it is.
     #[serde(default)]
     pub not_answering: Option<String>,
+    /// serve ended because PROG stopped for good: why (DIR, its log and
+    /// this file stay for `duet status`; `duet stop` or a new `duet serve`
+    /// clears them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
 }
 
 /// An `ask` request, one JSON line in `ctl`.
@@ -281,6 +286,9 @@ pub fn explain_stop(dir: &FifoDir, path: &Path, failure: Failure) -> Failure {
                 path.display()
             ),
         );
+    }
+    if let Some(why) = read_state(dir).ok().and_then(|s| s.ended) {
+        return Failure::new(1, format!("{} is no longer served: {why}", path.display()));
     }
     if !dir.path().exists() || dir.existing_fifo(CTL).is_err() {
         return Failure::new(
