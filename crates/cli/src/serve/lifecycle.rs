@@ -167,6 +167,25 @@ fn refuse_foreign_entries(dir: &FifoDir) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Refuses an existing directory that holds anything but the log of an
+/// earlier serve: nothing has been made in it yet.
+fn refuse_non_empty(dir: &FifoDir) -> Result<(), Failure> {
+    let mut names = dir.entries().map_err(Failure::internal)?;
+    names.retain(|n| n != LOG);
+    if let Some(first) = names.first() {
+        return Err(Failure::new(
+            1,
+            format!(
+                "refusing {}: it is not empty ({} entries, such as {first:?}); serve needs a \
+                 new path or an empty private directory",
+                dir.path().display(),
+                names.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The running service: DIR, its FIFOs and log, PROG under its supervisor,
 /// and the state machine.
 #[derive(Debug)]
@@ -229,7 +248,13 @@ impl Server {
     /// Checks and prepares DIR, starts PROG.
     fn start(options: Options, config: Config) -> Result<Server, Failure> {
         let path = options.dir;
-        let dir = FifoDir::create(&path).map_err(|e| Failure::internal(format!("{e}")))?;
+        let dir = FifoDir::create(&path).map_err(|e| {
+            if protocol::is_shared(&path) {
+                protocol::shared_dir(&path)
+            } else {
+                Failure::internal(format!("{e}"))
+            }
+        })?;
         let Some(alive) = protocol::claim(&dir)? else {
             let who =
                 protocol::read_state(&dir).map_or(String::new(), |s| format!(" (pid {})", s.pid));
@@ -260,9 +285,13 @@ impl Server {
                         }
                     }
                 }
-                // Not a served directory: serve adds its files beside the
-                // user's, but takes over (and later removes) none of theirs.
-                Err(_) => refuse_foreign_entries(&dir)?,
+                // Not a served directory: it must be empty, so that serve
+                // never mixes its files with the user's (`serve ~` would
+                // leave a log in the home directory).
+                Err(_) => {
+                    refuse_foreign_entries(&dir)?;
+                    refuse_non_empty(&dir)?;
+                }
             }
         }
         // `fifo` adopts an existing FIFO of ours and refuses anything else.

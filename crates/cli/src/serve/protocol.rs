@@ -308,6 +308,7 @@ pub fn explain_stop(dir: &FifoDir, path: &Path, failure: Failure) -> Failure {
 /// `serve` (private, owned by the user, no symlinks).
 pub fn open_dir(path: &Path) -> Result<FifoDir, Failure> {
     FifoDir::open(path).map_err(|e| match &e {
+        _ if is_shared(path) => shared_dir(path),
         duet::Error::Io(io) if io.kind() == io::ErrorKind::NotFound => Failure::new(
             1,
             format!(
@@ -473,4 +474,27 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// True when `path` is a directory that others may write to (`/tmp`, a
+/// group-writable directory): never a served directory.
+pub fn is_shared(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o022 != 0)
+}
+
+/// The refusal of a shared directory: a served directory is private to
+/// its user, so the advice is another path, not a `chmod` of, say, /tmp.
+pub fn shared_dir(path: &Path) -> Failure {
+    let example = Path::new("/tmp").join(format!("calc-{}", nix::unistd::getuid()));
+    Failure::new(
+        1,
+        format!(
+            "{} is shared (others may write to it): a served directory must be private; choose \
+             a path of its own, such as {} (`duet serve` creates it, mode 0700)",
+            path.display(),
+            example.display()
+        ),
+    )
 }
