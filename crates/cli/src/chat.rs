@@ -38,7 +38,7 @@ use clap::Args;
 
 use crate::args::{EnvArgs, OutputArgs, Program, parse_duration};
 use crate::exit::{Failure, TIMEOUT, exit_code};
-use crate::framing::{Collector, Framing, FramingArgs, Printer};
+use crate::framing::{Collector, Framing, FramingArgs, Printer, buffering_hint};
 use duet_script::duration;
 
 /// Talk to PROG one request line at a time.
@@ -87,6 +87,9 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     log::info!("chat: started {} (pid {})", args.program.name(), child.id());
     let mut chat = Chat {
         child,
+        program: args.program.name(),
+        pty: args.pty,
+        unanswered: None,
         framing,
         timeout: args.timeout,
         pending: Vec::new(),
@@ -95,14 +98,29 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     match chat.run(args.settle) {
         Ok(code) => Ok(code),
         Err(failure) => {
+            if failure.code == TIMEOUT {
+                // What PROG flushes when its input ends (a program that
+                // buffers on pipes) is still shown.
+                chat.flush_at_end();
+            }
             let _ = chat.child.terminate(Duration::from_secs(1));
             Err(failure)
         }
     }
 }
 
+/// How long a timed-out `chat` waits, after closing PROG's stdin, for what
+/// PROG writes as it ends.
+const FLUSH_AT_END: Duration = Duration::from_secs(1);
+
 struct Chat {
     child: duet::Child,
+    /// PROG's name, for messages.
+    program: String,
+    /// PROG is on a pty (else a silence may be buffering).
+    pty: bool,
+    /// The request PROG ended without answering.
+    unanswered: Option<String>,
     framing: Framing,
     timeout: Duration,
     /// Output read past the end of the last reply: the start of the next.
@@ -141,12 +159,14 @@ impl Chat {
                         .count();
                 request.truncate(end);
                 request.push(b'\n');
+                let shown = String::from_utf8_lossy(&request[..end]).into_owned();
                 if let Err(e) = self.child.send_bytes(&request) {
                     log::info!("chat: the program no longer reads its input: {e}");
+                    self.unanswered = Some(shown);
                     break;
                 }
-                let shown = String::from_utf8_lossy(&request[..end]).into_owned();
                 if let Ended::Eof = self.reply(&shown)? {
+                    self.unanswered = Some(shown);
                     break;
                 }
             }
@@ -287,7 +307,7 @@ impl Chat {
         }
     }
 
-    fn timed_out(&self, request: &str, collector: &Collector) -> Failure {
+    fn timed_out(&mut self, request: &str, collector: &Collector) -> Failure {
         let arrived = match (&self.framing, collector.lines()) {
             (Framing::Lines(_) | Framing::Until(_), 1) => " (1 line arrived)".to_string(),
             (Framing::Lines(_) | Framing::Until(_), n) if n > 0 => {
@@ -313,7 +333,26 @@ impl Chat {
                 }
             )
         };
-        Failure::new(TIMEOUT, what)
+        let silent = collector.lines() == 0 && collector.held().is_empty();
+        let hint = if silent && !self.pty && self.child.try_wait().ok().flatten().is_none() {
+            buffering_hint(&self.program)
+        } else {
+            String::new()
+        };
+        Failure::new(TIMEOUT, format!("{what}{hint}"))
+    }
+
+    /// After a timeout: closes PROG's stdin and copies what it writes as it
+    /// ends (within [`FLUSH_AT_END`]) to stdout.
+    fn flush_at_end(&mut self) {
+        let _ = self.child.close_stdin();
+        let deadline = Instant::now() + FLUSH_AT_END;
+        while let Ok(Some(bytes)) = self.read(deadline, None) {
+            if bytes.is_empty() || self.out.write(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = self.out.end(self.framing.is_lines());
     }
 
     /// Closes PROG's stdin, copies the rest of its output to stdout until it
@@ -373,6 +412,13 @@ impl Chat {
                     );
                 }
                 log::info!("chat: the program {}", crate::exit::ended(status));
+                if let Some(request) = &self.unanswered {
+                    eprintln!(
+                        "duet: {} {} without answering {request:?}",
+                        self.program,
+                        crate::exit::ended(status)
+                    );
+                }
                 Ok(exit_code(status))
             }
             None => {

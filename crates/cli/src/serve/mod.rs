@@ -134,6 +134,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         framing,
         settle: args.settle,
         greet_timeout: args.timeout,
+        pty: args.pty,
     };
     let options = lifecycle::Options {
         dir: args.dir,

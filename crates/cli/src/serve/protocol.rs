@@ -480,8 +480,7 @@ pub fn now_secs() -> u64 {
 /// group-writable directory): never a served directory.
 pub fn is_shared(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o022 != 0)
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o022 != 0)
 }
 
 /// The refusal of a shared directory: a served directory is private to

@@ -60,7 +60,7 @@ use duet_script::duration;
 use super::protocol::{self, BAD_REQUEST, ENDED, Reply, Request, TIMED_OUT};
 use super::timers::{Quiet, ReplyTimer, after, earliest};
 use crate::exit::ended;
-use crate::framing::{Collector, Framing};
+use crate::framing::{Collector, Framing, buffering_hint};
 
 /// Most output kept for `DIR/out` when nobody reads it (older bytes are
 /// dropped), and most raw input from `DIR/in` held while PROG is busy.
@@ -82,6 +82,9 @@ pub struct Config {
     pub settle: Duration,
     /// The limit for PROG's greeting.
     pub greet_timeout: Duration,
+    /// PROG is on a pty (else a timeout with nothing received names
+    /// output buffering).
+    pub pty: bool,
 }
 
 /// A reply to write to a client's reply FIFO.
@@ -499,6 +502,11 @@ impl Requests {
         );
         let mut partial = std::mem::take(&mut active.reply);
         partial.extend_from_slice(active.collector.held());
+        let message = if partial.is_empty() && !self.config.pty && !self.out_eof {
+            format!("{message}{}", buffering_hint(&self.config.program))
+        } else {
+            message
+        };
         log::info!(
             "serve: the reply to {} {:?} timed out; PROG's output is dropped until it is quiet",
             active.request.id,
@@ -1008,6 +1016,7 @@ mod tests {
             framing,
             settle,
             greet_timeout: 10_000 * MS,
+            pty: true,
         }
     }
 
@@ -1826,6 +1835,24 @@ mod tests {
                     "the service was stopped (duet stop)".to_string()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_timeout_with_nothing_received_on_pipes_names_output_buffering() {
+        let t0 = Instant::now();
+        let mut c = config(Framing::Lines(1), Duration::ZERO);
+        c.pty = false;
+        c.program = "tr".into();
+        let mut m = Requests::new(c).unwrap();
+        m.handle_started(t0).unwrap();
+        ask(&mut m, &request("a", "x", 100, None), t0);
+        send_next(&mut m, t0);
+        m.handle_timeout(t0 + 100 * MS);
+        assert_eq!(
+            one_reply(&mut m).message,
+            "timed out after 100ms waiting for a reply line; tr may be buffering its output on a \
+             pipe: run it on a terminal with --pty, or line-buffered with `stdbuf -oL tr`"
         );
     }
 
