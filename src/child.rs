@@ -935,6 +935,8 @@ impl Child {
     /// then holds every byte captured so far, and the buffers keep them.
     pub fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
+        // It collects everything: not bounded by max_buffer.
+        self.session.streams.core.set_max_buffer(usize::MAX);
         let deadline = timeout.and_then(sys::deadline_after);
         if input.len() >= crate::driver::BULK_INPUT {
             self.session.streams.widen_pipes();

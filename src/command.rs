@@ -17,6 +17,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default longest line, in bytes (`Command::max_line`).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
+/// The default most unread output held per stream, in bytes
+/// (`Command::max_buffer`): 1 GiB.
+pub const DEFAULT_MAX_BUFFER: usize = 1 << 30;
+
 /// Where one of the child's standard streams goes.
 ///
 /// ```
@@ -142,6 +146,7 @@ pub struct Command {
     pub(crate) merge_stderr: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_line: usize,
+    pub(crate) max_buffer: usize,
     pub(crate) strip_ansi: bool,
     pub(crate) pty: bool,
     pub(crate) pty_stdout: bool,
@@ -184,6 +189,7 @@ impl Command {
             merge_stderr: false,
             timeout: None,
             max_line: DEFAULT_MAX_LINE,
+            max_buffer: DEFAULT_MAX_BUFFER,
             strip_ansi: false,
             pty: false,
             pty_stdout: false,
@@ -409,6 +415,30 @@ impl Command {
     /// ```
     pub fn max_line(&mut self, bytes: usize) -> &mut Self {
         self.max_line = bytes.max(1);
+        self
+    }
+
+    /// The most unread output duet holds per stream, in bytes (default
+    /// 1 GiB, [`DEFAULT_MAX_BUFFER`]). A child that floods its output
+    /// while a read or expect waits for something else cannot grow the
+    /// parent without bound: once a stream holds this much, duet stops
+    /// reading it (the child blocks on its full pipe; nothing is lost) and
+    /// the wait returns [`Error::BufferFull`](crate::Error::BufferFull).
+    /// Reading what is held (`read_line`, an expect that matches) makes
+    /// room again. [`Child::communicate`](crate::Child::communicate) and
+    /// [`output`](Self::output) collect everything and are not bounded by
+    /// it.
+    ///
+    /// ```
+    /// use duet::{Command, Error, Pattern};
+    /// let mut yes = Command::new("yes").max_buffer(64 << 10).spawn()?;
+    /// let err = yes.expect(Pattern::exact("never")).unwrap_err();
+    /// assert!(matches!(err, Error::BufferFull { limit: 65536 }), "{err}");
+    /// assert_eq!(yes.read_line()?, "y");               // what was held is still there
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn max_buffer(&mut self, bytes: usize) -> &mut Self {
+        self.max_buffer = bytes.max(1);
         self
     }
 

@@ -93,6 +93,14 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The child's output held `limit` unread bytes (`Command::max_buffer`,
+    /// default 1 GiB) and the read or expect still waited: duet stopped
+    /// reading it (the child blocks), nothing was dropped, and reading
+    /// what is held makes room again.
+    BufferFull {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A line was not valid UTF-8. The raw bytes are kept here; use
     /// `read_line_bytes` to read such lines without an error.
     InvalidUtf8 {
@@ -267,6 +275,11 @@ impl fmt::Display for Error {
                     "a line was longer than the limit of {limit} bytes and was skipped"
                 )
             }
+            Error::BufferFull { limit } => write!(
+                f,
+                "the child's unread output reached the limit of {limit} bytes (max_buffer); \
+                 duet stopped reading it until some is consumed"
+            ),
             Error::InvalidUtf8 { bytes } => write!(
                 f,
                 "a line of {} bytes is not valid UTF-8 (use read_line_bytes): {:?}",
@@ -358,6 +371,7 @@ impl From<duet_core::Failure> for Error {
                 partial,
             },
             duet_core::Failure::LineTooLong { limit } => Error::LineTooLong { limit },
+            duet_core::Failure::BufferFull { limit } => Error::BufferFull { limit },
         }
     }
 }

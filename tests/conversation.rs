@@ -110,6 +110,38 @@ async fn line_too_long_is_an_error_and_the_next_line_follows<C: Conv>() {
     assert_eq!(child.ask("next").await.unwrap(), "next");
 }
 
+async fn a_flood_stops_at_max_buffer_and_not_one_line_is_lost<C: Conv>() {
+    // An expect of an absent pattern on a flood used to grow the parent
+    // without bound (yes: gigabytes in seconds).
+    let mut seq = Command::new("seq")
+        .args(["1", "200000"])
+        .max_buffer(64 << 10)
+        .start::<C>()
+        .unwrap();
+    let err = seq.expect(Pattern::exact("never")).await.unwrap_err();
+    assert!(matches!(err, Error::BufferFull { limit: 65536 }), "{err:?}");
+    assert!(err.to_string().contains("max_buffer"), "{err}");
+    for n in 1..=200_000 {
+        assert_eq!(seq.read_line().await.unwrap(), n.to_string());
+    }
+    assert!(matches!(seq.read_line().await, Err(Error::Eof { .. })));
+}
+
+async fn communicate_and_output_are_not_bounded_by_max_buffer<C: Conv>() {
+    let out = C::output(Command::new("seq").args(["1", "200000"]).max_buffer(1024))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), 1_288_895);
+    let mut child = Command::new("seq")
+        .args(["1", "200000"])
+        .max_buffer(1024)
+        .start::<C>()
+        .unwrap();
+    let out = child.communicate(b"", None).await.unwrap();
+    assert!(out.stdout.ends_with(b"199999\n200000\n"));
+    assert_eq!(out.stdout.len(), 1_288_895);
+}
+
 async fn invalid_utf8_is_an_error_carrying_the_bytes<C: Conv>() {
     let mut child = Command::new("sh")
         .args(["-c", r"printf 'ok\n\377\376\nbytes\n'"])
@@ -376,6 +408,8 @@ both!(
     pattern_eof_matches_the_end_with_the_rest_before_it,
     timeout_keeps_every_unread_byte_and_explains_itself,
     line_too_long_is_an_error_and_the_next_line_follows,
+    a_flood_stops_at_max_buffer_and_not_one_line_is_lost,
+    communicate_and_output_are_not_bounded_by_max_buffer,
     invalid_utf8_is_an_error_carrying_the_bytes,
     crlf_line_ends_are_accepted,
     child_that_dies_mid_reply_is_eof_with_partial_and_status,

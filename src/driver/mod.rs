@@ -217,8 +217,10 @@ impl Streams {
         for fd in [&stdout, &stderr].into_iter().flatten() {
             sys::set_nonblocking(fd.as_fd())?;
         }
+        let mut core = Conversation::new(stdout.is_some(), stderr.is_some(), max_line);
+        core.set_max_buffer(crate::command::DEFAULT_MAX_BUFFER);
         Ok(Streams {
-            core: Conversation::new(stdout.is_some(), stderr.is_some(), max_line),
+            core,
             stdin,
             outputs: [stdout, stderr],
             transcript: None,
@@ -276,7 +278,9 @@ impl Streams {
         let ready = {
             let live = |s: Stream| {
                 let fd = self.outputs[s as usize].as_ref()?;
-                (!self.core.is_eof(s)).then(|| (fd.as_fd(), PollFlags::POLLIN))
+                // A full stream is not read: the child blocks (max_buffer).
+                (!self.core.is_eof(s) && !self.core.is_full(s))
+                    .then(|| (fd.as_fd(), PollFlags::POLLIN))
             };
             let extra = match also {
                 Also::Nothing => None,

@@ -458,6 +458,7 @@ fn build_streams(
     };
     let mut streams = Streams::new(stdin, stdout, stderr, cmd.max_line)?;
     streams.core.set_strip_ansi(cmd.strip_ansi);
+    streams.core.set_max_buffer(cmd.max_buffer);
     Ok(streams)
 }
 

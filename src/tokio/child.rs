@@ -766,6 +766,8 @@ impl Child {
     /// closed stdin. The output it read stays in the buffers.
     pub async fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
         let start = Instant::now();
+        // It collects everything: not bounded by max_buffer.
+        self.io.core.set_max_buffer(usize::MAX);
         let deadline = timeout.and_then(|t| start.checked_add(t));
         if input.len() >= crate::driver::BULK_INPUT {
             self.io.widen_pipes();

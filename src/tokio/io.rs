@@ -182,7 +182,8 @@ impl Io {
     pub(crate) fn poll_reads(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Progress>> {
         let mut progress = [false; 2];
         for s in [Stream::Stdout, Stream::Stderr] {
-            if self.core.is_eof(s) {
+            // A full stream is not read: the child blocks (max_buffer).
+            if self.core.is_eof(s) || self.core.is_full(s) {
                 continue;
             }
             let Some(fd) = self.outputs[s as usize].as_ref() else {
@@ -224,7 +225,8 @@ impl Io {
     fn read_now(&mut self) -> io::Result<Progress> {
         let mut progress = [false; 2];
         for s in [Stream::Stdout, Stream::Stderr] {
-            if self.core.is_eof(s) {
+            // A full stream is not read: the child blocks (max_buffer).
+            if self.core.is_eof(s) || self.core.is_full(s) {
                 continue;
             }
             let Some(fd) = self.outputs[s as usize].as_ref() else {

@@ -109,6 +109,9 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     }
 }
 
+/// The most of a settle greeting kept for the log (its end).
+const GREETING_KEPT: usize = 64 << 10;
+
 /// How long a timed-out `chat` waits, after closing PROG's stdin, for what
 /// PROG writes as it ends.
 const FLUSH_AT_END: Duration = Duration::from_secs(1);
@@ -201,6 +204,17 @@ impl Chat {
                         break false;
                     }
                 };
+                if first.held().len() + bytes.len() > duet::DEFAULT_MAX_BUFFER {
+                    return Err(Failure::new(
+                        1,
+                        format!(
+                            "the program wrote {} MiB without its first prompt ({}), the most \
+                             duet holds; stopped",
+                            duet::DEFAULT_MAX_BUFFER >> 20,
+                            self.framing.describe()
+                        ),
+                    ));
+                }
                 if let Some(rest) = first.feed(&bytes, &mut greeting) {
                     self.pending = rest;
                     break true;
@@ -224,7 +238,13 @@ impl Chat {
                         ));
                     }
                     Some(bytes) if bytes.is_empty() => break true,
-                    Some(bytes) => greeting.extend_from_slice(&bytes),
+                    Some(bytes) => {
+                        // Only its end is kept, for the log: a greeting
+                        // that floods costs no memory.
+                        greeting.extend_from_slice(&bytes);
+                        let excess = greeting.len().saturating_sub(GREETING_KEPT);
+                        greeting.drain(..excess);
+                    }
                     None => break false,
                 }
             }
@@ -296,6 +316,19 @@ impl Chat {
                     return Ok(Ended::Eof);
                 }
             };
+            if collector.held().len() + bytes.len() > duet::DEFAULT_MAX_BUFFER {
+                // A reply held until its end (a prompt that never comes on
+                // a flood) is bounded as the library's buffers are.
+                return Err(Failure::new(
+                    1,
+                    format!(
+                        "the reply to {request:?} passed {} MiB without {} (the most duet \
+                         holds); stopped",
+                        duet::DEFAULT_MAX_BUFFER >> 20,
+                        self.framing.describe()
+                    ),
+                ));
+            }
             part.clear();
             let done = collector.feed(&bytes, &mut part);
             self.out.write(&part).map_err(Failure::stdout)?;

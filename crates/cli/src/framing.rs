@@ -346,6 +346,15 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// The advice after a timeout with nothing received from a live PROG on
+/// pipes: it may be holding its output in a buffer.
+pub fn buffering_hint(program: &str) -> String {
+    format!(
+        "; {program} may be buffering its output on a pipe: run it on a terminal with --pty, \
+         or line-buffered with `stdbuf -oL {program}`"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,13 +455,4 @@ mod tests {
         quiet.end(false).unwrap();
         assert_eq!(quiet.out, b"no newline\r");
     }
-}
-
-/// The advice after a timeout with nothing received from a live PROG on
-/// pipes: it may be holding its output in a buffer.
-pub fn buffering_hint(program: &str) -> String {
-    format!(
-        "; {program} may be buffering its output on a pipe: run it on a terminal with --pty, \
-         or line-buffered with `stdbuf -oL {program}`"
-    )
 }

@@ -73,6 +73,14 @@ pub enum Failure {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The stream holds `limit` unread bytes (see
+    /// [`Conversation::set_max_buffer`]) and the read or expect still
+    /// waits: the driver stops reading it (the child blocks when its pipe
+    /// fills), and nothing is lost: consuming what is held makes room.
+    BufferFull {
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 /// An expect in progress: the search state of each of its patterns, kept
@@ -125,6 +133,8 @@ pub struct Conversation {
     failures: VecDeque<Failure>,
     /// Bytes looked at by every search so far (the linearity test reads it).
     examined: u64,
+    /// Most unread bytes held per stream (see [`Conversation::set_max_buffer`]).
+    max_buffer: usize,
 }
 
 impl Conversation {
@@ -140,6 +150,39 @@ impl Conversation {
             replies: VecDeque::new(),
             failures: VecDeque::new(),
             examined: 0,
+            max_buffer: usize::MAX,
+        }
+    }
+
+    /// Holds at most `limit` unread bytes per stream (no limit by
+    /// default): once a stream holds that many, [`Conversation::is_full`]
+    /// tells the driver to stop reading it, and a read or expect that still
+    /// waits on it is [`Failure::BufferFull`]. Nothing is dropped.
+    pub fn set_max_buffer(&mut self, limit: usize) {
+        self.max_buffer = limit.max(1);
+    }
+
+    /// The limit of [`Conversation::set_max_buffer`].
+    pub fn max_buffer(&self) -> usize {
+        self.max_buffer
+    }
+
+    /// True when `s` holds [`Conversation::max_buffer`] unread bytes or
+    /// more: the driver must not read it until some are consumed.
+    pub fn is_full(&self, s: Stream) -> bool {
+        self.inbox(s)
+            .is_some_and(|inbox| inbox.pending().len() >= self.max_buffer)
+    }
+
+    /// Pending on `s` with a full buffer is [`Failure::BufferFull`]: the
+    /// driver will not read more, so waiting would never end.
+    fn pending_or_full<T>(&self, s: Stream) -> Poll<Result<T, Halt>> {
+        if self.is_full(s) {
+            Poll::Ready(Err(Halt::Failed(Failure::BufferFull {
+                limit: self.max_buffer,
+            })))
+        } else {
+            Poll::Pending
         }
     }
 
@@ -225,10 +268,12 @@ impl Conversation {
         let inbox = self.inboxes[s as usize]
             .as_mut()
             .expect("the driver reads only piped streams");
+        // Never more than the buffer has room for (a full one is not read).
+        let room = self.max_buffer.saturating_sub(inbox.pending().len()).max(1);
         let mut raw = 0;
         let range = inbox.receive(|data, max| {
             let before = data.len();
-            raw = read(data, max)?;
+            raw = read(data, max.min(room))?;
             if let Some(f) = filter {
                 if raw == 0 {
                     f.finish(data);
@@ -343,7 +388,7 @@ impl Conversation {
         let inbox = self.inbox_mut(s);
         let line = match inbox.take_line() {
             Some(line) => line,
-            None if !inbox.is_eof() => return Poll::Pending,
+            None if !inbox.is_eof() => return self.pending_or_full(s),
             None if unterminated_ok => match inbox.take_unterminated() {
                 Some(line) => line,
                 None => return Poll::Ready(Err(Halt::Eof)),
@@ -415,7 +460,7 @@ impl Conversation {
             );
         }
         self.search = Some(search);
-        Poll::Pending
+        self.pending_or_full(s)
     }
 
     /// What an expect of `patterns` returns when its time is up:
@@ -459,6 +504,43 @@ mod tests {
 
     fn core() -> Conversation {
         Conversation::new(true, true, 1 << 20)
+    }
+
+    #[test]
+    fn a_full_buffer_ends_a_wait_keeps_every_byte_and_reads_no_more_than_its_room() {
+        let mut c = core();
+        c.set_max_buffer(8);
+        c.receive(Stream::Stdout, |data, max| {
+            assert!(max <= 8, "asked for {max} bytes with room for 8");
+            data.extend_from_slice(b"abcdef");
+            Ok(6)
+        })
+        .unwrap();
+        assert!(!c.is_full(Stream::Stdout));
+        assert!(matches!(c.poll_line(Stream::Stdout, false), Poll::Pending));
+        c.receive(Stream::Stdout, |data, max| {
+            assert_eq!(max, 2, "only the room left");
+            data.extend_from_slice(b"gh");
+            Ok(2)
+        })
+        .unwrap();
+        assert!(c.is_full(Stream::Stdout));
+        assert!(!c.is_full(Stream::Stderr), "per stream");
+        assert!(matches!(
+            c.poll_line(Stream::Stdout, false),
+            Poll::Ready(Err(Halt::Failed(Failure::BufferFull { limit: 8 })))
+        ));
+        assert!(matches!(
+            c.poll_expect(Stream::Stdout, &[Pattern::exact("z")]),
+            Poll::Ready(Err(Halt::Failed(Failure::BufferFull { limit: 8 })))
+        ));
+        assert_eq!(
+            expect(&mut c, &[Pattern::exact("cd")]),
+            Some((0, "ab".into(), "cd".into())),
+            "what was held is all there"
+        );
+        assert!(!c.is_full(Stream::Stdout), "consuming made room");
+        assert_eq!(c.pending(Stream::Stdout), b"efgh");
     }
 
     fn expect(c: &mut Conversation, patterns: &[Pattern]) -> Option<(usize, String, String)> {

@@ -135,6 +135,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Failure> {
         settle: args.settle,
         greet_timeout: args.timeout,
         pty: args.pty,
+        max_reply: duet::DEFAULT_MAX_BUFFER,
     };
     let options = lifecycle::Options {
         dir: args.dir,

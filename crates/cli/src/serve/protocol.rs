@@ -225,6 +225,9 @@ pub const TIMED_OUT: &str = "timeout";
 pub const ENDED: &str = "eof";
 /// [`Reply::error`]: the request cannot be carried out (its framing).
 pub const BAD_REQUEST: &str = "bad-request";
+/// [`Reply::error`]: the reply passed the most serve holds
+/// (`duet::DEFAULT_MAX_BUFFER`) before its framing ended.
+pub const TOO_LONG: &str = "too-long";
 
 /// Reads one request line from `ctl`. The error says why it is ignored:
 /// malformed, or naming a reply FIFO that is not a `reply.*` entry of DIR

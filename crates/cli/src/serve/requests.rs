@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use duet::ExitStatus;
 use duet_script::duration;
 
-use super::protocol::{self, BAD_REQUEST, ENDED, Reply, Request, TIMED_OUT};
+use super::protocol::{self, BAD_REQUEST, ENDED, Reply, Request, TIMED_OUT, TOO_LONG};
 use super::timers::{Quiet, ReplyTimer, after, earliest};
 use crate::exit::ended;
 use crate::framing::{Collector, Framing, buffering_hint};
@@ -69,6 +69,10 @@ pub const OUT_BACKLOG: usize = 1 << 20;
 /// The quiet that ends the dropping of a timed-out request's output when
 /// serve's settle time is zero.
 pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
+
+/// The most of a greeting kept for the log, and of an over-long reply
+/// given to its client.
+pub const PREVIEW_KEPT: usize = 64 << 10;
 
 /// What the machine needs to know of the service.
 #[derive(Debug, Clone)]
@@ -85,6 +89,9 @@ pub struct Config {
     /// PROG is on a pty (else a timeout with nothing received names
     /// output buffering).
     pub pty: bool,
+    /// The longest reply held (and greeting searched for a prompt), in
+    /// bytes: the library's `max_buffer` default.
+    pub max_reply: usize,
 }
 
 /// A reply to write to a client's reply FIFO.
@@ -328,7 +335,18 @@ impl Requests {
             match &mut g.end {
                 GreetingEnd::Settle(quiet) => {
                     quiet.touch(now);
+                    // Only its end is kept, for the log.
                     g.seen.extend_from_slice(bytes);
+                    let excess = g.seen.len().saturating_sub(PREVIEW_KEPT);
+                    g.seen.drain(..excess);
+                }
+                GreetingEnd::Prompt(first) if first.held().len() > self.config.max_reply => {
+                    // A flood without the prompt: what is held is dropped
+                    // (the prompt is looked for in what comes next).
+                    log::warn!("serve: dropped {} bytes of greeting", first.held().len());
+                    if let Ok(fresh) = Collector::new(&self.config.framing) {
+                        *first = fresh;
+                    }
                 }
                 GreetingEnd::Prompt(first) => {
                     if let Some(rest) = first.feed(bytes, &mut g.seen) {
@@ -373,6 +391,27 @@ impl Requests {
         if let Some(rest) = active.collector.feed(bytes, &mut active.reply) {
             self.complete_active();
             self.handle_output(&rest, now);
+            return;
+        }
+        if active.reply.len() + active.collector.held().len() > self.config.max_reply {
+            let Some(mut active) = self.active.take() else {
+                return;
+            };
+            let mut partial = std::mem::take(&mut active.reply);
+            active.collector.flush(&mut partial);
+            partial.truncate(PREVIEW_KEPT);
+            let message = format!(
+                "the reply passed {} bytes without {} (the most serve holds); the rest is dropped",
+                self.config.max_reply,
+                active.framing.describe()
+            );
+            self.reply(
+                &active.request,
+                &active.framing,
+                partial,
+                Some((TOO_LONG, message)),
+            );
+            self.abandoned(active, now);
         }
     }
 
@@ -518,6 +557,14 @@ impl Requests {
             partial,
             Some((TIMED_OUT, message)),
         );
+        self.abandoned(active, now);
+    }
+
+    /// The client of `active` was given its answer (a timeout, a reply over
+    /// the limit) before PROG finished the reply: the rest of PROG's output
+    /// is dropped until it is quiet or shows its prompt; two of these in a
+    /// row with no reply between make PROG not answering.
+    fn abandoned(&mut self, active: Active, now: Instant) {
         let line = active.request.line.clone();
         if let Some(previous) = self.unanswered.as_mut() {
             if !previous.reported {
@@ -1017,6 +1064,7 @@ mod tests {
             settle,
             greet_timeout: 10_000 * MS,
             pty: true,
+            max_reply: 1 << 20,
         }
     }
 
@@ -1854,6 +1902,36 @@ mod tests {
             "timed out after 100ms waiting for a reply line; tr may be buffering its output on a \
              pipe: run it on a terminal with --pty, or line-buffered with `stdbuf -oL tr`"
         );
+    }
+
+    #[test]
+    fn a_reply_over_the_limit_fails_and_the_rest_is_dropped_until_quiet() {
+        let (mut m, t0) = ready(Framing::Until("^never$".into()));
+        ask(&mut m, &request("a", "yes", 60_000, None), t0);
+        send_next(&mut m, t0);
+        let flood = b"y\n".repeat(1 << 16);
+        for i in 0..9 {
+            m.handle_output(&flood, t0 + i * MS);
+        }
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(TOO_LONG));
+        assert_eq!(reply.output.len(), PREVIEW_KEPT);
+        assert_eq!(m.phase(), Phase::Late, "the flood goes on and is dropped");
+        m.handle_output(&flood, t0 + 10 * MS);
+        assert!(replies(&mut m).is_empty());
+        m.handle_timeout(t0 + 210 * MS);
+        assert_eq!(m.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn a_flooding_greeting_keeps_only_its_end() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 200 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        for _ in 0..100 {
+            m.handle_output(&[b'y'; 1 << 16], t0);
+        }
+        assert!(matches!(&m.greeting, Some(g) if g.seen.len() == PREVIEW_KEPT));
     }
 
     #[test]
