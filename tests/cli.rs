@@ -6,6 +6,7 @@
 mod chat;
 mod messages;
 mod serving;
+mod shell_day;
 mod supervision;
 
 use std::io::{BufRead, BufReader, Read};
@@ -694,10 +695,11 @@ fn serve_restarts_prog_and_counts_restarts() {
 }
 
 #[test]
-fn serve_ends_and_cleans_up_when_prog_exits_without_restart() {
+fn serve_ends_with_progs_status_and_keeps_dir_and_log_to_say_why() {
     let dir = unique_path("ends");
     let d = dir.to_str().unwrap().to_string();
-    let mut serve = start(&["serve", &d, "--", "sh", "-c", "read l; exit 6"]);
+    let prog = "read l; echo 'out of coffee' >&2; exit 6";
+    let mut serve = start(&["serve", &d, "--", "sh", "-c", prog]);
     read_until(&mut serve, |l| l == d);
     duet(&["send", &d, "bye"]).expect_code(0);
     let (code, rest) = finish(serve);
@@ -706,7 +708,23 @@ fn serve_ends_and_cleans_up_when_prog_exits_without_restart() {
         Some(6),
         "serve exits with PROG's status; output {rest:?}"
     );
-    assert!(!dir.exists());
+    // DIR used to vanish with its log, the only record of why.
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(log.contains("out of coffee"), "{log}");
+    assert!(
+        !dir.join("in").exists() && !dir.join("ctl").exists(),
+        "the FIFOs go"
+    );
+    duet(&["status", &d])
+        .expect_code(1)
+        .expect_stdout_has("running: no (ended: sh exited with code 6");
+    duet(&["ask", &d, "anyone?"])
+        .expect_code(1)
+        .expect_stderr_has("is no longer served: sh exited with code 6");
+    duet(&["stop", &d])
+        .expect_code(0)
+        .expect_stderr_has("had ended (sh exited with code 6");
+    assert!(!dir.exists(), "stop clears it");
 }
 
 #[test]
@@ -781,8 +799,9 @@ fn serve_refuses_an_unsafe_dir() {
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     duet(&["serve", open.to_str().unwrap(), "--", "cat"])
-        .expect_code(125)
-        .expect_stderr_has("writable by group or others");
+        .expect_code(1)
+        .expect_stderr_has("is shared (others may write to it)")
+        .expect_stderr_has("choose a path of its own");
     std::fs::remove_dir(&open).unwrap();
 
     let target = unique_path("target");
@@ -899,26 +918,41 @@ fn a_closed_stdout_is_a_quiet_exit() {
 }
 
 #[test]
-fn serve_in_an_existing_dir_leaves_the_dir_and_the_users_files() {
+fn serve_in_an_existing_empty_dir_leaves_the_dir_and_its_log() {
     let dir = unique_path("existing");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(dir.join("notes"), "mine").unwrap();
     serve_daemon(&dir, &["cat"]);
     duet(&["ask", dir.to_str().unwrap(), "echo"])
         .expect_code(0)
         .expect_stdout("echo\n");
     stop(&dir);
-    let mut left: Vec<String> = std::fs::read_dir(&dir)
+    let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    left.sort();
-    assert_eq!(
-        left,
-        ["log", "notes"],
-        "only the user's file and serve's log remain"
-    );
+    assert_eq!(left, ["log"], "only serve's log remains");
+    // Its log is no reason to refuse the next serve.
+    serve_daemon(&dir, &["cat"]);
+    stop(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_refuses_a_dir_that_is_not_empty_before_making_anything_in_it() {
+    // `serve ~` used to be accepted and left its log in the home directory.
+    let dir = unique_path("home");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(dir.join(".profile"), "mine").unwrap();
+    duet(&["serve", dir.to_str().unwrap(), "--", "cat"])
+        .expect_code(1)
+        .expect_stderr_has("it is not empty");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".profile"], "nothing was made in it");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

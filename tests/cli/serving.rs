@@ -8,11 +8,15 @@ use super::{
 
 #[test]
 fn a_timed_out_ask_never_hands_its_late_reply_to_the_next_ask() {
-    // The late reply to `first` comes 1.5 s after it was sent; the next
-    // ask used to print it and exit 0.
+    // The late reply to `first` comes 1.5 s after it was sent, within the
+    // settle time that ends the dropping of its output; the next ask used
+    // to print it and exit 0.
     let dir = unique_path("late");
-    serve_daemon(&dir, &[FIXTURE, "slow", "1500"]);
     let d = dir.to_str().unwrap();
+    duet(&[
+        "serve", "--daemon", d, "--settle", "3s", "--", FIXTURE, "slow", "1500",
+    ])
+    .expect_code(0);
     duet(&["ask", d, "first", "--timeout", "300ms"])
         .expect_code(124)
         .expect_stderr_has("timed out after 300ms waiting for a reply line");
@@ -43,7 +47,9 @@ fn serve_restarts_a_prog_that_never_finishes_a_timed_out_reply() {
     ])
     .expect_code(0);
     duet(&["ask", d, "hang", "--timeout", "300ms"]).expect_code(124);
-    // Waits its turn until PROG has been restarted, then gets its answer.
+    // The next request costs its own timeout: two in a row without a reply
+    // make PROG not answering, and it is restarted.
+    duet(&["ask", d, "hello", "--timeout", "300ms"]).expect_code(124);
     duet(&["ask", d, "hello", "--timeout", "10s"])
         .expect_code(0)
         .expect_stdout("hello\n");
@@ -53,29 +59,30 @@ fn serve_restarts_a_prog_that_never_finishes_a_timed_out_reply() {
         .expect_stdout_has("answering: yes");
     let log = std::fs::read_to_string(dir.join("log")).unwrap();
     assert!(
-        log.contains("sh is not answering: its reply to \"hang\" has not ended"),
+        log.contains("sh is not answering: \"hello\" timed out right after \"hang\" did"),
         "{log}"
     );
     stop(&dir);
 }
 
 #[test]
-fn serve_says_when_prog_is_not_answering_and_asks_wait_their_turn() {
+fn serve_says_when_prog_is_not_answering_and_each_ask_costs_only_its_own_timeout() {
     let dir = unique_path("stuck");
     let d = dir.to_str().unwrap().to_string();
     let mut serve = start(&["serve", &d, "--", FIXTURE, "hold"]);
     read_until(&mut serve, |l| l == d);
-    duet(&["ask", &d, "anyone?", "--timeout", "300ms"]).expect_code(124);
+    duet(&["ask", &d, "anyone?", "--timeout", "300ms"])
+        .expect_code(124)
+        .expect_stderr_has("timed out after 300ms waiting for a reply line");
+    duet(&["ask", &d, "next", "--timeout", "300ms"])
+        .expect_code(124)
+        .expect_stderr_has("timed out after 300ms waiting for a reply line");
     read_until(&mut serve, |l| {
-        l.contains("is not answering: its reply to \"anyone?\" has not ended 300ms after")
+        l.contains("is not answering: \"next\" timed out right after \"anyone?\" did")
     });
     duet(&["status", &d])
         .expect_code(0)
         .expect_stdout_has("answering: no (");
-    duet(&["ask", &d, "next", "--timeout", "300ms"])
-        .expect_code(124)
-        .expect_stderr_has("waiting for its turn")
-        .expect_stderr_has("an earlier request that timed out");
     stop(&dir);
     let (code, _) = finish(serve);
     assert_eq!(code, Some(0), "a stopped serve exits 0");

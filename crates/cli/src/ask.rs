@@ -333,7 +333,7 @@ impl<'a> Client<'a> {
             })?;
         let mut bytes = serde_json::to_vec(&request).map_err(Failure::internal)?;
         bytes.push(b'\n');
-        let deadline = timers::after(Instant::now(), self.timeout + SERVE_SLACK);
+        let deadline = timers::after(Instant::now(), self.timeout.saturating_add(SERVE_SLACK));
         protocol::write_all_until(&mut ctl, &bytes, deadline)
             .map_err(|e| Failure::internal(format!("cannot send the request: {e}")))?;
         drop(ctl);
@@ -347,7 +347,7 @@ impl<'a> Client<'a> {
                     format!(
                         "no answer from the serve of {} within {}; is it stuck? see {}/log",
                         self.path.display(),
-                        duration::show(self.timeout + SERVE_SLACK),
+                        duration::show(self.timeout.saturating_add(SERVE_SLACK)),
                         self.path.display()
                     ),
                 ),

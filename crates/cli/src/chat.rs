@@ -90,6 +90,7 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
         program: args.program.name(),
         pty: args.pty,
         unanswered: None,
+        heard: false,
         framing,
         timeout: args.timeout,
         pending: Vec::new(),
@@ -124,6 +125,9 @@ struct Chat {
     pty: bool,
     /// The request PROG ended without answering.
     unanswered: Option<String>,
+    /// PROG has written something (else a timeout on pipes names output
+    /// buffering).
+    heard: bool,
     framing: Framing,
     timeout: Duration,
     /// Output read past the end of the last reply: the start of the next.
@@ -282,7 +286,10 @@ impl Chat {
         }
         let wait = wait.unwrap_or_else(|| deadline.saturating_duration_since(Instant::now()));
         match self.child.read_available(wait) {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(bytes) => {
+                self.heard |= !bytes.is_empty();
+                Ok(Some(bytes))
+            }
             Err(duet::Error::Eof { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -366,8 +373,7 @@ impl Chat {
                 }
             )
         };
-        let silent = collector.lines() == 0 && collector.held().is_empty();
-        let hint = if silent && !self.pty && self.child.try_wait().ok().flatten().is_none() {
+        let hint = if !self.heard && !self.pty && self.child.try_wait().ok().flatten().is_none() {
             buffering_hint(&self.program)
         } else {
             String::new()

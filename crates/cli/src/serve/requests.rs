@@ -241,6 +241,9 @@ pub struct Requests {
     unanswered: Option<Unanswered>,
     /// PROG's current stdout has ended.
     out_eof: bool,
+    /// PROG has written something since it started (else a timeout on
+    /// pipes names output buffering).
+    heard: bool,
     replies: VecDeque<Delivery>,
     events: VecDeque<Event>,
 }
@@ -268,6 +271,7 @@ impl Requests {
             sending: None,
             unanswered: None,
             out_eof: false,
+            heard: false,
             replies: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -284,6 +288,7 @@ impl Requests {
     /// The prompt's regex does not compile.
     pub fn handle_started(&mut self, now: Instant) -> Result<(), String> {
         self.out_eof = false;
+        self.heard = false;
         self.busy = None;
         self.drain = None;
         // Input meant for the PROG that ended never reaches the new one.
@@ -331,6 +336,7 @@ impl Requests {
     /// answered (the bytes after its reply go on to the next owner), or
     /// `out`.
     pub fn handle_output(&mut self, bytes: &[u8], now: Instant) {
+        self.heard |= !bytes.is_empty();
         if let Some(g) = self.greeting.as_mut() {
             match &mut g.end {
                 GreetingEnd::Settle(quiet) => {
@@ -520,6 +526,7 @@ impl Requests {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_greeting(now);
         self.expire_queued(now);
+        self.expire_sending(now);
         self.check_drain(now);
         let Some(active) = self.active.as_mut() else {
             return;
@@ -541,7 +548,7 @@ impl Requests {
         );
         let mut partial = std::mem::take(&mut active.reply);
         partial.extend_from_slice(active.collector.held());
-        let message = if partial.is_empty() && !self.config.pty && !self.out_eof {
+        let message = if !self.heard && !self.config.pty && !self.out_eof {
             format!("{message}{}", buffering_hint(&self.config.program))
         } else {
             message
@@ -765,6 +772,7 @@ impl Requests {
             due.extend(d.alarm);
         }
         due.extend(self.queue.iter().map(|q| q.deadline));
+        due.extend(self.sending.as_ref().map(|s| s.deadline));
         earliest(due)
     }
 
@@ -854,6 +862,29 @@ impl Requests {
         }
         log::warn!("serve: {message}; sending requests anyway");
         self.greeted();
+    }
+
+    /// A send whose lines PROG has not taken by its client's deadline: the
+    /// client learns it (the rest is still written when PROG reads).
+    fn expire_sending(&mut self, now: Instant) {
+        if !self.sending.as_ref().is_some_and(|s| now >= s.deadline) {
+            return;
+        }
+        let Some(sent) = self.sending.take() else {
+            return;
+        };
+        let message = format!(
+            "timed out after {}: the program has not read them ({} bytes left)",
+            duration::show(Duration::from_millis(sent.request.timeout_ms)),
+            self.to_prog.len()
+        );
+        let framing = self.config.framing.clone();
+        self.reply(
+            &sent.request,
+            &framing,
+            Vec::new(),
+            Some((TIMED_OUT, message)),
+        );
     }
 
     /// Ends the dropping of a timed-out request's output once PROG has been
@@ -1858,6 +1889,29 @@ mod tests {
             (reply.id.as_str(), reply.error.as_deref()),
             ("s", Some(TIMED_OUT))
         );
+    }
+
+    #[test]
+    fn a_send_that_prog_does_not_read_in_time_times_out_and_the_next_ask_waits_its_turn() {
+        let (mut m, t0) = ready(Framing::Lines(1));
+        let mut r = request("s", &"x".repeat(100_000), 100, None);
+        r.raw = true;
+        ask(&mut m, &r, t0);
+        ask(&mut m, &request("a", "1", 200, None), t0);
+        assert!(m.next_input(true));
+        m.start_request(t0);
+        m.input_written(65_536);
+        assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
+        m.handle_timeout(t0 + 100 * MS);
+        let reply = one_reply(&mut m);
+        assert_eq!(reply.error.as_deref(), Some(TIMED_OUT));
+        assert_eq!(
+            reply.message,
+            "timed out after 100ms: the program has not read them (34465 bytes left)"
+        );
+        assert!(!m.next_input(true), "the rest is still PROG's next input");
+        m.handle_timeout(t0 + 200 * MS);
+        assert_eq!(one_reply(&mut m).id, "a");
     }
 
     #[test]
