@@ -867,7 +867,7 @@ impl Requests {
     /// A send whose lines PROG has not taken by its client's deadline: the
     /// client learns it (the rest is still written when PROG reads).
     fn expire_sending(&mut self, now: Instant) {
-        if !self.sending.as_ref().is_some_and(|s| now >= s.deadline) {
+        if self.sending.as_ref().is_none_or(|s| now < s.deadline) {
             return;
         }
         let Some(sent) = self.sending.take() else {
