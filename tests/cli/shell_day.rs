@@ -470,3 +470,18 @@ fn a_private_empty_directory_made_by_the_user_is_served() {
     stop(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serve_daemon_returns_when_serve_writes_more_than_a_pipe_of_stderr_before_ready() {
+    // `-v` logs the greeting (its last 64 KiB) before serve is ready:
+    // more than a pipe holds. --daemon used to read serve's stdout to its
+    // end before stderr, and both waited forever.
+    let dir = unique_path("loud");
+    let d = dir.to_str().unwrap();
+    let prog = "head -c 200000 /dev/zero | tr '\\0' x; echo; exec cat";
+    let run = duet(&["-v", "serve", "--daemon", d, "--", "sh", "-c", prog]);
+    run.expect_code(0).expect_stdout(&format!("{d}\n"));
+    assert!(run.stderr.len() > 65_536, "{} bytes", run.stderr.len());
+    duet(&["ask", d, "hi"]).expect_code(0).expect_stdout("hi\n");
+    stop(&dir);
+}

@@ -124,6 +124,8 @@ pub fn daemonize() -> Result<ExitCode, Failure> {
         .map(|t| String::from_utf8_lossy(&t).into_owned())
         .unwrap_or_default();
     if let Some(dir) = ready.lines().next().filter(|l| !l.is_empty()) {
+        // What serve said before it was ready (`-v` logs) is passed on.
+        eprint!("{errors}");
         println!("{dir}");
         return Ok(ExitCode::SUCCESS);
     }
