@@ -38,20 +38,26 @@
 //!
 //! The framing options given to serve are the default for every `ask`
 //! that gives none. serve frames each reply itself, one request at a time.
-//! A request that times out is answered with the timeout, and serve goes on
-//! reading the rest of its reply and drops it: a late reply never reaches
-//! another ask, which waits meanwhile (under its own timeout). When the
-//! rest has not come after the request's timeout once more, PROG is not
-//! answering: serve logs it, `duet status` shows it, and with
-//! `--restart on-failure|always` PROG is stopped (TERM, grace, KILL) and
-//! started again.
+//! A request that times out is answered with the timeout, and serve then
+//! drops PROG's output until PROG has been quiet for the settle time (or
+//! shows its prompt) before it sends the next request: one request without
+//! a reply costs its own ask a timeout and no other, and its late reply,
+//! when it comes within that quiet, reaches nobody. Two timeouts in a row
+//! with no reply between them (or a PROG that keeps writing after a
+//! timeout) mean PROG is not answering: serve logs it, `duet status` shows
+//! it, and with `--restart on-failure|always` PROG is stopped (TERM,
+//! grace, KILL) and started again. `duet send` is a raw request: its lines
+//! go to PROG between requests, and serve answers once they were written.
 //!
 //! # The end
 //!
 //! It ends when PROG ends for good (per `--restart`), or on TERM, INT or HUP
 //! (`duet stop` sends TERM after writing the grace period to `DIR/stop`):
-//! PROG gets TERM, then KILL after the grace period; then every file serve
-//! made is removed, and DIR too if serve created it.
+//! the requests waiting fail at once naming the stop, PROG gets TERM, then
+//! KILL after the grace period; then every file serve made is removed, and
+//! DIR too if serve created it. When PROG ended for good, DIR keeps its
+//! log and the pid file, which says why (`duet status`), until `duet stop`
+//! or a new serve clears it.
 
 pub mod lifecycle;
 pub mod protocol;
