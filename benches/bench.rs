@@ -42,6 +42,7 @@ mod cli;
 mod conversation;
 mod harness;
 mod remote;
+mod serve_load;
 #[path = "../tests/sshd.rs"]
 #[allow(dead_code)]
 mod sshd;
@@ -105,6 +106,7 @@ fn main() {
 
     println!("{}\n", machine());
     let mut table: Vec<Row> = Vec::new();
+    let mut flood_note: Option<String> = None;
 
     // First, while the allocator holds no memory freed by other cases.
     let idle = wanted("memory").then(conversation::idle_memory);
@@ -125,6 +127,12 @@ fn main() {
     if wanted("cli") {
         table.extend(cli::rows_for(&fixture()));
     }
+    if wanted("serve-load") {
+        table.extend(serve_load::rows_for(&fixture()));
+    }
+    if wanted("flood") {
+        flood_note = Some(serve_load::flood_memory());
+    }
     if wanted("ssh") {
         table.extend(remote::ssh_rows(&fixture()));
     }
@@ -138,6 +146,7 @@ fn main() {
         table.extend(conversation::communicate_rows());
     }
     let mut notes: Vec<String> = Vec::new();
+    notes.extend(flood_note.take());
     if wanted("build") {
         match build::rows_for() {
             Ok(rows) => table.extend(rows),
