@@ -100,37 +100,39 @@ fn load_rows(fixture: &Path) -> Vec<Row> {
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
     for round in 0..=LOAD_ROUNDS {
-        let start = Instant::now();
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|i| {
-                Command::new(duet())
-                    .arg("ask")
-                    .arg(&dir)
-                    .arg(format!("client {i}"))
-                    .arg("--timeout")
-                    .arg("60s")
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .expect("run duet ask")
-            })
-            .collect();
-        let mut latencies: Vec<f64> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut c)| {
-                // Reaped in order; each exit time is read when it is reaped,
-                // so the latency of a client is at most its true one plus
-                // the wait for those started before it.
-                let status = c.wait().expect("wait for duet ask");
-                let elapsed = start.elapsed().as_secs_f64();
-                let mut out = String::new();
-                std::io::Read::read_to_string(c.stdout.as_mut().expect("piped"), &mut out)
-                    .expect("read the reply");
-                assert!(status.success(), "client {i}: {status}");
-                assert_eq!(out, format!("client {i}\n"), "each gets its own reply");
-                elapsed
-            })
-            .collect();
+        // One thread per client, released together: each measures its own
+        // client from spawn to exit.
+        let gate = std::sync::Barrier::new(CLIENTS);
+        let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..CLIENTS)
+                .map(|i| {
+                    let (gate, dir) = (&gate, &dir);
+                    scope.spawn(move || {
+                        gate.wait();
+                        let start = Instant::now();
+                        let out = Command::new(duet())
+                            .arg("ask")
+                            .arg(dir)
+                            .arg(format!("client {i}"))
+                            .args(["--timeout", "60s"])
+                            .output()
+                            .expect("run duet ask");
+                        let elapsed = start.elapsed().as_secs_f64();
+                        assert!(out.status.success(), "client {i}: {out:?}");
+                        assert_eq!(
+                            out.stdout,
+                            format!("client {i}\n").into_bytes(),
+                            "each gets its own reply"
+                        );
+                        elapsed
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("a client thread"))
+                .collect()
+        });
         if round == 0 {
             continue; // warm-up
         }

@@ -585,6 +585,10 @@ impl Server {
                 }
                 Step::Done(status) => {
                     self.pump_output()?;
+                    if self.stopping {
+                        // Requests that came during the stop name it too.
+                        self.requests.handle_stop();
+                    }
                     self.requests.handle_end(status);
                     self.deliver_replies();
                     log::info!(
