@@ -485,3 +485,56 @@ fn serve_daemon_returns_when_serve_writes_more_than_a_pipe_of_stderr_before_read
     duet(&["ask", d, "hi"]).expect_code(0).expect_stdout("hi\n");
     stop(&dir);
 }
+
+#[test]
+fn serve_merge_stderr_and_strip_ansi_shape_the_replies_of_asks() {
+    // python3 -i on pipes prompts on stderr and writes tracebacks there.
+    let dir = unique_path("serve-merge");
+    let d = dir.to_str().unwrap();
+    duet_python(
+        &[
+            "serve",
+            "--daemon",
+            d,
+            "--merge-stderr",
+            "--prompt",
+            "^>>> ",
+            "--",
+            "python3",
+            "-i",
+            "-q",
+        ],
+        b"",
+    )
+    .expect_code(0);
+    duet(&["ask", d, "6*7"])
+        .expect_code(0)
+        .expect_stdout("42\n");
+    duet(&["ask", d, "1/0"])
+        .expect_code(0)
+        .expect_stdout_has("ZeroDivisionError");
+    stop(&dir);
+    // gp colours its results whatever TERM says.
+    let dir = unique_path("serve-ansi");
+    let d = dir.to_str().unwrap();
+    duet_xterm(
+        &[
+            "serve",
+            "--daemon",
+            d,
+            "--pty",
+            "--strip-ansi",
+            "--prompt",
+            r"^\? ",
+            "--",
+            "gp",
+            "-q",
+        ],
+        b"",
+    )
+    .expect_code(0);
+    let run = duet(&["ask", d, "6*7"]);
+    run.expect_code(0).expect_stdout_has("42\n");
+    assert!(!run.stdout.contains('\x1b'), "{}", run.report("no escape"));
+    stop(&dir);
+}
