@@ -99,9 +99,9 @@ pub fn run(args: ChatArgs) -> Result<ExitCode, Failure> {
     match chat.run(args.settle) {
         Ok(code) => Ok(code),
         Err(failure) => {
-            if failure.code == TIMEOUT {
-                // What PROG flushes when its input ends (a program that
-                // buffers on pipes) is still shown.
+            if failure.code == TIMEOUT && !chat.heard {
+                // A PROG never heard from may be buffering on a pipe: what
+                // it flushes when its input ends is still shown.
                 chat.flush_at_end();
             }
             let _ = chat.child.terminate(Duration::from_secs(1));
@@ -116,6 +116,8 @@ const GREETING_KEPT: usize = 64 << 10;
 /// How long a timed-out `chat` waits, after closing PROG's stdin, for what
 /// PROG writes as it ends.
 const FLUSH_AT_END: Duration = Duration::from_secs(1);
+/// At most about this much of it is shown.
+const FLUSH_MAX: usize = 1 << 20;
 
 struct Chat {
     child: duet::Child,
@@ -382,14 +384,16 @@ impl Chat {
     }
 
     /// After a timeout: closes PROG's stdin and copies what it writes as it
-    /// ends (within [`FLUSH_AT_END`]) to stdout.
+    /// ends (within [`FLUSH_AT_END`], about [`FLUSH_MAX`] bytes) to stdout.
     fn flush_at_end(&mut self) {
         let _ = self.child.close_stdin();
         let deadline = Instant::now() + FLUSH_AT_END;
+        let mut shown = 0;
         while let Ok(Some(bytes)) = self.read(deadline, None) {
-            if bytes.is_empty() || self.out.write(&bytes).is_err() {
+            if bytes.is_empty() || shown > FLUSH_MAX || self.out.write(&bytes).is_err() {
                 break;
             }
+            shown += bytes.len();
         }
         let _ = self.out.end(self.framing.is_lines());
     }
