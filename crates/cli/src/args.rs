@@ -127,7 +127,7 @@ pub fn open_transcript(
     let words: Vec<String> = program
         .argv
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| shell_quote(&a.to_string_lossy()))
         .collect();
     writeln!(file, "# duet transcript: {}", words.join(" ")).map_err(|e| {
         Failure::internal(format!(
@@ -138,7 +138,55 @@ pub fn open_transcript(
     Ok(file)
 }
 
+/// `word` as a POSIX shell reads it back as one word: bare when it holds
+/// only characters no shell treats specially, else in single quotes (a
+/// quote inside written `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `--env NAME=VALUE`: the value is everything after the first `=`, kept
+/// as written (it may be empty or hold `=`); NAME is not empty.
+pub fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value))
+            if !name.is_empty() && !name.contains('\0') && !value.contains('\0') =>
+        {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
+}
+
 /// A duration option value (`500ms`, `5s`, `2m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("./server"), "./server");
+        assert_eq!(shell_quote("--port=80"), "--port=80");
+        assert_eq!(shell_quote("exit 3"), "'exit 3'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn env_takes_everything_after_the_first_equals() {
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), String::new())));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("NOVALUE").is_err());
+    }
 }
