@@ -484,6 +484,8 @@ impl Pump {
         child: &mut Child,
         readiness: &mut Readiness,
     ) -> Result<(), Failure> {
+        // A notify message PROG sent before this output counts first.
+        readiness.relay()?;
         while !self.out_eof {
             match child.read_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => break,
