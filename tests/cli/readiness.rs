@@ -89,39 +89,74 @@ signal.signal(signal.SIGUSR1, report)\n\
 print('ready', flush=True)\n\
 while True:\n    signal.pause()\n";
 
+/// The same, first waiting until its process group is the terminal's
+/// foreground group (with `--group`, duet makes it so and then sends
+/// SIGCONT), and saying duet's pid in its `ready` line.
+const COUNT_TERMINAL_SIGINTS: &str = "import os, signal\n\
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCONT])\n\
+while os.tcgetpgrp(0) != os.getpgrp():\n    signal.sigwait([signal.SIGCONT])\n\
+print('duet', os.getppid(), flush=True)\n";
+
 #[test]
 fn one_ctrl_c_at_a_terminal_is_one_sigint_with_and_without_group() {
-    // duet on a real terminal (the library's pty) as a shell would run it.
-    // It used to forward the terminal's SIGINT to a PROG that had already
-    // got it from the terminal: one ^C, two SIGINTs.
+    // duet on a real terminal (the library's pty) as a shell would run it,
+    // under strace, which shows every signal duet sends. It used to forward
+    // the terminal's SIGINT to a PROG that had already got it from the
+    // terminal: one ^C, two SIGINTs (or one, when the two merged).
     for group in [false, true] {
-        let mut args = vec!["run"];
+        let log = unique_path("ctrl-c.strace");
+        let prog = format!("{COUNT_TERMINAL_SIGINTS}{COUNT_SIGINTS}");
+        let mut args = vec![
+            "-f",
+            "-qq",
+            "-e",
+            "trace=kill,tgkill,tkill,pidfd_send_signal,rt_sigqueueinfo",
+            "-e",
+            "signal=none",
+            "-o",
+            log.to_str().unwrap(),
+            duet_bin(),
+            "run",
+        ];
         if group {
             args.push("--group");
         }
-        args.extend(["--", "python3", "-c", COUNT_SIGINTS]);
-        let mut duet = duet::Command::new(duet_bin())
+        args.extend(["--", "python3", "-c", &prog]);
+        let mut strace = duet::Command::new("strace")
             .args(&args)
             .pty(true)
             .timeout(Duration::from_secs(20))
             .spawn()
+            .expect("start strace (`make deps` installs it)");
+        let pid = strace
+            .expect(Pattern::regex(r"duet (\d+)").unwrap())
+            .unwrap()
+            .group(1)
+            .unwrap()
+            .parse::<u32>()
             .unwrap();
-        duet.expect(Pattern::exact("ready")).unwrap();
-        duet.send_intr().unwrap();
-        duet.expect(Pattern::exact("INT")).unwrap();
+        strace.expect(Pattern::exact("ready")).unwrap();
+        strace.send_intr().unwrap();
+        strace.expect(Pattern::exact("INT")).unwrap();
         // The terminal's SIGINT reached duet no later than PROG, and duet
-        // forwards in order: a second SIGINT would come before USR1. To
-        // duet alone (the handle of a child on a pty signals its group).
-        duet::supervise::Process::open(duet.id())
+        // forwards in order: a second SIGINT would go before USR1.
+        duet::supervise::Process::open(pid)
             .unwrap()
             .expect("duet runs")
             .signal(Signal::SIGUSR1)
             .unwrap();
-        let m = duet
+        let m = strace
             .expect(Pattern::regex(r"sigints \d+").unwrap())
             .unwrap();
         assert_eq!(m.as_str(), "sigints 1", "--group {group}: {:?}", m.before());
-        assert_eq!(duet.wait().unwrap().code(), Some(0), "--group {group}");
+        assert_eq!(strace.wait().unwrap().code(), Some(0), "--group {group}");
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let ints: Vec<&str> = trace.lines().filter(|l| l.contains("SIGINT")).collect();
+        assert!(
+            ints.is_empty(),
+            "--group {group}: duet sent no SIGINT of its own:\n{trace}"
+        );
+        std::fs::remove_file(&log).unwrap();
     }
 }
 
