@@ -887,13 +887,20 @@ impl Supervisor {
     }
 
     /// Runs `cmd` under supervision until it is over: spawns it, forwards
-    /// signals, restarts it per the policy. Returns the last status.
+    /// signals, restarts it per the policy. Returns the last status. A
+    /// child that stays in this process's group (no
+    /// [`Command::process_group`], no [`Command::pty`], not remote) gets a
+    /// terminal's signals from the terminal only: see
+    /// [`Supervisor::set_shares_group`].
     ///
     /// # Errors
     ///
     /// The first spawn fails (later failed spawns end supervision with the
     /// error too), or waiting fails.
     pub fn run(&mut self, cmd: &mut Command) -> Result<ExitStatus> {
+        // A local child without a group or a terminal of its own is in
+        // ours: see `set_shares_group`.
+        self.set_shares_group(!cmd.process_group && !cmd.pty && cmd.ssh_host.is_none());
         self.start(cmd.spawn()?);
         loop {
             self.wait_event(None)?;

@@ -498,3 +498,24 @@ fn readiness_resets_across_restarts() {
     assert_eq!(duet.wait().unwrap().code(), Some(0));
     assert!(!file.exists());
 }
+
+#[test]
+fn readiness_options_refuse_bad_input_before_prog_runs() {
+    duet(&["run", "--ready", "(", "--", "sh", "-c", "echo ran"])
+        .expect_code(2)
+        .expect_stdout("")
+        .expect_stderr_has("bad regex \"(\"");
+    let missing = unique_path("no-such-dir").join("ready");
+    duet(&[
+        "run",
+        "--ready-file",
+        missing.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo ran",
+    ])
+    .expect_code(125)
+    .expect_stdout("")
+    .expect_stderr_has("is not a directory");
+}

@@ -85,6 +85,18 @@ impl Readiness {
         notify_socket: Option<OsString>,
     ) -> Result<Readiness, Failure> {
         if let Some(path) = &file {
+            // Checked now, not when PROG is ready and running.
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(Failure::internal(format!(
+                    "cannot use the ready file {}: {} is not a directory",
+                    path.display(),
+                    dir.display()
+                )));
+            }
             remove(path)?;
         }
         let outer = match notify_socket {
