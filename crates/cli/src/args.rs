@@ -77,6 +77,41 @@ impl Program {
     }
 }
 
+/// `--env NAME=VALUE` (repeatable), for `run`, `chat` and `serve`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct EnvArgs {
+    /// Set NAME to VALUE in PROG's environment (repeatable), e.g.
+    /// `--env LC_ALL=C`; on a pty `chat` and `serve` set TERM=dumb unless
+    /// this sets TERM.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub vars: Vec<(OsString, OsString)>,
+}
+
+impl EnvArgs {
+    /// Sets the variables on `cmd`; with `dumb_term` (a pty under `chat`
+    /// or `serve`), TERM=dumb first unless a variable sets TERM: readline's
+    /// bracketed paste and colours stay out of replies.
+    pub fn apply(&self, cmd: &mut duet::Command, dumb_term: bool) {
+        if dumb_term && !self.vars.iter().any(|(name, _)| name == "TERM") {
+            cmd.env("TERM", "dumb");
+        }
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
+    }
+}
+
+/// `NAME=VALUE` for `--env`: NAME non-empty, without `=`; VALUE taken as
+/// it is (it may hold `=` and be empty).
+fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => {
+            Ok((OsString::from(name), OsString::from(value)))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE (e.g. --env LC_ALL=C)")),
+    }
+}
+
 /// `--restart WHEN` for `run` and `serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RestartArg {
@@ -150,19 +185,6 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// `--env NAME=VALUE`: the value is everything after the first `=`, kept
-/// as written (it may be empty or hold `=`); NAME is not empty.
-pub fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value))
-            if !name.is_empty() && !name.contains('\0') && !value.contains('\0') =>
-        {
-            Ok((name.to_string(), value.to_string()))
-        }
-        _ => Err(format!("{text:?} is not NAME=VALUE")),
-    }
-}
-
 /// A duration option value (`500ms`, `5s`, `2m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text)
@@ -180,13 +202,5 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("$HOME"), "'$HOME'");
-    }
-
-    #[test]
-    fn env_takes_everything_after_the_first_equals() {
-        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
-        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), String::new())));
-        assert!(parse_env("=x").is_err());
-        assert!(parse_env("NOVALUE").is_err());
     }
 }

@@ -60,7 +60,7 @@ use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::{Pid, getpgrp, isatty, tcgetpgrp, tcsetpgrp};
 
-use crate::args::{Program, RestartArg, parse_duration, parse_env};
+use crate::args::{EnvArgs, Program, RestartArg, parse_duration};
 use crate::exit::{Failure, ended, exit_code};
 use crate::ready::{Readiness, Stream};
 
@@ -96,9 +96,8 @@ pub struct RunArgs {
     /// TERM=QUIT for a program that stops gracefully on QUIT.
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     map_signal: Vec<(Signal, Signal)>,
-    /// Set an environment variable for PROG (repeatable).
-    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    #[command(flatten)]
+    env: EnvArgs,
     /// When to start PROG again after it exits.
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = RestartArg::Never)]
     restart: RestartArg,
@@ -197,9 +196,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         |transcript: Option<&std::fs::File>, readiness: &Readiness| -> Result<Child, Failure> {
             let mut cmd = args.program.command();
             cmd.process_group(args.group).pty(args.pty);
-            for (name, value) in &args.env {
-                cmd.env(name, value);
-            }
+            args.env.apply(&mut cmd, false);
             readiness.apply(&mut cmd);
             cmd.stdin(if pump_input {
                 Stdio::piped()
