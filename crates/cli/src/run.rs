@@ -66,7 +66,10 @@ use crate::ready::{Readiness, Stream};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: duet run --restart on-failure --max-restarts 5 -- ./server")]
+#[command(
+    after_help = "Examples:\n  duet run --restart on-failure --max-restarts 5 -- ./server\n  \
+    duet run --ready '^listening' --ready-file server.ready -- ./server &"
+)]
 pub struct RunArgs {
     /// Run PROG on a pseudo-terminal; its size follows duet's terminal.
     #[arg(long)]
