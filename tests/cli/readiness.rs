@@ -519,3 +519,24 @@ fn readiness_options_refuse_bad_input_before_prog_runs() {
     .expect_stdout("")
     .expect_stderr_has("is not a directory");
 }
+
+#[test]
+fn progs_watchdog_pings_come_through_duet() {
+    // systemd's WATCHDOG_PID names duet: PROG must not see it, or
+    // sd_watchdog_enabled() in PROG says no and it never pings.
+    let outer = Listener::new();
+    let prog = "import os, socket\n\
+                pid = os.environ.get('WATCHDOG_PID', 'unset')\n\
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(\
+                f'WATCHDOG=1\\nSTATUS=pid {pid}'.encode(), os.environ['NOTIFY_SOCKET'])\n";
+    let mut duet = duet_child(
+        &["run", "--", "python3", "-c", prog],
+        &[
+            ("NOTIFY_SOCKET", outer.path()),
+            ("WATCHDOG_PID", "1"),
+            ("WATCHDOG_USEC", "30000000"),
+        ],
+    );
+    assert_eq!(outer.next(), "WATCHDOG=1\nSTATUS=pid unset");
+    assert_eq!(duet.wait().unwrap().code(), Some(0));
+}

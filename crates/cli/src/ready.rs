@@ -119,9 +119,14 @@ impl Readiness {
     }
 
     /// Gives PROG's command its notify socket (and never duet's own).
+    /// systemd's `WATCHDOG_PID` names duet, and sd_notify's
+    /// `sd_watchdog_enabled` in PROG would find it is not PROG and stay
+    /// silent: it goes, so PROG's `WATCHDOG=1` pings come through duet.
     pub fn apply(&self, cmd: &mut duet::Command) {
         match &self.inner {
-            Some(inner) => cmd.env("NOTIFY_SOCKET", &inner.path),
+            Some(inner) => cmd
+                .env("NOTIFY_SOCKET", &inner.path)
+                .env_remove("WATCHDOG_PID"),
             None => cmd.env_remove("NOTIFY_SOCKET"),
         };
     }
