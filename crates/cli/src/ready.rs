@@ -19,7 +19,8 @@
 //! PROG gets a notify socket of its own (a datagram socket in a private
 //! directory, `NOTIFY_SOCKET` in its environment) when duet has one, and
 //! when `--ready-file` is given without `--ready` (then PROG's `READY=1` is
-//! the only way to be ready). duet passes on `STATUS=`, `STOPPING=`,
+//! the only way to be ready); never on another host (`--ssh`), where only
+//! `--ready` tells. duet passes on `STATUS=`, `STOPPING=`,
 //! `RELOADING=`, `MONOTONIC_USEC=`, `WATCHDOG=`, `ERRNO=`, `BUSERROR=` and
 //! `EXTEND_TIMEOUT_USEC=` lines; it drops `MAINPID=` (duet is the main
 //! process, and PROG's pid changes with each restart), file-descriptor
@@ -75,7 +76,8 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Readiness by `regex` and by PROG's notify socket, told through
+    /// Readiness by `regex` and by PROG's notify socket (only for a
+    /// `local` PROG: one on another host cannot reach it), told through
     /// `file` and through `notify_socket` (duet's own `NOTIFY_SOCKET`). A
     /// `file` left by an earlier run is removed now: it must not say
     /// "ready" before this PROG is.
@@ -83,6 +85,7 @@ impl Readiness {
         regex: Option<Regex>,
         file: Option<PathBuf>,
         notify_socket: Option<OsString>,
+        local: bool,
     ) -> Result<Readiness, Failure> {
         if let Some(path) = &file {
             // Checked now, not when PROG is ready and running.
@@ -103,7 +106,7 @@ impl Readiness {
             Some(addr) if !addr.is_empty() => Some(Outer::new(&addr)?),
             _ => None,
         };
-        let inner = if outer.is_some() || (file.is_some() && regex.is_none()) {
+        let inner = if local && (outer.is_some() || (file.is_some() && regex.is_none())) {
             Some(Inner::new()?)
         } else {
             None
@@ -370,7 +373,7 @@ mod tests {
     use super::*;
 
     fn by_regex(re: &str) -> Readiness {
-        Readiness::new(Some(Regex::new(re).unwrap()), None, None).unwrap()
+        Readiness::new(Some(Regex::new(re).unwrap()), None, None, true).unwrap()
     }
 
     #[test]

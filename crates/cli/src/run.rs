@@ -155,6 +155,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         args.ready.clone(),
         args.ready_file.clone(),
         std::env::var_os("NOTIFY_SOCKET"),
+        args.program.remote.ssh.is_none(),
     )?;
     let mut sup = Supervisor::new(policy)?;
     // Without --group or --pty, PROG is in duet's process group: the
