@@ -66,10 +66,11 @@ use crate::ready::{Readiness, Stream};
 
 /// Run PROG with signal forwarding, reaping, graceful stop and restarts.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  duet run --restart on-failure --max-restarts 5 -- ./server\n  \
-    duet run --ready '^listening' --ready-file server.ready -- ./server &"
-)]
+#[command(after_help = "\
+Examples:
+  duet run --restart on-failure --max-restarts 5 -- ./server
+  duet run --env LC_ALL=C --env PORT=8080 -- ./server
+  duet run --ready '^listening' --ready-file server.ready -- ./server &")]
 pub struct RunArgs {
     /// Run PROG on a pseudo-terminal; its size follows duet's terminal.
     #[arg(long)]
@@ -99,14 +100,14 @@ pub struct RunArgs {
     /// TERM=QUIT for a program that stops gracefully on QUIT.
     #[arg(long, value_name = "FROM=TO", value_parser = parse_map)]
     map_signal: Vec<(Signal, Signal)>,
-    #[command(flatten)]
-    env: EnvArgs,
     /// When to start PROG again after it exits.
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = RestartArg::Never)]
     restart: RestartArg,
     /// At most N restarts (default: no limit).
     #[arg(long, value_name = "N")]
     max_restarts: Option<u32>,
+    #[command(flatten)]
+    env: EnvArgs,
     #[command(flatten)]
     program: Program,
 }
