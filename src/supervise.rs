@@ -245,6 +245,7 @@ impl SignalWatch {
 
 /// A signal [`SignalWatch::take_arrivals`] reports, and who sent it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Arrival {
     /// The signal.
     pub signal: Signal,
@@ -635,7 +636,9 @@ impl Supervisor {
     /// supervisor stays: a received SIGTERM still starts a graceful stop,
     /// and the stop's own signal ([`Supervisor::stop`],
     /// [`Supervisor::recycle`]) is what SIGTERM maps to. A later mapping of
-    /// the same `from` replaces an earlier one.
+    /// the same `from` replaces an earlier one. A signal the terminal
+    /// already gave a child in this process's group
+    /// ([`Supervisor::set_shares_group`]) is not sent again, mapped or not.
     pub fn map_signal(&mut self, from: Signal, to: Signal) {
         self.map.retain(|&(f, _)| f != from);
         self.map.push((from, to));
