@@ -43,9 +43,6 @@ mod conversation;
 mod harness;
 mod remote;
 mod serve_load;
-#[path = "../tests/sshd.rs"]
-#[allow(dead_code)]
-mod sshd;
 
 use binaries::fixture;
 

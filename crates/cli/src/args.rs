@@ -185,7 +185,7 @@ pub fn open_transcript(
     let words: Vec<String> = program
         .argv
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| shell_quote(&a.to_string_lossy()))
         .collect();
     writeln!(file, "# duet transcript: {}", words.join(" ")).map_err(|e| {
         Failure::internal(format!(
@@ -196,7 +196,34 @@ pub fn open_transcript(
     Ok(file)
 }
 
+/// `word` as a POSIX shell reads it back as one word: bare when it holds
+/// only characters no shell treats specially, else in single quotes (a
+/// quote inside written `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// A duration option value (`500ms`, `5s`, `2m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("./server"), "./server");
+        assert_eq!(shell_quote("--port=80"), "--port=80");
+        assert_eq!(shell_quote("exit 3"), "'exit 3'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
 }
