@@ -179,8 +179,10 @@ struct Drain {
     alarm: Option<Instant>,
     /// Bytes dropped, for the log.
     dropped: usize,
-    /// Something arrived since it began.
-    seen: bool,
+    /// When the first and the last output arrived, if any did since it
+    /// began.
+    first: Option<Instant>,
+    last: Option<Instant>,
 }
 
 /// A request timed out and no reply has been completed since.
@@ -366,7 +368,8 @@ impl Requests {
         }
         if let Some(drain) = self.drain.as_mut() {
             drain.quiet.touch(now);
-            drain.seen = true;
+            drain.first.get_or_insert(now);
+            drain.last = Some(now);
             let mut dropped = Vec::new();
             let rest = match drain.prompt.as_mut() {
                 Some(prompt) => prompt.feed(bytes, &mut dropped),
@@ -609,7 +612,8 @@ impl Requests {
             prompt,
             alarm: Some(after(now, active.timer.timeout())),
             dropped: 0,
-            seen: false,
+            first: None,
+            last: None,
         });
     }
 
@@ -904,12 +908,20 @@ impl Requests {
         if now < alarm {
             return;
         }
-        let seen = drain.seen;
+        // Still writing: output has kept coming for half the timeout and
+        // up to the alarm (a late reply that came and went is no trouble).
+        let writing = match (drain.first, drain.last) {
+            (Some(first), Some(last)) => {
+                last.saturating_duration_since(first) >= drain.timeout / 2
+                    && now.saturating_duration_since(last) < DRAIN_QUIET
+            }
+            _ => false,
+        };
         if let Some(d) = self.drain.as_mut() {
             d.alarm = None;
         }
-        if !seen {
-            // Silent since the timeout: the quiet will end the dropping.
+        if !writing {
+            // The quiet will end the dropping.
             return;
         }
         let Some(drain) = self.drain.as_ref() else {
@@ -1377,6 +1389,7 @@ mod tests {
         assert_eq!(m.poll_timeout(), Some(t0 + 2100 * MS));
         m.handle_output(b"slow\n", t0 + 1500 * MS);
         m.handle_timeout(t0 + 2100 * MS);
+        assert!(events(&mut m).is_empty(), "one late reply is no alarm");
         assert_eq!(m.phase(), Phase::Late, "the late reply restarted the quiet");
         m.handle_timeout(t0 + 2500 * MS);
         assert_eq!(m.phase(), Phase::Idle);
@@ -1453,6 +1466,23 @@ mod tests {
         m.handle_timeout(t0 + 400 * MS);
         assert_eq!(m.phase(), Phase::Idle);
         assert!(events(&mut m).is_empty(), "quiet is no reply");
+    }
+
+    #[test]
+    fn a_late_reply_that_came_and_went_before_the_alarm_is_not_reported() {
+        let t0 = Instant::now();
+        let mut m = Requests::new(config(Framing::Lines(1), 1000 * MS)).unwrap();
+        m.handle_started(t0).unwrap();
+        m.handle_timeout(t0 + 1000 * MS);
+        let t1 = t0 + 1000 * MS;
+        ask(&mut m, &request("a", "slow", 100, None), t1);
+        send_next(&mut m, t1);
+        m.handle_timeout(t1 + 100 * MS);
+        replies(&mut m);
+        m.handle_output(b"late\n", t1 + 150 * MS);
+        m.handle_timeout(t1 + 200 * MS);
+        assert!(events(&mut m).is_empty());
+        assert_eq!(m.phase(), Phase::Late, "the settle time has not passed");
     }
 
     #[test]
