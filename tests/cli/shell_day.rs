@@ -538,3 +538,24 @@ fn serve_merge_stderr_and_strip_ansi_shape_the_replies_of_asks() {
     assert!(!run.stdout.contains('\x1b'), "{}", run.report("no escape"));
     stop(&dir);
 }
+
+#[test]
+fn a_raw_line_that_gets_no_prompt_does_not_wedge_the_asks_after_it() {
+    // Under --prompt, raw input made PROG busy until its next `>>> `; a
+    // block left open (`... `) held every later ask for good.
+    let dir = unique_path("raw-open");
+    let d = dir.to_str().unwrap();
+    duet_python(
+        &[
+            "serve", "--daemon", d, "--pty", "--prompt", "^>>> ", "--", "python3", "-q",
+        ],
+        b"",
+    )
+    .expect_code(0);
+    duet(&["send", d, "for i in range(2): print(i)"]).expect_code(0);
+    duet(&["ask", d, ""]).expect_code(0).expect_stdout("0\n1\n");
+    duet(&["ask", d, "6*7"])
+        .expect_code(0)
+        .expect_stdout("42\n");
+    stop(&dir);
+}

@@ -751,7 +751,7 @@ impl Server {
         let available = !self.stopping && self.sup.is_running();
         // A request answered at once (a framing that cannot be used) lets
         // the next one go in this same round, not at some later wake-up.
-        while self.requests.next_input(available) {
+        while self.requests.next_input(available, Instant::now()) {
             if let Err(e) = self.pump_output() {
                 log::warn!("serve: {}", e.message);
             }

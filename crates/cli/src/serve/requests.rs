@@ -20,7 +20,8 @@
 //!
 //! ```text
 //!  PROG starts ──► Greeting ──(prompt, settle, or the greeting's timeout)──► Idle
-//!  Idle ──(raw input from DIR/in, with --prompt)──► Busy ──(PROG's prompt)──► Idle
+//!  Idle ──(raw input from DIR/in or duet send, with --prompt)──► Busy
+//!  Busy ──(PROG's prompt, or PROG quiet for the settle time)──► Idle
 //!  Idle ──(the next queued request)──► Answering ──(reply framed)──► Idle: to its client
 //!  Answering ──(the client's deadline)──► Late: the client gets the timeout
 //!  Late ──(PROG quiet for the settle time, or its prompt)──► Idle: what came is dropped
@@ -185,6 +186,13 @@ struct Drain {
     last: Option<Instant>,
 }
 
+/// PROG after raw input under `--prompt`.
+#[derive(Debug)]
+struct Busy {
+    prompt: Collector,
+    quiet: Quiet,
+}
+
 /// A request timed out and no reply has been completed since.
 #[derive(Debug)]
 struct Unanswered {
@@ -221,9 +229,10 @@ pub struct Requests {
     ready: bool,
     /// Set while PROG greets: no request is sent to it meanwhile.
     greeting: Option<Greeting>,
-    /// With `--prompt`, after raw input from `in`: PROG is busy until its
-    /// next prompt, which this finds.
-    busy: Option<Collector>,
+    /// With `--prompt`, after raw input (`in`, `duet send`): PROG is busy
+    /// until its next prompt, which this finds, or until it has been quiet
+    /// for the settle time (raw input may get no prompt: never wedged).
+    busy: Option<Busy>,
     /// Bytes for PROG's stdin.
     to_prog: Vec<u8>,
     /// Raw bytes from `in`, forwarded between requests.
@@ -387,7 +396,8 @@ impl Requests {
         }
         let Some(active) = self.active.as_mut() else {
             if let Some(busy) = self.busy.as_mut() {
-                if busy.feed(bytes, &mut Vec::new()).is_some() {
+                busy.quiet.touch(now);
+                if busy.prompt.feed(bytes, &mut Vec::new()).is_some() {
                     self.busy = None;
                 }
             }
@@ -528,6 +538,10 @@ impl Requests {
     /// answered out.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_greeting(now);
+        if self.busy.as_ref().is_some_and(|b| b.quiet.is_due(now)) {
+            log::info!("serve: no prompt after the raw input, but quiet: serving the next request");
+            self.busy = None;
+        }
         self.expire_queued(now);
         self.expire_sending(now);
         self.check_drain(now);
@@ -593,11 +607,7 @@ impl Requests {
                 reported: false,
             });
         }
-        let settle = if self.config.settle.is_zero() {
-            DRAIN_QUIET
-        } else {
-            self.config.settle
-        };
+        let settle = self.quiet_period();
         let prompt = match (&active.framing, &self.config.framing) {
             (p @ Framing::Prompt(_), _) | (_, p @ Framing::Prompt(_)) => Collector::new(p).ok(),
             _ => None,
@@ -626,7 +636,7 @@ impl Requests {
     /// queued request. Returns true when that request is due: the driver
     /// then drains PROG's pending output (it came before the request, so
     /// it belongs to no request) and calls [`Requests::start_request`].
-    pub fn next_input(&mut self, prog_available: bool) -> bool {
+    pub fn next_input(&mut self, prog_available: bool, now: Instant) -> bool {
         if self.active.is_some()
             || self.drain.is_some()
             || self.greeting.is_some()
@@ -637,9 +647,7 @@ impl Requests {
         }
         if !self.raw_in.is_empty() {
             self.to_prog.append(&mut self.raw_in);
-            if let Framing::Prompt(_) = &self.config.framing {
-                self.busy = Collector::new(&self.config.framing).ok();
-            }
+            self.await_prompt(now);
             return false;
         }
         if !self.to_prog.is_empty() || self.busy.is_some() {
@@ -660,9 +668,7 @@ impl Requests {
             log::debug!("serve: sending raw input {} to the program", request.id);
             self.to_prog.extend_from_slice(request.line_bytes());
             self.to_prog.push(b'\n');
-            if let Framing::Prompt(_) = &self.config.framing {
-                self.busy = Collector::new(&self.config.framing).ok();
-            }
+            self.await_prompt(now);
             self.sending = Some(Queued { request, deadline });
             return;
         }
@@ -774,6 +780,9 @@ impl Requests {
         if let Some(d) = &self.drain {
             due.push(d.quiet.until());
             due.extend(d.alarm);
+        }
+        if let Some(b) = &self.busy {
+            due.push(b.quiet.until());
         }
         due.extend(self.queue.iter().map(|q| q.deadline));
         due.extend(self.sending.as_ref().map(|s| s.deadline));
@@ -889,6 +898,29 @@ impl Requests {
             Vec::new(),
             Some((TIMED_OUT, message)),
         );
+    }
+
+    /// After raw input under `--prompt`: PROG is busy until its prompt, or
+    /// until it has been quiet for the settle time.
+    fn await_prompt(&mut self, now: Instant) {
+        if let Framing::Prompt(_) = &self.config.framing {
+            if let Ok(prompt) = Collector::new(&self.config.framing) {
+                self.busy = Some(Busy {
+                    prompt,
+                    quiet: Quiet::start(self.quiet_period(), now),
+                });
+            }
+        }
+    }
+
+    /// The quiet that ends the dropping of a timed-out request's output and
+    /// a busy time without a prompt: the settle time, or [`DRAIN_QUIET`].
+    fn quiet_period(&self) -> Duration {
+        if self.config.settle.is_zero() {
+            DRAIN_QUIET
+        } else {
+            self.config.settle
+        }
     }
 
     /// Ends the dropping of a timed-out request's output once PROG has been
@@ -1148,7 +1180,7 @@ mod tests {
 
     /// Lets the next request go to PROG at `now`; returns PROG's input.
     fn send_next(m: &mut Requests, now: Instant) -> Vec<u8> {
-        assert!(m.next_input(true), "a request is due");
+        assert!(m.next_input(true, now), "a request is due");
         m.start_request(now);
         m.take_input()
     }
@@ -1207,7 +1239,7 @@ mod tests {
             }
         );
         assert_eq!(m.phase(), Phase::Idle);
-        assert!(!m.next_input(true), "nothing is queued");
+        assert!(!m.next_input(true, t0), "nothing is queued");
     }
 
     #[test]
@@ -1236,7 +1268,7 @@ mod tests {
         ask(&mut m, &request("a", "1", 1000, None), t0);
         ask(&mut m, &request("b", "2", 1000, None), t0);
         assert_eq!(send_next(&mut m, t0), b"1\n");
-        assert!(!m.next_input(true), "b waits for a's reply");
+        assert!(!m.next_input(true, t0), "b waits for a's reply");
         m.handle_output(b"one\n", t0);
         assert_eq!(one_reply(&mut m).id, "a");
         assert_eq!(send_next(&mut m, t0), b"2\n");
@@ -1327,7 +1359,7 @@ mod tests {
 
         ask(&mut m, &request("b", "fast", 1000, None), t0 + 150 * MS);
         assert!(
-            !m.next_input(true),
+            !m.next_input(true, t0),
             "b waits while the late output is dropped"
         );
         m.handle_timeout(t0 + 200 * MS);
@@ -1358,7 +1390,7 @@ mod tests {
         send_next(&mut m, t0);
         m.handle_timeout(t0 + 100 * MS);
         assert_eq!(one_reply(&mut m).error.as_deref(), Some(TIMED_OUT));
-        assert!(!m.next_input(true));
+        assert!(!m.next_input(true, t0));
         m.handle_timeout(t0 + 300 * MS);
         assert_eq!(m.phase(), Phase::Idle, "quiet for the settle time");
         assert_eq!(send_next(&mut m, t0 + 300 * MS), b"x*7\n");
@@ -1534,7 +1566,7 @@ mod tests {
         assert_eq!(m.phase(), Phase::Greeting);
         assert!(!m.is_ready());
         ask(&mut m, &request("a", "1", 1000, None), t0);
-        assert!(!m.next_input(true), "no request during the greeting");
+        assert!(!m.next_input(true, t0), "no request during the greeting");
         m.handle_output(b"Welcome\n", t0 + 100 * MS);
         assert_eq!(m.poll_timeout(), Some(t0 + 300 * MS));
         m.handle_timeout(t0 + 299 * MS);
@@ -1630,11 +1662,11 @@ mod tests {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "1", 1000, None), t0);
         m.handle_raw_input(b"raw\n");
-        assert!(!m.next_input(false));
+        assert!(!m.next_input(false, t0));
         assert!(!m.pending_input());
         m.handle_output_end(None);
         assert!(m.output_ended());
-        assert!(!m.next_input(true));
+        assert!(!m.next_input(true, t0));
         assert!(!m.pending_input());
     }
 
@@ -1643,10 +1675,10 @@ mod tests {
         let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
         m.handle_raw_input(b"x=6\n");
         ask(&mut m, &request("a", "x*7", 1000, None), t0);
-        assert!(!m.next_input(true), "raw input goes first");
+        assert!(!m.next_input(true, t0), "raw input goes first");
         assert_eq!(m.take_input(), b"x=6\n");
         assert_eq!(m.phase(), Phase::Busy);
-        assert!(!m.next_input(true), "PROG is busy until its prompt");
+        assert!(!m.next_input(true, t0), "PROG is busy until its prompt");
         m.handle_output(b"> ", t0);
         assert_eq!(m.phase(), Phase::Idle);
         assert_eq!(drain_out(&mut m), b"> ", "raw input's output goes to out");
@@ -1654,15 +1686,37 @@ mod tests {
     }
 
     #[test]
+    fn raw_input_that_gets_no_prompt_leaves_prog_busy_only_until_it_is_quiet() {
+        // python's `def f():` sent raw gets `... `, never `>>> `.
+        let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
+        m.handle_raw_input(b"def f():\n");
+        ask(&mut m, &request("a", "x", 1000, None), t0);
+        assert!(!m.next_input(true, t0));
+        assert_eq!(m.take_input(), b"def f():\n");
+        m.handle_output(b"... ", t0 + 10 * MS);
+        assert_eq!(m.phase(), Phase::Busy);
+        assert_eq!(
+            m.poll_timeout(),
+            Some(t0 + 210 * MS),
+            "quiet from its last output"
+        );
+        m.handle_timeout(t0 + 209 * MS);
+        assert_eq!(m.phase(), Phase::Busy);
+        m.handle_timeout(t0 + 210 * MS);
+        assert_eq!(m.phase(), Phase::Idle);
+        assert_eq!(send_next(&mut m, t0 + 210 * MS), b"x\n");
+    }
+
+    #[test]
     fn raw_input_without_a_prompt_leaves_prog_idle() {
         let (mut m, t0) = ready(Framing::Lines(1));
         m.handle_raw_input(b"x=6\n");
         ask(&mut m, &request("a", "x*7", 1000, None), t0);
-        assert!(!m.next_input(true));
-        assert!(!m.next_input(true), "its input is still pending");
+        assert!(!m.next_input(true, t0));
+        assert!(!m.next_input(true, t0), "its input is still pending");
         assert_eq!(m.take_input(), b"x=6\n");
         assert_eq!(m.phase(), Phase::Idle);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
     }
 
     #[test]
@@ -1780,7 +1834,7 @@ mod tests {
     fn a_restart_puts_a_request_prog_never_got_back_first_and_drops_its_input() {
         let (mut m, t0) = ready(Framing::Lines(1));
         ask(&mut m, &request("a", "1", 1000, None), t0);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
         m.start_request(t0);
         assert_eq!(m.input(), b"1\n", "not written yet when PROG dies");
         m.handle_restart();
@@ -1797,7 +1851,7 @@ mod tests {
     fn raw_input_left_unwritten_when_prog_ends_never_reaches_the_next_prog() {
         let (mut m, t0) = ready(Framing::Lines(1));
         m.handle_raw_input(b"for the old one\n");
-        assert!(!m.next_input(true));
+        assert!(!m.next_input(true, t0));
         m.handle_restart();
         m.handle_started(t0).unwrap();
         assert!(m.input().is_empty());
@@ -1808,7 +1862,7 @@ mod tests {
         let (mut m, t0) = ready(Framing::Lines(1));
         let long = "x".repeat(10_000);
         ask(&mut m, &request("a", &long, 1000, None), t0);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
         m.start_request(t0);
         m.input_written(4096);
         assert_eq!(
@@ -1876,10 +1930,13 @@ mod tests {
         r.raw = true;
         ask(&mut m, &r, t0);
         ask(&mut m, &request("a", "y", 1000, None), t0);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
         m.start_request(t0);
         assert_eq!(m.input(), b"x=6\nx*7\n");
-        assert!(!m.next_input(true), "the ask waits for the send's input");
+        assert!(
+            !m.next_input(true, t0),
+            "the ask waits for the send's input"
+        );
         m.input_written(4);
         assert!(replies(&mut m).is_empty(), "not all of it went");
         m.input_written(4);
@@ -1896,7 +1953,7 @@ mod tests {
         let mut r = request("s", "x=6", 1000, None);
         r.raw = true;
         ask(&mut m, &r, t0);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
         m.start_request(t0);
         m.handle_write_failed();
         m.handle_end(ExitStatus::from_code(0));
@@ -1928,7 +1985,7 @@ mod tests {
         r.raw = true;
         ask(&mut m, &r, t0);
         ask(&mut m, &request("a", "1", 200, None), t0);
-        assert!(m.next_input(true));
+        assert!(m.next_input(true, t0));
         m.start_request(t0);
         m.input_written(65_536);
         assert_eq!(m.poll_timeout(), Some(t0 + 100 * MS));
@@ -1939,7 +1996,10 @@ mod tests {
             reply.message,
             "timed out after 100ms: the program has not read them (34465 bytes left)"
         );
-        assert!(!m.next_input(true), "the rest is still PROG's next input");
+        assert!(
+            !m.next_input(true, t0),
+            "the rest is still PROG's next input"
+        );
         m.handle_timeout(t0 + 200 * MS);
         assert_eq!(one_reply(&mut m).id, "a");
     }
