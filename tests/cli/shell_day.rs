@@ -542,12 +542,23 @@ fn serve_merge_stderr_and_strip_ansi_shape_the_replies_of_asks() {
 #[test]
 fn a_raw_line_that_gets_no_prompt_does_not_wedge_the_asks_after_it() {
     // Under --prompt, raw input made PROG busy until its next `>>> `; a
-    // block left open (`... `) held every later ask for good.
+    // block left open (`... `) held every later ask for good. Now it holds
+    // them until PROG has been quiet for serve's --timeout.
     let dir = unique_path("raw-open");
     let d = dir.to_str().unwrap();
     duet_python(
         &[
-            "serve", "--daemon", d, "--pty", "--prompt", "^>>> ", "--", "python3", "-q",
+            "serve",
+            "--daemon",
+            d,
+            "--pty",
+            "--timeout",
+            "1s",
+            "--prompt",
+            "^>>> ",
+            "--",
+            "python3",
+            "-q",
         ],
         b"",
     )

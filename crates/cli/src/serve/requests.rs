@@ -21,7 +21,7 @@
 //! ```text
 //!  PROG starts ──► Greeting ──(prompt, settle, or the greeting's timeout)──► Idle
 //!  Idle ──(raw input from DIR/in or duet send, with --prompt)──► Busy
-//!  Busy ──(PROG's prompt, or PROG quiet for the settle time)──► Idle
+//!  Busy ──(PROG's prompt, or PROG quiet for serve's --timeout)──► Idle
 //!  Idle ──(the next queued request)──► Answering ──(reply framed)──► Idle: to its client
 //!  Answering ──(the client's deadline)──► Late: the client gets the timeout
 //!  Late ──(PROG quiet for the settle time, or its prompt)──► Idle: what came is dropped
@@ -231,7 +231,7 @@ pub struct Requests {
     greeting: Option<Greeting>,
     /// With `--prompt`, after raw input (`in`, `duet send`): PROG is busy
     /// until its next prompt, which this finds, or until it has been quiet
-    /// for the settle time (raw input may get no prompt: never wedged).
+    /// for serve's `--timeout` (raw input may get no prompt: never wedged).
     busy: Option<Busy>,
     /// Bytes for PROG's stdin.
     to_prog: Vec<u8>,
@@ -539,7 +539,7 @@ impl Requests {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.check_greeting(now);
         if self.busy.as_ref().is_some_and(|b| b.quiet.is_due(now)) {
-            log::info!("serve: no prompt after the raw input, but quiet: serving the next request");
+            log::warn!("serve: no prompt after the raw input, but quiet: serving the next request");
             self.busy = None;
         }
         self.expire_queued(now);
@@ -901,20 +901,22 @@ impl Requests {
     }
 
     /// After raw input under `--prompt`: PROG is busy until its prompt, or
-    /// until it has been quiet for the settle time.
+    /// until it has been quiet for serve's `--timeout` (a slow PROG's
+    /// answer to raw input must not reach the next ask; a line that gets no
+    /// prompt must not hold the asks for good).
     fn await_prompt(&mut self, now: Instant) {
         if let Framing::Prompt(_) = &self.config.framing {
             if let Ok(prompt) = Collector::new(&self.config.framing) {
                 self.busy = Some(Busy {
                     prompt,
-                    quiet: Quiet::start(self.quiet_period(), now),
+                    quiet: Quiet::start(self.config.greet_timeout, now),
                 });
             }
         }
     }
 
-    /// The quiet that ends the dropping of a timed-out request's output and
-    /// a busy time without a prompt: the settle time, or [`DRAIN_QUIET`].
+    /// The quiet that ends the dropping of a timed-out request's output:
+    /// the settle time, or [`DRAIN_QUIET`].
     fn quiet_period(&self) -> Duration {
         if self.config.settle.is_zero() {
             DRAIN_QUIET
@@ -1690,21 +1692,18 @@ mod tests {
         // python's `def f():` sent raw gets `... `, never `>>> `.
         let (mut m, t0) = ready(Framing::Prompt("^> ".into()));
         m.handle_raw_input(b"def f():\n");
-        ask(&mut m, &request("a", "x", 1000, None), t0);
+        ask(&mut m, &request("a", "x", 60_000, None), t0);
         assert!(!m.next_input(true, t0));
         assert_eq!(m.take_input(), b"def f():\n");
         m.handle_output(b"... ", t0 + 10 * MS);
         assert_eq!(m.phase(), Phase::Busy);
-        assert_eq!(
-            m.poll_timeout(),
-            Some(t0 + 210 * MS),
-            "quiet from its last output"
-        );
-        m.handle_timeout(t0 + 209 * MS);
+        let quiet = t0 + 10 * MS + 10_000 * MS;
+        assert_eq!(m.poll_timeout(), Some(quiet), "serve's --timeout of quiet");
+        m.handle_timeout(quiet - MS);
         assert_eq!(m.phase(), Phase::Busy);
-        m.handle_timeout(t0 + 210 * MS);
+        m.handle_timeout(quiet);
         assert_eq!(m.phase(), Phase::Idle);
-        assert_eq!(send_next(&mut m, t0 + 210 * MS), b"x\n");
+        assert_eq!(send_next(&mut m, quiet), b"x\n");
     }
 
     #[test]
