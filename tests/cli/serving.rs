@@ -30,6 +30,33 @@ fn a_timed_out_ask_never_hands_its_late_reply_to_the_next_ask() {
 }
 
 #[test]
+fn under_a_prompt_a_late_reply_within_the_settle_time_ends_at_its_prompt_and_reaches_nobody() {
+    // The fixture answers 1.5 s late, then shows `> `. serve takes --settle
+    // with --prompt for the quiet after a timeout.
+    let dir = unique_path("late-prompt");
+    let d = dir.to_str().unwrap();
+    duet(&[
+        "serve",
+        "--daemon",
+        d,
+        "--prompt",
+        "^> ",
+        "--settle",
+        "3s",
+        "--",
+        FIXTURE,
+        "slow-prompt",
+        "1500",
+    ])
+    .expect_code(0);
+    duet(&["ask", d, "first", "--timeout", "300ms"]).expect_code(124);
+    duet(&["ask", d, "second", "--timeout", "10s"])
+        .expect_code(0)
+        .expect_stdout("second\n");
+    stop(&dir);
+}
+
+#[test]
 fn serve_restarts_a_prog_that_never_finishes_a_timed_out_reply() {
     let dir = unique_path("hang");
     let d = dir.to_str().unwrap();

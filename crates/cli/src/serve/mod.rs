@@ -98,8 +98,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     framing: FramingArgs,
     /// Without --prompt: PROG's greeting ends when it has written nothing
-    /// for D; serve is ready then (0: at once).
-    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration, conflicts_with = "prompt")]
+    /// for D; serve is ready then (0: at once). After an ask timed out,
+    /// also with --prompt: PROG's output is dropped until it has been
+    /// quiet for D (200ms when 0) or shows its prompt.
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_duration)]
     settle: Duration,
     /// The limit for PROG's greeting (its first prompt, or the settle).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
