@@ -453,6 +453,28 @@ impl Child {
         self.session.send_bytes(bytes)
     }
 
+    /// Sends `text` one character at a time (a UTF-8 character, never half
+    /// of one), `per_char` apart: pexpect's `delaybeforesend`, Tcl's
+    /// `send -s`, for programs and devices that drop input arriving too fast
+    /// (serial consoles, some password prompts). Output is read while the
+    /// pauses pass, so watches keep seeing it and a child that answers each
+    /// character never blocks. Each character's write has the child's
+    /// timeout; the whole call takes at least `per_char` × (characters − 1).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); the characters before the failing one were sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send_slow("héllo\n", Duration::from_millis(5))?;
+    /// assert_eq!(cat.read_line()?, "héllo");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
+        self.session.send_slow(text, per_char)
+    }
+
     /// Sends `text` as it is, like [`send`](Self::send), but a transcript
     /// records only that a secret of that many bytes was sent (for
     /// passwords and tokens). Add `\n` to send it as a line.
