@@ -18,6 +18,7 @@ mod generated;
 mod layers;
 mod lifecycle;
 mod output;
+mod pacing;
 mod pty;
 mod remote;
 mod script;
