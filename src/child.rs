@@ -37,6 +37,17 @@ pub struct Child {
 }
 
 impl Child {
+    /// The conversation (for the group waits of `expect_any_child`).
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The conversation, to drive it from outside (the group waits of
+    /// `expect_any_child`, `interact`).
+    pub(crate) fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// The blocking child over the parts the spawn engine started.
     pub(crate) fn from_spawned(spawned: Spawned) -> Child {
         let Spawned {

@@ -468,7 +468,7 @@ impl Session {
     // ---- errors ----------------------------------------------------------
 
     /// The error for a read or expect that the core halted.
-    fn halted(&mut self, s: Stream, halt: Halt) -> Error {
+    pub(crate) fn halted(&mut self, s: Stream, halt: Halt) -> Error {
         match halt {
             Halt::Eof => self.eof_error(s),
             Halt::Failed(e) => e.into(),

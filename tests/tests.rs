@@ -15,6 +15,7 @@ mod docs;
 mod faults;
 mod fifo;
 mod generated;
+mod group;
 mod layers;
 mod lifecycle;
 mod output;

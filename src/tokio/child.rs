@@ -370,6 +370,16 @@ impl Child {
         Ok(())
     }
 
+    /// What stdout holds unread (for the timeout of a group wait).
+    pub(super) fn unread(&self) -> &[u8] {
+        self.io.core.pending(Stream::Stdout)
+    }
+
+    /// True when stdout is piped.
+    pub(super) fn stdout_piped(&self) -> bool {
+        self.io.core.inbox(Stream::Stdout).is_some()
+    }
+
     /// Sends `text` as it is, like [`send`](Self::send), but a transcript
     /// records only that a secret of that many bytes was sent.
     ///
