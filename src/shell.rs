@@ -314,7 +314,7 @@ impl Shell {
         let mut how = "interrupted with SIGINT".to_string();
         let recovered = match self.child.signal(crate::Signal::SIGINT) {
             Ok(()) => self.collect(progress, Instant::now() + INTERRUPT_GRACE),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         match recovered {
             Ok(out) => {
