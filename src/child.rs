@@ -286,6 +286,52 @@ impl Child {
         Ok(sys::set_window_size(fd, rows, cols)?)
     }
 
+    /// Hands the session to the person at duet's own stdin and stdout
+    /// (pexpect's and Tcl Expect's `interact`): what they type goes to the
+    /// child, what the child writes comes to them, until the child exits
+    /// (`Some(status)`) or they type `^]` (`None`; the child keeps running
+    /// and the conversation can go on). The classic use: automate a login,
+    /// then give the terminal to the user.
+    ///
+    /// - Output already received and not consumed is shown first; a piped
+    ///   stderr goes to duet's stderr.
+    /// - Watches keep acting: [`respond`](Self::respond) answers,
+    ///   [`fail_on`](Self::fail_on) ends the hand-over with its error.
+    /// - On a terminal, duet's stdin is in raw input mode for the while
+    ///   (keys go one by one, `^C` and `^Z` included, to the child, whose
+    ///   own pty acts on them; output processing is kept, so a child on
+    ///   pipes prints lines as lines), and the settings are restored on
+    ///   every way out: `^]`, the child's exit, an error, a panic
+    ///   unwinding through (an observer's).
+    /// - When the child is on a [`pty`](crate::Command::pty) and duet on a
+    ///   terminal, the child's window takes the terminal's size, and
+    ///   follows it on SIGWINCH (a handler installed for the while).
+    /// - On pipes it works too: the end of duet's stdin closes the child's
+    ///   (end-of-file on a pty), and the hand-over lasts until it exits.
+    /// - There is no timeout: a person drives. A write of what was typed
+    ///   still has the child's timeout.
+    ///
+    /// # Errors
+    /// [`Error::FailOn`](crate::Error::FailOn) from a watch;
+    /// `Error::Timeout` when the child does not read what was typed;
+    /// `Error::Io` when duet's own stdin or stdout fails.
+    ///
+    /// ```no_run
+    /// use duet::{Command, Pattern};
+    /// let mut ssh = Command::new("ssh").arg("host").pty(true).spawn()?;
+    /// ssh.expect(Pattern::exact("password: "))?;
+    /// ssh.send_line("secret")?;
+    /// ssh.respond(Pattern::exact("[y/N] "), "y\n");    // keeps answering meanwhile
+    /// match ssh.interact()? {
+    ///     Some(status) => println!("ssh ended: {status}"),
+    ///     None => println!("^] typed: back to the script"),
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn interact(&mut self) -> Result<Option<ExitStatus>> {
+        self.session.interact()
+    }
+
     // ---- lifecycle -------------------------------------------------------
 
     /// Returns the exit status if the child has exited, without waiting.

@@ -143,6 +143,7 @@ mod command;
 mod driver;
 mod error;
 mod group;
+mod interact;
 mod launch;
 mod process;
 mod remote;

@@ -179,7 +179,7 @@ impl Session {
         })
     }
 
-    fn written(
+    pub(crate) fn written(
         &mut self,
         outcome: Written,
         start: Instant,

@@ -16,6 +16,7 @@ mod faults;
 mod fifo;
 mod generated;
 mod group;
+mod interact;
 mod layers;
 mod lifecycle;
 mod output;
