@@ -49,6 +49,9 @@
 //! | named pipes for unrelated processes | [`fifo::FifoDir`], [`fifo::Fifo`] |
 //! | keep a program running: restarts, signal forwarding, reaping | [`supervise::Supervisor`] |
 //! | children driven from async code, thousands on one thread, cancel-safe reads | `Command::spawn_async`, `duet::tokio` (feature `tokio`) |
+//! | the first of several children to answer (Tcl's `expect -i`) | [`expect_any_child`], [`expect_any_child_timeout`] |
+//! | programs or devices that drop fast input | [`Child::send_slow`] |
+//! | automate a login, then give the terminal to the user | [`Child::interact`] |
 //! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`], [`Child::stderr_fd`], [`Child::read_stderr_available`] |
 //!
 //! # Programs on other hosts

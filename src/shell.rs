@@ -107,7 +107,10 @@ impl Shell {
     /// stdin and stdout are piped and stderr is piped separately, unless
     /// the command puts the shell on a [`pty`](Command::pty) (then stderr
     /// stays on the terminal unless set with [`Command::stderr`]). The
-    /// timeout of `cmd` is the default for every [`run`](Self::run).
+    /// timeout of `cmd` is the default for every [`run`](Self::run). The
+    /// shell runs in a process group of its own
+    /// ([`Command::process_group`]), so that a command that times out can
+    /// be interrupted without a signal to anyone else.
     ///
     /// # Errors
     /// `Error::Spawn` when the shell cannot be started; `Error::Timeout` or
