@@ -284,9 +284,11 @@ impl Shell {
     /// The command timed out (`timeout`, the error): interrupts it so the
     /// next `run` starts at once, and returns the timeout as the command's.
     ///
-    /// SIGINT goes to the shell's process group: the command's processes
-    /// die of it (or handle it), the shell itself survives through its
-    /// `trap : INT`, and prints the end markers. When they do not come
+    /// SIGINT goes to the shell's process group (on a pty, the terminal's
+    /// `^C` to its foreground group, the command's own job under job
+    /// control): the command's processes die of it (or handle it), the
+    /// shell itself survives through its `trap : INT`, and prints the end
+    /// markers. When they do not come
     /// within [`INTERRUPT_GRACE`] (the command ignores SIGINT, or it is a
     /// loop of the shell itself), the shell and everything in its group are
     /// terminated and a fresh shell is started from the same `Command`:
@@ -315,7 +317,16 @@ impl Shell {
             partial = out.clone();
         }
         let mut how = "interrupted with SIGINT".to_string();
-        let recovered = match self.child.signal(crate::Signal::SIGINT) {
+        // On a pty, the terminal's ^C: it reaches the foreground group,
+        // which is the command's own under job control (`bash -i`). Not
+        // both: the terminal delivers its ^C later, and a second SIGINT
+        // must not reach the next command.
+        let sent = if self.cmd.pty {
+            self.child.send_intr()
+        } else {
+            self.child.signal(crate::Signal::SIGINT)
+        };
+        let recovered = match sent {
             Ok(()) => self.collect(progress, Instant::now() + INTERRUPT_GRACE),
             Err(e) => Err(e),
         };

@@ -206,3 +206,39 @@ fn shell_eof_error_does_not_quote_the_markers() {
     assert!(err.is_eof(), "{err}");
     assert!(!format!("{err} {err:?}").contains("DUET"), "{err:?}");
 }
+
+#[test]
+fn shell_interrupts_a_job_of_an_interactive_bash_on_a_pty_and_keeps_its_state() {
+    // `bash -i` on a terminal runs each command as a job in a process
+    // group of its own: only the terminal's ^C reaches it.
+    let mut cmd = Command::new("bash");
+    cmd.args(["--norc", "--noprofile", "-i"])
+        .pty(true)
+        .timeout(Duration::from_secs(30));
+    let mut sh = Shell::spawn(cmd).unwrap();
+    let pid = sh.child().id();
+    sh.run("cd /tmp; kept=yes").unwrap();
+    let err = sh
+        .run_timeout("sleep 1000", Duration::from_millis(200))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(!err.to_string().contains("restarted"), "{err}");
+    assert_eq!(sh.child().id(), pid, "the same shell, not a new one");
+    let r = sh.run("pwd; echo $kept").unwrap();
+    assert_eq!(r.stdout, "/tmp\r\nyes\r\n");
+}
+
+#[test]
+fn shell_over_ssh_interrupts_a_command_that_times_out() {
+    let mut cmd = sshd().command("sh");
+    cmd.timeout(Duration::from_secs(30));
+    let mut sh = Shell::spawn(cmd).unwrap();
+    sh.run("cd /tmp; kept=yes").unwrap();
+    let err = sh
+        .run_timeout("echo started; sleep 1000", Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(!err.to_string().contains("restarted"), "{err}");
+    let r = sh.run("pwd; echo $kept").unwrap();
+    assert_eq!(r.stdout, "/tmp\nyes\n");
+}
