@@ -42,9 +42,6 @@ mod cli;
 mod conversation;
 mod harness;
 mod remote;
-#[path = "../tests/sshd.rs"]
-#[allow(dead_code)]
-mod sshd;
 
 use binaries::fixture;
 

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::{Row, Unit, Variant, compare, rows, timed};
-use crate::sshd::{HOST, sshd};
+use duet_testkit::sshd::{HOST, sshd};
 
 /// Shell round trips per sample.
 const SHELL_TRIPS: u64 = 500;

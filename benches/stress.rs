@@ -40,7 +40,6 @@
 //! The fixture and `duet` are this package's binaries, found through
 //! `CARGO_BIN_EXE_*` or next to the bench executable (like `benches/bench.rs`).
 
-#[path = "binaries.rs"]
 mod binaries;
 
 use std::collections::BTreeSet;

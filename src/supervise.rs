@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -167,7 +167,8 @@ impl Policy {
 #[derive(Debug)]
 pub struct SignalWatch {
     read: UnixStream,
-    flags: Vec<(Signal, Arc<AtomicBool>)>,
+    /// Per signal, who sent it since the last take (`sys::SENT_BY_*` bits).
+    flags: Vec<(Signal, Arc<AtomicU8>)>,
     ids: Vec<signal_hook::SigId>,
 }
 
@@ -188,12 +189,10 @@ impl SignalWatch {
         };
         for &sig in signals {
             fallback::watch(sig)?;
-            let flag = Arc::new(AtomicBool::new(false));
+            let flag = Arc::new(AtomicU8::new(0));
             // Pushed before anything can fail, so that Drop undoes it.
             watch.flags.push((sig, Arc::clone(&flag)));
-            watch
-                .ids
-                .push(signal_hook::flag::register(sig as i32, flag)?);
+            watch.ids.push(crate::sys::flag_signal_senders(sig, flag)?);
             let wake = signal_hook::low_level::pipe::register(sig as i32, write.try_clone()?)?;
             watch.ids.push(wake);
         }
@@ -203,6 +202,24 @@ impl SignalWatch {
     /// The signals that arrived since the last call, in the order they were
     /// given to [`SignalWatch::new`]. Never blocks.
     pub fn take(&self) -> Vec<Signal> {
+        self.take_arrivals().into_iter().map(|a| a.signal).collect()
+    }
+
+    /// The same, with who sent each signal: the kernel (a terminal's ^C
+    /// goes to its whole foreground process group), another process, or
+    /// both (deliveries between two takes are merged).
+    ///
+    /// ```
+    /// use duet::supervise::SignalWatch;
+    /// use duet::Signal;
+    /// let watch = SignalWatch::new(&[Signal::SIGUSR2])?;
+    /// nix::sys::signal::raise(Signal::SIGUSR2)?;
+    /// let arrivals = watch.take_arrivals();
+    /// assert_eq!(arrivals[0].signal, Signal::SIGUSR2);
+    /// assert!(arrivals[0].by_process && !arrivals[0].by_kernel);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn take_arrivals(&self) -> Vec<Arrival> {
         let mut buf = [0u8; 64];
         loop {
             match (&self.read).read(&mut buf) {
@@ -214,10 +231,30 @@ impl SignalWatch {
         }
         self.flags
             .iter()
-            .filter(|(_, flag)| flag.swap(false, Ordering::SeqCst))
-            .map(|&(sig, _)| sig)
+            .filter_map(|(sig, flag)| {
+                let senders = flag.swap(0, Ordering::SeqCst);
+                (senders != 0).then_some(Arrival {
+                    signal: *sig,
+                    by_kernel: senders & crate::sys::SENT_BY_KERNEL != 0,
+                    by_process: senders & crate::sys::SENT_BY_PROCESS != 0,
+                })
+            })
             .collect()
     }
+}
+
+/// A signal [`SignalWatch::take_arrivals`] reports, and who sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Arrival {
+    /// The signal.
+    pub signal: Signal,
+    /// The kernel sent it (`SI_KERNEL`): a terminal sends ^C's SIGINT, ^\'s
+    /// SIGQUIT, SIGWINCH on a resize and SIGHUP on a hangup so, to every
+    /// process of its foreground process group at once.
+    pub by_kernel: bool,
+    /// A process sent it (`kill`, `sigqueue`, a pidfd, ...).
+    pub by_process: bool,
 }
 
 impl AsFd for SignalWatch {
@@ -517,6 +554,13 @@ pub struct Supervisor {
     /// Signals that, besides SIGTERM, start a graceful stop.
     stop_on: Vec<Signal>,
     last_status: Option<ExitStatus>,
+    /// The child is in this process's group: a terminal's signals reach it
+    /// without us.
+    shares_group: bool,
+    /// Forwarded signals rewritten: `(received, sent)`.
+    map: Vec<(Signal, Signal)>,
+    /// The last exit would have been restarted but for `max_restarts`.
+    gave_up: bool,
 }
 
 impl Supervisor {
@@ -542,6 +586,9 @@ impl Supervisor {
             kept: Vec::new(),
             stop_on: Vec::new(),
             last_status: None,
+            shares_group: false,
+            map: Vec::new(),
+            gave_up: false,
         })
     }
 
@@ -568,6 +615,56 @@ impl Supervisor {
         if !forward {
             self.kept.push(sig);
         }
+    }
+
+    /// Says that the child is in this process's process group (it was
+    /// spawned without `process_group(true)` and not on a pty), so the
+    /// signals a terminal sends to its foreground group reach the child
+    /// directly. A signal that only the kernel sent (^C's SIGINT, ^\\'s
+    /// SIGQUIT, SIGWINCH on a resize, SIGHUP on a hangup: see
+    /// [`Arrival::by_kernel`]) is then not forwarded, so that one ^C is one
+    /// SIGINT to the child, as when it runs without a supervisor; it still
+    /// counts as a request to stop. The same signal sent by a process
+    /// (`kill`) is forwarded as always.
+    pub fn set_shares_group(&mut self, shares: bool) {
+        self.shares_group = shares;
+    }
+
+    /// Forwards `to` where `from` was received (`from` is one of
+    /// [`FORWARDED`]), as dumb-init's `-r`: a program that stops gracefully
+    /// on SIGQUIT gets SIGQUIT for SIGTERM. What `from` means to the
+    /// supervisor stays: a received SIGTERM still starts a graceful stop,
+    /// and the stop's own signal ([`Supervisor::stop`],
+    /// [`Supervisor::recycle`]) is what SIGTERM maps to. A later mapping of
+    /// the same `from` replaces an earlier one. A signal the terminal
+    /// already gave a child in this process's group
+    /// ([`Supervisor::set_shares_group`]) is not sent again, mapped or not.
+    pub fn map_signal(&mut self, from: Signal, to: Signal) {
+        self.map.retain(|&(f, _)| f != from);
+        self.map.push((from, to));
+    }
+
+    /// What the child gets for `sig`.
+    fn mapped(&self, sig: Signal) -> Signal {
+        self.map
+            .iter()
+            .find(|&&(from, _)| from == sig)
+            .map_or(sig, |&(_, to)| to)
+    }
+
+    /// When the waiting restart is due, while the child has exited and its
+    /// restart waits for the backoff; `None` otherwise.
+    pub fn restart_at(&self) -> Option<Instant> {
+        match self.state {
+            State::Backoff { until, .. } if !self.stopping => Some(until),
+            _ => None,
+        }
+    }
+
+    /// True once supervision ended because the policy would have restarted
+    /// the child but `max_restarts` restarts were used up.
+    pub fn gave_up(&self) -> bool {
+        self.gave_up
     }
 
     /// The policy.
@@ -630,8 +727,9 @@ impl Supervisor {
     ///
     /// The signal cannot be sent.
     pub fn stop(&mut self, grace: Duration) -> Result<()> {
+        let term = self.mapped(Signal::SIGTERM);
         if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
-            child.signal(Signal::SIGTERM)?;
+            child.signal(term)?;
         }
         self.stop_after_signal(grace);
         Ok(())
@@ -661,8 +759,9 @@ impl Supervisor {
     ///
     /// The signal cannot be sent.
     pub fn recycle(&mut self, grace: Duration) -> Result<()> {
+        let term = self.mapped(Signal::SIGTERM);
         if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
-            child.signal(Signal::SIGTERM)?;
+            child.signal(term)?;
             self.kill_after(grace);
         }
         Ok(())
@@ -693,17 +792,29 @@ impl Supervisor {
     ///
     /// Waiting for or signalling the child failed.
     pub fn step(&mut self) -> Result<Step> {
-        self.received = self.watch.take();
-        for &sig in &self.received.clone() {
+        let arrivals = self.watch.take_arrivals();
+        self.received = arrivals.iter().map(|a| a.signal).collect();
+        for arrival in arrivals {
+            let sig = arrival.signal;
             if sig == Signal::SIGCHLD {
                 continue;
             }
             if self.kept.contains(&sig) {
                 continue;
             }
-            if let (State::Running, Some(child)) = (&self.state, self.child.as_mut()) {
-                log::debug!("forwarding {} to pid {}", sig.as_str(), child.id());
-                child.signal(sig)?;
+            // The terminal sent it to our whole group, the child included.
+            let reached = self.shares_group && arrival.by_kernel && !arrival.by_process;
+            let to = self.mapped(sig);
+            if let (State::Running, Some(child), false) =
+                (&self.state, self.child.as_mut(), reached)
+            {
+                log::debug!(
+                    "forwarding {} to pid {} as {}",
+                    sig.as_str(),
+                    child.id(),
+                    to.as_str()
+                );
+                child.signal(to)?;
             }
             match sig {
                 // The forward above was this stop's SIGTERM: a second one
@@ -773,18 +884,26 @@ impl Supervisor {
             };
         } else {
             log::info!("the child {}; not restarting", ended(status));
+            self.gave_up = !self.stopping && self.policy.restart.wants(status);
             self.state = State::Done(status);
         }
     }
 
     /// Runs `cmd` under supervision until it is over: spawns it, forwards
-    /// signals, restarts it per the policy. Returns the last status.
+    /// signals, restarts it per the policy. Returns the last status. A
+    /// child that stays in this process's group (no
+    /// [`Command::process_group`], no [`Command::pty`], not remote) gets a
+    /// terminal's signals from the terminal only: see
+    /// [`Supervisor::set_shares_group`].
     ///
     /// # Errors
     ///
     /// The first spawn fails (later failed spawns end supervision with the
     /// error too), or waiting fails.
     pub fn run(&mut self, cmd: &mut Command) -> Result<ExitStatus> {
+        // A local child without a group or a terminal of its own is in
+        // ours: see `set_shares_group`.
+        self.set_shares_group(!cmd.process_group && !cmd.pty && cmd.ssh_host.is_none());
         self.start(cmd.spawn()?);
         loop {
             self.wait_event(None)?;

@@ -443,6 +443,36 @@ pub(crate) fn restore_signals(old: &SigSet) {
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(old), None);
 }
 
+/// Bits of the word [`flag_signal_senders`] sets: the kernel sent the
+/// signal (`SI_KERNEL`: a terminal's ^C, ^\\, resize or hangup, sent to its
+/// whole foreground process group).
+pub(crate) const SENT_BY_KERNEL: u8 = 1;
+/// The same: a process sent it (`kill`, `sigqueue`, a pidfd, ...).
+pub(crate) const SENT_BY_PROCESS: u8 = 2;
+
+/// Installs a handler for `signal` that ORs into `senders` who sent each
+/// delivery ([`SENT_BY_KERNEL`] or [`SENT_BY_PROCESS`]), read from the
+/// delivery's `si_code`. The handler does nothing else; unregister it with
+/// `signal_hook::low_level::unregister`.
+pub(crate) fn flag_signal_senders(
+    signal: Signal,
+    senders: std::sync::Arc<std::sync::atomic::AtomicU8>,
+) -> io::Result<signal_hook::SigId> {
+    let action = move |info: &libc::siginfo_t| {
+        let bit = if info.si_code == libc::SI_KERNEL {
+            SENT_BY_KERNEL
+        } else {
+            SENT_BY_PROCESS
+        };
+        senders.fetch_or(bit, std::sync::atomic::Ordering::SeqCst);
+    };
+    // SAFETY: the action only reads the siginfo it is given and does one
+    // atomic read-modify-write: no allocation, no lock, no panic, so it is
+    // async-signal-safe. The handler stays valid for as long as it is
+    // registered (the registry owns the closure and its Arc).
+    unsafe { signal_hook_registry::register_sigaction(signal as libc::c_int, action) }
+}
+
 /// The soft limit on open descriptors, for the after-fork close loop used
 /// when `close_range(2)` is missing.
 pub(crate) fn max_fds() -> RawFd {

@@ -5,6 +5,7 @@
 
 mod chat;
 mod messages;
+mod readiness;
 mod serving;
 mod supervision;
 

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader, Read};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::sshd::{HOST, sshd};
 use crate::util::{FIXTURE, alive};
+use duet_testkit::sshd::{HOST, sshd};
 
 use crate::util::duet_bin;
 

@@ -2,7 +2,6 @@
 //! children, so they live in their own test binary where no other test
 //! spawns at the same time, and take a lock against each other.
 
-#[path = "accounting.rs"]
 mod accounting;
 
 use std::sync::Mutex;

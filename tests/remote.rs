@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use duet::{Command, Error, Signal, SpawnFailure, Stdio};
 
-use crate::sshd::{HOST, sshd};
 use crate::util::{FIXTURE, alive};
+use duet_testkit::sshd::{HOST, sshd};
 
 fn remote(program: &str) -> Command {
     let mut cmd = sshd().command(program);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use duet::{Command, Shell, ShellOutput};
 
-use crate::sshd::sshd;
+use duet_testkit::sshd::sshd;
 
 /// Command `i` of a long run and what it must produce: prompt-like output,
 /// no trailing newline, stderr, exit codes, text shaped like a sentinel,

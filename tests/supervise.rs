@@ -80,9 +80,51 @@ fn a_stop_during_backoff_ends_supervision() {
     while sup.deadline().is_none() {
         assert_eq!(next_step(&mut sup), Step::Running);
     }
+    assert!(sup.restart_at().is_some(), "a restart waits");
     sup.stop(Duration::from_secs(1)).unwrap();
+    assert_eq!(sup.restart_at(), None, "no restart after a stop");
     assert_eq!(sup.step().unwrap(), Step::Done(ExitStatus::from_code(4)));
     assert_eq!(sup.restarts(), 0);
+    assert!(!sup.gave_up(), "stopped, not out of restarts");
+}
+
+#[test]
+fn gave_up_says_the_restarts_ran_out() {
+    let policy = Policy {
+        restart: Restart::OnFailure,
+        max_restarts: Some(1),
+        backoff: quick_backoff(),
+        ..Policy::default()
+    };
+    let mut sup = Supervisor::new(policy).unwrap();
+    let status = sup.run(Command::new(FIXTURE).args(["exit", "4"])).unwrap();
+    assert_eq!((status.code(), sup.restarts()), (Some(4), 1));
+    assert!(sup.gave_up());
+    let mut sup = Supervisor::new(policy).unwrap();
+    sup.run(Command::new(FIXTURE).args(["exit", "0"])).unwrap();
+    assert!(
+        !sup.gave_up(),
+        "a success is not restarted on failure: nothing to give up"
+    );
+}
+
+#[test]
+fn a_mapped_term_is_the_stops_signal() {
+    let mut sup = Supervisor::new(Policy::default()).unwrap();
+    sup.map_signal(duet::Signal::SIGTERM, duet::Signal::SIGQUIT);
+    let prog = "import signal, sys\n\
+                signal.signal(signal.SIGQUIT, lambda *a: sys.exit(3))\n\
+                print('ready', flush=True)\n\
+                while True:\n    signal.pause()\n";
+    let mut child = Command::new("python3").args(["-c", prog]).spawn().unwrap();
+    assert_eq!(child.read_line().unwrap(), "ready");
+    sup.start(child);
+    sup.stop(Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        until_done(&mut sup).code(),
+        Some(3),
+        "QUIT, handled, for TERM"
+    );
 }
 
 #[test]

@@ -27,7 +27,6 @@ mod script;
 mod session;
 mod shell;
 mod spawn;
-mod sshd;
 mod streams;
 mod supervise;
 mod watches;

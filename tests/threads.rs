@@ -2,7 +2,6 @@
 //! its own binary, holding one test, so that no other test's thread comes
 //! or goes while it counts. Needs the `tokio` feature.
 
-#[path = "accounting.rs"]
 mod accounting;
 
 use std::sync::Arc;

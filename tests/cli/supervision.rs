@@ -124,9 +124,12 @@ fn run_writes_one_line_per_restart_at_the_default_verbosity() {
         "-c",
         "exit 3",
     ]);
+    // Each wait is said when it starts, and the end: restarts used to be
+    // said only once they happened, and giving up not at all.
     run.expect_code(3).expect_stderr(
-        "duet: sh exited with code 3; restart 1 of 2\n\
-         duet: sh exited with code 3; restart 2 of 2\n",
+        "duet: sh exited with code 3; restarting in 100ms (restart 1 of 2)\n\
+         duet: sh exited with code 3; restarting in 200ms (restart 2 of 2)\n\
+         duet: sh exited with code 3; giving up after 2 restarts\n",
     );
 }
 

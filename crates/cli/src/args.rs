@@ -77,6 +77,41 @@ impl Program {
     }
 }
 
+/// `--env NAME=VALUE` (repeatable), for `run`, `chat` and `serve`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct EnvArgs {
+    /// Set NAME to VALUE in PROG's environment (repeatable), e.g.
+    /// `--env LC_ALL=C`; on a pty `chat` and `serve` set TERM=dumb unless
+    /// this sets TERM.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub vars: Vec<(OsString, OsString)>,
+}
+
+impl EnvArgs {
+    /// Sets the variables on `cmd`; with `dumb_term` (a pty under `chat`
+    /// or `serve`), TERM=dumb first unless a variable sets TERM: readline's
+    /// bracketed paste and colours stay out of replies.
+    pub fn apply(&self, cmd: &mut duet::Command, dumb_term: bool) {
+        if dumb_term && !self.vars.iter().any(|(name, _)| name == "TERM") {
+            cmd.env("TERM", "dumb");
+        }
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
+    }
+}
+
+/// `NAME=VALUE` for `--env`: NAME non-empty, without `=`; VALUE taken as
+/// it is (it may hold `=` and be empty).
+fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => {
+            Ok((OsString::from(name), OsString::from(value)))
+        }
+        _ => Err(format!("{text:?} is not NAME=VALUE (e.g. --env LC_ALL=C)")),
+    }
+}
+
 /// `--restart WHEN` for `run` and `serve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RestartArg {
@@ -127,7 +162,7 @@ pub fn open_transcript(
     let words: Vec<String> = program
         .argv
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| shell_quote(&a.to_string_lossy()))
         .collect();
     writeln!(file, "# duet transcript: {}", words.join(" ")).map_err(|e| {
         Failure::internal(format!(
@@ -138,7 +173,34 @@ pub fn open_transcript(
     Ok(file)
 }
 
+/// `word` as a POSIX shell reads it back as one word: bare when it holds
+/// only characters no shell treats specially, else in single quotes (a
+/// quote inside written `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// A duration option value (`500ms`, `5s`, `2m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("./server"), "./server");
+        assert_eq!(shell_quote("--port=80"), "--port=80");
+        assert_eq!(shell_quote("exit 3"), "'exit 3'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+    }
 }

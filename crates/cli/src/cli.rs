@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::args::shell_quote;
 use crate::exit::Failure;
 use crate::{ask, chat, completions, record, recv, run, script, send, serve, status, stop, test};
 
@@ -44,6 +45,56 @@ enum Command {
     Record(record::RecordArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
+}
+
+/// The subcommands that take `-- PROG ARGS`.
+const TAKE_A_PROGRAM: [&str; 5] = ["run", "chat", "script", "serve", "record"];
+
+/// Parses duet's command line, exiting as clap does on a usage error (2)
+/// or `--help`. A program given without `--` (`duet run true`) is an
+/// unexpected argument to clap; the error then shows where `--` goes.
+pub fn parse() -> Cli {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    Cli::try_parse_from(&argv).unwrap_or_else(|mut err| {
+        if let Some(tip) = dash_dash_tip(&err, &argv) {
+            use clap::error::{ContextKind, ContextValue};
+            err.insert(
+                ContextKind::Suggested,
+                ContextValue::StyledStrs(vec![tip.into()]),
+            );
+        }
+        err.exit()
+    })
+}
+
+/// `put \`--\` before the program: duet run -- true` for an unexpected
+/// word (not an option) after a subcommand that takes a program.
+fn dash_dash_tip(err: &clap::Error, argv: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    if word.starts_with('-') {
+        return None;
+    }
+    let words: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let sub = words
+        .iter()
+        .position(|w| TAKE_A_PROGRAM.contains(&w.as_str()))?;
+    let at = sub + 1 + words[sub + 1..].iter().position(|w| w == word)?;
+    let mut fixed: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+    fixed.insert(at, "--".into());
+    Some(format!(
+        "put `--` before the program: duet {}",
+        fixed.join(" ")
+    ))
 }
 
 /// Runs the parsed command line.

@@ -15,6 +15,7 @@ mod completions;
 mod exit;
 mod framing;
 mod logging;
+mod ready;
 mod record;
 mod recv;
 mod run;
@@ -28,10 +29,8 @@ mod test;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     logging::init(args.verbose);
     match cli::run(args) {
         Ok(code) => code,

@@ -28,11 +28,14 @@ pub struct Sshd {
 pub const HOST: &str = "127.0.0.1";
 
 /// `$1` sshd, `$2` its directory, `$3` the port, `$4` duet's control
-/// directory. At the end the master connections to this server are told to
+/// directory. Only the log pipeline keeps the watcher's stdout: when sshd
+/// exits before it listens, the reader sees end of file at once (and says
+/// what sshd printed) instead of waiting forever. At the end the master connections to this server are told to
 /// exit (which ends sshd's per-connection processes, in sessions of their
 /// own), then the watcher's group goes and the directory with it.
 const WATCHER: &str = r#"
 "$1" -D -e -f "$2/sshd_config" -p "$3" </dev/null 2>&1 | { sed -u '/Server listening/q'; exec cat >/dev/null; } &
+exec >/dev/null
 IFS= read -r _
 ssh -o ControlPath="$4/%C" -o Port="$3" -O exit 127.0.0.1 2>/dev/null
 rm -rf "$2"
@@ -59,6 +62,16 @@ fn run(program: &str, args: &[&str]) {
 }
 
 fn start() -> Sshd {
+    const SSHD: &str = "/usr/sbin/sshd";
+    assert!(
+        std::path::Path::new(SSHD).is_file(),
+        "{SSHD} is missing: the remote tests need an OpenSSH server (make deps installs it)"
+    );
+    start_with(SSHD)
+}
+
+/// Starts `sshd` (the server's path) as [`sshd`] does.
+fn start_with(sshd: &str) -> Sshd {
     let dir = std::env::temp_dir().join(format!("duet-sshd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the sshd directory");
@@ -90,7 +103,7 @@ fn start() -> Sshd {
     let mut watcher = std::process::Command::new("sh");
     std::os::unix::process::CommandExt::process_group(&mut watcher, 0);
     let mut watcher = watcher
-        .args(["-c", WATCHER, "sshd", "/usr/sbin/sshd"])
+        .args(["-c", WATCHER, "sshd", sshd])
         .arg(&dir)
         .arg(port.to_string())
         .arg(control_dir())
@@ -143,5 +156,29 @@ impl Sshd {
             cmd.ssh_option(opt);
         }
         cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_exits_before_listening_is_reported_not_waited_for() {
+        // `sh -c 'echo …'` in sshd's place prints a line and exits: the
+        // harness must see the end of the log and say what it printed.
+        let fake = std::env::temp_dir().join(format!("duet-fake-sshd-{}", std::process::id()));
+        std::fs::write(&fake, "#!/bin/sh\necho 'fake sshd: bad configuration'\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let fake_path = fake.to_str().unwrap().to_string();
+        let err = std::panic::catch_unwind(|| start_with(&fake_path)).unwrap_err();
+        let _ = std::fs::remove_file(&fake);
+        let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("sshd did not start"), "{message}");
+        assert!(
+            message.contains("fake sshd: bad configuration"),
+            "{message}"
+        );
     }
 }
