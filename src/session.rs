@@ -135,6 +135,17 @@ impl Session {
     /// Sends `text` one character at a time, `per_char` apart (pexpect's
     /// `delaybeforesend`, Tcl's `send -s`), for programs and devices that
     /// drop input that arrives too fast; see [`Child::send_slow`](crate::Child::send_slow).
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// let (ours, theirs) = UnixStream::pair()?;
+    /// let mut console = duet::Session::new(ours.try_clone()?.into(), ours.into());
+    /// let mut device = duet::Session::new(theirs.try_clone()?.into(), theirs.into());
+    /// console.send_slow("AT\r\n", Duration::from_millis(2))?;   // a modem that drops fast input
+    /// assert_eq!(device.read_line()?, "AT");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
         let mut chars = text.char_indices().peekable();
         while let Some((at, c)) = chars.next() {

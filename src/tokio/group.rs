@@ -55,6 +55,22 @@ pub async fn expect_any_child(
 
 /// [`expect_any_child`] with its own timeout.
 ///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+/// use duet::{Command, Pattern};
+/// use std::time::Duration;
+/// let mut a = Command::new("cat").spawn_async()?;
+/// let mut b = Command::new("cat").spawn_async()?;
+/// let pats = [Pattern::exact("never")];
+/// let err = duet::tokio::expect_any_child_timeout(&mut [&mut a, &mut b], &pats, Duration::from_millis(50))
+///     .await
+///     .unwrap_err();
+/// assert!(err.is_timeout());
+/// # Ok::<(), duet::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// As [`duet::expect_any_child`](crate::expect_any_child).
 ///
