@@ -297,11 +297,11 @@ impl Child {
     ///   stderr goes to duet's stderr.
     /// - Watches keep acting: [`respond`](Self::respond) answers,
     ///   [`fail_on`](Self::fail_on) ends the hand-over with its error.
-    /// - On a terminal, duet's stdin is in raw input mode for the while
-    ///   (keys go one by one, `^C` and `^Z` included, to the child, whose
-    ///   own pty acts on them; output processing is kept, so a child on
-    ///   pipes prints lines as lines), and the settings are restored on
-    ///   every way out: `^]`, the child's exit, an error, a panic
+    /// - On a terminal, duet's stdin is in raw mode for the while (keys go
+    ///   one by one, `^C` and `^Z` included, to the child, whose own pty
+    ///   acts on them; for a child on pipes output processing is kept, so
+    ///   its lines still start at the left), and the settings are restored
+    ///   on every way out: `^]`, the child's exit, an error, a panic
     ///   unwinding through (an observer's).
     /// - When the child is on a [`pty`](crate::Command::pty) and duet on a
     ///   terminal, the child's window takes the terminal's size, and

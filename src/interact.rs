@@ -30,9 +30,10 @@ impl Session {
     pub(crate) fn interact(&mut self) -> Result<Option<ExitStatus>> {
         let (stdin, stdout) = (io::stdin(), io::stdout());
         let input = stdin.as_fd();
+        let on_pty = self.streams.stdin.as_ref().is_some_and(|i| i.is_pty());
         // Restored when this guard drops: on return, on error, on a panic
         // unwinding through here (an observer's, say).
-        let _raw = RawMode::enter(input)?;
+        let _raw = RawMode::enter(input, !on_pty)?;
         let terminal = [input, stdout.as_fd()]
             .into_iter()
             .find(|fd| fd.is_terminal());
@@ -211,25 +212,29 @@ fn follow_size(tty: BorrowedFd<'_>, pty: BorrowedFd<'_>) {
     }
 }
 
-/// The terminal on duet's stdin in raw input mode while this lives: keys
-/// reach the child one by one, `^C` and `^Z` included (the child's own
-/// terminal, if it has one, acts on them). Output processing is left as it
-/// was, so a child on pipes prints lines as lines.
+/// The terminal on duet's stdin in raw mode while this lives: keys reach
+/// the child one by one, `^C` and `^Z` included (the child's own terminal,
+/// if it has one, acts on them). For a child on pipes, output processing
+/// is left as it was, so its `\n` still starts a new line; a child on a
+/// pty has its own terminal's `\r\n`, which passes untouched.
 struct RawMode<'a> {
     fd: BorrowedFd<'a>,
     saved: Termios,
 }
 
 impl<'a> RawMode<'a> {
-    /// `None` when `fd` is not a terminal.
-    fn enter(fd: BorrowedFd<'a>) -> io::Result<Option<RawMode<'a>>> {
+    /// `None` when `fd` is not a terminal. `keep_output`: output
+    /// processing stays as it was.
+    fn enter(fd: BorrowedFd<'a>, keep_output: bool) -> io::Result<Option<RawMode<'a>>> {
         if !fd.is_terminal() {
             return Ok(None);
         }
         let saved = termios::tcgetattr(fd)?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        raw.output_flags = saved.output_flags;
+        if keep_output {
+            raw.output_flags = saved.output_flags;
+        }
         termios::tcsetattr(fd, SetArg::TCSANOW, &raw)?;
         Ok(Some(RawMode { fd, saved }))
     }

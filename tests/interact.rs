@@ -134,11 +134,12 @@ fn a_child_on_a_pty_gets_the_window_size_and_follows_sigwinch() {
     );
     t.expect(Pattern::exact("ready")).unwrap();
     t.send("\n").unwrap();
-    t.expect(Pattern::exact("33 97")).unwrap();
+    // The child's own terminal ends its lines; duet's adds no second `\r`.
+    t.expect(Pattern::exact("33 97\r\n")).unwrap();
     // The fixture gets SIGWINCH before it reads the next line.
     t.set_window_size(40, 100).unwrap();
     t.send("\n").unwrap();
-    t.expect(Pattern::exact("40 100")).unwrap();
+    t.expect(Pattern::exact("40 100\r\n")).unwrap();
     t.send_control(']').unwrap();
     assert_eq!(ended(&mut t), ("none".to_string(), before));
 }
