@@ -39,6 +39,8 @@ pub struct Screen<'a> {
     pub term: Option<&'a str>,
     /// True when output comes from pipes (bare `\n` line ends).
     pub pipes: bool,
+    /// Show what is sent as output too (when no terminal echoes it).
+    pub show_input: bool,
 }
 
 /// A recording being written.
