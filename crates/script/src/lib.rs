@@ -42,8 +42,8 @@
 //! ```
 #![deny(unsafe_code, missing_docs, missing_debug_implementations)]
 
-pub mod cast;
 mod case;
+pub mod cast;
 pub mod duration;
 pub mod report;
 mod runner;

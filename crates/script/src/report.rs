@@ -218,7 +218,11 @@ pub fn tap(cases: &[Outcome]) -> String {
                 let f = case.failure.as_ref();
                 let headline = f.map_or_else(String::new, |f| f.headline(&case.file));
                 yaml(&mut out, "message", &headline);
-                let severity = if case.status == Status::Error { "error" } else { "fail" };
+                let severity = if case.status == Status::Error {
+                    "error"
+                } else {
+                    "fail"
+                };
                 let _ = writeln!(out, "  severity: {severity}");
                 yaml(&mut out, "file", &case.file);
                 if let Some(f) = f {

@@ -242,10 +242,7 @@ pub fn run(script: &Script, config: &Config) -> Ran {
         }
         Err(failed) => (Some(*failed), Vec::new()),
     };
-    Ran {
-        failure,
-        changes,
-    }
+    Ran { failure, changes }
 }
 
 /// The last bytes of one stream, as they arrived (escape sequences and
@@ -709,7 +706,10 @@ impl Runner {
             let left = deadline.saturating_duration_since(Instant::now());
             match program.child.wait_timeout(left) {
                 Ok(Some(status)) => log::info!("script: {} {status}", program.name),
-                _ => log::info!("script: {} was still running after the script", program.name),
+                _ => log::info!(
+                    "script: {} was still running after the script",
+                    program.name
+                ),
             }
         }
         Ok(())
@@ -744,7 +744,11 @@ impl Runner {
 
     /// After the steps (or a failure): stop the programs still running
     /// (SIGTERM, then SIGKILL), close the records and name them in a failure.
-    fn finish(mut self, mut failure: Option<Failed>, config: &Config) -> (Option<Failed>, Vec<Change>) {
+    fn finish(
+        mut self,
+        mut failure: Option<Failed>,
+        config: &Config,
+    ) -> (Option<Failed>, Vec<Change>) {
         for program in &mut self.programs {
             match program.child.terminate(TERMINATE_GRACE) {
                 Ok(status) => log::debug!("script: {} {status}", program.name),
@@ -843,9 +847,9 @@ impl Runner {
     fn read_problem(&mut self, e: Error, what: &str) -> Problem {
         let stream = self.stream;
         match e {
-            Error::Timeout { .. } => self
-                .deadline_passed()
-                .unwrap_or_else(|| Problem(format!("timed out after {}", duration::show(self.timeout)))),
+            Error::Timeout { .. } => self.deadline_passed().unwrap_or_else(|| {
+                Problem(format!("timed out after {}", duration::show(self.timeout)))
+            }),
             Error::Eof { status, .. } => {
                 self.p().ended[stream as usize] = true;
                 Problem(format!(
@@ -1330,9 +1334,9 @@ impl Runner {
             Stream::Stderr => self.p().child.stderr_stays_quiet(wait),
         };
         match quiet {
-            Ok(true) if wait < d => Err(self.deadline_passed().unwrap_or_else(|| {
-                Problem("the script's deadline passed".into())
-            })),
+            Ok(true) if wait < d => Err(self
+                .deadline_passed()
+                .unwrap_or_else(|| Problem("the script's deadline passed".into()))),
             Ok(true) => Ok(()),
             Ok(false) => {
                 let seen = lock(&self.pr().seen);

@@ -123,7 +123,9 @@ impl Suite {
     /// # Panics
     /// When a script fails or cannot run, or a glob matches nothing.
     pub fn run(&self) {
-        let outcomes = self.outcomes().unwrap_or_else(|e| panic!("duet_script::Suite: {e}"));
+        let outcomes = self
+            .outcomes()
+            .unwrap_or_else(|e| panic!("duet_script::Suite: {e}"));
         let mut failures = Vec::new();
         for outcome in &outcomes {
             println!("{}", outcome.line());
@@ -157,7 +159,10 @@ fn update_from_env() -> bool {
 /// path itself, when it exists.
 fn expand(glob: &str) -> Result<Vec<PathBuf>, String> {
     let absolute = glob.starts_with('/');
-    let parts: Vec<&str> = glob.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = glob
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     let start = if absolute {
         PathBuf::from("/")
     } else {

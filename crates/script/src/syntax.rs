@@ -547,7 +547,11 @@ pub fn parse(text: &str) -> Result<Script, Vec<ParseError>> {
                         let taken = if name == MAIN {
                             Some(0)
                         } else {
-                            header.others.iter().find(|o| o.name == name).map(|o| o.line)
+                            header
+                                .others
+                                .iter()
+                                .find(|o| o.name == name)
+                                .map(|o| o.line)
                         };
                         match taken {
                             Some(first) => errors.push(ParseError {
@@ -820,7 +824,8 @@ fn parse_line(line: &str, captures: &Captures) -> Result<Line, String> {
             let mut words = split_words(arg)?;
             if words.len() < 2 {
                 return Err(
-                    "`spawn-as` needs a NAME and a program, e.g. `spawn-as server nc -l 9000`".into(),
+                    "`spawn-as` needs a NAME and a program, e.g. `spawn-as server nc -l 9000`"
+                        .into(),
                 );
             }
             let name = words.remove(0);
