@@ -60,8 +60,8 @@ lint:
 ## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
 ## signals duet sends), util-linux's unshare (duet as PID 1), bash, man-db,
 ## OpenSSH (the remote tests start their own sshd on 127.0.0.1), and the
-## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema and
-## xmllint (libxml2-utils).
+## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema,
+## xmllint (libxml2-utils) and prove (perl, a TAP harness).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
@@ -80,6 +80,7 @@ deps:
 	done; \
 	command -v tclsh >/dev/null || missing="$$missing tcl"; \
 	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
+	command -v prove >/dev/null || missing="$$missing perl"; \
 	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

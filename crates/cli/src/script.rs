@@ -35,7 +35,9 @@ use crate::exit::Failure;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example: duet script ci/bc.duet --junit report.xml\n         \
-    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q"
+    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q\n\n\
+    The language (spawn, sendline, expect-line, ...) is the manual page duet-script(5): \
+    `duet man --out-dir DIR` writes it, `man -l DIR/duet-script.5` shows it."
 )]
 pub struct ScriptArgs {
     /// The script file, or `-` to read it from stdin.

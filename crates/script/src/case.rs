@@ -99,7 +99,7 @@ impl Loaded {
             outcome.runs = run;
             let ran = runner::run(script, config);
             outcome.changes = ran.changes;
-            let could_not_run = ran.failure.as_ref().is_some_and(|f| f.code != FAILED);
+            let could_not_run = ran.failure.as_ref().is_some_and(|f| f.cannot_run);
             last = ran.failure;
             if last.is_none() || could_not_run {
                 break;
@@ -110,15 +110,14 @@ impl Loaded {
         if !outcome.changes.is_empty()
             && let Err(e) = write_changes(&self.path, &outcome.changes)
         {
-            last.get_or_insert_with(|| Failed {
-                code: runner::exit::INTERNAL,
-                ..Failed::at(0, String::new())
-            })
-            .notes
-            .push(format!("cannot write the rewrites: {e}"));
+            let what = format!("cannot write the rewrites: {e}");
+            match &mut last {
+                Some(f) => f.notes.push(what),
+                None => last = Some(Failed::cannot_run(0, what, runner::exit::INTERNAL)),
+            }
         }
         outcome.status = match (&last, &header.xfail) {
-            (Some(f), _) if f.code != FAILED => Status::Error,
+            (Some(f), _) if f.cannot_run => Status::Error,
             (Some(_), Some(reason)) => Status::XFailed(reason.clone()),
             (Some(_), None) => Status::Failed,
             (None, Some(reason)) => {
@@ -162,7 +161,7 @@ fn read(file: &Path) -> Result<String, Box<Failed>> {
     } else {
         std::fs::read(file).map(|b| bytes = b)
     };
-    read.map_err(|e| Failed::at(0, format!("cannot read the script {name}: {e}")))?;
+    read.map_err(|e| Failed::cannot_run(0, format!("cannot read the script {name}: {e}"), FAILED))?;
     // A byte order mark, as some editors write, is not part of line 1.
     if bytes.starts_with("\u{feff}".as_bytes()) {
         bytes.drain(..3);
@@ -170,9 +169,10 @@ fn read(file: &Path) -> Result<String, Box<Failed>> {
     Ok(String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        Failed::at(
+        Failed::cannot_run(
             line,
             "this line is not UTF-8 text; write other bytes as \\xHH",
+            FAILED,
         )
     })?)
 }
@@ -181,7 +181,7 @@ fn read(file: &Path) -> Result<String, Box<Failed>> {
 /// follow, each `FILE:LINE: ...`.
 pub(crate) fn parse_failure(file: &str, errors: &[syntax::ParseError]) -> Failed {
     let first = &errors[0];
-    let mut failed = Failed::at(first.line, first.message.clone());
+    let mut failed = Failed::cannot_run(first.line, first.message.clone(), FAILED);
     for e in &errors[1..] {
         failed
             .notes

@@ -131,6 +131,10 @@ pub struct Failed {
     pub notes: Vec<String>,
     /// The exit code `duet script` gives it.
     pub code: u8,
+    /// The script could not run (unreadable, parse errors, no program, a
+    /// program that cannot be started, a record that cannot be written):
+    /// an error, not a failure; never retried.
+    pub cannot_run: bool,
 }
 
 /// Exit code of a failed script.
@@ -150,6 +154,17 @@ impl Failed {
             stderr: Vec::new(),
             notes: Vec::new(),
             code: FAILED,
+            cannot_run: false,
+        }
+    }
+
+    /// The script could not run, for this reason; `duet script` exits
+    /// with `code`.
+    pub fn cannot_run(line: usize, what: impl Into<String>, code: u8) -> Failed {
+        Failed {
+            code,
+            cannot_run: true,
+            ..Failed::at(line, what)
         }
     }
 
@@ -439,6 +454,7 @@ fn spawn_program(
     let command = quote_argv(argv);
     let transcript = match transcript {
         Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
+            cannot_run: true,
             code: exit::INTERNAL,
             ..Failed::at(
                 line,
@@ -497,10 +513,7 @@ fn spawn_program(
         } else {
             format!("`{name}`: {e}")
         };
-        Failed {
-            code,
-            ..Failed::at(line, what)
-        }
+        Failed::cannot_run(line, what, code)
     })?;
     if let Some(file) = transcript {
         child.set_transcript(file);
@@ -586,9 +599,10 @@ impl Runner {
         } else if let Some((line, words)) = &header.spawn {
             (*line, words.iter().map(OsString::from).collect())
         } else {
-            return Err(Box::new(Failed::at(
+            return Err(Box::new(Failed::cannot_run(
                 first_line,
                 "no program: name it with `spawn PROG ARGS` in the script's header, or after `--`",
+                FAILED,
             )));
         };
         let pty = header.pty || config.pty;
@@ -613,6 +627,7 @@ impl Runner {
                     show_input: !(pty && header.pty_echo),
                 };
                 Some(Cast::create(path, start, &screen).map_err(|e| Failed {
+                    cannot_run: true,
                     code: exit::INTERNAL,
                     ..Failed::at(
                         spawn_line,
@@ -739,6 +754,7 @@ impl Runner {
             },
             notes: Vec::new(),
             code: FAILED,
+            cannot_run: false,
         }
     }
 
@@ -777,6 +793,7 @@ impl Runner {
                 Some(f) => f.notes.push(what),
                 None => {
                     failure = Some(Failed {
+                        cannot_run: true,
                         code: exit::INTERNAL,
                         ..Failed::at(1, what)
                     })
