@@ -36,10 +36,12 @@ use duet_script::{self as script, Case, Config, Loaded, cast, report};
 
 /// Run many scripts in parallel, each naming its program with `spawn`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples: duet test -j 4 --junit report.xml --cast casts/ ci/\n          \
+#[command(
+    after_help = "Examples: duet test -j 4 --junit report.xml --cast casts/ ci/\n          \
     duet test --update ci/             # accept what came instead\n          \
     duet test --partition 2/4 ci/      # the second of four CI machines\n\n\
-    The language is the manual page duet-script(5) (`duet man --out-dir DIR`).")]
+    The language is the manual page duet-script(5) (`duet man --out-dir DIR`)."
+)]
 pub struct TestArgs {
     /// Run up to N scripts at once (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

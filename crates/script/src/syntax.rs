@@ -1652,6 +1652,84 @@ mod tests {
     }
 
     #[test]
+    fn third_release_header_lines_fill_the_header() {
+        let script = parse(
+            "require bc  dc\nrequire /bin/sh\nskip not today\nxfail a known bug\ntags slow net\n\
+             retries 3\ndeadline 2m\nspawn cat\nspawn-as server sh -c 'read x'\nspawn-as b-2 cat\nexpect-eof\n",
+        )
+        .unwrap();
+        let h = script.header;
+        assert_eq!(h.require, ["bc", "dc", "/bin/sh"]);
+        assert_eq!(h.skip.as_deref(), Some("not today"));
+        assert_eq!(h.xfail.as_deref(), Some("a known bug"));
+        assert_eq!(h.tags, ["slow", "net"]);
+        assert_eq!(h.retries, Some(3));
+        assert_eq!(h.deadline, Some(Duration::from_secs(120)));
+        assert_eq!(
+            h.others,
+            [
+                Other {
+                    line: 9,
+                    name: "server".into(),
+                    words: vec!["sh".into(), "-c".into(), "read x".into()]
+                },
+                Other {
+                    line: 10,
+                    name: "b-2".into(),
+                    words: vec!["cat".into()]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn use_pace_respond_and_interact_parse() {
+        let a = steps(
+            "spawn-as peer cat\nuse peer\npace 20ms\nrespond \\[y/N\\]\\x20 => y\\n\nrespond a\\x3d> b => c => d\ninteract\nuse main\n",
+        );
+        assert!(matches!(&a[0], Action::Use(n) if n == "peer"));
+        assert!(matches!(a[1], Action::Pace(d) if d == Duration::from_millis(20)));
+        assert!(
+            matches!(&a[2], Action::Respond(re, t) if re.source == "\\[y/N\\]\\x20" && bytes(t) == b"y\n")
+        );
+        // The first ` => ` separates; the reply keeps any later one.
+        assert!(
+            matches!(&a[3], Action::Respond(re, t) if re.source == "a\\x3d> b" && bytes(t) == b"c => d")
+        );
+        assert!(matches!(a[4], Action::Interact));
+        assert!(matches!(&a[5], Action::Use(n) if n == MAIN));
+        // Settings and watches do not end the header.
+        assert!(parse("respond x => y\nuse main\npace 1ms\nspawn cat\nexpect-eof\n").is_ok());
+    }
+
+    #[test]
+    fn third_release_mistakes_are_errors_with_their_lines() {
+        let e = errors(
+            "spawn cat\nspawn-as main cat\nspawn-as x\nspawn-as a cat\nspawn-as a cat\nretries many\n\
+             skip\nrespond no arrow\nrespond  => y\nuse nobody\ninteract now\nspawn-as b@d cat\nexpect-eof\n",
+        );
+        let lines: Vec<usize> = e.iter().map(|e| e.0).collect();
+        assert_eq!(lines, [2, 3, 5, 6, 7, 8, 9, 10, 11, 12], "{e:?}");
+        assert!(e[0].1.contains("`main` is the program of `spawn`"));
+        assert!(e[1].1.contains("needs a NAME and a program"));
+        assert!(e[2].1.contains("a second program named `a` (line 4)"));
+        assert!(e[3].1.contains("a number of runs"));
+        assert!(e[4].1.contains("`skip` needs a REASON"));
+        assert!(e[5].1.contains("REGEX => TEXT"));
+        assert!(e[6].1.contains("needs a REGEX before"));
+        assert!(
+            e[7].1
+                .contains("no program has that name (the programs are main, a;"),
+            "{}",
+            e[7].1
+        );
+        assert!(e[8].1.contains("takes no argument"));
+        assert!(e[9].1.contains("not a program name"));
+        let e = errors("spawn cat\nsendline x\nrequire bc\n");
+        assert!(e[0].1.contains("before the first step"));
+    }
+
+    #[test]
     fn signals_have_linux_numbers() {
         assert_eq!(Sig::from_name("sigkill").unwrap().number, 9);
         assert_eq!(Sig::from_name("USR1").unwrap().number, 10);
