@@ -448,9 +448,13 @@ fn update_leaves_failures_it_cannot_rewrite() {
 
 // ---- reports ----------------------------------------------------------------
 
-/// A TAP version 13 reader: each test point's number, whether it is ok,
-/// its name and its directive (`SKIP`/`TODO` and the reason).
-fn parse_tap(text: &str) -> Vec<(bool, String, Option<(String, String)>)> {
+/// A TAP test point: ok or not, its name, its directive (`SKIP` or
+/// `TODO`, and the reason).
+type Point = (bool, String, Option<(String, String)>);
+
+/// A TAP version 13 reader: the test points, numbered in order, as many as
+/// the plan says.
+fn parse_tap(text: &str) -> Vec<Point> {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("TAP version 13"));
     let plan: usize = lines

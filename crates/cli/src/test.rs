@@ -170,7 +170,12 @@ fn record_failures(cases: &[Case]) -> io::Result<()> {
         text.push_str(&case.file);
         text.push('\n');
     }
-    std::fs::write(LAST_RUN, text)
+    // Whole or not at all, even with another `duet test` running here.
+    let tmp = format!("{LAST_RUN}.{}", std::process::id());
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, LAST_RUN).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Runs `duet test`.
