@@ -244,24 +244,33 @@ pub fn run(args: TestArgs) -> Result<ExitCode, Failure> {
             });
         }
         drop(tx);
+        let mut show = |case: &Case| -> Result<(), Failure> {
+            if !args.tap {
+                writeln!(stdout, "{}", case.line())
+                    .and_then(|()| stdout.flush())
+                    .map_err(Failure::stdout)?;
+            }
+            for line in case.change_lines() {
+                // With --tap, stdout is TAP's: the changes go to stderr.
+                if args.tap {
+                    eprintln!("updated {line}");
+                } else {
+                    writeln!(stdout, "updated {line}").map_err(Failure::stdout)?;
+                }
+            }
+            Ok(())
+        };
         for (i, case) in rx {
             cases[i] = Some(case);
             while let Some(Some(case)) = cases.get(printed) {
-                if !args.tap {
-                    writeln!(stdout, "{}", case.line())
-                        .and_then(|()| stdout.flush())
-                        .map_err(Failure::stdout)?;
-                }
-                for line in case.change_lines() {
-                    // With --tap, stdout is TAP's: the changes go to stderr.
-                    if args.tap {
-                        eprintln!("updated {line}");
-                    } else {
-                        writeln!(stdout, "updated {line}").map_err(Failure::stdout)?;
-                    }
-                }
+                show(case)?;
                 printed += 1;
             }
+        }
+        // After --fail-fast, a script taken but not started leaves a gap
+        // that later ones may have passed.
+        for case in cases[printed..].iter().flatten() {
+            show(case)?;
         }
         Ok(())
     })?;

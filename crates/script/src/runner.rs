@@ -19,8 +19,18 @@
 //! - `silence` is [`duet::Child::stays_quiet`], `sleep` waits on it too,
 //!   `expect-eof` is [`duet::Pattern::Eof`] (which discards what is left).
 //!
-//! The runner's own state is the script's: captures, settings, which
-//! watch came from which line. An observer ([`duet::Child::set_observer`])
+//! - `respond` is [`duet::Child::respond`]; `pace` sends one character
+//!   per write, the pause between two spent collecting output as `sleep`
+//!   does; `interact` fails at once when duet's stdin is not a terminal.
+//!
+//! A script has one program per `spawn`/`spawn-as` line, each a
+//! [`duet::Child`] of its own with its streams, watches and exit status;
+//! `use` picks the one the steps talk to. `deadline` caps every wait.
+//!
+//! The runner's own state is the script's: captures (shared by the
+//! programs), settings, which watch came from which line, and in update
+//! mode the rewrites (a failing `expect-line` or `exit-status` records
+//! what came and counts as passed). An observer ([`duet::Child::set_observer`])
 //! sees the raw bytes both ways as they pass, for the asciicast and for the
 //! last lines of output that a failure report shows (display only).
 
@@ -1277,12 +1287,13 @@ impl Runner {
     /// keeps being collected and watched.
     fn pause(&mut self, d: Duration) -> StepResult {
         let now = Instant::now();
-        let deadline = self.cap(now.checked_add(d).unwrap_or(now + FAR));
+        let end = now.checked_add(d).unwrap_or(now + FAR);
+        let deadline = self.cap(end);
         self.collect_until(deadline)?;
         // Every stream has ended: nothing can arrive any more.
         thread::sleep(deadline.saturating_duration_since(Instant::now()));
         match self.deadline_passed() {
-            Some(p) if deadline < now + d => Err(p),
+            Some(p) if deadline < end => Err(p),
             _ => Ok(()),
         }
     }
