@@ -9,9 +9,10 @@
 //! output and status cram checks); for bats one file of N `@test`s (`run
 //! cat <<< hello`, then status and output checked). The floor is the same
 //! session N times from Rust with `std::process` (spawn, write, read,
-//! wait), one after another: what the tests cost without any runner. A
-//! row's time is per test; the overhead of a runner per test is its time
-//! less the floor's (printed under the table).
+//! wait), one at a time and two at a time (as `-j 2`): what the tests cost
+//! without any runner. A row's time is per test; the overhead of a runner
+//! per test is its time less the floor's at the same parallelism (printed
+//! under the table; cram and bats run one test at a time).
 //!
 //! 1. N = 300 for all (three rounds: bats needs about a minute a round);
 //!    target: duet at most 0.1× cram's time per test (10× faster).
@@ -29,6 +30,8 @@ use std::process::{Command, Stdio};
 
 use crate::harness::{Row, Target, Unit, Variant, compare, rows, timed};
 
+/// The index of cram's variant, when it is there.
+const CRAM: usize = 4;
 /// Tests per sample in the comparison of runners.
 const N: usize = 300;
 /// duet at most this multiple of cram's time per test.
@@ -149,13 +152,25 @@ pub fn rows_for(duet: &Path) -> (Vec<Row>, Vec<String>) {
         timed(|| succeeds(Command::new(duet).args(["test", "-j", "2"]).arg(&scripts.0)))
     });
     let mut variants = vec![
-        Variant::new("floor: the sessions from Rust, one by one", n, || {
+        Variant::new("floor: the sessions from Rust, one at a time", n, || {
             timed(|| (0..N).for_each(|_| floor_once()))
+        }),
+        Variant::new("floor: the sessions from Rust, two at a time", n, || {
+            timed(|| {
+                std::thread::scope(|s| {
+                    for half in 0..2 {
+                        s.spawn(move || (half..N).step_by(2).for_each(|_| floor_once()));
+                    }
+                })
+            })
+        }),
+        Variant::new("duet test -j 1", n, || {
+            timed(|| succeeds(Command::new(duet).args(["test", "-j", "1"]).arg(&scripts.0)))
         }),
         match cram {
             // Compared with cram, the runner it replaces.
-            Some(_) => duet_test.against(2).target(CRAM_TARGET),
-            None => duet_test,
+            Some(_) => duet_test.against(CRAM).target(CRAM_TARGET),
+            None => duet_test.against(1),
         },
     ];
     match &cram {
@@ -184,13 +199,16 @@ pub fn rows_for(duet: &Path) -> (Vec<Row>, Vec<String>) {
     drop(variants);
     let case = format!("{N} tiny tests through a test runner (per test)");
     let found = rows(&case, Unit::Time, &samples, 0);
-    let floor = found[0].median;
-    for row in &found[1..] {
+    for (i, row) in found.iter().enumerate().skip(2) {
+        // `-j 2` against the floor two at a time; the others run one
+        // test at a time.
+        let floor = &found[usize::from(i == 3)];
         notes.push(format!(
-            "{}: {:.2} ms per test, of which {:.2} ms is the runner's overhead over the floor.",
+            "{}: {:.2} ms per test, of which {:.2} ms is the runner's overhead over the {}.",
             row.variant,
             row.median * 1e3,
-            (row.median - floor) * 1e3
+            (row.median - floor.median) * 1e3,
+            floor.variant.trim_start_matches("floor: ")
         ));
     }
     table.extend(found);
@@ -219,7 +237,7 @@ pub fn rows_for(duet: &Path) -> (Vec<Row>, Vec<String>) {
         })
         .target(LINEAR_TARGET),
     ];
-    let samples = compare(1, 5, &mut variants);
+    let samples = compare(1, 7, &mut variants);
     table.extend(rows("linearity of duet test", Unit::Time, &samples, 0));
     (table, notes)
 }
