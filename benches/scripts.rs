@@ -204,7 +204,7 @@ pub fn rows_for(duet: &Path) -> (Vec<Row>, Vec<String>) {
         // test at a time.
         let floor = &found[usize::from(i == 3)];
         notes.push(format!(
-            "{}: {:.2} ms per test, of which {:.2} ms is the runner's overhead over the {}.",
+            "{}: {:.2} ms per test, of which {:.2} ms is the runner's overhead over the floor ({}).",
             row.variant,
             row.median * 1e3,
             (row.median - floor.median) * 1e3,
