@@ -189,3 +189,18 @@ fn a_suite_panics_with_the_report_of_every_failure() {
     assert!(message.contains("no file matches"), "{message}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_suite_takes_a_directory_for_its_scripts() {
+    let outcomes = duet_script::Suite::new()
+        .case("tests/sessions/")
+        .outcomes()
+        .unwrap();
+    let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["bc", "client-server", "handover", "optional", "prompts"]
+    );
+    assert!(outcomes.iter().all(|o| !o.failed()), "{outcomes:?}");
+    assert!(outcomes.iter().filter(|o| o.skipped()).count() == 1);
+}

@@ -21,8 +21,9 @@ use crate::runner::Config;
 /// ```
 ///
 /// Globs are relative to the current directory, which `cargo test` sets to
-/// the package's root; `*` and `?` match within one path component, `**`
-/// any number of directories. A glob that matches nothing is a failure
+/// the package's root; `*`, `?` and `[...]` match within one path
+/// component, `**` any number of directories; a directory stands for its `*.duet` files.
+/// A glob that matches nothing is a failure
 /// (a typo must not pass silently). Scripts run in parallel, as many at
 /// once as there are CPUs.
 ///
@@ -158,6 +159,10 @@ fn update_from_env() -> bool {
 /// The files a glob matches, sorted; a glob without a wildcard is the
 /// path itself, when it exists.
 fn expand(glob: &str) -> Result<Vec<PathBuf>, String> {
+    // A directory stands for its scripts, as in `duet test DIR`.
+    if !glob.contains(['*', '?', '[']) && Path::new(glob).is_dir() {
+        return expand(&format!("{}/*.duet", glob.trim_end_matches('/')));
+    }
     let absolute = glob.starts_with('/');
     let parts: Vec<&str> = glob
         .split('/')
