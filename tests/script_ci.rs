@@ -614,3 +614,24 @@ fn junit_validates_and_counts_pass_fail_skip_xfail_and_error() {
         assert!(time >= 0.0);
     }
 }
+
+#[test]
+fn each_program_has_a_transcript_of_its_own() {
+    let dir = Dir::new("transcripts");
+    let file = dir.file(
+        "two.duet",
+        "spawn cat\nspawn-as other cat\nsendline to main\nexpect-line ^to main$\nuse other\nsendline to other\nexpect-line ^to other$\n",
+    );
+    let transcript = dir.path("t.log");
+    duet(&["script", "--transcript", &transcript, &file]).expect_code(0);
+    let main = dir.read("t.log");
+    let other = dir.read("t.log.other");
+    assert!(
+        main.contains("to main") && !main.contains("to other"),
+        "{main}"
+    );
+    assert!(
+        other.contains("to other") && !other.contains("to main"),
+        "{other}"
+    );
+}
