@@ -5,7 +5,7 @@ CARGO ?= cargo
 TARGET_DIR ?= $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
 	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 
-.PHONY: demo test bench stress fuzz lint deps man publish-check
+.PHONY: demo test bench bench-runners stress fuzz lint deps man publish-check
 
 ## Show duet talking to the bundled fixture and to bc.
 demo: deps
@@ -40,9 +40,17 @@ publish-check:
 	$(CARGO) publish --dry-run --workspace --allow-dirty
 
 ## The benchmark table (release build; with the async driver's rows).
-bench: deps
+bench: deps bench-runners
 	$(CARGO) build --release -p duet-cli -p duet-process --bins
 	$(CARGO) bench -p duet-process --bench bench --features tokio
+
+## The test runners `duet test` is measured against: bats (Debian) and
+## cram (PyPI, in a virtualenv under the target directory).
+bench-runners:
+	@command -v bats >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q bats; }
+	@[ -x "$(TARGET_DIR)/bench-venv/bin/cram" ] || { python3 -m venv "$(TARGET_DIR)/bench-venv" && \
+		"$(TARGET_DIR)/bench-venv/bin/pip" install -q cram; }
 
 ## Load, many children, serve under 50 clients, a signal storm (release
 ## build, a few minutes): a table of figures, non-zero exit if one fails.
@@ -60,8 +68,8 @@ lint:
 ## /usr/bin/python3, not a wrapper), gdb (its MI mode), strace (counts the
 ## signals duet sends), util-linux's unshare (duet as PID 1), bash, man-db,
 ## OpenSSH (the remote tests start their own sshd on 127.0.0.1), and the
-## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema and
-## xmllint (libxml2-utils).
+## script tests' dc, sqlite3, ed, units, tcl, stockfish, asciinema,
+## xmllint (libxml2-utils) and prove (perl, a TAP harness).
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@missing=""; \
@@ -82,6 +90,7 @@ deps:
 	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
 	command -v gp >/dev/null || missing="$$missing pari-gp"; \
 	command -v xmllint >/dev/null || missing="$$missing libxml2-utils"; \
+	command -v prove >/dev/null || missing="$$missing perl"; \
 	[ -x /usr/games/stockfish ] || command -v stockfish >/dev/null || missing="$$missing stockfish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

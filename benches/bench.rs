@@ -27,6 +27,9 @@
 //!    (see `asynchronous`), with every CPU and on one pinned CPU.
 //! 7. a clean build of the library alone, against the package before the
 //!    workspace split (see `build`).
+//! 8. `duet test` against cram and bats on the same tiny tests, per test
+//!    and against a floor, and its linearity from 1,000 to 2,000 scripts
+//!    (see `scripts`).
 //!
 //! The fixture is the package's `duet-fixture` binary. Cargo builds it with
 //! the benches and passes its path as `CARGO_BIN_EXE_duet-fixture`; when
@@ -42,6 +45,7 @@ mod cli;
 mod conversation;
 mod harness;
 mod remote;
+mod scripts;
 mod serve_load;
 
 use binaries::fixture;
@@ -144,6 +148,11 @@ fn main() {
     }
     let mut notes: Vec<String> = Vec::new();
     notes.extend(flood_note.take());
+    if wanted("scripts") {
+        let (rows, more) = scripts::rows_for(&binaries::duet());
+        table.extend(rows);
+        notes.extend(more);
+    }
     if wanted("build") {
         match build::rows_for() {
             Ok(rows) => table.extend(rows),

@@ -37,6 +37,17 @@ pub struct Child {
 }
 
 impl Child {
+    /// The conversation (for the group waits of `expect_any_child`).
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The conversation, to drive it from outside (the group waits of
+    /// `expect_any_child`, `interact`).
+    pub(crate) fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// The blocking child over the parts the spawn engine started.
     pub(crate) fn from_spawned(spawned: Spawned) -> Child {
         let Spawned {
@@ -275,6 +286,52 @@ impl Child {
         Ok(sys::set_window_size(fd, rows, cols)?)
     }
 
+    /// Hands the session to the person at duet's own stdin and stdout
+    /// (pexpect's and Tcl Expect's `interact`): what they type goes to the
+    /// child, what the child writes comes to them, until the child exits
+    /// (`Some(status)`) or they type `^]` (`None`; the child keeps running
+    /// and the conversation can go on). The classic use: automate a login,
+    /// then give the terminal to the user.
+    ///
+    /// - Output already received and not consumed is shown first; a piped
+    ///   stderr goes to duet's stderr.
+    /// - Watches keep acting: [`respond`](Self::respond) answers,
+    ///   [`fail_on`](Self::fail_on) ends the hand-over with its error.
+    /// - On a terminal, duet's stdin is in raw mode for the while (keys go
+    ///   one by one, `^C` and `^Z` included, to the child, whose own pty
+    ///   acts on them; for a child on pipes output processing is kept, so
+    ///   its lines still start at the left), and the settings are restored
+    ///   on every way out: `^]`, the child's exit, an error, a panic
+    ///   unwinding through (an observer's).
+    /// - When the child is on a [`pty`](crate::Command::pty) and duet on a
+    ///   terminal, the child's window takes the terminal's size, and
+    ///   follows it on SIGWINCH (a handler installed for the while).
+    /// - On pipes it works too: the end of duet's stdin closes the child's
+    ///   (end-of-file on a pty), and the hand-over lasts until it exits.
+    /// - There is no timeout: a person drives. A write of what was typed
+    ///   still has the child's timeout.
+    ///
+    /// # Errors
+    /// [`Error::FailOn`](crate::Error::FailOn) from a watch;
+    /// `Error::Timeout` when the child does not read what was typed;
+    /// `Error::Io` when duet's own stdin or stdout fails.
+    ///
+    /// ```no_run
+    /// use duet::{Command, Pattern};
+    /// let mut ssh = Command::new("ssh").arg("host").pty(true).spawn()?;
+    /// ssh.expect(Pattern::exact("password: "))?;
+    /// ssh.send_line("secret")?;
+    /// ssh.respond(Pattern::exact("[y/N] "), "y\n");    // keeps answering meanwhile
+    /// match ssh.interact()? {
+    ///     Some(status) => println!("ssh ended: {status}"),
+    ///     None => println!("^] typed: back to the script"),
+    /// }
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn interact(&mut self) -> Result<Option<ExitStatus>> {
+        self.session.interact()
+    }
+
     // ---- lifecycle -------------------------------------------------------
 
     /// Returns the exit status if the child has exited, without waiting.
@@ -451,6 +508,28 @@ impl Child {
     /// ```
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.session.send_bytes(bytes)
+    }
+
+    /// Sends `text` one character at a time (a UTF-8 character, never half
+    /// of one), `per_char` apart: pexpect's `delaybeforesend`, Tcl's
+    /// `send -s`, for programs and devices that drop input arriving too fast
+    /// (serial consoles, some password prompts). Output is read while the
+    /// pauses pass, so watches keep seeing it and a child that answers each
+    /// character never blocks. Each character's write has the child's
+    /// timeout; the whole call takes at least `per_char` × (characters − 1).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); the characters before the failing one were sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn()?;
+    /// cat.send_slow("héllo\n", Duration::from_millis(5))?;
+    /// assert_eq!(cat.read_line()?, "héllo");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
+        self.session.send_slow(text, per_char)
     }
 
     /// Sends `text` as it is, like [`send`](Self::send), but a transcript

@@ -49,6 +49,9 @@
 //! | named pipes for unrelated processes | [`fifo::FifoDir`], [`fifo::Fifo`] |
 //! | keep a program running: restarts, signal forwarding, reaping | [`supervise::Supervisor`] |
 //! | children driven from async code, thousands on one thread, cancel-safe reads | `Command::spawn_async`, `duet::tokio` (feature `tokio`) |
+//! | the first of several children to answer (Tcl's `expect -i`) | [`expect_any_child`], [`expect_any_child_timeout`] |
+//! | programs or devices that drop fast input | [`Child::send_slow`] |
+//! | automate a login, then give the terminal to the user | [`Child::interact`] |
 //! | your own `poll` loop over children and other descriptors | [`Child::stdout_fd`], [`Child::read_available`], [`Child::stderr_fd`], [`Child::read_stderr_available`] |
 //!
 //! # Programs on other hosts
@@ -142,6 +145,8 @@ mod child;
 mod command;
 mod driver;
 mod error;
+mod group;
+mod interact;
 mod launch;
 mod process;
 mod remote;
@@ -157,6 +162,7 @@ pub use command::{Command, DEFAULT_MAX_BUFFER, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT
 pub use driver::Observed;
 pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
 pub use error::{Error, Result, SpawnFailure};
+pub use group::{expect_any_child, expect_any_child_timeout};
 pub use nix::sys::signal::Signal;
 pub use session::{Lines, Session};
 pub use shell::{Shell, ShellOutput};

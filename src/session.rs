@@ -132,6 +132,52 @@ impl Session {
         self.send_parts(&[text.as_bytes()], true)
     }
 
+    /// Sends `text` one character at a time, `per_char` apart (pexpect's
+    /// `delaybeforesend`, Tcl's `send -s`), for programs and devices that
+    /// drop input that arrives too fast; see [`Child::send_slow`](crate::Child::send_slow).
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    /// let (ours, theirs) = UnixStream::pair()?;
+    /// let mut console = duet::Session::new(ours.try_clone()?.into(), ours.into());
+    /// let mut device = duet::Session::new(theirs.try_clone()?.into(), theirs.into());
+    /// console.send_slow("AT\r\n", Duration::from_millis(2))?;   // a modem that drops fast input
+    /// assert_eq!(device.read_line()?, "AT");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            self.send(&text[at..at + c.len_utf8()])?;
+            if chars.peek().is_some() {
+                self.pause(per_char)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets `pause` pass, reading the child's output meanwhile (so a child
+    /// that answers each character never blocks on a full pipe).
+    fn pause(&mut self, pause: Duration) -> Result<()> {
+        let Some(until) = sys::deadline_after(pause) else {
+            std::thread::sleep(pause);
+            return Ok(());
+        };
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            if self.streams.core.all_eof() {
+                // Nothing left to read: only the time to let pass.
+                std::thread::sleep(until - now);
+                return Ok(());
+            }
+            self.streams.drain(Some(until), None)?;
+        }
+    }
+
     fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
         // One clock read serves as the start and, with the timeout, the deadline.
         let start = Instant::now();
@@ -144,7 +190,7 @@ impl Session {
         })
     }
 
-    fn written(
+    pub(crate) fn written(
         &mut self,
         outcome: Written,
         start: Instant,
@@ -433,7 +479,7 @@ impl Session {
     // ---- errors ----------------------------------------------------------
 
     /// The error for a read or expect that the core halted.
-    fn halted(&mut self, s: Stream, halt: Halt) -> Error {
+    pub(crate) fn halted(&mut self, s: Stream, halt: Halt) -> Error {
         match halt {
             Halt::Eof => self.eof_error(s),
             Halt::Failed(e) => e.into(),

@@ -2,9 +2,25 @@
 //! [`Command::ssh`]) that runs command after command and returns each one's
 //! stdout, stderr and exit code.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Child, Command, Error, ExitStatus, Pattern, Result, Stdio};
+
+/// How long a timed-out command has, after SIGINT, to end before the shell
+/// is restarted (see [`Shell::run_timeout`]).
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+
+/// How far one `run` got: what a later attempt to read the rest (after an
+/// interrupt) must not wait for again.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The start marker on stdout was read.
+    started: bool,
+    /// The command's stdout and code, once the end marker was read.
+    stdout: Option<(String, i32)>,
+    /// The start marker on stderr was read.
+    err_started: bool,
+}
 
 /// What one command of a [`Shell`] produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +59,15 @@ impl ShellOutput {
 /// newline, nor `PROMPT_COMMAND`, prompts, bracketed-paste sequences or the
 /// terminal's echo of the command line (with `bash -i` or on a pty) can
 /// pass for one: only what comes between the start and end sentinels is
-/// the command's output. A command that times out leaves the session
-/// usable: the next `run` skips what is left of it.
+/// the command's output.
+///
+/// A command that times out is interrupted: SIGINT goes to the shell's
+/// process group (the shell runs in a group of its own and traps SIGINT),
+/// so the next `run` starts at once; a command that does not end at SIGINT
+/// gets the shell restarted (see [`run_timeout`](Self::run_timeout)).
+/// Errors speak of the command, never of the markers: a timeout's
+/// `expected` names the command, its `partial` and `stderr` are what the
+/// command wrote.
 ///
 /// The shell must be a POSIX shell (`sh`, `dash`, `bash`, `ksh`, `zsh` in
 /// sh mode). A command that runs `exit` ends the session (`Error::Eof`).
@@ -73,6 +96,9 @@ pub struct Shell {
     err_end: Pattern,
     /// Whether stderr is a separate pipe with its own sentinels.
     stderr: bool,
+    /// What started the shell, to start it again when a command cannot
+    /// be interrupted.
+    cmd: Command,
 }
 
 impl Shell {
@@ -81,7 +107,10 @@ impl Shell {
     /// stdin and stdout are piped and stderr is piped separately, unless
     /// the command puts the shell on a [`pty`](Command::pty) (then stderr
     /// stays on the terminal unless set with [`Command::stderr`]). The
-    /// timeout of `cmd` is the default for every [`run`](Self::run).
+    /// timeout of `cmd` is the default for every [`run`](Self::run). The
+    /// shell runs in a process group of its own
+    /// ([`Command::process_group`]), so that a command that times out can
+    /// be interrupted without a signal to anyone else.
     ///
     /// # Errors
     /// `Error::Spawn` when the shell cannot be started; `Error::Timeout` or
@@ -107,6 +136,10 @@ impl Shell {
             cmd.merge_stderr(false);
             true
         };
+        // Its own process group, so that a timed-out command can be
+        // interrupted (and the shell, if it must, ended) without a signal
+        // to anyone else.
+        cmd.process_group(true);
         let child = cmd.spawn()?;
         let nonce = nonce();
         let mut shell = Shell {
@@ -117,10 +150,12 @@ impl Shell {
             err_end: Pattern::regex(&format!(r"DUET{nonce}E(\d+)_\r?\n"))?,
             nonce,
             stderr,
+            cmd,
         };
         // A variable holding a newline, so that a command's own newlines
-        // never make the shell read our line as several (no PS2 prompts).
-        shell.child.send("__duet_nl='\n'\n")?;
+        // never make the shell read our line as several (no PS2 prompts);
+        // and a trap, so that SIGINT ends a timed-out command, not the shell.
+        shell.child.send("__duet_nl='\n'; trap : INT\n")?;
         shell.run("")?;
         Ok(shell)
     }
@@ -150,13 +185,28 @@ impl Shell {
 
     /// [`run`](Self::run) with its own timeout.
     ///
+    /// When the timeout passes, the command is interrupted: SIGINT to the
+    /// shell's process group, which ends the command's processes (the shell
+    /// itself traps it), then up to a second more to read what the command
+    /// wrote. A command that does not end at SIGINT (one that ignores it,
+    /// or a loop of the shell itself) gets the whole group terminated
+    /// (SIGTERM, then SIGKILL) and a fresh shell started from the same
+    /// `Command`: the session's state (directory, variables) is then lost,
+    /// and the error says so. Either way the next `run` starts at once.
+    ///
+    /// # Errors
+    /// `Error::Timeout` whose `expected` names the command and how it was
+    /// stopped, `partial` is what it wrote to stdout and `stderr` the end of
+    /// what it wrote there.
+    ///
     /// ```
     /// use duet::{Command, Shell};
     /// use std::time::Duration;
     /// let mut sh = Shell::spawn(Command::new("sh"))?;
-    /// let err = sh.run_timeout("sleep 1", Duration::from_millis(50)).unwrap_err();
+    /// let err = sh.run_timeout("echo working; sleep 1000", Duration::from_millis(50)).unwrap_err();
     /// assert!(err.is_timeout());
-    /// assert_eq!(sh.run("echo still in sync")?.stdout, "still in sync\n");
+    /// assert!(err.to_string().contains("`echo working; sleep 1000` to finish"));
+    /// assert_eq!(sh.run("echo still in sync")?.stdout, "still in sync\n");   // at once
     /// # Ok::<(), duet::Error>(())
     /// ```
     pub fn run_timeout(&mut self, command: &str, timeout: Duration) -> Result<ShellOutput> {
@@ -167,45 +217,203 @@ impl Shell {
             )));
         }
         self.seq += 1;
-        let seq = self.seq.to_string();
         let line = self.line(command);
         self.child.send(&line)?;
-        let deadline = std::time::Instant::now() + timeout;
-        let left = || deadline.saturating_duration_since(std::time::Instant::now());
+        let started = Instant::now();
+        let mut progress = Progress::default();
+        match self.collect(&mut progress, started + timeout) {
+            Ok(out) => Ok(out),
+            Err(e) if e.is_timeout() => Err(self.interrupt(command, &mut progress, started, e)),
+            Err(e) => Err(self.about(command, e)),
+        }
+    }
 
+    /// Reads the output of the command numbered `self.seq`, going on from
+    /// where `progress` says an earlier attempt stopped.
+    fn collect(&mut self, progress: &mut Progress, deadline: Instant) -> Result<ShellOutput> {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let seq = self.seq.to_string();
         // What is left of a command that timed out carries older numbers.
         let ours = |m: &crate::Match| m.group(1) == Some(seq.as_str());
-        while !ours(&self.child.expect_timeout(self.start.clone(), left())?) {}
-        let out = self.child.expect_timeout(self.out_end.clone(), left())?;
-        let code = out.group(2).unwrap_or_default();
-        let code: i32 = code.parse().map_err(|_| {
-            Error::Io(std::io::Error::other(format!(
-                "the shell's end sentinel carried {code:?}, not an exit status"
-            )))
-        })?;
+        if !progress.started {
+            while !ours(&self.child.expect_timeout(self.start.clone(), left())?) {}
+            progress.started = true;
+        }
+        if progress.stdout.is_none() {
+            let out = self.child.expect_timeout(self.out_end.clone(), left())?;
+            let code = out.group(2).unwrap_or_default();
+            let code: i32 = code.parse().map_err(|_| {
+                Error::Io(std::io::Error::other(format!(
+                    "the shell's end marker carried {code:?}, not an exit status"
+                )))
+            })?;
+            progress.stdout = Some((out.before().to_string(), code));
+        }
         let stderr = if self.stderr {
             let old = self.child.timeout();
             self.child.set_timeout(left());
-            let mut got = Ok(());
-            while got.is_ok() {
-                match self.child.expect_stderr(self.start.clone()) {
-                    Ok(m) if ours(&m) => break,
-                    Ok(_) => {}
-                    Err(e) => got = Err(e),
-                }
-            }
-            let got = got.and_then(|()| self.child.expect_stderr(self.err_end.clone()));
+            let got = self.stderr_part(progress, &ours);
             self.child.set_timeout(old);
-            got?.before().to_string()
+            got?
         } else {
             String::new()
         };
-        let stdout = out.before().to_string();
+        let (stdout, code) = progress.stdout.clone().unwrap_or_default();
         Ok(ShellOutput {
             stdout,
             stderr,
             code,
         })
+    }
+
+    fn stderr_part(
+        &mut self,
+        progress: &mut Progress,
+        ours: &dyn Fn(&crate::Match) -> bool,
+    ) -> Result<String> {
+        while !progress.err_started {
+            progress.err_started = ours(&self.child.expect_stderr(self.start.clone())?);
+        }
+        Ok(self
+            .child
+            .expect_stderr(self.err_end.clone())?
+            .before()
+            .to_string())
+    }
+
+    /// The command timed out (`timeout`, the error): interrupts it so the
+    /// next `run` starts at once, and returns the timeout as the command's.
+    ///
+    /// SIGINT goes to the shell's process group (on a pty, the terminal's
+    /// `^C` to its foreground group, the command's own job under job
+    /// control): the command's processes die of it (or handle it), the
+    /// shell itself survives through its `trap : INT`, and prints the end
+    /// markers. When they do not come
+    /// within [`INTERRUPT_GRACE`] (the command ignores SIGINT, or it is a
+    /// loop of the shell itself), the shell and everything in its group are
+    /// terminated and a fresh shell is started from the same `Command`:
+    /// the session's state (directory, variables) is lost, and the error
+    /// says so.
+    fn interrupt(
+        &mut self,
+        command: &str,
+        progress: &mut Progress,
+        started: Instant,
+        timeout: Error,
+    ) -> Error {
+        let waited = started.elapsed();
+        let status = timeout.status();
+        // What arrived before the deadline, in case nothing more does.
+        let (mut partial, mut stderr) = match timeout {
+            Error::Timeout {
+                partial, stderr, ..
+            } => (
+                self.without_markers(partial.as_bytes()),
+                self.without_markers(stderr.as_bytes()),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        if let Some((out, _)) = &progress.stdout {
+            partial = out.clone();
+        }
+        let mut how = "interrupted with SIGINT".to_string();
+        // On a pty, the terminal's ^C: it reaches the foreground group,
+        // which is the command's own under job control (`bash -i`). Not
+        // both: the terminal delivers its ^C later, and a second SIGINT
+        // must not reach the next command.
+        let sent = if self.cmd.pty {
+            self.child.send_intr()
+        } else {
+            self.child.signal(crate::Signal::SIGINT)
+        };
+        let recovered = match sent {
+            Ok(()) => self.collect(progress, Instant::now() + INTERRUPT_GRACE),
+            Err(e) => Err(e),
+        };
+        match recovered {
+            Ok(out) => {
+                partial = out.stdout;
+                stderr = out.stderr;
+            }
+            Err(e) => {
+                log::warn!(
+                    "`{command}` timed out and did not end at SIGINT ({e}); restarting the shell"
+                );
+                how = match self.restart() {
+                    Ok(()) => "it did not end at SIGINT: the shell was restarted, \
+                               its state (directory, variables) is lost"
+                        .to_string(),
+                    Err(e) => {
+                        format!("it did not end at SIGINT, and restarting the shell failed: {e}")
+                    }
+                };
+            }
+        }
+        Error::Timeout {
+            waited,
+            expected: format!("`{command}` to finish ({how})"),
+            partial: crate::text::preview(partial.as_bytes()),
+            stderr: crate::text::last_lines(stderr.as_bytes(), 5),
+            status,
+            output: None,
+        }
+    }
+
+    /// Ends the shell and its process group, and starts a new one from the
+    /// same `Command`.
+    fn restart(&mut self) -> Result<()> {
+        self.child.terminate(INTERRUPT_GRACE)?;
+        let cmd = std::mem::replace(&mut self.cmd, Command::new("sh"));
+        *self = Shell::spawn(cmd)?;
+        Ok(())
+    }
+
+    /// An error of the command, with the shell's markers taken out of what
+    /// it quotes.
+    fn about(&self, command: &str, e: Error) -> Error {
+        match e {
+            Error::Eof {
+                partial,
+                status,
+                stderr,
+            } => {
+                log::debug!("the shell ended while running `{command}`");
+                Error::Eof {
+                    partial: self.without_markers(partial.as_bytes()),
+                    status,
+                    stderr: self.without_markers(stderr.as_bytes()),
+                }
+            }
+            Error::Timeout {
+                waited,
+                partial,
+                stderr,
+                status,
+                output,
+                ..
+            } => Error::Timeout {
+                waited,
+                expected: format!("`{command}` to finish"),
+                partial: self.without_markers(partial.as_bytes()),
+                stderr: self.without_markers(stderr.as_bytes()),
+                status,
+                output,
+            },
+            other => other,
+        }
+    }
+
+    /// `text` without the lines that hold one of this session's markers.
+    fn without_markers(&self, text: &[u8]) -> String {
+        let text = String::from_utf8_lossy(text);
+        let marker = format!("DUET{}", self.nonce);
+        let mut kept = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            if !line.contains(&marker) {
+                kept.push_str(line);
+            }
+        }
+        kept
     }
 
     /// The underlying child, for what `run` does not cover (signals,

@@ -59,6 +59,7 @@ pub trait Conv: Sized {
     async fn send_line(&mut self, line: &str) -> Result<()>;
     async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()>;
     async fn send_secret(&mut self, text: &str) -> Result<()>;
+    async fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()>;
     async fn send_control(&mut self, c: char) -> Result<()>;
     async fn send_intr(&mut self) -> Result<()>;
     async fn send_eof(&mut self) -> Result<()>;
@@ -138,6 +139,9 @@ macro_rules! forward {
         }
         async fn send_secret(&mut self, text: &str) -> Result<()> {
             Self::send_secret(self, text)$($await)*
+        }
+        async fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
+            Self::send_slow(self, text, per_char)$($await)*
         }
         async fn send_control(&mut self, c: char) -> Result<()> {
             Self::send_control(self, c)$($await)*

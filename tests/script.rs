@@ -718,14 +718,14 @@ fn test_runs_a_directory_of_scripts() {
 }
 
 #[test]
-fn test_counts_a_script_with_parse_errors_or_no_spawn_as_failed() {
+fn test_counts_a_script_with_parse_errors_or_no_spawn_as_an_error_that_fails() {
     let dir = Dir::new("testbad");
     let bad = dir.file("bad.duet", "spawn bc\nfrobnicate\n");
     let nospawn = dir.file("nospawn.duet", "expect-eof\n");
     let run = duet(&["test", &bad, &nospawn]);
     run.expect_code(1)
-        .expect_stdout_has(&format!("FAIL bad: {bad}:2: unknown keyword"))
-        .expect_stdout_has(&format!("FAIL nospawn: {nospawn}:1: no program"))
+        .expect_stdout_has(&format!("ERROR bad: {bad}:2: unknown keyword"))
+        .expect_stdout_has(&format!("ERROR nospawn: {nospawn}:1: no program"))
         .expect_stdout_has("0 passed, 2 failed");
 }
 
@@ -883,9 +883,17 @@ fn cast_files_are_asciicast_v2_that_asciinema_plays() {
     let cast = dir.path("calc.cast");
     duet(&["script", "--cast", &cast, &file]).expect_code(0);
     let events = parse_cast(&cast);
+    // What was sent is shown as output too, styled: the rest is the program's.
+    let style = duet_script::cast::INPUT_STYLE;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.1 == "o" && e.2 == format!("{style}x\r\n\x1b[0m")),
+        "{events:?}"
+    );
     let output: String = events
         .iter()
-        .filter(|e| e.1 == "o")
+        .filter(|e| e.1 == "o" && !e.2.starts_with(style))
         .map(|e| e.2.as_str())
         .collect();
     // Bare `\n` from pipes is written `\r\n`; stdout keeps its order (two

@@ -133,3 +133,112 @@ fn shell_commands_with_syntax_errors_report_a_code_and_keep_going() {
     assert!(!r.stderr.is_empty());
     assert_eq!(sh.run("echo fine").unwrap().stdout, "fine\n");
 }
+
+#[test]
+fn shell_interrupts_a_command_that_times_out_so_the_next_run_answers() {
+    for shell in ["sh", "bash"] {
+        let mut cmd = Command::new(shell);
+        // The next run must answer well within this, not after `sleep`.
+        cmd.timeout(Duration::from_secs(30));
+        let mut sh = Shell::spawn(cmd).unwrap();
+        sh.run("cd /tmp; kept=yes").unwrap();
+        let err = sh
+            .run_timeout("echo started; sleep 1000", Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.is_timeout(), "{shell}: {err}");
+        let r = sh.run("echo next; pwd; echo $kept").unwrap();
+        assert_eq!(r.stdout, "next\n/tmp\nyes\n", "{shell}");
+        // The sleep is gone: nothing of the shell's group but the shell.
+        let r = sh.run("ps -o comm= -g $$ | grep -c sleep").unwrap();
+        assert_eq!(r.stdout, "0\n", "{shell}");
+    }
+}
+
+#[test]
+fn shell_timeout_error_names_the_command_and_what_arrived_not_the_markers() {
+    let mut sh = Shell::spawn(Command::new("sh")).unwrap();
+    let err = sh
+        .run_timeout(
+            "echo started; echo oops >&2; sleep 1000",
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("`echo started; echo oops >&2; sleep 1000`"),
+        "{text}"
+    );
+    assert!(!text.contains("DUET"), "{text}");
+    match err {
+        duet::Error::Timeout {
+            expected,
+            partial,
+            stderr,
+            ..
+        } => {
+            assert!(expected.contains("SIGINT"), "{expected}");
+            assert_eq!(partial, "started\n");
+            assert_eq!(stderr, "oops");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn shell_restarts_when_a_timed_out_command_ignores_sigint() {
+    let mut sh = Shell::spawn(Command::new("sh")).unwrap();
+    let old = sh.child().id();
+    // A loop of the shell itself: SIGINT only runs the trap.
+    let err = sh
+        .run_timeout("while :; do :; done", Duration::from_millis(200))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().contains("restarted"), "{err}");
+    assert_ne!(sh.child().id(), old);
+    assert!(!crate::util::alive(old));
+    assert_eq!(sh.run("echo fresh").unwrap().stdout, "fresh\n");
+}
+
+#[test]
+fn shell_eof_error_does_not_quote_the_markers() {
+    let mut sh = Shell::spawn(Command::new("sh")).unwrap();
+    let err = sh.run("echo bye; echo gone >&2; exit 4").unwrap_err();
+    assert!(err.is_eof(), "{err}");
+    assert!(!format!("{err} {err:?}").contains("DUET"), "{err:?}");
+}
+
+#[test]
+fn shell_interrupts_a_job_of_an_interactive_bash_on_a_pty_and_keeps_its_state() {
+    // `bash -i` on a terminal runs each command as a job in a process
+    // group of its own: only the terminal's ^C reaches it.
+    let mut cmd = Command::new("bash");
+    cmd.args(["--norc", "--noprofile", "-i"])
+        .pty(true)
+        .timeout(Duration::from_secs(30));
+    let mut sh = Shell::spawn(cmd).unwrap();
+    let pid = sh.child().id();
+    sh.run("cd /tmp; kept=yes").unwrap();
+    let err = sh
+        .run_timeout("sleep 1000", Duration::from_millis(200))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(!err.to_string().contains("restarted"), "{err}");
+    assert_eq!(sh.child().id(), pid, "the same shell, not a new one");
+    let r = sh.run("pwd; echo $kept").unwrap();
+    assert_eq!(r.stdout, "/tmp\r\nyes\r\n");
+}
+
+#[test]
+fn shell_over_ssh_interrupts_a_command_that_times_out() {
+    let mut cmd = sshd().command("sh");
+    cmd.timeout(Duration::from_secs(30));
+    let mut sh = Shell::spawn(cmd).unwrap();
+    sh.run("cd /tmp; kept=yes").unwrap();
+    let err = sh
+        .run_timeout("echo started; sleep 1000", Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(!err.to_string().contains("restarted"), "{err}");
+    let r = sh.run("pwd; echo $kept").unwrap();
+    assert_eq!(r.stdout, "/tmp\nyes\n");
+}

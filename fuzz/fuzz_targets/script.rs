@@ -63,6 +63,31 @@ fn header(h: &Header) -> Vec<String> {
         lines.push(format!("cwd {dir}"));
     }
     lines.push(format!("strip-ansi {}", on(h.strip_ansi)));
+    if !h.require.is_empty() {
+        lines.push(format!("require {}", h.require.join(" ")));
+    }
+    if let Some(reason) = &h.skip {
+        lines.push(format!("skip {reason}"));
+    }
+    if let Some(reason) = &h.xfail {
+        lines.push(format!("xfail {reason}"));
+    }
+    if !h.tags.is_empty() {
+        lines.push(format!("tags {}", h.tags.join(" ")));
+    }
+    if let Some(n) = h.retries {
+        lines.push(format!("retries {n}"));
+    }
+    if let Some(d) = h.deadline {
+        lines.push(format!("deadline {}", dur(d)));
+    }
+    for other in &h.others {
+        lines.push(format!(
+            "spawn-as {} {}",
+            other.name,
+            syntax::quote_words(&other.words)
+        ));
+    }
     lines
 }
 
@@ -101,6 +126,10 @@ fn canonical(action: &Action) -> String {
         Action::Stream(Stream::Stdout) => "stream stdout".into(),
         Action::Stream(Stream::Stderr) => "stream stderr".into(),
         Action::Newline(b) => format!("newline {}", syntax::escape(b)),
+        Action::Use(name) => format!("use {name}"),
+        Action::Pace(d) => format!("pace {}", dur(*d)),
+        Action::Respond(r, t) => format!("respond {} => {}", r.source, text(t)),
+        Action::Interact => "interact".into(),
     }
 }
 
@@ -123,6 +152,10 @@ fn same(a: &Action, b: &Action) -> bool {
         (Action::Signal(x), Action::Signal(y)) => x == y,
         (Action::Stream(x), Action::Stream(y)) => x == y,
         (Action::Newline(x), Action::Newline(y)) => x == y,
+        (Action::Use(x), Action::Use(y)) => x == y,
+        (Action::Pace(x), Action::Pace(y)) => x == y,
+        (Action::Respond(x, t), Action::Respond(y, u)) => x.source == y.source && t == u,
+        (Action::Interact, Action::Interact) => true,
         _ => false,
     }
 }
@@ -168,6 +201,9 @@ fuzz_target!(|data: &[u8]| {
             let mut h = parsed.header.clone();
             if let (Some(a), Some(b)) = (&mut h.spawn, &script.header.spawn) {
                 a.0 = b.0;
+            }
+            for (a, b) in h.others.iter_mut().zip(&script.header.others) {
+                a.line = b.line;
             }
             assert_eq!(h, script.header, "through {again:?}");
             assert_eq!(parsed.steps.len(), script.steps.len(), "{again:?}");

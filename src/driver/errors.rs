@@ -66,6 +66,29 @@ pub(crate) fn communicate_timeout(
     err
 }
 
+/// A timeout of a wait on several children (`expect_any_child`):
+/// `unread` is what each child's stdout holds.
+pub(crate) fn group_timeout(unread: &[&[u8]], patterns: &[Pattern], waited: Duration) -> Error {
+    let partial = unread
+        .iter()
+        .enumerate()
+        .map(|(c, bytes)| format!("[{c}] {}", preview(bytes)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::Timeout {
+        waited,
+        expected: format!(
+            "{} from one of {} children",
+            describe(patterns),
+            unread.len()
+        ),
+        partial,
+        stderr: String::new(),
+        status: None,
+        output: None,
+    }
+}
+
 /// The end of `s` came before what a read or expect waited for.
 pub(crate) fn eof(core: &Conversation, s: Stream, status: Option<ExitStatus>) -> Error {
     Error::Eof {

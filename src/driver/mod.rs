@@ -253,7 +253,7 @@ impl Streams {
 
     /// Writes the answers of `respond` watches. A child whose input is gone
     /// can no longer be answered: its output still tells what happened.
-    fn flush_replies(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+    pub(crate) fn flush_replies(&mut self, deadline: Option<Instant>) -> io::Result<()> {
         while let Some(reply) = self.core.take_reply() {
             match self.write(&[&reply], deadline, false) {
                 Ok(_) => {}
@@ -324,7 +324,7 @@ impl Streams {
 
     /// Reads once from `s` into the core; true when bytes arrived or
     /// end-of-file was reached.
-    fn read_stream(&mut self, s: Stream) -> io::Result<bool> {
+    pub(crate) fn read_stream(&mut self, s: Stream) -> io::Result<bool> {
         let Some(fd) = self.outputs[s as usize].as_ref() else {
             return Ok(false);
         };

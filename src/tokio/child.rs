@@ -337,6 +337,49 @@ impl Child {
         self.send_parts(&[bytes], false).await
     }
 
+    /// Sends `text` one character at a time (a UTF-8 character), `per_char`
+    /// apart, as [`Child::send_slow`](crate::Child::send_slow). The pauses
+    /// are the runtime's timer (`tokio::time::sleep`): the thread serves
+    /// other tasks meanwhile. Output is not read during a pause; it waits in
+    /// the pipe (or is read by a send that finds the child's input full) for
+    /// the next read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped part-way, the characters sent so far stay sent (each one is
+    /// a [`send`](Self::send)); the rest is not sent.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// use std::time::Duration;
+    /// let mut cat = duet::Command::new("cat").spawn_async()?;
+    /// cat.send_slow("héllo\n", Duration::from_millis(5)).await?;
+    /// assert_eq!(cat.read_line().await?, "héllo");
+    /// # Ok::<(), duet::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn send_slow(&mut self, text: &str, per_char: Duration) -> Result<()> {
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            self.send(&text[at..at + c.len_utf8()]).await?;
+            if chars.peek().is_some() {
+                ::tokio::time::sleep(per_char).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// What stdout holds unread (for the timeout of a group wait).
+    pub(super) fn unread(&self) -> &[u8] {
+        self.io.core.pending(Stream::Stdout)
+    }
+
+    /// True when stdout is piped.
+    pub(super) fn stdout_piped(&self) -> bool {
+        self.io.core.inbox(Stream::Stdout).is_some()
+    }
+
     /// Sends `text` as it is, like [`send`](Self::send), but a transcript
     /// records only that a secret of that many bytes was sent.
     ///

@@ -57,8 +57,10 @@
 
 mod child;
 mod connection;
+mod group;
 mod io;
 mod process;
 
 pub use child::{Child, Lines};
 pub use connection::Connection;
+pub use group::{expect_any_child, expect_any_child_timeout};

@@ -15,7 +15,11 @@
 //!
 //! A failure prints `FILE:LINE: ...`, what was expected and the last output,
 //! and exits 1; so does a script with errors, all of them listed and nothing
-//! run. A program that cannot be started exits 127 (not found) or 126.
+//! run. A program that cannot be started exits 127 (not found) or 126. A
+//! skipped script (`skip`, `require`) and one that fails as its `xfail`
+//! says exit 0, saying so on stderr.
+//!
+//! The language's reference is the `duet-script(5)` manual page (`duet man`).
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -23,7 +27,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use duet_script::{Config, report, run_file};
+use duet_script::{Config, Loaded, Status, report};
 
 use crate::exit::Failure;
 
@@ -31,7 +35,9 @@ use crate::exit::Failure;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example: duet script ci/bc.duet --junit report.xml\n         \
-    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q"
+    printf 'sendline 2+2\\nexpect-line ^4$\\n' | duet script - -- bc -q\n\n\
+    The language (spawn, sendline, expect-line, ...) is the manual page duet-script(5): \
+    `duet man --out-dir DIR` writes it, `man -l DIR/duet-script.5` shows it."
 )]
 pub struct ScriptArgs {
     /// The script file, or `-` to read it from stdin.
@@ -65,16 +71,14 @@ pub struct ScriptArgs {
 /// Runs `duet script`.
 pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
     let started = SystemTime::now();
-    let config = Config {
-        file: duet_script::display_name(&args.file),
-        program: args.program,
-        remote: args.remote.into(),
-        timeout: args.timeout,
-        pty: args.pty,
-        transcript: args.transcript,
-        cast: args.cast,
-    };
-    let case = run_file(&args.file, &config);
+    let mut config = Config::new(&args.file);
+    config.program = args.program;
+    config.remote = args.remote.into();
+    config.timeout = args.timeout;
+    config.pty = args.pty;
+    config.transcript = args.transcript;
+    config.cast = args.cast;
+    let case = Loaded::read(&args.file).run(&config);
     let cases = [case];
     if args.tap {
         let mut stdout = io::stdout().lock();
@@ -87,8 +91,18 @@ pub fn run(args: ScriptArgs) -> Result<ExitCode, Failure> {
         duet_script::write_junit(path, &cases, started).map_err(Failure::internal)?;
     }
     let [case] = cases;
-    match case.failure {
-        None => Ok(ExitCode::SUCCESS),
-        Some(f) => Err(Failure::new(f.code, f.report(&case.file))),
+    match (&case.status, case.failure) {
+        (Status::Failed | Status::Error, Some(f)) => {
+            Err(Failure::new(f.code, f.report(&case.file)))
+        }
+        (Status::Skipped(reason), _) => {
+            eprintln!("{}: skipped: {reason}", case.file);
+            Ok(ExitCode::SUCCESS)
+        }
+        (Status::XFailed(reason), _) => {
+            eprintln!("{}: failed as expected (xfail {reason})", case.file);
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }

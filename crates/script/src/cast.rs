@@ -7,6 +7,13 @@
 //! (output from a pty already has them). Data is UTF-8: a character cut
 //! between two reads is joined, bytes that are not UTF-8 become U+FFFD.
 //! A secret (`send-secret`) is not recorded.
+//!
+//! `asciinema play` does not display `"i"` events, so a recording of a
+//! failure would hide the request that failed: unless a terminal echoes the
+//! input (`pty-echo on`), each `"i"` event is followed by an `"o"` event at
+//! the same time that shows the sent text in bold cyan
+//! ([`INPUT_STYLE`]), newlines as line ends and other control
+//! characters as `^X` (`close-stdin` shows as `^D`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -39,6 +46,8 @@ pub struct Screen<'a> {
     pub term: Option<&'a str>,
     /// True when output comes from pipes (bare `\n` line ends).
     pub pipes: bool,
+    /// Show what is sent as output too (when no terminal echoes it).
+    pub show_input: bool,
 }
 
 /// A recording being written.
@@ -49,6 +58,7 @@ pub struct Cast {
     start: Instant,
     last: f64,
     pipes: bool,
+    show_input: bool,
     /// Per source: an unfinished UTF-8 character, and whether the last byte was `\r`.
     carry: [(Vec<u8>, bool); 3],
     error: Option<io::Error>,
@@ -83,6 +93,7 @@ impl Cast {
             start,
             last: 0.0,
             pipes: screen.pipes,
+            show_input: screen.show_input,
             carry: Default::default(),
             error: None,
         })
@@ -122,9 +133,16 @@ impl Cast {
         let t = t.max(self.last);
         self.last = t;
         let kind = if source == Source::Input { "i" } else { "o" };
-        let written = serde_json::to_writer(&mut self.out, &(t, kind, text))
+        let mut written = serde_json::to_writer(&mut self.out, &(t, kind, &text))
             .map_err(io::Error::from)
             .and_then(|()| self.out.write_all(b"\n"));
+        // `asciinema play` does not show "i" events: what was sent is
+        // shown as output too, in bold cyan, when no terminal echoes it.
+        if source == Source::Input && self.show_input && written.is_ok() {
+            written = serde_json::to_writer(&mut self.out, &(t, "o", shown_input(&text)))
+                .map_err(io::Error::from)
+                .and_then(|()| self.out.write_all(b"\n"));
+        }
         if let Err(e) = written {
             self.error = Some(e);
         }
@@ -186,6 +204,29 @@ pub fn concat(out: &Path, command: &str, parts: &[(String, PathBuf)]) -> io::Res
     }
     w.flush()
 }
+
+/// Sent text as the recording shows it: bold cyan, a newline as a
+/// terminal's line end, other control characters as `^X`.
+pub fn shown_input(text: &str) -> String {
+    let mut out = String::from(INPUT_STYLE);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\r\n"),
+            '\t' => out.push('\t'),
+            '\x7f' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(c as u8 + b'@'));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str("\x1b[0m");
+    out
+}
+
+/// How sent text starts in a recording's output (bold cyan).
+pub const INPUT_STYLE: &str = "\x1b[1;36m";
 
 /// Decodes as much of `bytes` as is UTF-8 (U+FFFD for invalid bytes);
 /// returns the text and an unfinished character at the end.

@@ -19,14 +19,24 @@
 //! - `silence` is [`duet::Child::stays_quiet`], `sleep` waits on it too,
 //!   `expect-eof` is [`duet::Pattern::Eof`] (which discards what is left).
 //!
-//! The runner's own state is the script's: captures, settings, which
-//! watch came from which line. An observer ([`duet::Child::set_observer`])
+//! - `respond` is [`duet::Child::respond`]; `pace` sends one character
+//!   per write, the pause between two spent collecting output as `sleep`
+//!   does; `interact` fails at once when duet's stdin is not a terminal.
+//!
+//! A script has one program per `spawn`/`spawn-as` line, each a
+//! [`duet::Child`] of its own with its streams, watches and exit status;
+//! `use` picks the one the steps talk to. `deadline` caps every wait.
+//!
+//! The runner's own state is the script's: captures (shared by the
+//! programs), settings, which watch came from which line, and in update
+//! mode the rewrites (a failing `expect-line` or `exit-status` records
+//! what came and counts as passed). An observer ([`duet::Child::set_observer`])
 //! sees the raw bytes both ways as they pass, for the asciicast and for the
 //! last lines of output that a failure report shows (display only).
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -37,7 +47,8 @@ use duet::{Error, Match, Observed, Pattern};
 use crate::cast::{Cast, Screen, Source};
 use crate::duration;
 use crate::syntax::{
-    self, Action, EnvChange, Exit, Group, Groups, Piece, Re, Script, Stderr, Step, Stream, Text,
+    self, Action, EnvChange, Exit, Group, Groups, Piece, Re, Script, Sig, Stderr, Step, Stream,
+    Text,
 };
 
 /// The exit codes of `duet script` for a script that could not run, as
@@ -90,15 +101,21 @@ pub struct Config {
     pub transcript: Option<PathBuf>,
     /// Write an asciicast recording here.
     pub cast: Option<PathBuf>,
+    /// `--update`: rewrite a failing `expect-line` or `exit-status` to what
+    /// came, and go on.
+    pub update: bool,
+    /// `--retries N`: the runs a failing script gets again when it does
+    /// not say (its `retries` header wins).
+    pub retries: u32,
 }
 
-/// How a run ended.
+/// How one run of a script ended.
 #[derive(Debug)]
-pub struct Outcome {
-    /// From the start of the program to its end.
-    pub elapsed: Duration,
-    /// `None`: every step passed.
+pub struct Ran {
+    /// `None`: every step passed (after the rewrites, in update mode).
     pub failure: Option<Failed>,
+    /// The rewrites `--update` made.
+    pub changes: Vec<Change>,
 }
 
 /// A failed script: where, what was expected, what happened, what came.
@@ -116,12 +133,18 @@ pub struct Failed {
     pub output: Vec<String>,
     /// That stream's name.
     pub stream: &'static str,
+    /// The program the step talked to, when the script has several.
+    pub program: String,
     /// The last lines of a separate stderr when the step read stdout.
     pub stderr: Vec<String>,
     /// Files to look at (transcript, recording).
     pub notes: Vec<String>,
     /// The exit code `duet script` gives it.
     pub code: u8,
+    /// The script could not run (unreadable, parse errors, no program, a
+    /// program that cannot be started, a record that cannot be written):
+    /// an error, not a failure; never retried.
+    pub cannot_run: bool,
 }
 
 /// Exit code of a failed script.
@@ -137,9 +160,21 @@ impl Failed {
             expected: String::new(),
             output: Vec::new(),
             stream: "stdout",
+            program: String::new(),
             stderr: Vec::new(),
             notes: Vec::new(),
             code: FAILED,
+            cannot_run: false,
+        }
+    }
+
+    /// The script could not run, for this reason; `duet script` exits
+    /// with `code`.
+    pub fn cannot_run(line: usize, what: impl Into<String>, code: u8) -> Failed {
+        Failed {
+            code,
+            cannot_run: true,
+            ..Failed::at(line, what)
         }
     }
 
@@ -164,13 +199,18 @@ impl Failed {
             msg.push_str(&format!("\n  expected: {}", self.expected));
         }
         if !self.step.is_empty() {
+            let of = if self.program.is_empty() {
+                String::new()
+            } else {
+                format!(" of {}", self.program)
+            };
             push_lines(
                 &mut msg,
-                &format!("last output ({})", self.stream),
+                &format!("last output ({}{of})", self.stream),
                 &self.output,
             );
             if !self.stderr.is_empty() {
-                push_lines(&mut msg, "last stderr", &self.stderr);
+                push_lines(&mut msg, &format!("last stderr{of}"), &self.stderr);
             }
         }
         for note in &self.notes {
@@ -218,19 +258,16 @@ pub const PTY_TERM: &str = "dumb";
 
 /// Runs `script`. Never panics on the program's behaviour; every failure is
 /// in the outcome.
-pub fn run(script: &Script, config: &Config) -> Outcome {
+pub fn run(script: &Script, config: &Config) -> Ran {
     let start = Instant::now();
-    let failure = match Runner::start(script, config, start) {
+    let (failure, changes) = match Runner::start(script, config, start) {
         Ok(mut runner) => {
             let failure = runner.steps(&script.steps).err().map(|f| *f);
             runner.finish(failure, config)
         }
-        Err(failed) => Some(*failed),
+        Err(failed) => (Some(*failed), Vec::new()),
     };
-    Outcome {
-        elapsed: start.elapsed(),
-        failure,
-    }
+    Ran { failure, changes }
 }
 
 /// The last bytes of one stream, as they arrived (escape sequences and
@@ -261,7 +298,6 @@ impl Tail {
 /// What the observer keeps of the traffic.
 #[derive(Debug, Default)]
 struct Seen {
-    cast: Option<Cast>,
     /// By stream: stdout, stderr.
     tails: [Tail; 2],
     /// The stream output arrived on last.
@@ -269,21 +305,19 @@ struct Seen {
 }
 
 impl Seen {
-    fn observe(&mut self, chunk: Observed<'_>) {
-        let now = Instant::now();
+    /// Keeps the output's tail; returns what the recording shows.
+    fn observe<'a>(&mut self, chunk: Observed<'a>) -> Option<(Source, &'a [u8])> {
         let (source, stream, bytes) = match chunk {
             Observed::Stdout(b) => (Source::Stdout, Some(Stream::Stdout), b),
             Observed::Stderr(b) => (Source::Stderr, Some(Stream::Stderr), b),
             Observed::Sent(b) => (Source::Input, None, b),
-            _ => return,
+            _ => return None,
         };
-        if let Some(cast) = &mut self.cast {
-            cast.event(source, now, bytes);
-        }
         if let Some(s) = stream {
             self.tails[s as usize].push(bytes);
             self.last = Some(s);
         }
+        Some((source, bytes))
     }
 }
 
@@ -403,23 +437,167 @@ enum LastLine {
     Other(Vec<u8>),
 }
 
-struct Runner {
+/// `argv` as a `spawn` line would write it.
+fn quote_argv(argv: &[OsString]) -> String {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    syntax::quote_words(&words)
+}
+
+/// Far enough in the future to stand for "never".
+const FAR: Duration = Duration::from_secs(86400 * 365);
+
+/// Starts one program of the script with the header's settings (which
+/// apply to every program), its transcript and the shared recording.
+fn spawn_program(
+    name: &str,
+    (line, argv): (usize, &[OsString]),
+    script: &Script,
+    config: &Config,
+    transcript: Option<&std::path::Path>,
+    cast: &Arc<Mutex<Option<Cast>>>,
+) -> Result<Program, Box<Failed>> {
+    let header = &script.header;
+    let pty = header.pty || config.pty;
+    let command = quote_argv(argv);
+    let transcript = match transcript {
+        Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
+            cannot_run: true,
+            code: exit::INTERNAL,
+            ..Failed::at(
+                line,
+                format!("cannot write the transcript {}: {e}", path.display()),
+            )
+        })?),
+        None => None,
+    };
+    let mut cmd = duet::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .timeout(config.timeout)
+        .pty(pty)
+        .strip_ansi(header.strip_ansi);
+    config.remote.apply(&mut cmd);
+    if pty {
+        cmd.pty_echo(header.pty_echo);
+        if let Some((rows, cols)) = header.pty_size {
+            cmd.pty_size(rows, cols);
+        }
+        cmd.env("TERM", PTY_TERM);
+    }
+    for change in &header.env {
+        match change {
+            EnvChange::Set(name, value) => cmd.env(name, value),
+            EnvChange::Unset(name) => cmd.env_remove(name),
+        };
+    }
+    if let Some(dir) = &header.cwd {
+        cmd.current_dir(dir);
+    }
+    let stderr = header
+        .stderr
+        .unwrap_or(if pty { Stderr::Merge } else { Stderr::Separate });
+    match stderr {
+        Stderr::Separate => {
+            cmd.stderr(duet::Stdio::piped());
+        }
+        Stderr::Merge if !pty => {
+            cmd.merge_stderr(true);
+        }
+        // On a pty, stderr is the terminal unless said otherwise.
+        Stderr::Merge => {}
+        Stderr::Null => {
+            cmd.stderr(duet::Stdio::null());
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let code = match &e {
+            Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                exit::NOT_FOUND
+            }
+            _ => exit::NOT_EXECUTABLE,
+        };
+        let what = if name == syntax::MAIN {
+            e.to_string()
+        } else {
+            format!("`{name}`: {e}")
+        };
+        Failed::cannot_run(line, what, code)
+    })?;
+    if let Some(file) = transcript {
+        child.set_transcript(file);
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (observer, recording) = (Arc::clone(&seen), Arc::clone(cast));
+    child.set_observer(move |chunk| {
+        if let Some((source, bytes)) = lock(&observer).observe(chunk)
+            && let Some(cast) = lock(&recording).as_mut()
+        {
+            cast.event(source, Instant::now(), bytes);
+        }
+    });
+    Ok(Program {
+        name: name.to_string(),
+        child,
+        seen,
+        separate: stderr == Stderr::Separate,
+        ended: [false, stderr != Stderr::Separate],
+        eof_sent: false,
+        watches: Vec::new(),
+    })
+}
+
+/// One program of the script: `main` (from `spawn`) or one named by
+/// `spawn-as`, with what the runner keeps about it.
+struct Program {
+    name: String,
     child: duet::Child,
     /// Shared with the child's observer.
     seen: Arc<Mutex<Seen>>,
     /// `stderr separate`: the library reads stderr as a stream of its own.
     separate: bool,
-    stream: Stream,
-    timeout: Duration,
-    newline: Vec<u8>,
-    captured: Option<Captured>,
-    watches: Vec<Watch>,
-    /// Any complete line (the line steps' second pattern).
-    any_line: Pattern,
     /// By stream: its end has been seen.
     ended: [bool; 2],
     /// `close-stdin` has run: the end of input is not sent again.
     eof_sent: bool,
+    watches: Vec<Watch>,
+}
+
+struct Runner {
+    /// `main` first, then the `spawn-as` programs in header order.
+    programs: Vec<Program>,
+    /// The program `use` chose.
+    current: usize,
+    /// The recording, shared with every program's observer.
+    cast: Arc<Mutex<Option<Cast>>>,
+    stream: Stream,
+    timeout: Duration,
+    newline: Vec<u8>,
+    /// `pace D`: the time between two characters sent; zero sends at once.
+    pace: Duration,
+    /// `deadline D`: when the whole script must be done, and D.
+    deadline: Option<(Instant, Duration)>,
+    captured: Option<Captured>,
+    /// Any complete line (the line steps' second pattern).
+    any_line: Pattern,
+    /// `--update`: a failing `expect-line` or `exit-status` is rewritten.
+    update: bool,
+    /// The rewrites made in update mode.
+    changes: Vec<Change>,
+    /// The step being run (its line and text), for the rewrites.
+    at: (usize, String),
+}
+
+/// A line `--update` rewrites: what it was, what it becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// 1-based line number in the script.
+    pub line: usize,
+    /// The step as written (without the indentation).
+    pub old: String,
+    /// The step that replaces it.
+    pub new: String,
 }
 
 impl Runner {
@@ -431,28 +609,15 @@ impl Runner {
         } else if let Some((line, words)) = &header.spawn {
             (*line, words.iter().map(OsString::from).collect())
         } else {
-            return Err(Box::new(Failed::at(
+            return Err(Box::new(Failed::cannot_run(
                 first_line,
                 "no program: name it with `spawn PROG ARGS` in the script's header, or after `--`",
+                FAILED,
             )));
         };
         let pty = header.pty || config.pty;
         // The records first: when they cannot be written, nothing runs.
-        let words: Vec<String> = argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let command = syntax::quote_words(&words);
-        let transcript = match &config.transcript {
-            Some(path) => Some(open_transcript(path, &command).map_err(|e| Failed {
-                code: exit::INTERNAL,
-                ..Failed::at(
-                    spawn_line,
-                    format!("cannot write the transcript {}: {e}", path.display()),
-                )
-            })?),
-            None => None,
-        };
+        let command = quote_argv(&argv);
         let cast = match &config.cast {
             Some(path) => {
                 let (rows, cols) = if pty {
@@ -468,8 +633,11 @@ impl Runner {
                     title: &config.file,
                     term: term.as_deref(),
                     pipes: !pty,
+                    // What a terminal would not echo is shown as well.
+                    show_input: !(pty && header.pty_echo),
                 };
                 Some(Cast::create(path, start, &screen).map_err(|e| Failed {
+                    cannot_run: true,
                     code: exit::INTERNAL,
                     ..Failed::at(
                         spawn_line,
@@ -479,106 +647,103 @@ impl Runner {
             }
             None => None,
         };
-        let mut cmd = duet::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .timeout(config.timeout)
-            .pty(pty)
-            .strip_ansi(header.strip_ansi);
-        config.remote.apply(&mut cmd);
-        if pty {
-            cmd.pty_echo(header.pty_echo);
-            if let Some((rows, cols)) = header.pty_size {
-                cmd.pty_size(rows, cols);
-            }
-            cmd.env("TERM", PTY_TERM);
+        let cast = Arc::new(Mutex::new(cast));
+        let mut programs = Vec::with_capacity(1 + header.others.len());
+        let transcript = config.transcript.as_deref();
+        programs.push(spawn_program(
+            syntax::MAIN,
+            (spawn_line, &argv),
+            script,
+            config,
+            transcript,
+            &cast,
+        )?);
+        for other in &header.others {
+            let argv: Vec<OsString> = other.words.iter().map(OsString::from).collect();
+            // A transcript each: the main one's path with `.NAME` added.
+            let path = transcript.map(|p| {
+                let mut p = p.as_os_str().to_owned();
+                p.push(format!(".{}", other.name));
+                PathBuf::from(p)
+            });
+            programs.push(spawn_program(
+                &other.name,
+                (other.line, &argv),
+                script,
+                config,
+                path.as_deref(),
+                &cast,
+            )?);
         }
-        for change in &header.env {
-            match change {
-                EnvChange::Set(name, value) => cmd.env(name, value),
-                EnvChange::Unset(name) => cmd.env_remove(name),
-            };
-        }
-        if let Some(dir) = &header.cwd {
-            cmd.current_dir(dir);
-        }
-        let stderr = header
-            .stderr
-            .unwrap_or(if pty { Stderr::Merge } else { Stderr::Separate });
-        match stderr {
-            Stderr::Separate => {
-                cmd.stderr(duet::Stdio::piped());
-            }
-            Stderr::Merge if !pty => {
-                cmd.merge_stderr(true);
-            }
-            // On a pty, stderr is the terminal unless said otherwise.
-            Stderr::Merge => {}
-            Stderr::Null => {
-                cmd.stderr(duet::Stdio::null());
-            }
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            let code = match &e {
-                Error::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    exit::NOT_FOUND
-                }
-                _ => exit::NOT_EXECUTABLE,
-            };
-            Failed {
-                code,
-                ..Failed::at(spawn_line, e.to_string())
-            }
-        })?;
-        if let Some(file) = transcript {
-            child.set_transcript(file);
-        }
-        let seen = Arc::new(Mutex::new(Seen {
-            cast,
-            ..Seen::default()
-        }));
-        let observer = Arc::clone(&seen);
-        child.set_observer(move |chunk| lock(&observer).observe(chunk));
+        let deadline = header.deadline.map(|d| {
+            let at = start.checked_add(d).unwrap_or(start + FAR);
+            (at, d)
+        });
         Ok(Runner {
-            child,
-            seen,
-            separate: stderr == Stderr::Separate,
+            programs,
+            current: 0,
+            cast,
             stream: Stream::Stdout,
             timeout: config.timeout,
             newline: b"\n".to_vec(),
+            pace: Duration::ZERO,
+            deadline,
             captured: None,
-            watches: Vec::new(),
             any_line: Pattern::line("").expect("the empty regex compiles"),
-            ended: [false, stderr != Stderr::Separate],
-            eof_sent: false,
+            update: config.update,
+            changes: Vec::new(),
+            at: (0, String::new()),
         })
+    }
+
+    fn p(&mut self) -> &mut Program {
+        &mut self.programs[self.current]
+    }
+
+    fn pr(&self) -> &Program {
+        &self.programs[self.current]
     }
 
     fn steps(&mut self, steps: &[Step]) -> Result<(), Box<Failed>> {
         for step in steps {
             log::debug!("script: line {}: {}", step.line, step.source.trim());
-            if let Err(Problem(what)) = self.step(step) {
+            self.at = (step.line, step.source.trim().to_string());
+            let done = match self.deadline_passed() {
+                Some(problem) => Err(problem),
+                None => self.step(step),
+            };
+            if let Err(Problem(what)) = done {
                 return Err(Box::new(self.failed(step, what)));
             }
         }
-        // The program's input ends; what it writes until it exits still
+        // The programs' input ends; what they write until they exit still
         // meets the watches.
-        self.end_input();
-        let deadline = Instant::now() + self.timeout.min(FINISH_GRACE);
-        if let Err(Problem(what)) = self.collect_until(deadline) {
-            let last = steps.last().expect("a script has a step");
-            return Err(Box::new(self.failed(last, what)));
+        let last = steps.last().expect("a script has a step");
+        let deadline = self.cap(Instant::now() + self.timeout.min(FINISH_GRACE));
+        for i in 0..self.programs.len() {
+            self.current = i;
+            self.end_input();
+            if let Err(Problem(what)) = self.collect_until(deadline) {
+                return Err(Box::new(self.failed(last, what)));
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.child.wait_timeout(left) {
-            Ok(Some(status)) => log::info!("script: the program {status}"),
-            _ => log::info!("script: the program was still running after the script"),
+        for program in &mut self.programs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match program.child.wait_timeout(left) {
+                Ok(Some(status)) => log::info!("script: {} {status}", program.name),
+                _ => log::info!(
+                    "script: {} was still running after the script",
+                    program.name
+                ),
+            }
         }
         Ok(())
     }
 
     fn failed(&self, step: &Step, what: String) -> Failed {
         let stream = self.stream;
-        let seen = lock(&self.seen);
+        let program = self.pr();
+        let seen = lock(&program.seen);
         let tail = |s: Stream| last_lines(&seen.tails[s as usize].bytes, REPORT_LINES);
         Failed {
             line: step.line,
@@ -587,29 +752,41 @@ impl Runner {
             expected: expected(&step.action),
             output: tail(stream),
             stream: stream.name(),
-            stderr: if self.separate && stream == Stream::Stdout {
+            program: if self.programs.len() > 1 {
+                program.name.clone()
+            } else {
+                String::new()
+            },
+            stderr: if program.separate && stream == Stream::Stdout {
                 tail(Stream::Stderr)
             } else {
                 Vec::new()
             },
             notes: Vec::new(),
             code: FAILED,
+            cannot_run: false,
         }
     }
 
-    /// After the steps (or a failure): stop a program still running
+    /// After the steps (or a failure): stop the programs still running
     /// (SIGTERM, then SIGKILL), close the records and name them in a failure.
-    fn finish(mut self, mut failure: Option<Failed>, config: &Config) -> Option<Failed> {
-        match self.child.terminate(TERMINATE_GRACE) {
-            Ok(status) => log::debug!("script: the program {status}"),
-            Err(e) => log::warn!("cannot stop the program: {e}"),
+    fn finish(
+        mut self,
+        mut failure: Option<Failed>,
+        config: &Config,
+    ) -> (Option<Failed>, Vec<Change>) {
+        for program in &mut self.programs {
+            match program.child.terminate(TERMINATE_GRACE) {
+                Ok(status) => log::debug!("script: {} {status}", program.name),
+                Err(e) => log::warn!("cannot stop {}: {e}", program.name),
+            }
+            // What is still in the pipes, for the recording.
+            let _ = program.child.stays_quiet(Duration::ZERO);
+            if program.separate {
+                let _ = program.child.stderr_stays_quiet(Duration::ZERO);
+            }
         }
-        // What is still in the pipes, for the recording.
-        let _ = self.child.stays_quiet(Duration::ZERO);
-        if self.separate {
-            let _ = self.child.stderr_stays_quiet(Duration::ZERO);
-        }
-        let cast = lock(&self.seen).cast.take();
+        let cast = lock(&self.cast).take();
         let cast_path = cast.as_ref().map(|c| c.path().to_path_buf());
         let cast_error = cast.and_then(|c| c.finish().err());
         if let Some(f) = failure.as_mut() {
@@ -626,21 +803,49 @@ impl Runner {
                 Some(f) => f.notes.push(what),
                 None => {
                     failure = Some(Failed {
+                        cannot_run: true,
                         code: exit::INTERNAL,
                         ..Failed::at(1, what)
                     })
                 }
             }
         }
-        failure
+        (failure, self.changes)
     }
 
     // ---- output ------------------------------------------------------------
 
+    /// When the step that starts now must be done: after the timeout, or
+    /// at the script's deadline if that comes first.
     fn deadline(&self) -> Instant {
         let now = Instant::now();
-        now.checked_add(self.timeout)
-            .unwrap_or(now + Duration::from_secs(86400 * 365))
+        self.cap(now.checked_add(self.timeout).unwrap_or(now + FAR))
+    }
+
+    /// `at`, or the script's deadline if that comes first.
+    fn cap(&self, at: Instant) -> Instant {
+        match self.deadline {
+            Some((end, _)) => at.min(end),
+            None => at,
+        }
+    }
+
+    /// How long a wait of `d` may take before the script's deadline.
+    fn capped(&self, d: Duration) -> Duration {
+        let now = Instant::now();
+        self.cap(now.checked_add(d).unwrap_or(now + FAR))
+            .saturating_duration_since(now)
+    }
+
+    /// The failure once the script's deadline has passed.
+    fn deadline_passed(&self) -> Option<Problem> {
+        let (end, d) = self.deadline?;
+        (Instant::now() >= end).then(|| {
+            Problem(format!(
+                "the script's deadline ({}, `deadline` in the header) passed",
+                duration::show(d)
+            ))
+        })
     }
 
     /// The library's expect of `patterns` on the step's stream, giving up
@@ -653,11 +858,12 @@ impl Runner {
     ) -> Result<(usize, Match), Problem> {
         let left = deadline.saturating_duration_since(Instant::now());
         let got = match self.stream {
-            Stream::Stdout => self.child.expect_any_timeout(patterns, left),
+            Stream::Stdout => self.p().child.expect_any_timeout(patterns, left),
             Stream::Stderr => {
-                self.child.set_timeout(left);
-                let got = self.child.expect_any_stderr(patterns);
-                self.child.set_timeout(self.timeout);
+                self.p().child.set_timeout(left);
+                let got = self.p().child.expect_any_stderr(patterns);
+                let timeout = self.timeout;
+                self.p().child.set_timeout(timeout);
                 got
             }
         };
@@ -668,11 +874,11 @@ impl Runner {
     fn read_problem(&mut self, e: Error, what: &str) -> Problem {
         let stream = self.stream;
         match e {
-            Error::Timeout { .. } => {
+            Error::Timeout { .. } => self.deadline_passed().unwrap_or_else(|| {
                 Problem(format!("timed out after {}", duration::show(self.timeout)))
-            }
+            }),
             Error::Eof { status, .. } => {
-                self.ended[stream as usize] = true;
+                self.p().ended[stream as usize] = true;
                 Problem(format!(
                     "{} ended before {what} came{}",
                     stream.name(),
@@ -689,6 +895,7 @@ impl Runner {
     /// A `fail-on` watch matched `matched`.
     fn watch_problem(&self, pattern: &str, matched: &str) -> Problem {
         let (line, source) = self
+            .pr()
             .watches
             .iter()
             .find(|w| w.pattern == pattern)
@@ -704,12 +911,12 @@ impl Runner {
     /// recent output holds it (the library's error does not say); when
     /// both or neither do, the one output came on last.
     fn stream_of(&self, matched: &str) -> Stream {
-        let seen = lock(&self.seen);
+        let seen = lock(&self.pr().seen);
         let holds =
             |s: Stream| String::from_utf8_lossy(&seen.tails[s as usize].bytes).contains(matched);
         match (
             holds(Stream::Stdout),
-            self.separate && holds(Stream::Stderr),
+            self.pr().separate && holds(Stream::Stderr),
         ) {
             (true, false) => Stream::Stdout,
             (false, true) => Stream::Stderr,
@@ -721,12 +928,12 @@ impl Runner {
     /// that waits without reading: the library collects output meanwhile).
     /// Consumes nothing.
     fn check_watches(&mut self) -> StepResult {
-        match self.child.stays_quiet(Duration::ZERO) {
+        match self.p().child.stays_quiet(Duration::ZERO) {
             Err(Error::FailOn {
                 pattern, matched, ..
             }) => Err(self.watch_problem(&pattern, &matched)),
             Err(e) if e.is_eof() => {
-                self.ended[Stream::Stdout as usize] = true;
+                self.p().ended[Stream::Stdout as usize] = true;
                 Ok(())
             }
             _ => Ok(()),
@@ -743,19 +950,19 @@ impl Runner {
             }
             let Some(s) = [Stream::Stdout, Stream::Stderr]
                 .into_iter()
-                .find(|&s| !self.ended[s as usize])
+                .find(|&s| !self.p().ended[s as usize])
             else {
                 return Ok(());
             };
             let left = deadline - now;
             let quiet = match s {
-                Stream::Stdout => self.child.stays_quiet(left),
-                Stream::Stderr => self.child.stderr_stays_quiet(left),
+                Stream::Stdout => self.p().child.stays_quiet(left),
+                Stream::Stderr => self.p().child.stderr_stays_quiet(left),
             };
             match quiet {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) if e.is_eof() => self.ended[s as usize] = true,
+                Err(e) if e.is_eof() => self.p().ended[s as usize] = true,
                 Err(Error::FailOn {
                     pattern, matched, ..
                 }) => return Err(self.watch_problem(&pattern, &matched)),
@@ -766,7 +973,7 @@ impl Runner {
 
     /// ` (the program exited with code 3)` once it has exited.
     fn exit_note(&mut self) -> String {
-        status_note(self.child.wait_timeout(STATUS_GRACE).ok().flatten())
+        status_note(self.p().child.wait_timeout(STATUS_GRACE).ok().flatten())
     }
 
     // ---- steps ---------------------------------------------------------------
@@ -775,7 +982,7 @@ impl Runner {
         match &step.action {
             Action::Timeout(d) => {
                 self.timeout = *d;
-                self.child.set_timeout(*d);
+                self.p().child.set_timeout(*d);
                 Ok(())
             }
             Action::Stream(s) => {
@@ -786,29 +993,63 @@ impl Runner {
                 self.newline = n.clone();
                 Ok(())
             }
+            Action::Use(name) => {
+                self.current = self
+                    .programs
+                    .iter()
+                    .position(|p| &p.name == name)
+                    .expect("the parser checked the name");
+                Ok(())
+            }
+            Action::Pace(d) => {
+                self.pace = *d;
+                Ok(())
+            }
             Action::Send(text) => {
                 let bytes = self.text(text)?;
-                self.child.send_bytes(&bytes).map_err(write_problem)
+                self.send(&bytes, false)
             }
             Action::SendLine(text) => {
                 let mut bytes = self.text(text)?;
                 bytes.extend_from_slice(&self.newline);
-                self.child.send_bytes(&bytes).map_err(write_problem)
+                self.send(&bytes, false)
             }
             Action::SendSecret(text) => {
                 let bytes = self.text(text)?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| Problem("a secret must be UTF-8 text".into()))?;
-                self.child.send_secret(&text).map_err(write_problem)
+                if std::str::from_utf8(&bytes).is_err() {
+                    return Err(Problem("a secret must be UTF-8 text".into()));
+                }
+                self.send(&bytes, true)
             }
-            Action::SendControl(c) => self.child.send_control(*c).map_err(write_problem),
+            Action::Respond(re, text) => {
+                let source = self.regex_source(re)?;
+                let pattern = Pattern::regex(&source).map_err(|e| bad_regex(&source, e))?;
+                let reply = self.text(text)?;
+                self.p().child.respond(pattern, reply);
+                Ok(())
+            }
+            Action::Interact => {
+                if !io::stdin().is_terminal() {
+                    return Err(Problem(
+                        "interact: duet's stdin is not a terminal, so no person can take the \
+                         program over (run the script from a terminal, or remove `interact`)"
+                            .into(),
+                    ));
+                }
+                let ended = interact_with_person(&mut self.p().child)?;
+                if ended {
+                    self.p().ended = [true, true];
+                }
+                Ok(())
+            }
+            Action::SendControl(c) => self.p().child.send_control(*c).map_err(write_problem),
             Action::CloseStdin => {
                 // In the recording as a person types it.
-                if let Some(cast) = &mut lock(&self.seen).cast {
+                if let Some(cast) = lock(&self.cast).as_mut() {
                     cast.event(Source::Input, Instant::now(), b"\x04");
                 }
-                self.eof_sent = true;
-                self.child.send_eof().map_err(write_problem)
+                self.p().eof_sent = true;
+                self.p().child.send_eof().map_err(write_problem)
             }
             Action::Expect(re) => {
                 let source = self.regex_source(re)?;
@@ -841,29 +1082,25 @@ impl Runner {
             Action::Silence(d) => self.silence(*d),
             Action::ExpectEof => {
                 self.expect_on(&[Pattern::Eof], self.deadline(), "the end of output")?;
-                self.ended[self.stream as usize] = true;
+                let s = self.stream as usize;
+                self.p().ended[s] = true;
                 Ok(())
             }
             Action::ExitStatus(exits) => self.exit_status(exits),
             Action::Signal(sig) => {
                 let signal = duet::Signal::try_from(sig.number)
                     .map_err(|e| Problem(format!("cannot send {}: {e}", sig.name)))?;
-                self.child
+                self.p()
+                    .child
                     .signal(signal)
                     .map_err(|e| Problem(format!("cannot send {}: {e}", sig.name)))
             }
-            Action::Sleep(d) => {
-                let deadline = Instant::now() + *d;
-                self.collect_until(deadline)?;
-                // Every stream has ended: nothing can arrive any more.
-                thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                Ok(())
-            }
+            Action::Sleep(d) => self.pause(*d),
             Action::FailOn(re) => {
                 let pattern = self.regex_source(re)?;
                 let compiled = Pattern::regex(&pattern).map_err(|e| bad_regex(&pattern, e))?;
-                self.child.fail_on(compiled);
-                self.watches.push(Watch {
+                self.p().child.fail_on(compiled);
+                self.p().watches.push(Watch {
                     pattern,
                     line: step.line,
                     source: re.source.clone(),
@@ -970,14 +1207,17 @@ impl Runner {
                 self.captured = Some(Self::line_captures(re, &source, &m)?);
                 return Ok(());
             }
+            1 if self.rewrite_line(re, m.as_str().as_bytes()) => return Ok(()),
             1 => m.as_str().as_bytes().to_vec(),
             _ => {
-                self.ended[self.stream as usize] = true;
+                let s = self.stream as usize;
+                self.p().ended[s] = true;
                 match Self::last_line(re, &source, m.before())? {
                     LastLine::Matches(captured) => {
                         self.captured = Some(captured);
                         return Ok(());
                     }
+                    LastLine::Other(line) if self.rewrite_line(re, &line) => return Ok(()),
                     LastLine::Other(line) => line,
                     LastLine::None => {
                         return Err(Problem(format!(
@@ -990,6 +1230,72 @@ impl Runner {
             }
         };
         Err(Problem(format!("the line {} came instead", quoted(&came))))
+    }
+
+    /// In update mode, rewrites the failing `expect-line` to match `line`
+    /// exactly; only a regex without groups, whose captures no later step
+    /// can have used.
+    fn rewrite_line(&mut self, re: &Re, line: &[u8]) -> bool {
+        if re.groups.len > 1 || re.references().next().is_some() {
+            return false;
+        }
+        let done = self.rewrite(format!("expect-line ^{}$", syntax::regex_literal(line)));
+        if done {
+            self.captured = Some(Captured {
+                groups: vec![Some(line.to_vec())],
+                names: Vec::new(),
+            });
+        }
+        done
+    }
+
+    /// In update mode, records that the step being run becomes `new`.
+    fn rewrite(&mut self, new: String) -> bool {
+        if !self.update {
+            return false;
+        }
+        let (line, old) = self.at.clone();
+        log::info!("script: line {line}: `{old}` becomes `{new}`");
+        self.changes.push(Change { line, old, new });
+        true
+    }
+
+    /// Sends `bytes`, one character at a time `pace` apart when the
+    /// script set a pace; a secret is shown in records by its length.
+    fn send(&mut self, bytes: &[u8], secret: bool) -> StepResult {
+        let pace = self.pace;
+        let one = |child: &mut duet::Child, bytes: &[u8]| {
+            if secret {
+                child.send_secret(&String::from_utf8_lossy(bytes))
+            } else {
+                child.send_bytes(bytes)
+            }
+        };
+        if pace.is_zero() {
+            return one(&mut self.p().child, bytes).map_err(write_problem);
+        }
+        for (i, c) in characters(bytes).enumerate() {
+            if i > 0 {
+                self.pause(pace)?;
+            }
+            one(&mut self.p().child, c).map_err(write_problem)?;
+        }
+        Ok(())
+    }
+
+    /// Lets `d` pass (at most until the script's deadline) while output
+    /// keeps being collected and watched.
+    fn pause(&mut self, d: Duration) -> StepResult {
+        let now = Instant::now();
+        let end = now.checked_add(d).unwrap_or(now + FAR);
+        let deadline = self.cap(end);
+        self.collect_until(deadline)?;
+        // Every stream has ended: nothing can arrive any more.
+        thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        match self.deadline_passed() {
+            Some(p) if deadline < end => Err(p),
+            _ => Ok(()),
+        }
     }
 
     fn wait_line(&mut self, re: &Re, bound: Option<usize>) -> StepResult {
@@ -1015,7 +1321,8 @@ impl Runner {
                 skipped += 1;
                 last = m.as_str().as_bytes().to_vec();
             } else {
-                self.ended[self.stream as usize] = true;
+                let s = self.stream as usize;
+                self.p().ended[s] = true;
                 match Self::last_line(re, &source, m.before())? {
                     LastLine::Matches(captured) => {
                         self.captured = Some(captured);
@@ -1048,15 +1355,19 @@ impl Runner {
 
     fn silence(&mut self, d: Duration) -> StepResult {
         let stream = self.stream;
-        let before = lock(&self.seen).tails[stream as usize].total;
+        let before = lock(&self.pr().seen).tails[stream as usize].total;
+        let wait = self.capped(d);
         let quiet = match stream {
-            Stream::Stdout => self.child.stays_quiet(d),
-            Stream::Stderr => self.child.stderr_stays_quiet(d),
+            Stream::Stdout => self.p().child.stays_quiet(wait),
+            Stream::Stderr => self.p().child.stderr_stays_quiet(wait),
         };
         match quiet {
+            Ok(true) if wait < d => Err(self
+                .deadline_passed()
+                .unwrap_or_else(|| Problem("the script's deadline passed".into()))),
             Ok(true) => Ok(()),
             Ok(false) => {
-                let seen = lock(&self.seen);
+                let seen = lock(&self.pr().seen);
                 Err(Problem(format!(
                     "output arrived on {}: {}",
                     stream.name(),
@@ -1064,7 +1375,7 @@ impl Runner {
                 )))
             }
             Err(Error::Eof { status, .. }) => {
-                self.ended[stream as usize] = true;
+                self.p().ended[stream as usize] = true;
                 Err(Problem(format!(
                     "{} ended{}",
                     stream.name(),
@@ -1078,22 +1389,25 @@ impl Runner {
     /// Ends the program's input unless `close-stdin` did: once only, since
     /// on a pty every end-of-file character counts.
     fn end_input(&mut self) {
-        if !self.eof_sent {
-            self.eof_sent = true;
-            let _ = self.child.close_stdin();
+        if !self.p().eof_sent {
+            self.p().eof_sent = true;
+            let _ = self.p().child.close_stdin();
         }
     }
 
     fn exit_status(&mut self, exits: &[Exit]) -> StepResult {
         // Many programs wait for the end of their input before they exit.
         self.end_input();
-        let status = match self.child.wait_timeout(self.timeout) {
+        let wait = self.capped(self.timeout);
+        let status = match self.p().child.wait_timeout(wait) {
             Ok(Some(status)) => status,
             Ok(None) => {
-                return Err(Problem(format!(
-                    "the program was still running after {}",
-                    duration::show(self.timeout)
-                )));
+                return Err(self.deadline_passed().unwrap_or_else(|| {
+                    Problem(format!(
+                        "the program was still running after {}",
+                        duration::show(self.timeout)
+                    ))
+                }));
             }
             Err(e) => return Err(Problem(format!("cannot wait for the program: {e}"))),
         };
@@ -1105,16 +1419,25 @@ impl Runner {
             Exit::Signal(s) => status.signal() == Some(s.number),
         });
         if ok {
-            Ok(())
-        } else {
-            Err(Problem(format!("the program {}", status_text(status))))
+            return Ok(());
         }
+        let came = match (status.code(), status.signal().and_then(Sig::from_number)) {
+            (Some(code), _) => Some(code.to_string()),
+            (None, Some(sig)) => Some(sig.name.to_string()),
+            (None, None) => None,
+        };
+        if let Some(came) = came
+            && self.rewrite(format!("exit-status {came}"))
+        {
+            return Ok(());
+        }
+        Err(Problem(format!("the program {}", status_text(status))))
     }
 }
 
-/// The observer's state, whatever a panic elsewhere left.
-fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
-    seen.lock().unwrap_or_else(|e| e.into_inner())
+/// Shared state, whatever a panic elsewhere left.
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn bad_regex(source: &str, e: impl Into<Error>) -> Problem {
@@ -1137,6 +1460,38 @@ fn status_text(status: duet::ExitStatus) -> String {
     } else {
         format!("was {status}")
     }
+}
+
+/// `interact`: hands the program to the person at duet's terminal
+/// ([`duet::Child::interact`]) until it exits (true) or `^]` is typed
+/// (false); the steps after it go on from there.
+fn interact_with_person(child: &mut duet::Child) -> Result<bool, Problem> {
+    match child.interact() {
+        Ok(status) => Ok(status.is_some()),
+        Err(e) => Err(Problem(format!("interact: {e}"))),
+    }
+}
+
+/// The characters of `bytes` as slices: each UTF-8 character whole, each
+/// byte that is not UTF-8 alone.
+fn characters(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = match std::str::from_utf8(&rest[..rest.len().min(4)]) {
+            Ok(s) => s.chars().next().map_or(1, char::len_utf8),
+            Err(e) if e.valid_up_to() > 0 => std::str::from_utf8(&rest[..e.valid_up_to()])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .map_or(1, char::len_utf8),
+            Err(_) => 1,
+        };
+        let (c, tail) = rest.split_at(len);
+        rest = tail;
+        Some(c)
+    })
 }
 
 fn write_problem(e: duet::Error) -> Problem {

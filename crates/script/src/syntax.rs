@@ -57,7 +57,35 @@ pub struct Header {
     pub cwd: Option<String>,
     /// `strip-ansi on|off`.
     pub strip_ansi: bool,
+    /// `require PROG...`: the script is skipped when one is not installed.
+    pub require: Vec<String>,
+    /// `skip REASON`: the script is not run.
+    pub skip: Option<String>,
+    /// `xfail REASON`: the script is expected to fail.
+    pub xfail: Option<String>,
+    /// `tags WORD...`, for `duet test --tag`.
+    pub tags: Vec<String>,
+    /// `retries N`: a failing run is tried again up to N times.
+    pub retries: Option<u32>,
+    /// `deadline D`: the limit for the whole script.
+    pub deadline: Option<Duration>,
+    /// `spawn-as NAME PROG ARGS...`: other programs, with their lines.
+    pub others: Vec<Other>,
 }
+
+/// A program started with `spawn-as NAME PROG ARGS...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Other {
+    /// The line it is named on.
+    pub line: usize,
+    /// The name `use NAME` refers to.
+    pub name: String,
+    /// The program and its arguments.
+    pub words: Vec<String>,
+}
+
+/// The name of the program started by `spawn` (and `-- PROG ARGS`).
+pub const MAIN: &str = "main";
 
 /// Where the program's stderr goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +361,17 @@ pub enum Action {
     Stream(Stream),
     /// `newline TEXT` (setting): what `sendline` appends.
     Newline(Vec<u8>),
+    /// `use NAME` (setting): the steps after it talk to that program.
+    Use(String),
+    /// `pace D` (setting): sends go one character at a time, D apart
+    /// (`pace 0s` turns it off).
+    Pace(Duration),
+    /// `respond REGEX => TEXT`: from here on, TEXT is sent whenever output
+    /// matches REGEX.
+    Respond(Re, Text),
+    /// `interact`: the person at duet's terminal takes the program over
+    /// until it exits or `^]` is typed.
+    Interact,
 }
 
 impl Action {
@@ -340,7 +379,11 @@ impl Action {
     pub fn is_setting(&self) -> bool {
         matches!(
             self,
-            Action::Timeout(_) | Action::Stream(_) | Action::Newline(_)
+            Action::Timeout(_)
+                | Action::Stream(_)
+                | Action::Newline(_)
+                | Action::Use(_)
+                | Action::Pace(_)
         )
     }
 }
@@ -372,10 +415,11 @@ impl fmt::Display for ParseError {
 }
 
 /// Every keyword, for the "unknown" message.
-const KEYWORDS: &str = "spawn, pty, pty-echo, pty-size, stderr, env, unset, cwd, strip-ansi \
-     (header); timeout, stream, newline (settings); send, sendline, send-secret, send-control, \
-     close-stdin, expect, expect-exact, expect-line, wait-line, silence, expect-eof, \
-     exit-status, signal, sleep, fail-on (steps)";
+const KEYWORDS: &str = "spawn, spawn-as, pty, pty-echo, pty-size, stderr, env, unset, cwd, \
+     strip-ansi, require, skip, xfail, tags, retries, deadline (header); timeout, stream, newline, \
+     use, pace (settings); send, sendline, send-secret, send-control, close-stdin, expect, \
+     expect-exact, expect-line, wait-line, silence, expect-eof, exit-status, signal, sleep, \
+     fail-on, respond, interact (steps)";
 
 /// One parsed line.
 enum Line {
@@ -392,6 +436,13 @@ enum HeaderLine {
     Env(EnvChange),
     Cwd(String),
     StripAnsi(bool),
+    Require(Vec<String>),
+    Skip(String),
+    Xfail(String),
+    Tags(Vec<String>),
+    Retries(u32),
+    Deadline(Duration),
+    SpawnAs(String, Vec<String>),
 }
 
 /// What the capture references of later lines may name: the groups of the
@@ -441,6 +492,7 @@ pub fn parse(text: &str) -> Result<Script, Vec<ParseError>> {
     let mut stderr_stream: Option<usize> = None;
     let mut echo_line = None;
     let mut size_line = None;
+    let mut uses: Vec<(usize, String)> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let source = raw.strip_suffix('\r').unwrap_or(raw);
@@ -485,11 +537,46 @@ pub fn parse(text: &str) -> Result<Script, Vec<ParseError>> {
                     HeaderLine::Env(change) => header.env.push(change),
                     HeaderLine::Cwd(dir) => header.cwd = Some(dir),
                     HeaderLine::StripAnsi(on) => header.strip_ansi = on,
+                    HeaderLine::Require(progs) => header.require.extend(progs),
+                    HeaderLine::Skip(reason) => header.skip = Some(reason),
+                    HeaderLine::Xfail(reason) => header.xfail = Some(reason),
+                    HeaderLine::Tags(words) => header.tags.extend(words),
+                    HeaderLine::Retries(n) => header.retries = Some(n),
+                    HeaderLine::Deadline(d) => header.deadline = Some(d),
+                    HeaderLine::SpawnAs(name, words) => {
+                        let taken = if name == MAIN {
+                            Some(0)
+                        } else {
+                            header
+                                .others
+                                .iter()
+                                .find(|o| o.name == name)
+                                .map(|o| o.line)
+                        };
+                        match taken {
+                            Some(first) => errors.push(ParseError {
+                                line,
+                                message: if first == 0 {
+                                    format!(
+                                        "`{MAIN}` is the program of `spawn`; name this one otherwise"
+                                    )
+                                } else {
+                                    format!("a second program named `{name}` (line {first})")
+                                },
+                            }),
+                            None => header.others.push(Other { line, name, words }),
+                        }
+                    }
                 }
             }
             Ok(Line::Step(action)) => {
-                if !action.is_setting() && !matches!(action, Action::FailOn(_)) {
+                if !action.is_setting()
+                    && !matches!(action, Action::FailOn(_) | Action::Respond(..))
+                {
                     first_step.get_or_insert(line);
+                }
+                if let Action::Use(name) = &action {
+                    uses.push((line, name.clone()));
                 }
                 if let Action::Stream(Stream::Stderr) = action {
                     stderr_stream.get_or_insert(line);
@@ -507,6 +594,21 @@ pub fn parse(text: &str) -> Result<Script, Vec<ParseError>> {
         }
     }
     let header = &script.header;
+    for (line, name) in uses {
+        if name != MAIN && !header.others.iter().any(|o| o.name == name) {
+            let known: Vec<&str> = std::iter::once(MAIN)
+                .chain(header.others.iter().map(|o| o.name.as_str()))
+                .collect();
+            errors.push(ParseError {
+                line,
+                message: format!(
+                    "`use {name}`: no program has that name (the programs are {}; name one \
+                     with `spawn-as NAME PROG ARGS` in the header)",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
     if !header.pty {
         if let Some(line) = echo_line {
             errors.push(ParseError {
@@ -689,6 +791,71 @@ fn parse_line(line: &str, captures: &Captures) -> Result<Line, String> {
             header(HeaderLine::Cwd(arg.into()))
         }
         "strip-ansi" => header(HeaderLine::StripAnsi(on_off()?)),
+        "require" => {
+            needs("a program")?;
+            header(HeaderLine::Require(
+                word.split_whitespace().map(String::from).collect(),
+            ))
+        }
+        "skip" => {
+            needs("a REASON")?;
+            header(HeaderLine::Skip(word.into()))
+        }
+        "xfail" => {
+            needs("a REASON")?;
+            header(HeaderLine::Xfail(word.into()))
+        }
+        "tags" => {
+            needs("a WORD")?;
+            header(HeaderLine::Tags(
+                word.split_whitespace().map(String::from).collect(),
+            ))
+        }
+        "retries" => {
+            needs("a number")?;
+            let n = word
+                .parse::<u32>()
+                .map_err(|_| format!("`retries` takes a number of runs, found {arg:?}"))?;
+            header(HeaderLine::Retries(n))
+        }
+        "deadline" => header(HeaderLine::Deadline(dur()?)),
+        "spawn-as" => {
+            needs("a NAME and a program")?;
+            let mut words = split_words(arg)?;
+            if words.len() < 2 {
+                return Err(
+                    "`spawn-as` needs a NAME and a program, e.g. `spawn-as server nc -l 9000`"
+                        .into(),
+                );
+            }
+            let name = words.remove(0);
+            check_program_name(&name)?;
+            header(HeaderLine::SpawnAs(name, words))
+        }
+        "use" => {
+            needs("a NAME")?;
+            check_program_name(word)?;
+            step(Action::Use(word.into()))
+        }
+        "pace" => step(Action::Pace(dur()?)),
+        "respond" => {
+            needs("REGEX => TEXT")?;
+            let Some((re, text)) = arg.split_once(" => ") else {
+                return Err(format!(
+                    "`respond` takes REGEX => TEXT (with spaces around `=>`), found {arg:?}"
+                ));
+            };
+            if re.is_empty() {
+                return Err("`respond` needs a REGEX before ` => `".into());
+            }
+            // The reply may use the groups of earlier steps, not its own match.
+            let reply = parse_text(text, captures)?;
+            step(Action::Respond(parse_regex(re, captures)?, reply))
+        }
+        "interact" => {
+            none()?;
+            step(Action::Interact)
+        }
         "timeout" => step(Action::Timeout(dur()?)),
         "stream" => step(Action::Stream(match word {
             "stdout" => Stream::Stdout,
@@ -771,12 +938,35 @@ fn example(keyword: &str) -> &'static str {
         "cwd" => "/tmp",
         "expect" | "expect-line" | "wait-line" => "^ready$",
         "fail-on" => "Traceback",
-        "timeout" | "silence" | "sleep" => "500ms",
+        "timeout" | "silence" | "sleep" | "deadline" => "500ms",
+        "pace" => "20ms",
+        "require" => "bc",
+        "skip" | "xfail" => "needs a network",
+        "tags" => "slow",
+        "retries" => "2",
+        "spawn-as" => "server nc -l 9000",
+        "use" => "server",
+        "respond" => "\\[y/N\\] => y\\n",
         "exit-status" => "0",
         "signal" => "TERM",
         "send-control" => "c",
         "newline" => "\\r\\n",
         _ => "hello",
+    }
+}
+
+/// A name for `spawn-as` and `use`: letters, digits, `-` and `_`.
+fn check_program_name(name: &str) -> Result<(), String> {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a program name: use letters, digits, `-` and `_`"
+        ))
     }
 }
 
@@ -1459,6 +1649,84 @@ mod tests {
                 e[0].1
             );
         }
+    }
+
+    #[test]
+    fn third_release_header_lines_fill_the_header() {
+        let script = parse(
+            "require bc  dc\nrequire /bin/sh\nskip not today\nxfail a known bug\ntags slow net\n\
+             retries 3\ndeadline 2m\nspawn cat\nspawn-as server sh -c 'read x'\nspawn-as b-2 cat\nexpect-eof\n",
+        )
+        .unwrap();
+        let h = script.header;
+        assert_eq!(h.require, ["bc", "dc", "/bin/sh"]);
+        assert_eq!(h.skip.as_deref(), Some("not today"));
+        assert_eq!(h.xfail.as_deref(), Some("a known bug"));
+        assert_eq!(h.tags, ["slow", "net"]);
+        assert_eq!(h.retries, Some(3));
+        assert_eq!(h.deadline, Some(Duration::from_secs(120)));
+        assert_eq!(
+            h.others,
+            [
+                Other {
+                    line: 9,
+                    name: "server".into(),
+                    words: vec!["sh".into(), "-c".into(), "read x".into()]
+                },
+                Other {
+                    line: 10,
+                    name: "b-2".into(),
+                    words: vec!["cat".into()]
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn use_pace_respond_and_interact_parse() {
+        let a = steps(
+            "spawn-as peer cat\nuse peer\npace 20ms\nrespond \\[y/N\\]\\x20 => y\\n\nrespond a\\x3d> b => c => d\ninteract\nuse main\n",
+        );
+        assert!(matches!(&a[0], Action::Use(n) if n == "peer"));
+        assert!(matches!(a[1], Action::Pace(d) if d == Duration::from_millis(20)));
+        assert!(
+            matches!(&a[2], Action::Respond(re, t) if re.source == "\\[y/N\\]\\x20" && bytes(t) == b"y\n")
+        );
+        // The first ` => ` separates; the reply keeps any later one.
+        assert!(
+            matches!(&a[3], Action::Respond(re, t) if re.source == "a\\x3d> b" && bytes(t) == b"c => d")
+        );
+        assert!(matches!(a[4], Action::Interact));
+        assert!(matches!(&a[5], Action::Use(n) if n == MAIN));
+        // Settings and watches do not end the header.
+        assert!(parse("respond x => y\nuse main\npace 1ms\nspawn cat\nexpect-eof\n").is_ok());
+    }
+
+    #[test]
+    fn third_release_mistakes_are_errors_with_their_lines() {
+        let e = errors(
+            "spawn cat\nspawn-as main cat\nspawn-as x\nspawn-as a cat\nspawn-as a cat\nretries many\n\
+             skip\nrespond no arrow\nrespond  => y\nuse nobody\ninteract now\nspawn-as b@d cat\nexpect-eof\n",
+        );
+        let lines: Vec<usize> = e.iter().map(|e| e.0).collect();
+        assert_eq!(lines, [2, 3, 5, 6, 7, 8, 9, 10, 11, 12], "{e:?}");
+        assert!(e[0].1.contains("`main` is the program of `spawn`"));
+        assert!(e[1].1.contains("needs a NAME and a program"));
+        assert!(e[2].1.contains("a second program named `a` (line 4)"));
+        assert!(e[3].1.contains("a number of runs"));
+        assert!(e[4].1.contains("`skip` needs a REASON"));
+        assert!(e[5].1.contains("REGEX => TEXT"));
+        assert!(e[6].1.contains("needs a REGEX before"));
+        assert!(
+            e[7].1
+                .contains("no program has that name (the programs are main, a;"),
+            "{}",
+            e[7].1
+        );
+        assert!(e[8].1.contains("takes no argument"));
+        assert!(e[9].1.contains("not a program name"));
+        let e = errors("spawn cat\nsendline x\nrequire bc\n");
+        assert!(e[0].1.contains("before the first step"));
     }
 
     #[test]
