@@ -153,7 +153,7 @@ mod sys;
 mod text;
 
 pub use child::Child;
-pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
+pub use command::{Command, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Limit, OnDrop, Stdio, UNLIMITED};
 pub use driver::Observed;
 pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
 pub use error::{Error, Result, SpawnFailure};

@@ -22,6 +22,7 @@ mod pty;
 mod remote;
 mod script;
 mod session;
+mod setup;
 mod shell;
 mod spawn;
 mod sshd;
