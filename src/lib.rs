@@ -158,6 +158,7 @@ pub use driver::Observed;
 pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
 pub use error::{Error, Result, SpawnFailure};
 pub use nix::sys::signal::Signal;
+pub use process::Killer;
 pub use session::{Lines, Session};
 pub use shell::{Shell, ShellOutput};
 pub use status::{DRAIN_GRACE, ExitStatus, Output};

@@ -402,12 +402,31 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     // What only this host's kernel can do for a child: refused rather
     // than silently applied to the local ssh process instead.
     let local_only = [
-        (!cmd.passed_fds.is_empty(), "pass a descriptor to", "a descriptor cannot reach a program on another host"),
-        (cmd.uid.is_some() || cmd.gid.is_some() || cmd.groups.is_some(), "set the credentials of",
-            "credentials cannot be changed on another host: log in as that user (ssh(\"user@host\"))"),
-        (!cmd.rlimits.is_empty(), "set resource limits of", "resource limits apply only to local children"),
-        (cmd.setsid == Some(true), "start a new session for", "the remote program's session is sshd's to start"),
-        (cmd.arg0.is_some(), "set argv[0] of", "the remote shell runs the program under its own name"),
+        (
+            !cmd.passed_fds.is_empty(),
+            "pass a descriptor to",
+            "a descriptor cannot reach a program on another host",
+        ),
+        (
+            cmd.uid.is_some() || cmd.gid.is_some() || cmd.groups.is_some(),
+            "set the credentials of",
+            "credentials cannot be changed on another host: log in as that user (ssh(\"user@host\"))",
+        ),
+        (
+            !cmd.rlimits.is_empty(),
+            "set resource limits of",
+            "resource limits apply only to local children",
+        ),
+        (
+            cmd.setsid == Some(true),
+            "start a new session for",
+            "the remote program's session is sshd's to start",
+        ),
+        (
+            cmd.arg0.is_some(),
+            "set argv[0] of",
+            "the remote shell runs the program under its own name",
+        ),
     ];
     if let Some((_, step, why)) = local_only.into_iter().find(|(refused, _, _)| *refused) {
         return Err(fail(failure(

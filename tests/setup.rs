@@ -120,7 +120,10 @@ fn the_same_command_passes_its_descriptor_to_every_spawn() {
 fn targets_that_collide_with_the_streams_or_the_channel_are_refused() {
     let fd = || OwnedFd::from(std::io::pipe().unwrap().1);
     for target in [0, 1, 2, -1] {
-        let err = Command::new("true").pass_fd(fd(), target).spawn().unwrap_err();
+        let err = Command::new("true")
+            .pass_fd(fd(), target)
+            .spawn()
+            .unwrap_err();
         assert_eq!(failure(&err).step, "pass a descriptor as", "{err}");
         assert!(err.to_string().contains(&target.to_string()), "{err}");
     }
@@ -171,8 +174,14 @@ fn a_new_user_without_groups_keeps_none_of_roots() {
         return;
     }
     let status = stdout_of(&mut cmd);
-    assert!(status.contains("Uid:\t65534\t65534\t65534\t65534"), "{status}");
-    assert!(status.contains("Gid:\t65534\t65534\t65534\t65534"), "{status}");
+    assert!(
+        status.contains("Uid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Gid:\t65534\t65534\t65534\t65534"),
+        "{status}"
+    );
     // No supplementary group left (root's 0 among them).
     assert!(
         status.lines().any(|l| l.trim_end() == "Groups:"),
@@ -215,9 +224,18 @@ fn changing_the_childs_user_leaves_every_thread_of_the_parent_as_it_was() {
     let after = ids();
     stop.send(()).unwrap();
     other.join().unwrap().unwrap();
-    assert!(before.iter().all(|t| t.contains("Uid:\t0\t0\t0\t0")), "{before:?}");
-    assert!(after.iter().all(|t| t.contains("Uid:\t0\t0\t0\t0")), "{after:?}");
-    assert!(after.iter().all(|t| t.contains("Gid:\t0\t0\t0\t0")), "{after:?}");
+    assert!(
+        before.iter().all(|t| t.contains("Uid:\t0\t0\t0\t0")),
+        "{before:?}"
+    );
+    assert!(
+        after.iter().all(|t| t.contains("Uid:\t0\t0\t0\t0")),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().all(|t| t.contains("Gid:\t0\t0\t0\t0")),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -364,35 +382,44 @@ fn arg0_is_the_name_the_child_sees_while_the_program_is_found_as_before() {
     }
 }
 
+/// One setting of a `Command`, for tables of cases.
+type Setting = fn(&mut Command);
+
 #[test]
 fn what_cannot_cross_to_another_host_is_refused_before_connecting() {
-    let fd = || OwnedFd::from(std::io::pipe().unwrap().1);
-    let attempts: Vec<(&str, Box<dyn Fn(&mut Command)>)> = vec![
-        ("descriptor", Box::new(move |c| {
-            c.pass_fd(fd(), 5);
-        })),
-        ("credentials", Box::new(|c| {
+    let attempts: [(&str, Setting); 6] = [
+        ("descriptor", |c| {
+            c.pass_fd(OwnedFd::from(std::io::pipe().unwrap().1), 5);
+        }),
+        ("credentials", |c| {
             c.uid(1000);
-        })),
-        ("credentials", Box::new(|c| {
+        }),
+        ("credentials", |c| {
             c.groups(&[]);
-        })),
-        ("limits", Box::new(|c| {
+        }),
+        ("limits", |c| {
             c.rlimit(Limit::Core, 0, 0);
-        })),
-        ("session", Box::new(|c| {
+        }),
+        ("session", |c| {
             c.setsid(true);
-        })),
-        ("argv[0]", Box::new(|c| {
+        }),
+        ("argv[0]", |c| {
             c.arg0("x");
-        })),
+        }),
     ];
     for (what, configure) in attempts {
         let mut cmd = Command::new("true");
         cmd.ssh("duet-test.invalid");
         configure(&mut cmd);
         let err = cmd.spawn().unwrap_err();
-        assert_eq!(failure(&err).os.kind(), std::io::ErrorKind::Unsupported, "{err}");
-        assert!(err.to_string().contains("duet-test.invalid"), "{what}: {err}");
+        assert_eq!(
+            failure(&err).os.kind(),
+            std::io::ErrorKind::Unsupported,
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("duet-test.invalid"),
+            "{what}: {err}"
+        );
     }
 }

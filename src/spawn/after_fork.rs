@@ -393,9 +393,7 @@ unsafe fn run(plan: &ChildPlan) -> ! {
         // 3. Credentials: groups, then the group id, then the user id
         //    (which gives up the privilege the other two need). Raw
         //    system calls: see the module's documentation.
-        if plan.set_groups
-            && libc::syscall(libc::SYS_setgroups, plan.n_groups, plan.groups) != 0
-        {
+        if plan.set_groups && libc::syscall(libc::SYS_setgroups, plan.n_groups, plan.groups) != 0 {
             fail(err_fd, Step::Groups, 0);
         }
         if plan.drop_groups
@@ -559,10 +557,7 @@ mod tests {
     #[test]
     fn only_sources_an_earlier_move_clobbers_are_lifted() {
         let lifts = |pairs: &[(RawFd, RawFd)]| -> Vec<bool> {
-            plan_moves(pairs)
-                .iter()
-                .map(|m| m.lift)
-                .collect()
+            plan_moves(pairs).iter().map(|m| m.lift).collect()
         };
         // The usual case: pipes far above 0, 1 and 2 need no copy.
         assert_eq!(lifts(&[(7, 0), (9, 1), (10, 2)]), [false; 3]);

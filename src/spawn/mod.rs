@@ -543,9 +543,10 @@ fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Opt
         },
         Some(Step::Rlimit) => SpawnFailure {
             step: "set the limit on",
-            path: cmd.rlimits.get(index).map(|&(limit, soft, hard)| {
-                format!("{} (soft {soft}, hard {hard})", limit.name())
-            }),
+            path: cmd
+                .rlimits
+                .get(index)
+                .map(|&(limit, soft, hard)| format!("{} (soft {soft}, hard {hard})", limit.name())),
             os,
         },
         Some(Step::Fds) => SpawnFailure {

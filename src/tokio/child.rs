@@ -281,6 +281,31 @@ impl Child {
         self.signal(Signal::SIGKILL)
     }
 
+    /// A handle that signals this child from any thread or task, while
+    /// this one awaits a read or the exit: the blocking
+    /// [`Killer`](crate::Killer), since a signal never waits (a plain
+    /// `fn`, like [`signal`](Self::signal); for a child on another host it
+    /// runs `ssh` to deliver, as `signal` does). A no-op once the child is
+    /// reaped, even if the handle outlives the `Child`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duet::Result<()> {
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn_async()?;
+    /// let killer = child.killer();
+    /// tokio::spawn(async move { killer.kill() });
+    /// assert_eq!(child.wait().await?.signal(), Some(9));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn killer(&self) -> crate::Killer {
+        self.process
+            .as_ref()
+            .expect("the process is there until drop")
+            .get()
+            .killer()
+    }
+
     /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit,
     /// then SIGKILL; reaps it and returns its status, as
     /// [`Child::terminate`](crate::Child::terminate). The grace period is a
