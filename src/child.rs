@@ -396,7 +396,7 @@ impl Child {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut child = duet::Command::new("sh").args(["-c", "echo started; sleep 60"]).spawn()?;
+    /// let mut child = duet::Command::new("sh").args(["-c", "echo started; exec sleep 60"]).spawn()?;
     /// let killer = child.killer();
     /// assert_eq!(child.read_line()?, "started");
     /// std::thread::spawn(move || killer.kill());      // a watchdog
