@@ -142,6 +142,12 @@ async fn a_killer_that_outlives_its_child_never_signals_a_stranger<C: Conv>() {
     assert_eq!(stranger.wait().unwrap().code(), Some(42));
 }
 
+#[test]
+fn a_killer_is_clone_send_and_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<duet::Killer>();
+}
+
 async fn killers_racing_the_reap_never_fail<C: Conv>() {
     // Each child is killed from another thread while this one reaps it:
     // whichever comes first, the signal is delivered or a no-op.

@@ -117,6 +117,51 @@ fn the_same_command_passes_its_descriptor_to_every_spawn() {
 }
 
 #[test]
+fn a_second_descriptor_for_the_same_target_replaces_the_first() {
+    let (mut first_r, first_w) = std::io::pipe().unwrap();
+    let (mut second_r, second_w) = std::io::pipe().unwrap();
+    Command::new("sh")
+        .args(["-c", "echo to 6 >&6"])
+        .pass_fd(OwnedFd::from(first_w), 6)
+        .pass_fd(OwnedFd::from(second_w), 6)
+        .output()
+        .unwrap();
+    let (mut first, mut second) = (String::new(), String::new());
+    first_r.read_to_string(&mut first).unwrap();
+    second_r.read_to_string(&mut second).unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("", "to 6\n"));
+}
+
+#[test]
+fn a_passed_descriptor_reaches_a_pty_child_and_one_with_a_channel() {
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let (mut reader2, writer2) = std::io::pipe().unwrap();
+    let mut on_pty = Command::new("sh")
+        .args(["-c", "echo from the pty child >&4; echo done"])
+        .pass_fd(OwnedFd::from(writer), 4)
+        .pty(true)
+        .spawn()
+        .unwrap();
+    assert_eq!(on_pty.read_line().unwrap(), "done");
+    assert!(on_pty.wait().unwrap().success());
+    drop(on_pty);
+    let out = Command::new("sh")
+        .args(["-c", "echo $DUET_CHANNEL_FD >&4"])
+        .channel()
+        .pass_fd(OwnedFd::from(writer2), 4)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (mut got, mut got2) = (String::new(), String::new());
+    reader.read_to_string(&mut got).unwrap();
+    reader2.read_to_string(&mut got2).unwrap();
+    assert_eq!(
+        (got.as_str(), got2.as_str()),
+        ("from the pty child\n", "3\n")
+    );
+}
+
+#[test]
 fn targets_that_collide_with_the_streams_or_the_channel_are_refused() {
     let fd = || OwnedFd::from(std::io::pipe().unwrap().1);
     for target in [0, 1, 2, -1] {
