@@ -129,7 +129,7 @@ pub(crate) fn remote_command(cmd: &Command, mark: &str) -> Result<Vec<u8>, Spawn
         if mask > 0o777 {
             return Err(failure(
                 "set the file mode creation mask to",
-                format!("{mask:o}"),
+                format!("{mask:#o}"),
                 invalid("a mask has only permission bits (at most 0o777)"),
             ));
         }

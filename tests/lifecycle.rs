@@ -151,8 +151,18 @@ fn a_killer_is_clone_send_and_sync() {
 async fn killers_racing_the_reap_never_fail<C: Conv>() {
     // Each child is killed from another thread while this one reaps it:
     // whichever comes first, the signal is delivered or a no-op.
-    for _ in 0..20 {
-        let mut child = fixture("hold", &[]).start::<C>().unwrap();
+    // Alone, as a group, and as a group on the path for kernels before
+    // 6.9, where the group is signalled by number under the reap lock.
+    for (group, legacy) in [(false, false), (true, false), (true, true)]
+        .into_iter()
+        .cycle()
+        .take(30)
+    {
+        let mut child = fixture("hold", &[])
+            .process_group(group)
+            .emulate_old_kernel(legacy)
+            .start::<C>()
+            .unwrap();
         let killers: Vec<_> = (0..3)
             .map(|_| {
                 let k = child.killer();

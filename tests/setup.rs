@@ -375,7 +375,7 @@ fn umask_reaches_the_child_and_shapes_the_files_it_creates() {
     assert_eq!(mode, 0o600);
     std::fs::remove_dir_all(&dir).unwrap();
     let err = Command::new("true").umask(0o1777).spawn().unwrap_err();
-    assert!(err.to_string().contains("0o777"), "{err}");
+    assert!(err.to_string().contains("\"0o1777\""), "{err}");
 }
 
 /// The session id of the child's shell, from `/proc/$$/stat`.

@@ -283,18 +283,20 @@ fn check(cmd: &Command) -> Result<(), SpawnFailure> {
     {
         return Err(invalid(
             "set the file mode creation mask to",
-            format!("{mask:o}"),
+            format!("{mask:#o}"),
             "a mask has only permission bits (at most 0o777)".to_string(),
         ));
     }
     if cmd.pty && cmd.setsid == Some(false) {
-        return Err(invalid(
-            "keep the session of",
-            "a pty child".to_string(),
-            "a child on a pty always starts a session: the pty becomes its \
-             controlling terminal (drop setsid(false) or pty(true))"
-                .to_string(),
-        ));
+        return Err(SpawnFailure {
+            step: "keep the parent's session (setsid(false)) on a pty",
+            path: None,
+            os: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a child on a pty always starts a session: the pty becomes its \
+                 controlling terminal (drop setsid(false) or pty(true))",
+            ),
+        });
     }
     Ok(())
 }
