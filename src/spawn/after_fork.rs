@@ -566,4 +566,14 @@ mod tests {
         // A source that is its own target is not clobbered by itself.
         assert_eq!(lifts(&[(0, 0), (5, 1)]), [false, false]);
     }
+
+    #[test]
+    fn passed_descriptors_that_swap_numbers_are_lifted_and_every_target_kept() {
+        let pairs = [(7, 0), (8, 1), (9, 12), (12, 9), (20, 3)];
+        let lifts: Vec<bool> = plan_moves(&pairs).iter().map(|m| m.lift).collect();
+        // 9 goes onto 12 first, so the source 12 is copied away before.
+        assert_eq!(lifts, [false, false, false, true, false]);
+        // 2 is kept though not a target: an inherited stderr.
+        assert_eq!(plan_keep(&pairs), [0, 1, 2, 3, 9, 12]);
+    }
 }
