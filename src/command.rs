@@ -218,6 +218,15 @@ impl Limit {
 
 /// The value of a [`Command::rlimit`] that means no limit
 /// (`RLIM_INFINITY`).
+///
+/// ```
+/// use duet::{Command, Limit, UNLIMITED};
+/// let out = Command::new("sh").args(["-c", "ulimit -f"])
+///     .rlimit(Limit::FileSize, UNLIMITED, UNLIMITED)   // files of any size
+///     .output()?;
+/// assert_eq!(out.stdout, b"unlimited\n");
+/// # Ok::<(), duet::Error>(())
+/// ```
 pub const UNLIMITED: u64 = u64::MAX;
 
 impl Command {

@@ -180,6 +180,14 @@ impl Killer {
     }
 
     /// The child's process id, for messages (never signalled by number).
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn()?;
+    /// let killer = child.killer();
+    /// assert_eq!(killer.id(), child.id());
+    /// # child.kill()?;
+    /// # Ok::<(), duet::Error>(())
+    /// ```
     pub fn id(&self) -> u32 {
         self.shared.pid.as_raw() as u32
     }
