@@ -446,10 +446,31 @@ impl Child {
         self.signal(Signal::SIGKILL)
     }
 
+    /// A handle that signals this child from any thread, while this
+    /// thread reads from it or waits for it: see [`Killer`](crate::Killer).
+    /// A no-op once the child is reaped, even if the handle outlives the
+    /// `Child`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut child = duet::Command::new("sh").args(["-c", "echo started; exec sleep 60"]).spawn()?;
+    /// let killer = child.killer();
+    /// assert_eq!(child.read_line()?, "started");
+    /// std::thread::spawn(move || killer.kill());      // a watchdog
+    /// assert!(child.read_line().unwrap_err().is_eof());
+    /// assert_eq!(child.wait()?.signal(), Some(9));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn killer(&self) -> crate::Killer {
+        self.process().killer()
+    }
+
     /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit,
     /// then SIGKILL; reaps it and returns its status. With a process group
     /// every member gets SIGTERM and the whole grace, and what is left of
-    /// the group at the deadline gets the SIGKILL.
+    /// the group at the deadline gets the SIGKILL. SIGCONT follows the
+    /// SIGTERM, so a stopped child (`^Z`, SIGSTOP) runs its handler within
+    /// the grace instead of waiting, stopped, for the SIGKILL.
     ///
     /// ```
     /// use std::time::Duration;

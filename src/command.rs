@@ -162,7 +162,77 @@ pub struct Command {
     /// `-o` options for that `ssh`, in order.
     pub(crate) ssh_options: Vec<OsString>,
     pub(crate) legacy_kernel: bool,
+    /// Descriptors the child finds at the given numbers ([`Command::pass_fd`]).
+    pub(crate) passed_fds: Vec<(i32, Arc<OwnedFd>)>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) groups: Option<Vec<u32>>,
+    pub(crate) umask: Option<u32>,
+    /// `None`: unset (a pty child still starts a session).
+    pub(crate) setsid: Option<bool>,
+    pub(crate) arg0: Option<OsString>,
+    /// One entry per resource, the last setting wins.
+    pub(crate) rlimits: Vec<(Limit, u64, u64)>,
 }
+
+/// A resource limit of the child, set with [`Command::rlimit`]
+/// (`setrlimit(2)`).
+///
+/// ```
+/// use duet::{Command, Limit};
+/// let out = Command::new("sh").args(["-c", "ulimit -n"])
+///     .rlimit(Limit::NoFile, 64, 64)
+///     .output()?;
+/// assert_eq!(out.stdout, b"64\n");
+/// # Ok::<(), duet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// CPU time in seconds (`RLIMIT_CPU`): SIGXCPU at the soft limit,
+    /// SIGKILL at the hard one.
+    Cpu,
+    /// The largest file the child may write, in bytes (`RLIMIT_FSIZE`):
+    /// beyond it, SIGXFSZ.
+    FileSize,
+    /// One more than the highest descriptor number the child may open
+    /// (`RLIMIT_NOFILE`).
+    NoFile,
+    /// The size of the child's address space, in bytes (`RLIMIT_AS`).
+    AddressSpace,
+    /// The largest core dump, in bytes (`RLIMIT_CORE`); 0 for none.
+    Core,
+    /// How many processes the child's real user may have
+    /// (`RLIMIT_NPROC`); not enforced for root.
+    NProc,
+}
+
+impl Limit {
+    /// The limit's name in `/proc/PID/limits` terms, for messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Limit::Cpu => "cpu time",
+            Limit::FileSize => "file size",
+            Limit::NoFile => "open files",
+            Limit::AddressSpace => "address space",
+            Limit::Core => "core file size",
+            Limit::NProc => "processes",
+        }
+    }
+}
+
+/// The value of a [`Command::rlimit`] that means no limit
+/// (`RLIM_INFINITY`).
+///
+/// ```
+/// use duet::{Command, Limit, UNLIMITED};
+/// let out = Command::new("sh").args(["-c", "ulimit -f"])
+///     .rlimit(Limit::FileSize, UNLIMITED, UNLIMITED)   // files of any size
+///     .output()?;
+/// assert_eq!(out.stdout, b"unlimited\n");
+/// # Ok::<(), duet::Error>(())
+/// ```
+pub const UNLIMITED: u64 = u64::MAX;
 
 impl Command {
     /// A command that runs `program`, looked up on `PATH` like `execvp`
@@ -203,6 +273,14 @@ impl Command {
             ssh_host: None,
             ssh_options: Vec::new(),
             legacy_kernel: false,
+            passed_fds: Vec::new(),
+            uid: None,
+            gid: None,
+            groups: None,
+            umask: None,
+            setsid: None,
+            arg0: None,
+            rlimits: Vec::new(),
         }
     }
 
@@ -694,6 +772,191 @@ impl Command {
     /// ```
     pub fn ssh_option(&mut self, option: impl AsRef<OsStr>) -> &mut Self {
         self.ssh_options.push(option.as_ref().to_owned());
+        self
+    }
+
+    /// Gives the child `fd` as descriptor number `target`, as Python's
+    /// `pass_fds` and the `command-fds` crate do: a socket, one end of a
+    /// pipe, a file, a `memfd`. Every other descriptor above 2 is still
+    /// closed in the child. The child's copy is not close-on-exec; the
+    /// parent's stays close-on-exec.
+    ///
+    /// The `Command` keeps `fd` (so that it can spawn again) and each child
+    /// gets a duplicate: the parent's copy closes when the `Command` is
+    /// dropped (drop it when, say, the reader of a pipe should see
+    /// end-of-file once the child closes its end). Targets may be any
+    /// number from 3 up, in any order, and may equal the number of a
+    /// descriptor being passed: the moves are planned before the child
+    /// exists, as std's engine plans its `dup2`s, so no move clobbers a
+    /// descriptor still to be moved. Passing a second descriptor to the
+    /// same target replaces the first.
+    ///
+    /// # Errors
+    /// Spawning fails with [`Error::Spawn`](crate::Error::Spawn) when
+    /// `target` is 0, 1 or 2 (use [`stdin`](Self::stdin),
+    /// [`stdout`](Self::stdout), [`stderr`](Self::stderr) with
+    /// [`Stdio::from`]), is negative, is 3 with a [`channel`](Self::channel),
+    /// or is not below the child's limit on descriptors; and with
+    /// [`ssh`](Self::ssh) (a descriptor cannot cross hosts).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::fd::OwnedFd;
+    /// let (mut reader, writer) = std::io::pipe()?;
+    /// duet::Command::new("sh").args(["-c", "echo through fd 5 >&5"])
+    ///     .pass_fd(OwnedFd::from(writer), 5)
+    ///     .output()?;                 // the temporary Command, and its copy, are gone
+    /// let mut got = String::new();
+    /// reader.read_to_string(&mut got)?;
+    /// assert_eq!(got, "through fd 5\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pass_fd(&mut self, fd: impl Into<OwnedFd>, target: std::os::fd::RawFd) -> &mut Self {
+        self.passed_fds.retain(|(t, _)| *t != target);
+        self.passed_fds.push((target, Arc::new(fd.into())));
+        self
+    }
+
+    /// Runs the child as user `uid` (`setuid(2)`, after
+    /// [`groups`](Self::groups) and [`gid`](Self::gid)), as std's
+    /// `CommandExt::uid` and Python's `user=`. Without
+    /// [`groups`](Self::groups), the supplementary groups are cleared when
+    /// the parent may do so (as std does), so a child started by root keeps
+    /// none of root's groups. Changing to another user needs privilege
+    /// (`CAP_SETUID`); without it, spawning is an
+    /// [`Error::Spawn`](crate::Error::Spawn) whose step names the user id.
+    /// Not with [`ssh`](Self::ssh): log in as that user instead.
+    ///
+    /// ```
+    /// use std::os::unix::fs::MetadataExt;
+    /// let me = std::fs::metadata("/proc/self")?.uid();   // any user may keep its own id
+    /// let out = duet::Command::new("id").arg("-u").uid(me).output()?;
+    /// assert_eq!(String::from_utf8(out.stdout)?.trim(), me.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn uid(&mut self, uid: u32) -> &mut Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group `gid` (`setgid(2)`, before
+    /// [`uid`](Self::uid) drops the privilege to do so), as std's
+    /// `CommandExt::gid` and Python's `group=`. Not with [`ssh`](Self::ssh).
+    ///
+    /// ```
+    /// use std::os::unix::fs::MetadataExt;
+    /// let mine = std::fs::metadata("/proc/self")?.gid();
+    /// let out = duet::Command::new("id").arg("-g").gid(mine).output()?;
+    /// assert_eq!(String::from_utf8(out.stdout)?.trim(), mine.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn gid(&mut self, gid: u32) -> &mut Self {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups(2)`, the first of the
+    /// credential steps), as std's `CommandExt::groups` and Python's
+    /// `extra_groups=`; an empty list clears them. Needs privilege
+    /// (`CAP_SETGID`) even to keep the present list. Not with
+    /// [`ssh`](Self::ssh).
+    ///
+    /// ```no_run
+    /// // As root: a service account with one extra group.
+    /// let out = duet::Command::new("id").uid(1000).gid(1000).groups(&[1000, 27]).output()?;
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn groups(&mut self, groups: &[u32]) -> &mut Self {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// The child's file mode creation mask (`umask(2)`), as Python's
+    /// `umask=`: `0o077` makes files the child creates private. Only the
+    /// permission bits count (a mask above `0o777` is an error). With
+    /// [`ssh`](Self::ssh) it applies on the remote host (the remote shell
+    /// runs `umask` before the program).
+    ///
+    /// ```
+    /// let out = duet::Command::new("sh").args(["-c", "umask"]).umask(0o027).output()?;
+    /// assert_eq!(out.stdout, b"0027\n");
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn umask(&mut self, mask: u32) -> &mut Self {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// Starts the child in a new session (`setsid(2)`), as Python's
+    /// `start_new_session=` and std's unstable `CommandExt::setsid`: it
+    /// leads a new session and a new process group, and has no controlling
+    /// terminal, so a `^C` at the parent's terminal does not reach it and
+    /// it cannot open `/dev/tty`.
+    ///
+    /// Signals from [`Child::kill`](crate::Child::kill) and
+    /// [`terminate`](crate::Child::terminate) still go to the child alone;
+    /// add [`process_group`](Self::process_group) to have them reach the
+    /// group the session starts. A [`pty`](Self::pty) child always starts
+    /// a session (the pty becomes its controlling terminal), so
+    /// `setsid(false)` with `pty(true)` is an error, and `setsid(true)`
+    /// changes nothing there. Not with [`ssh`](Self::ssh) (the remote
+    /// program's session is sshd's business).
+    ///
+    /// ```
+    /// // A session leader's session id is its own pid.
+    /// let mut child = duet::Command::new("sh").args(["-c", "ps -o sid= -p $$"])
+    ///     .setsid(true)
+    ///     .spawn()?;
+    /// let sid = child.read_line()?;
+    /// assert_eq!(sid.trim(), child.id().to_string());
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn setsid(&mut self, new_session: bool) -> &mut Self {
+        self.setsid = Some(new_session);
+        self
+    }
+
+    /// The child's `argv[0]`, the name it sees for itself (std's
+    /// `CommandExt::arg0`): login shells are started as `-bash`, multi-call
+    /// binaries pick their behaviour by it. The program run is still the
+    /// one given to [`new`](Self::new), found as before. Not with
+    /// [`ssh`](Self::ssh).
+    ///
+    /// ```
+    /// let out = duet::Command::new("cat").arg("/proc/self/cmdline").arg0("renamed").output()?;
+    /// assert!(out.stdout.starts_with(b"renamed\0"));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Self {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Sets the child's `resource` limit to `soft` (what the kernel
+    /// enforces) and `hard` (the ceiling the child may raise `soft` to),
+    /// with `setrlimit(2)` after the credentials and before
+    /// [`umask`](Self::umask) and [`setsid`](Self::setsid). [`UNLIMITED`](crate::UNLIMITED)
+    /// (`u64::MAX`) means no limit. The last setting of a resource wins.
+    ///
+    /// Lowering is always allowed; raising a hard limit needs privilege
+    /// (`CAP_SYS_RESOURCE`), which a child whose [`uid`](Self::uid) was
+    /// changed from root no longer has at this step. A `soft` above `hard`
+    /// is refused before the child exists; a refusal by the kernel is an
+    /// [`Error::Spawn`](crate::Error::Spawn) naming the limit. Not with
+    /// [`ssh`](Self::ssh).
+    ///
+    /// ```
+    /// use duet::{Command, Limit};
+    /// let mut sh = Command::new("sh")
+    ///     .arg("-c").arg("ulimit -S -t; ulimit -H -t")
+    ///     .rlimit(Limit::Cpu, 10, 20)
+    ///     .spawn()?;
+    /// assert_eq!((sh.read_line()?, sh.read_line()?), ("10".to_string(), "20".to_string()));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn rlimit(&mut self, resource: Limit, soft: u64, hard: u64) -> &mut Self {
+        self.rlimits.retain(|(r, _, _)| *r != resource);
+        self.rlimits.push((resource, soft, hard));
         self
     }
 

@@ -431,7 +431,8 @@ impl From<Error> for io::Error {
 /// ```
 #[derive(Debug)]
 pub struct SpawnFailure {
-    /// `exec`, `chdir to`, `search PATH for`, `argument`, `environment`, …
+    /// `exec`, `chdir to`, `search PATH for`, `argument`, `environment`,
+    /// `pass a descriptor as`, `set the user id to`, `set the limit on`, …
     pub step: &'static str,
     /// The path involved (the program or the directory), when there is one.
     pub path: Option<String>,

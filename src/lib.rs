@@ -43,6 +43,8 @@
 //! | a live view or a recording of the raw traffic, with times | [`Child::set_observer`], [`Child::set_transcript`] |
 //! | ^C, ^D, ^Z to a program on a pty | [`Child::send_intr`], [`Child::send_eof`], [`Child::send_control`] |
 //! | stop it, with its descendants | [`Child::terminate`], [`Command::process_group`], [`Command::on_drop`] |
+//! | stop it from another thread (a watchdog) while one reads | [`Child::killer`], [`Killer`] |
+//! | give it a descriptor, another user, limits, a mask, a session, a name | [`Command::pass_fd`], [`Command::uid`], [`Command::gid`], [`Command::groups`], [`Command::rlimit`], [`Command::umask`], [`Command::setsid`], [`Command::arg0`] |
 //! | the same program on another host | [`Command::ssh`], [`Command::ssh_option`] |
 //! | many shell commands, each with stdout, stderr and `$?` | [`Shell`] (local or with [`Command::ssh`]) |
 //! | whole messages instead of lines (Python's `multiprocessing.Pipe`) | [`channel::pipe`], [`Command::channel`], [`Child::take_channel`] |
@@ -158,12 +160,15 @@ mod sys;
 mod text;
 
 pub use child::Child;
-pub use command::{Command, DEFAULT_MAX_BUFFER, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, OnDrop, Stdio};
+pub use command::{
+    Command, DEFAULT_MAX_BUFFER, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Limit, OnDrop, Stdio, UNLIMITED,
+};
 pub use driver::Observed;
 pub use duet_core::{Exact, Match, Pattern, Searcher, WatchId};
 pub use error::{Error, Result, SpawnFailure};
 pub use group::{expect_any_child, expect_any_child_timeout};
 pub use nix::sys::signal::Signal;
+pub use process::Killer;
 pub use session::{Lines, Session};
 pub use shell::{Shell, ShellOutput};
 pub use status::{DRAIN_GRACE, ExitStatus, Output};

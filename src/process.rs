@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
@@ -24,8 +25,9 @@ pub(crate) struct Process {
     /// For `id()` and messages. Never waited for or signalled by number,
     /// except as the group id described in `signal`.
     pid: Pid,
-    /// The child's identity, from its creation (`CLONE_PIDFD`).
-    pidfd: OwnedFd,
+    /// The child's identity and what signals it, shared with every
+    /// [`Killer`] handed out.
+    shared: Arc<Shared>,
     /// Whether the child leads its own process group (signals go to the group).
     group: bool,
     /// Take the code paths for kernels that lack newer pidfd features
@@ -34,9 +36,161 @@ pub(crate) struct Process {
     /// Set once the child is reaped; from then on every wait returns it and
     /// every signal is a no-op.
     status: Option<ExitStatus>,
+}
+
+/// What a [`Process`] shares with its [`Killer`]s: the pidfd, and the lock
+/// that a reap and a signal each hold while they touch the process.
+#[derive(Debug)]
+struct Shared {
+    pid: Pid,
+    /// The child's identity, from its creation (`CLONE_PIDFD`).
+    pidfd: OwnedFd,
+    group: bool,
+    legacy: bool,
+    /// True once the child is reaped. Held by the reap for its `waitid`
+    /// and by a signal while it is sent, so that no signal can be sent by
+    /// number (the legacy group path) after the number was freed.
+    reaped: Mutex<bool>,
     /// For a program run through ssh: the remote process, which gets the
     /// signals (see [`Remote`]).
-    remote: Option<Box<dyn Remote>>,
+    remote: Mutex<Option<Box<dyn Remote>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data are a flag and a handle, valid whatever a panicking holder
+    // was doing.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// See [`Process::signal`]; a no-op once reaped.
+    fn signal(&self, signal: Signal) -> io::Result<()> {
+        if *lock(&self.reaped) {
+            return Ok(());
+        }
+        // Outside the reap lock: a remote delivery may wait for the local
+        // ssh to end, which its reap must not be kept from seeing. The
+        // remote end checks the program's start time before it signals.
+        if lock(&self.remote)
+            .as_ref()
+            .is_some_and(|r| r.deliver(signal, self.pidfd.as_fd()))
+        {
+            return Ok(());
+        }
+        let reaped = lock(&self.reaped);
+        if *reaped {
+            return Ok(());
+        }
+        let sent = if self.group {
+            self.signal_group(signal)
+        } else {
+            sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
+        };
+        drop(reaped);
+        match sent {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Signals the group the child leads, never a group that merely reuses
+    /// its number.
+    ///
+    /// Linux 6.9 resolves the group through the pidfd
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which is exact whatever happened to
+    /// the leader. Older kernels only take a number: it is used only while
+    /// the leader is an unreaped child of ours, whose zombie keeps the
+    /// number from being reused (the caller holds the reap lock, so duet
+    /// cannot reap it meanwhile). Once someone else reaped it (SIGCHLD
+    /// ignored, a `waitpid` elsewhere) the group can no longer be named
+    /// safely and this is a no-op.
+    fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        if !self.legacy
+            && let Some(sent) = sys::pidfd_signal_group(self.pidfd.as_fd(), Some(signal))
+        {
+            return sent;
+        }
+        if sys::unreaped(self.pidfd.as_fd()) {
+            sys::signal_group(self.pid, signal)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Signals a child from any thread: made by
+/// [`Child::killer`](crate::Child::killer) (and the async child's
+/// `killer`), it is `Clone`, `Send` and `Sync`, and outlives the child.
+///
+/// It signals through the child's pidfd, never its number, and holds the
+/// lock the child's reap takes, so a signal and a reap in two threads never
+/// meet a recycled pid: once the child is reaped every call is a no-op
+/// returning `Ok(())`. A child started with
+/// [`process_group`](crate::Command::process_group) or on a pty gets the
+/// signals as its group, as with [`Child::signal`](crate::Child::signal); a
+/// child on another host ([`ssh`](crate::Command::ssh)) gets them there.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut child = duet::Command::new("sleep").arg("60").spawn()?;
+/// let killer: duet::Killer = child.killer();
+/// // A watchdog in another thread, while this one waits.
+/// let watchdog = std::thread::spawn(move || killer.kill());
+/// let status = child.wait()?;
+/// watchdog.join().unwrap()?;
+/// assert_eq!(status.signal(), Some(9));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Killer {
+    shared: Arc<Shared>,
+}
+
+impl Killer {
+    /// Sends `signal` to the child (to its group when it leads one). Does
+    /// not wait. A no-op once the child has been reaped.
+    ///
+    /// # Errors
+    /// `Error::Io` when the kernel refuses the signal (a child running as
+    /// another user that this process may not signal).
+    ///
+    /// ```
+    /// use duet::Signal;
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn()?;
+    /// let killer = child.killer();
+    /// killer.signal(Signal::SIGTERM)?;
+    /// assert_eq!(child.wait()?.signal(), Some(15));
+    /// killer.signal(Signal::SIGTERM)?;       // reaped: nothing is sent
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn signal(&self, signal: Signal) -> crate::Result<()> {
+        Ok(self.shared.signal(signal)?)
+    }
+
+    /// Sends SIGKILL (see [`signal`](Self::signal)).
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn()?;
+    /// child.killer().kill()?;
+    /// assert_eq!(child.wait()?.signal(), Some(9));
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn kill(&self) -> crate::Result<()> {
+        self.signal(Signal::SIGKILL)
+    }
+
+    /// The child's process id, for messages (never signalled by number).
+    ///
+    /// ```
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn()?;
+    /// let killer = child.killer();
+    /// assert_eq!(killer.id(), child.id());
+    /// # child.kill()?;
+    /// # Ok::<(), duet::Error>(())
+    /// ```
+    pub fn id(&self) -> u32 {
+        self.shared.pid.as_raw() as u32
+    }
 }
 
 /// The far end of a child that runs on another host: the program a local
@@ -61,17 +215,30 @@ impl Process {
     pub(crate) fn new(pid: Pid, pidfd: OwnedFd, group: bool, legacy: bool) -> Process {
         Process {
             pid,
-            pidfd,
+            shared: Arc::new(Shared {
+                pid,
+                pidfd,
+                group,
+                legacy,
+                reaped: Mutex::new(false),
+                remote: Mutex::new(None),
+            }),
             group,
             legacy,
             status: None,
-            remote: None,
         }
     }
 
     /// Makes `remote` the receiver of this process's signals.
     pub(crate) fn set_remote(&mut self, remote: impl Remote + 'static) {
-        self.remote = Some(Box::new(remote));
+        *lock(&self.shared.remote) = Some(Box::new(remote));
+    }
+
+    /// A handle that signals this process from any thread.
+    pub(crate) fn killer(&self) -> Killer {
+        Killer {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     pub(crate) fn id(&self) -> u32 {
@@ -80,7 +247,7 @@ impl Process {
 
     /// Readable once the child has exited.
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.shared.pidfd.as_fd()
     }
 
     pub(crate) fn status(&self) -> Option<ExitStatus> {
@@ -90,7 +257,9 @@ impl Process {
     pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if self.status.is_none() {
             self.status = self.reap(false)?;
-            if let (Some(_), Some(remote)) = (self.status, &mut self.remote) {
+            if self.status.is_some()
+                && let Some(remote) = lock(&self.shared.remote).as_mut()
+            {
                 remote.reaped();
             }
         }
@@ -102,11 +271,23 @@ impl Process {
     /// the program), its status is the one the kernel keeps for the pidfd
     /// (Linux 6.15), else unknown: never an error that would lose the
     /// output captured so far, and never a stranger's status.
+    ///
+    /// It holds the lock a [`Killer`] takes to signal, so it never waits
+    /// (`block` is false while anyone else may hold a `Killer`).
     fn reap(&self, block: bool) -> io::Result<Option<ExitStatus>> {
-        match sys::wait_pidfd(self.pidfd.as_fd(), block) {
+        let mut reaped = lock(&self.shared.reaped);
+        let status = self.reap_locked(block);
+        if let Ok(Some(_)) = status {
+            *reaped = true;
+        }
+        status
+    }
+
+    fn reap_locked(&self, block: bool) -> io::Result<Option<ExitStatus>> {
+        match sys::wait_pidfd(self.pidfd(), block) {
             Err(e) if e.raw_os_error() == Some(nix::libc::ECHILD) => {
                 let kept = match self.legacy {
-                    false => sys::pidfd_exit_status(self.pidfd.as_fd()),
+                    false => sys::pidfd_exit_status(self.pidfd()),
                     true => None,
                 };
                 log::debug!(
@@ -138,7 +319,7 @@ impl Process {
     /// Waits, without reaping, until the child has exited or `deadline`
     /// passes. True when it has exited.
     fn exited_by(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        let mut fds = [sys::poll_fd(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [sys::poll_fd(self.pidfd(), PollFlags::POLLIN)];
         Ok(sys::poll(&mut fds, deadline)? > 0)
     }
 
@@ -148,45 +329,13 @@ impl Process {
         if self.status.is_some() {
             return Ok(());
         }
-        if self
-            .remote
-            .as_ref()
-            .is_some_and(|r| r.deliver(signal, self.pidfd.as_fd()))
-        {
-            return Ok(());
-        }
-        let sent = if self.group {
-            self.signal_group(signal)
-        } else {
-            sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
-        };
-        match sent {
-            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(()),
-            other => other,
-        }
+        self.shared.signal(signal)
     }
 
-    /// Signals the group the child leads, never a group that merely reuses
-    /// its number.
-    ///
-    /// Linux 6.9 resolves the group through the pidfd
-    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which is exact whatever happened to
-    /// the leader. Older kernels only take a number: it is used only while
-    /// the leader is an unreaped child of ours, whose zombie keeps the
-    /// number from being reused. Once someone else reaped it (SIGCHLD
-    /// ignored, a `waitpid` elsewhere) the group can no longer be named
-    /// safely and this is a no-op.
+    /// See [`Shared::signal_group`]; under the reap lock.
     fn signal_group(&self, signal: Signal) -> io::Result<()> {
-        if !self.legacy
-            && let Some(sent) = sys::pidfd_signal_group(self.pidfd.as_fd(), Some(signal))
-        {
-            return sent;
-        }
-        if sys::unreaped(self.pidfd.as_fd()) {
-            sys::signal_group(self.pid, signal)
-        } else {
-            Ok(())
-        }
+        let _reaped = lock(&self.shared.reaped);
+        self.shared.signal_group(signal)
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps and returns the status.
@@ -227,6 +376,12 @@ impl Process {
         }
         let deadline = sys::deadline_after(grace);
         self.signal(Signal::SIGTERM)?;
+        // A stopped child would only see SIGTERM once continued: without
+        // SIGCONT it would sit out the grace period and get SIGKILL without
+        // running its handler (systemd sends SIGCONT after SIGTERM for the
+        // same reason). After SIGTERM, so that the pending SIGTERM is what
+        // it handles first when it resumes.
+        self.signal(Signal::SIGCONT)?;
         Ok(Terminating::Signalled { deadline })
     }
 
@@ -247,7 +402,7 @@ impl Process {
         if !self.group {
             return Ok(None);
         }
-        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd.as_fd(), None).is_some();
+        let exact = !self.legacy && sys::pidfd_signal_group(self.pidfd(), None).is_some();
         if exact {
             self.try_wait()?;
         }
@@ -307,7 +462,7 @@ impl Process {
     pub(crate) fn group_grace_step(&mut self, g: &mut GroupGrace) -> Option<Duration> {
         let empty = g.exact
             && matches!(
-                sys::pidfd_signal_group(self.pidfd.as_fd(), None),
+                sys::pidfd_signal_group(self.pidfd(), None),
                 Some(Err(e)) if e.raw_os_error() == Some(nix::libc::ESRCH)
             );
         if empty || !live_members(self.pid, self.pid) {
@@ -317,8 +472,9 @@ impl Process {
         if g.deadline.is_some_and(|d| now >= d) {
             // A group that emptied meanwhile is ESRCH: nothing to do.
             let _ = match g.exact {
-                true => sys::pidfd_signal_group(self.pidfd.as_fd(), Some(Signal::SIGKILL))
-                    .unwrap_or(Ok(())),
+                true => {
+                    sys::pidfd_signal_group(self.pidfd(), Some(Signal::SIGKILL)).unwrap_or(Ok(()))
+                }
                 false => self.signal_group(Signal::SIGKILL),
             };
             return None;
@@ -333,7 +489,7 @@ impl Process {
 impl std::os::fd::AsRawFd for Process {
     /// The pidfd: readable once the child has exited.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.pidfd)
+        std::os::fd::AsRawFd::as_raw_fd(&self.shared.pidfd)
     }
 }
 

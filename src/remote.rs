@@ -125,6 +125,16 @@ fn wrapper() -> String {
 /// The remote command line for `cmd`: see the module documentation.
 pub(crate) fn remote_command(cmd: &Command, mark: &str) -> Result<Vec<u8>, SpawnFailure> {
     let mut line: Vec<u8> = Vec::new();
+    if let Some(mask) = cmd.umask {
+        if mask > 0o777 {
+            return Err(failure(
+                "set the file mode creation mask to",
+                format!("{mask:#o}"),
+                invalid("a mask has only permission bits (at most 0o777)"),
+            ));
+        }
+        line.extend_from_slice(format!("umask {mask:04o}; ").as_bytes());
+    }
     if cmd.pty && !cmd.pty_echo {
         line.extend_from_slice(b"stty -echo 2>/dev/null; ");
     }
@@ -389,6 +399,42 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
             ),
         )));
     }
+    // What only this host's kernel can do for a child: refused rather
+    // than silently applied to the local ssh process instead.
+    let local_only = [
+        (
+            !cmd.passed_fds.is_empty(),
+            "pass a descriptor to",
+            "a descriptor cannot reach a program on another host",
+        ),
+        (
+            cmd.uid.is_some() || cmd.gid.is_some() || cmd.groups.is_some(),
+            "set the credentials of",
+            "credentials cannot be changed on another host: log in as that user (ssh(\"user@host\"))",
+        ),
+        (
+            !cmd.rlimits.is_empty(),
+            "set resource limits of",
+            "resource limits apply only to local children",
+        ),
+        (
+            cmd.setsid == Some(true),
+            "start a new session for",
+            "the remote program's session is sshd's to start",
+        ),
+        (
+            cmd.arg0.is_some(),
+            "set argv[0] of",
+            "the remote shell runs the program under its own name",
+        ),
+    ];
+    if let Some((_, step, why)) = local_only.into_iter().find(|(refused, _, _)| *refused) {
+        return Err(fail(failure(
+            step,
+            host_name,
+            io::Error::new(io::ErrorKind::Unsupported, why),
+        )));
+    }
     let dir =
         control_dir().map_err(|e| fail(failure("create the ssh control directory", "", e)))?;
     let token = nonce();
@@ -405,6 +451,8 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Child> {
     ssh.cwd = None;
     ssh.ssh_host = None;
     ssh.ssh_options = Vec::new();
+    ssh.umask = None;
+    ssh.setsid = None;
     ssh.arg(if cmd.pty { "-tt" } else { "-T" })
         .args(["-e", "none", "-E"])
         .arg(&log)

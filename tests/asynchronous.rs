@@ -276,6 +276,91 @@ fn a_child_dropped_without_a_runtime_is_reaped() {
     assert!(!alive(pid), "pid {pid} was left behind");
 }
 
+/// A child spawned on a runtime that is gone now, after a first exchange.
+fn orphaned_child(cmd: &mut Command) -> duet::tokio::Child {
+    let first = runtime();
+    let child = first.block_on(async {
+        let mut child = cmd.spawn_async().unwrap();
+        assert_eq!(child.ask("on the first").await.unwrap(), "on the first");
+        child
+    });
+    drop(first);
+    child
+}
+
+#[test]
+fn a_child_is_awaited_on_another_runtime_once_the_first_is_gone() {
+    let mut child = orphaned_child(&mut fixture("echo", &[]));
+    runtime().block_on(async {
+        // Reads, writes, a timer, an expect and the exit: every wait.
+        assert_eq!(child.ask("on the second").await.unwrap(), "on the second");
+        let err = child
+            .read_line_timeout(Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        child.send_line("ok then").await.unwrap();
+        child.expect(Pattern::exact("ok")).await.unwrap();
+        let status = child.terminate(Duration::from_secs(20)).await.unwrap();
+        assert_eq!(status.signal(), Some(15));
+    });
+}
+
+#[test]
+fn a_child_moves_between_two_live_runtimes_and_back() {
+    // The first runtime stays alive but idle: its reactor does not turn
+    // while the second one awaits, so the child must wait on the second's.
+    let first = runtime();
+    let second = runtime();
+    let mut child = first.block_on(async { fixture("echo", &[]).spawn_async().unwrap() });
+    for round in 0..3 {
+        let rt = if round % 2 == 0 { &second } else { &first };
+        rt.block_on(async {
+            let line = format!("round {round}");
+            assert_eq!(child.ask(&line).await.unwrap(), line);
+        });
+    }
+    second.block_on(async {
+        child.close_stdin().await.unwrap();
+        assert!(child.wait().await.unwrap().success());
+    });
+}
+
+#[test]
+fn a_child_dropped_on_another_runtime_gets_its_grace_period_there() {
+    let dir = crate::util::unique_temp("cross-runtime-grace");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cleanup");
+    // The child holds this pipe's write end: end-of-file on it means the
+    // child has exited.
+    let (gone_r, gone_w) = pipe();
+    // The child answers the first exchange, then waits for SIGTERM.
+    let script = r#"read line; echo "$line"; exec "$0" term-cleanup 0 "$1""#;
+    let child = orphaned_child(
+        Command::new("sh")
+            .args(["-c", script, crate::util::FIXTURE])
+            .arg(&file)
+            .stderr(Stdio::from(gone_w))
+            .on_drop(OnDrop::Terminate(Duration::from_secs(60))),
+    );
+    runtime().block_on(async move {
+        let mut child = child;
+        assert_eq!(child.read_line().await.unwrap(), "ready");
+        // The reaper is a task of this runtime, waiting on the pidfd;
+        // a reaper sent to the dead first runtime would SIGKILL at once.
+        drop(child);
+        let mut gone = tokio::net::unix::pipe::Receiver::from_owned_fd(gone_r).unwrap();
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut gone, &mut rest)
+            .await
+            .unwrap();
+    });
+    let written = std::fs::read_to_string(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // SIGTERM reached it and it cleaned up.
+    assert_eq!(written.unwrap(), "cleaned up\n");
+}
+
 #[test]
 fn spawn_async_outside_a_runtime_is_an_error_and_starts_nothing() {
     let err = fixture("echo", &[]).spawn_async().unwrap_err();
@@ -439,6 +524,44 @@ fn a_converted_connection_keeps_what_the_blocking_one_had_buffered() {
         assert_eq!(b.recv_bytes().await.unwrap(), b"second");
         drop(a);
         assert!(b.recv_bytes().await.unwrap_err().is_eof());
+    });
+}
+
+#[test]
+fn a_connection_is_used_on_another_runtime_once_the_first_is_gone() {
+    let (a, b) = duet::channel::pipe().unwrap();
+    let (mut a, mut b) = (
+        duet::tokio::Connection::from(a),
+        duet::tokio::Connection::from(b),
+    );
+    let first = runtime();
+    first.block_on(async {
+        a.send_bytes(b"on the first").await.unwrap();
+        assert_eq!(b.recv_bytes().await.unwrap(), b"on the first");
+        // A poll that times out sets a timer of this runtime.
+        assert!(!b.poll(Some(Duration::from_millis(1))).await.unwrap());
+    });
+    drop(first);
+    runtime().block_on(async {
+        // Nothing there yet: the receive waits on this runtime's reactor.
+        let (got, ()) = tokio::join!(b.recv_bytes(), async {
+            tokio::task::yield_now().await;
+            a.send_bytes(b"on the second").await.unwrap();
+        });
+        assert_eq!(got.unwrap(), b"on the second");
+        assert!(!b.poll(Some(Duration::from_millis(1))).await.unwrap());
+    });
+}
+
+#[test]
+fn a_child_awaited_outside_any_runtime_is_a_clear_error() {
+    let mut child = orphaned_child(&mut fixture("echo", &[]));
+    // Another executor: no tokio runtime to wait on.
+    let err = crate::drive::block_on(child.read_line()).unwrap_err();
+    assert!(err.to_string().contains("outside a tokio runtime"), "{err}");
+    // The child is still whole: on a runtime, the conversation goes on.
+    runtime().block_on(async {
+        assert_eq!(child.ask("still here").await.unwrap(), "still here");
     });
 }
 

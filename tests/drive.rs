@@ -47,6 +47,7 @@ pub trait Conv: Sized {
     fn try_wait(&mut self) -> Result<Option<ExitStatus>>;
     fn signal(&mut self, signal: Signal) -> Result<()>;
     fn kill(&mut self) -> Result<()>;
+    fn killer(&self) -> duet::Killer;
     fn set_timeout(&mut self, timeout: Duration);
     fn set_transcript(&mut self, out: impl std::io::Write + Send + 'static);
     fn set_window_size(&mut self, rows: u16, cols: u16) -> Result<()>;
@@ -114,6 +115,7 @@ macro_rules! forward {
         fn try_wait(&mut self) -> Result<Option<ExitStatus>> { Self::try_wait(self) }
         fn signal(&mut self, signal: Signal) -> Result<()> { Self::signal(self, signal) }
         fn kill(&mut self) -> Result<()> { Self::kill(self) }
+        fn killer(&self) -> duet::Killer { Self::killer(self) }
         fn set_timeout(&mut self, timeout: Duration) { Self::set_timeout(self, timeout) }
         fn set_transcript(&mut self, out: impl std::io::Write + Send + 'static) {
             Self::set_transcript(self, out)

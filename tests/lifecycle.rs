@@ -64,13 +64,117 @@ async fn terminate_escalates_to_sigkill_when_sigterm_is_ignored<C: Conv>() {
 async fn terminate_works_on_a_stopped_child<C: Conv>() {
     let mut child = fixture("hold", &[]).start::<C>().unwrap();
     child.signal(Signal::SIGSTOP).unwrap();
-    let err = child
-        .read_line_timeout(Duration::from_millis(20))
-        .await
-        .unwrap_err();
-    assert!(err.is_timeout());
-    let status = child.terminate(Duration::from_millis(100)).await.unwrap();
-    assert_eq!(status.signal(), Some(9));
+    wait_until_stopped(child.id());
+    // SIGCONT after SIGTERM: the SIGTERM ends it, no SIGKILL needed.
+    let status = child.terminate(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(status.signal(), Some(15));
+}
+
+/// Blocks until the child `pid` of this process is stopped, without
+/// reaping it or consuming the report (`WNOWAIT`). By number, in a test
+/// only: the child is ours and unreaped, so the number cannot be reused.
+fn wait_until_stopped(pid: u32) {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WNOWAIT;
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Stopped(..)) => {}
+        other => panic!("pid {pid} did not stop: {other:?}"),
+    }
+}
+
+/// A shell that stops itself, with a SIGTERM handler that says so.
+const STOPS_ITSELF: &str =
+    "trap 'echo cleaned up; exit 3' TERM; echo stopping; kill -STOP $$; echo resumed without TERM";
+
+async fn terminate_lets_a_stopped_child_run_its_handler_within_the_grace<C: Conv>() {
+    for group in [false, true] {
+        let mut child = duet::Command::new("sh")
+            .args(["-c", STOPS_ITSELF])
+            .process_group(group)
+            .timeout(Duration::from_secs(20))
+            .start::<C>()
+            .unwrap();
+        assert_eq!(child.read_line().await.unwrap(), "stopping");
+        wait_until_stopped(child.id());
+        // Without SIGCONT it would sit stopped for the whole grace, then
+        // die of SIGKILL without running its handler.
+        let status = child.terminate(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(status.code(), Some(3), "group: {group}");
+        assert_eq!(child.read_line().await.unwrap(), "cleaned up");
+    }
+}
+
+async fn a_killer_signals_from_another_thread_while_this_one_reads<C: Conv>() {
+    let mut child = fixture("echo", &[]).start::<C>().unwrap();
+    assert_eq!(child.ask("hi").await.unwrap(), "hi");
+    let killer = child.killer();
+    let copy = killer.clone();
+    assert_eq!(killer.id(), child.id());
+    let watchdog = std::thread::spawn(move || copy.signal(Signal::SIGTERM));
+    // Blocked in a read that only the watchdog's signal ends.
+    let err = child.read_line().await.unwrap_err();
+    assert!(err.is_eof(), "{err}");
+    watchdog.join().unwrap().unwrap();
+    assert_eq!(child.wait().await.unwrap().signal(), Some(15));
+    // Reaped: a no-op from now on, also after the child is gone.
+    killer.kill().unwrap();
+    drop(child);
+    killer.kill().unwrap();
+}
+
+async fn a_killer_that_outlives_its_child_never_signals_a_stranger<C: Conv>() {
+    let mut child = fixture("exit", &["0"]).start::<C>().unwrap();
+    let pid = child.id();
+    let killer = child.killer();
+    child.wait().await.unwrap();
+    drop(child);
+    let Some(mut stranger) = crate::util::stranger_with_pid(pid) else {
+        // The system did not let the test give the pid away: the reaped
+        // child is still a no-op target.
+        return killer.kill().unwrap();
+    };
+    killer.kill().unwrap();
+    killer.signal(Signal::SIGTERM).unwrap();
+    // The stranger still waits for its line, then exits 42 as it meant to.
+    use std::io::Write;
+    stranger.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert_eq!(stranger.wait().unwrap().code(), Some(42));
+}
+
+#[test]
+fn a_killer_is_clone_send_and_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<duet::Killer>();
+}
+
+async fn killers_racing_the_reap_never_fail<C: Conv>() {
+    // Each child is killed from another thread while this one reaps it:
+    // whichever comes first, the signal is delivered or a no-op.
+    // Alone, as a group, and as a group on the path for kernels before
+    // 6.9, where the group is signalled by number under the reap lock.
+    for (group, legacy) in [(false, false), (true, false), (true, true)]
+        .into_iter()
+        .cycle()
+        .take(30)
+    {
+        let mut child = fixture("hold", &[])
+            .process_group(group)
+            .emulate_old_kernel(legacy)
+            .start::<C>()
+            .unwrap();
+        let killers: Vec<_> = (0..3)
+            .map(|_| {
+                let k = child.killer();
+                std::thread::spawn(move || k.kill())
+            })
+            .collect();
+        let status = child.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(9));
+        for k in killers {
+            k.join().unwrap().unwrap();
+        }
+    }
 }
 
 async fn process_group_kill_reaches_the_grandchild<C: Conv>() {
@@ -279,4 +383,8 @@ both!(
     wait_drains_output_so_a_chatty_child_cannot_block_it,
     spawning_with_sigchld_ignored_never_fails_and_keeps_the_output,
     a_child_reaped_elsewhere_never_yields_or_signals_a_stranger,
+    terminate_lets_a_stopped_child_run_its_handler_within_the_grace,
+    a_killer_signals_from_another_thread_while_this_one_reads,
+    a_killer_that_outlives_its_child_never_signals_a_stranger,
+    killers_racing_the_reap_never_fail,
 );

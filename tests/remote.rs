@@ -185,6 +185,54 @@ fn remote_signal_reaches_the_remote_program() {
 }
 
 #[test]
+fn a_killer_in_another_thread_reaches_the_remote_program() {
+    let (mut child, pid) = remote_with_pid(FIXTURE, &["hold"]);
+    let killer = child.killer();
+    let watchdog = std::thread::spawn(move || killer.signal(Signal::SIGTERM));
+    // Only the watchdog's signal ends the remote program, and with it ssh.
+    let err = child.read_line().unwrap_err();
+    assert!(err.is_eof(), "{err}");
+    watchdog.join().unwrap().unwrap();
+    child.wait().unwrap();
+    assert!(!alive(pid), "remote pid {pid} still runs");
+}
+
+#[test]
+fn a_stopped_remote_program_runs_its_handler_when_terminated() {
+    let mut child = remote("sh")
+        .args([
+            "-c",
+            "trap 'echo cleaned up; exit 3' TERM; echo $$; kill -STOP $$; echo resumed",
+        ])
+        .spawn()
+        .unwrap();
+    let pid: u32 = child.read_line().unwrap().parse().unwrap();
+    // The remote program is a process of this host, but not our child (no
+    // waitid): look at its state until it has stopped (or is gone, which
+    // the assertions below then report).
+    let stopped_or_gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(") ").next().is_some_and(|s| s.starts_with('T')),
+        Err(_) => true,
+    };
+    while !stopped_or_gone() {
+        std::thread::yield_now();
+    }
+    let status = child.terminate(Duration::from_secs(60)).unwrap();
+    assert_eq!(status.code(), Some(3), "{status}");
+    assert_eq!(child.read_line().unwrap(), "cleaned up");
+}
+
+#[test]
+fn umask_applies_on_the_remote_host() {
+    let out = remote("sh")
+        .args(["-c", "umask"])
+        .umask(0o027)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"0027\n");
+}
+
+#[test]
 fn nothing_is_left_running_remotely_after_drop() {
     let (child, pid) = remote_with_pid(FIXTURE, &["hold"]);
     assert!(alive(pid));

@@ -27,6 +27,7 @@ mod script;
 mod script_ci;
 mod session;
 mod sessions;
+mod setup;
 mod shell;
 mod spawn;
 mod streams;

@@ -10,8 +10,16 @@
 //! parent's memory. So between creation and `execve` the child:
 //!
 //! - calls only async-signal-safe functions (`sigaction`, `sigprocmask`,
-//!   `fcntl`, `dup2`, `close_range`/`close`, `setsid`, `setpgid`, `ioctl`,
-//!   `chdir`, `getpid`, `execve`, `write`, `_exit`);
+//!   `fcntl`, `dup2`, `close_range`/`close`, `setgroups`, `setgid`,
+//!   `setuid`, `prlimit`, `umask`, `setsid`, `setpgid`, `ioctl`, `chdir`,
+//!   `getpid`, `execve`, `write`, `_exit`);
+//! - changes credentials with the raw system calls, never libc's
+//!   wrappers: POSIX wants `setuid`, `setgid` and `setgroups` to switch
+//!   every thread of a process, so glibc's wrappers take its thread-list
+//!   lock and signal each thread it knows of. Those threads are the
+//!   parent's (the child shares or copies its memory), and the lock may
+//!   have been held by one of them when the child was created. The raw
+//!   call changes this one task, which is all the child is;
 //! - allocates nothing, formats nothing, logs nothing, panics never, and
 //!   never returns into caller code: it execs or `_exit`s;
 //! - reads only the [`ChildPlan`] that the parent prepared before creation.
@@ -24,9 +32,6 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::libc::{self, c_char, c_int, c_void};
-
-/// How many descriptors the child can be given (0, 1, 2 and passed ones).
-pub(crate) const MAX_MOVES: usize = 8;
 
 /// The most digits a pid has (`pid_t` is a positive `i32`): the room the
 /// parent leaves in [`ChildPlan::pid_slot`].
@@ -43,11 +48,18 @@ pub(crate) struct ChildPlan {
     pub envp: *const *const c_char,
     /// Directory to change to, or null.
     pub cwd: *const c_char,
-    /// Descriptor moves, done in order; the first `n_moves` are valid.
-    pub moves: [Move; MAX_MOVES],
+    /// Descriptor moves, done in order: `n_moves` of them.
+    pub moves: *const Move,
     pub n_moves: usize,
-    /// The lowest descriptor that is not a target: everything from here on
-    /// is closed, except the error pipe.
+    /// Room for `n_moves` descriptor numbers (the sources as moved out of
+    /// the way), written by the child.
+    pub sources: *mut RawFd,
+    /// The descriptors the child keeps, ascending, no duplicates: 0, 1, 2
+    /// and every target. Every other one is closed, except the error pipe.
+    pub keep: *const RawFd,
+    pub n_keep: usize,
+    /// Above the highest descriptor kept: where copies made out of the
+    /// way go.
     pub first_free: RawFd,
     pub err_fd: RawFd,
     /// The error pipe's number is a target: move it out of the way first.
@@ -64,6 +76,20 @@ pub(crate) struct ChildPlan {
     /// Close with the loop even where `close_range` works (duet's own
     /// tests of that fallback).
     pub close_by_loop: bool,
+    /// Supplementary groups to set (`n_groups` of them), when `set_groups`.
+    pub groups: *const libc::gid_t,
+    pub n_groups: usize,
+    pub set_groups: bool,
+    /// Clear the supplementary groups if privileged (a uid is set and the
+    /// groups are not): as std does, so root's groups do not outlive the
+    /// change of user.
+    pub drop_groups: bool,
+    pub gid: Option<libc::gid_t>,
+    pub uid: Option<libc::uid_t>,
+    /// Resource limits, `n_rlimits` of them.
+    pub rlimits: *const Rlimit,
+    pub n_rlimits: usize,
+    pub umask: Option<libc::mode_t>,
     /// Start a new session (implies a new process group).
     pub setsid: bool,
     /// After `setsid`, make descriptor 0 the controlling terminal.
@@ -82,21 +108,39 @@ pub(crate) struct Move {
     pub lift: bool,
 }
 
+/// One resource limit for `prlimit`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rlimit {
+    pub resource: c_int,
+    pub limit: libc::rlimit64,
+}
+
 /// Plans `(source, target)` moves done in this order: marks the sources an
 /// earlier move would clobber. Only those are copied out of the way in the
 /// child, since each copy needs a free descriptor (with few left below the
 /// limit, copying every source failed with `EMFILE`).
-pub(crate) fn plan_moves(pairs: &[(RawFd, RawFd)]) -> [Move; MAX_MOVES] {
-    let mut moves = [Move::default(); MAX_MOVES];
-    for (i, &(source, target)) in pairs.iter().enumerate().take(MAX_MOVES) {
-        let lift = pairs[..i].iter().any(|&(_, earlier)| earlier == source);
-        moves[i] = Move {
+pub(crate) fn plan_moves(pairs: &[(RawFd, RawFd)]) -> Vec<Move> {
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, &(source, target))| Move {
             source,
             target,
-            lift,
-        };
-    }
-    moves
+            lift: pairs[..i].iter().any(|&(_, earlier)| earlier == source),
+        })
+        .collect()
+}
+
+/// The descriptors a child keeps, ascending and without duplicates: 0, 1
+/// and 2 (inherited when not set) and every target.
+pub(crate) fn plan_keep(pairs: &[(RawFd, RawFd)]) -> Vec<RawFd> {
+    let mut keep: Vec<RawFd> = [0, 1, 2]
+        .into_iter()
+        .chain(pairs.iter().map(|&(_, t)| t))
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    keep
 }
 
 /// The steps the child reports, by number, in its error frame.
@@ -108,6 +152,11 @@ pub(crate) enum Step {
     Chdir = 3,
     Exec = 4,
     Signals = 5,
+    Groups = 6,
+    Gid = 7,
+    Uid = 8,
+    /// The index is the limit's, in the plan's order.
+    Rlimit = 9,
 }
 
 impl Step {
@@ -118,6 +167,10 @@ impl Step {
             3 => Step::Chdir,
             4 => Step::Exec,
             5 => Step::Signals,
+            6 => Step::Groups,
+            7 => Step::Gid,
+            8 => Step::Uid,
+            9 => Step::Rlimit,
             _ => return None,
         })
     }
@@ -300,9 +353,10 @@ unsafe fn run(plan: &ChildPlan) -> ! {
                 fail(plan.err_fd, Step::Fds, 0);
             }
         }
-        let mut sources = [0 as RawFd; MAX_MOVES];
-        // `take`, not a slice: no bounds check, so no panic path in the child.
-        let moves = || plan.moves.iter().take(plan.n_moves);
+        // Slices over the parent's arrays: no allocation, and iterators
+        // (no indexing) leave no panic path in the child.
+        let moves = || std::slice::from_raw_parts(plan.moves, plan.n_moves).iter();
+        let sources = std::slice::from_raw_parts_mut(plan.sources, plan.n_moves);
         for (source, m) in sources.iter_mut().zip(moves()) {
             *source = m.source;
             if m.lift {
@@ -327,9 +381,59 @@ unsafe fn run(plan: &ChildPlan) -> ! {
         if plan.stderr_to_stdout && libc::dup2(1, 2) < 0 {
             fail(err_fd, Step::Fds, 0);
         }
-        close_from(plan.first_free, err_fd, plan.max_fds, plan.close_by_loop);
+        // Every descriptor but those kept and the error pipe: the gaps
+        // between kept numbers, then everything above them.
+        let mut lo: RawFd = 0;
+        for &kept in std::slice::from_raw_parts(plan.keep, plan.n_keep) {
+            close_range(lo, kept - 1, err_fd, plan.max_fds, plan.close_by_loop);
+            lo = kept + 1;
+        }
+        close_range(lo, RawFd::MAX, err_fd, plan.max_fds, plan.close_by_loop);
 
-        // 3. Session or process group.
+        // 3. Credentials: groups, then the group id, then the user id
+        //    (which gives up the privilege the other two need). Raw
+        //    system calls: see the module's documentation.
+        if plan.set_groups && libc::syscall(libc::SYS_setgroups, plan.n_groups, plan.groups) != 0 {
+            fail(err_fd, Step::Groups, 0);
+        }
+        if plan.drop_groups
+            && libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0
+            && *libc::__errno_location() != libc::EPERM
+        {
+            fail(err_fd, Step::Groups, 0);
+        }
+        if let Some(gid) = plan.gid
+            && libc::syscall(libc::SYS_setgid, gid) != 0
+        {
+            fail(err_fd, Step::Gid, 0);
+        }
+        if let Some(uid) = plan.uid
+            && libc::syscall(libc::SYS_setuid, uid) != 0
+        {
+            fail(err_fd, Step::Uid, 0);
+        }
+
+        // 4. Resource limits, for this process only (pid 0).
+        let rlimits = std::slice::from_raw_parts(plan.rlimits, plan.n_rlimits);
+        for (i, r) in rlimits.iter().enumerate() {
+            if libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                r.resource,
+                &r.limit as *const libc::rlimit64,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            ) != 0
+            {
+                fail(err_fd, Step::Rlimit, i as u16);
+            }
+        }
+
+        // 5. The file mode creation mask (cannot fail).
+        if let Some(mask) = plan.umask {
+            libc::umask(mask);
+        }
+
+        // 6. Session or process group.
         if plan.setsid {
             if libc::setsid() < 0 {
                 fail(err_fd, Step::Session, 0);
@@ -341,12 +445,12 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             fail(err_fd, Step::Session, 0);
         }
 
-        // 4. Directory.
+        // 7. Directory.
         if !plan.cwd.is_null() && libc::chdir(plan.cwd) < 0 {
             fail(err_fd, Step::Chdir, 0);
         }
 
-        // 5. The channel's pid guard: this process's pid, by hand (no
+        // 8. The channel's pid guard: this process's pid, by hand (no
         //    formatting machinery), most significant digit first.
         if !plan.pid_slot.is_null() {
             let pid = libc::syscall(libc::SYS_getpid) as u32;
@@ -364,7 +468,7 @@ unsafe fn run(plan: &ChildPlan) -> ! {
             *plan.pid_slot.add(digits) = 0;
         }
 
-        // 6. Exec: try each candidate like execvp does. Remember the first
+        // 9. Exec: try each candidate like execvp does. Remember the first
         //    "permission denied" (a better report than a later "not found").
         let mut denied: Option<u16> = None;
         let mut last = (libc::ENOENT, 0u16);
@@ -394,8 +498,8 @@ unsafe fn run(plan: &ChildPlan) -> ! {
     }
 }
 
-/// Closes every descriptor from `first` up, except `keep` (which may lie
-/// below `first`).
+/// Closes every descriptor from `first` to `last` (both included), except
+/// `keep`.
 ///
 /// Where `close_range(2)` is missing (kernels before 5.9, seccomp profiles
 /// that answer `ENOSYS`) each number below `max_fds`, the limit on open
@@ -403,10 +507,10 @@ unsafe fn run(plan: &ChildPlan) -> ! {
 ///
 /// # Safety
 /// Async-signal-safe; only for the child.
-unsafe fn close_from(first: RawFd, keep: RawFd, max_fds: RawFd, by_loop: bool) {
+unsafe fn close_range(first: RawFd, last: RawFd, keep: RawFd, max_fds: RawFd, by_loop: bool) {
     // SAFETY: close_range and close on integer descriptors.
     unsafe {
-        let ranges = [(first, keep - 1), (first.max(keep + 1), RawFd::MAX)];
+        let ranges = [(first, last.min(keep - 1)), (first.max(keep + 1), last)];
         for (lo, hi) in ranges {
             if lo > hi {
                 continue;
@@ -453,10 +557,7 @@ mod tests {
     #[test]
     fn only_sources_an_earlier_move_clobbers_are_lifted() {
         let lifts = |pairs: &[(RawFd, RawFd)]| -> Vec<bool> {
-            plan_moves(pairs)[..pairs.len()]
-                .iter()
-                .map(|m| m.lift)
-                .collect()
+            plan_moves(pairs).iter().map(|m| m.lift).collect()
         };
         // The usual case: pipes far above 0, 1 and 2 need no copy.
         assert_eq!(lifts(&[(7, 0), (9, 1), (10, 2)]), [false; 3]);
@@ -464,5 +565,15 @@ mod tests {
         assert_eq!(lifts(&[(1, 0), (0, 1)]), [false, true]);
         // A source that is its own target is not clobbered by itself.
         assert_eq!(lifts(&[(0, 0), (5, 1)]), [false, false]);
+    }
+
+    #[test]
+    fn passed_descriptors_that_swap_numbers_are_lifted_and_every_target_kept() {
+        let pairs = [(7, 0), (8, 1), (9, 12), (12, 9), (20, 3)];
+        let lifts: Vec<bool> = plan_moves(&pairs).iter().map(|m| m.lift).collect();
+        // 9 goes onto 12 first, so the source 12 is copied away before.
+        assert_eq!(lifts, [false, false, false, true, false]);
+        // 2 is kept though not a target: an inherited stderr.
+        assert_eq!(plan_keep(&pairs), [0, 1, 2, 3, 9, 12]);
     }
 }

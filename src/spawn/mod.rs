@@ -20,12 +20,12 @@ use nix::libc::c_char;
 use nix::sys::termios;
 use nix::unistd::Pid;
 
-use crate::command::{Command, DEFAULT_TIMEOUT, OnDrop, StdioKind};
+use crate::command::{Command, DEFAULT_TIMEOUT, Limit, OnDrop, StdioKind};
 use crate::driver::{Input, Streams};
 use crate::error::SpawnFailure;
 use crate::process::Process;
 use crate::{Result, sys};
-use after_fork::{ChildPlan, Method, PID_DIGITS, Step};
+use after_fork::{ChildPlan, Method, PID_DIGITS, Rlimit, Step};
 
 /// The name of the channel's pid variable, `=` included.
 const PID_ENTRY_NAME: &[u8] = b"DUET_CHANNEL_PID=";
@@ -197,6 +197,9 @@ fn plumb(cmd: &Command) -> io::Result<Plumbing> {
         p.child_ends.push((3, child));
         p.channel = Some(parent);
     }
+    for (target, fd) in &cmd.passed_fds {
+        p.child_ends.push((*target, sys::dup(fd.as_fd())?));
+    }
     if let Some(size) = cmd.pipe_size {
         for fd in [&p.parent_stdin, &p.parent_stdout, &p.parent_stderr]
             .into_iter()
@@ -240,6 +243,77 @@ fn configure_pty(slave: &OwnedFd, cmd: &Command) -> io::Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything is created, what the child could not carry
+/// out or would carry out wrongly: descriptor targets that collide with
+/// the standard streams or the channel, limits whose soft value is above
+/// the hard one, a mask beyond the permission bits, `setsid(false)` on a
+/// pty.
+fn check(cmd: &Command) -> Result<(), SpawnFailure> {
+    let invalid = |step, path: String, why: String| SpawnFailure {
+        step,
+        path: Some(path),
+        os: io::Error::new(io::ErrorKind::InvalidInput, why),
+    };
+    let max_fds = sys::max_fds();
+    for (target, _) in &cmd.passed_fds {
+        let why = match *target {
+            t if t < 0 => "a descriptor number cannot be negative".to_string(),
+            0..=2 => "0, 1 and 2 are the standard streams: give them with \
+                      stdin, stdout or stderr and Stdio::from"
+                .to_string(),
+            3 if cmd.channel => "descriptor 3 is the channel's (Command::channel)".to_string(),
+            t if t >= max_fds => {
+                format!("above the limit on open descriptors ({max_fds})")
+            }
+            _ => continue,
+        };
+        return Err(invalid("pass a descriptor as", target.to_string(), why));
+    }
+    for &(limit, soft, hard) in &cmd.rlimits {
+        if soft > hard {
+            return Err(invalid(
+                "set the limit on",
+                limit.name().to_string(),
+                format!("the soft limit ({soft}) is above the hard limit ({hard})"),
+            ));
+        }
+    }
+    if let Some(mask) = cmd.umask
+        && mask > 0o777
+    {
+        return Err(invalid(
+            "set the file mode creation mask to",
+            format!("{mask:#o}"),
+            "a mask has only permission bits (at most 0o777)".to_string(),
+        ));
+    }
+    if cmd.pty && cmd.setsid == Some(false) {
+        return Err(SpawnFailure {
+            step: "keep the parent's session (setsid(false)) on a pty",
+            path: None,
+            os: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a child on a pty always starts a session: the pty becomes its \
+                 controlling terminal (drop setsid(false) or pty(true))",
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The `setrlimit` resource number of `limit`.
+fn resource(limit: Limit) -> nix::libc::c_int {
+    use nix::libc;
+    (match limit {
+        Limit::Cpu => libc::RLIMIT_CPU,
+        Limit::FileSize => libc::RLIMIT_FSIZE,
+        Limit::NoFile => libc::RLIMIT_NOFILE,
+        Limit::AddressSpace => libc::RLIMIT_AS,
+        Limit::Core => libc::RLIMIT_CORE,
+        Limit::NProc => libc::RLIMIT_NPROC,
+    }) as nix::libc::c_int
+}
+
 /// A started child before a driver owns it: the parent's ends, the
 /// process, and what the `Child` needs to know of the command.
 #[derive(Debug)]
@@ -269,8 +343,10 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Spawned> {
         }
     };
 
+    check(cmd).map_err(fail)?;
     // Everything the child reads is built here, before it exists.
-    let mut argv = vec![cstring(cmd.program.as_bytes(), "argument").map_err(fail)?];
+    let arg0 = cmd.arg0.as_ref().unwrap_or(&cmd.program);
+    let mut argv = vec![cstring(arg0.as_bytes(), "argument").map_err(fail)?];
     for arg in &cmd.args {
         argv.push(cstring(arg.as_bytes(), "argument").map_err(fail)?);
     }
@@ -317,20 +393,31 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Spawned> {
         .map(|(target, fd)| (fd.as_raw_fd(), *target))
         .collect();
     let moves = after_fork::plan_moves(&pairs);
-    let first_free = plumbing
-        .child_ends
+    let mut sources: Vec<RawFd> = vec![0; moves.len()];
+    let keep = after_fork::plan_keep(&pairs);
+    let first_free = keep.last().map_or(3, |t| t + 1);
+    let groups: Vec<nix::libc::gid_t> = cmd.groups.clone().unwrap_or_default();
+    let rlimits: Vec<Rlimit> = cmd
+        .rlimits
         .iter()
-        .map(|(t, _)| t + 1)
-        .max()
-        .unwrap_or(0)
-        .max(3);
+        .map(|&(limit, soft, hard)| Rlimit {
+            resource: resource(limit),
+            limit: nix::libc::rlimit64 {
+                rlim_cur: soft,
+                rlim_max: hard,
+            },
+        })
+        .collect();
     let plan = ChildPlan {
         candidates: cand_ptrs.ptrs.as_ptr(),
         argv: argv.ptrs.as_ptr(),
         envp: envp.ptrs.as_ptr(),
         cwd: cwd.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
-        moves,
-        n_moves: plumbing.child_ends.len(),
+        moves: moves.as_ptr(),
+        n_moves: moves.len(),
+        sources: sources.as_mut_ptr(),
+        keep: keep.as_ptr(),
+        n_keep: keep.len(),
         first_free,
         err_fd: err_write.as_raw_fd(),
         lift_err: pairs.iter().any(|&(_, t)| t == err_write.as_raw_fd())
@@ -339,7 +426,16 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Spawned> {
         pid_slot,
         max_fds: sys::max_fds(),
         close_by_loop: cmd.legacy_kernel,
-        setsid: cmd.pty,
+        groups: groups.as_ptr(),
+        n_groups: groups.len(),
+        set_groups: cmd.groups.is_some(),
+        drop_groups: cmd.uid.is_some() && cmd.groups.is_none(),
+        gid: cmd.gid,
+        uid: cmd.uid,
+        rlimits: rlimits.as_ptr(),
+        n_rlimits: rlimits.len(),
+        umask: cmd.umask,
+        setsid: cmd.pty || cmd.setsid == Some(true),
         controlling_tty: cmd.pty,
         process_group: cmd.process_group,
     };
@@ -350,6 +446,8 @@ pub(crate) fn spawn(cmd: &Command) -> Result<Spawned> {
     };
     let (pid, pidfd) =
         after_fork::create(&plan, method, cmd.legacy_kernel).map_err(io_fail("create process"))?;
+    // The child has exec'd or exited: what its plan pointed into may go.
+    drop((moves, sources, keep, groups, rlimits));
     let pid = Pid::from_raw(pid);
 
     // The child's ends belong to the child now.
@@ -422,10 +520,35 @@ fn read_failure(err_read: &OwnedFd, cmd: &Command, candidates: &CStrings) -> Opt
         Some(Step::Session) => SpawnFailure {
             step: if cmd.pty {
                 "start a session on the pty"
+            } else if cmd.setsid == Some(true) {
+                "start a new session"
             } else {
                 "start a process group"
             },
             path: None,
+            os,
+        },
+        Some(Step::Groups) => SpawnFailure {
+            step: "set the supplementary groups to",
+            path: Some(format!("{:?}", cmd.groups.as_deref().unwrap_or_default())),
+            os,
+        },
+        Some(Step::Gid) => SpawnFailure {
+            step: "set the group id to",
+            path: cmd.gid.map(|g| g.to_string()),
+            os,
+        },
+        Some(Step::Uid) => SpawnFailure {
+            step: "set the user id to",
+            path: cmd.uid.map(|u| u.to_string()),
+            os,
+        },
+        Some(Step::Rlimit) => SpawnFailure {
+            step: "set the limit on",
+            path: cmd
+                .rlimits
+                .get(index)
+                .map(|&(limit, soft, hard)| format!("{} (soft {soft}, hard {hard})", limit.name())),
             os,
         },
         Some(Step::Fds) => SpawnFailure {

@@ -62,11 +62,20 @@ use duet_core::{Halt, Stream};
 /// already have written; in short, a send is never left half-written for
 /// the next one to continue.
 ///
+/// # Runtimes
+///
+/// A child belongs to no runtime in particular: spawned on one, it can be
+/// awaited on another, also once the first is gone, as `tokio::process`
+/// allows. The first wait on another runtime moves the child's
+/// registrations (pipes, pty, pidfd) and its timer there, once; waiting
+/// outside any tokio runtime is an error that says so.
+///
 /// # Drop
 ///
 /// Dropping a `Child` never blocks the thread. It closes the pipes and
 /// hands the [`OnDrop`] policy (default: SIGTERM, 1 s grace, SIGKILL,
-/// reap) to a task on the runtime the child was spawned on, which waits
+/// reap) to a task on the runtime that drops it (outside any runtime: the
+/// one it was last used on), which waits
 /// on the pidfd; no zombie remains once the runtime has run it. If that
 /// runtime shuts down first, or is gone already, the child is killed
 /// (SIGKILL) and reaped on the spot by the thread that drops the task,
@@ -135,6 +144,46 @@ impl Child {
             on_drop,
             runtime,
         })
+    }
+
+    /// Moves the child to the runtime it is used from, when that is not
+    /// the one it was last used from (see `Registered` in `tokio::io`):
+    /// its descriptors' registrations, and its timer. Called first by every
+    /// method that waits.
+    ///
+    /// # Errors
+    /// Outside any runtime (another executor): the child's readiness and
+    /// timers come from a tokio runtime's drivers.
+    fn follow(&mut self) -> Result<()> {
+        let Ok(here) = Handle::try_current() else {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "child `{}` (pid {}) is awaited outside a tokio runtime: await it \
+                 in a task, inside Runtime::block_on, or after Runtime::enter",
+                self.program,
+                self.id()
+            ))));
+        };
+        let id = here.id();
+        if self.runtime.id() == id {
+            return Ok(());
+        }
+        let (program, pid) = (&self.program, self.id());
+        let moved = |e: std::io::Error| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "move child `{program}` (pid {pid}) to the tokio runtime it is awaited from: {e}"
+                ),
+            ))
+        };
+        self.io.follow(id).map_err(moved)?;
+        let process = self
+            .process
+            .as_mut()
+            .expect("the process is there until drop");
+        process.follow(id).map_err(moved)?;
+        self.runtime = here;
+        Ok(())
     }
 
     fn process(&mut self) -> &mut Pidfd {
@@ -213,6 +262,7 @@ impl Child {
     /// step) and kept every byte it read; the child is reaped by the next
     /// wait that sees it exit.
     pub async fn wait(&mut self) -> Result<ExitStatus> {
+        self.follow()?;
         if let Some(status) = self.try_wait()? {
             return Ok(status);
         }
@@ -235,6 +285,7 @@ impl Child {
     }
 
     async fn wait_until(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+        self.follow()?;
         if let Some(status) = self.try_wait()? {
             return Ok(Some(status));
         }
@@ -281,6 +332,31 @@ impl Child {
         self.signal(Signal::SIGKILL)
     }
 
+    /// A handle that signals this child from any thread or task, while
+    /// this one awaits a read or the exit: the blocking
+    /// [`Killer`](crate::Killer), since a signal never waits (a plain
+    /// `fn`, like [`signal`](Self::signal); for a child on another host it
+    /// runs `ssh` to deliver, as `signal` does). A no-op once the child is
+    /// reaped, even if the handle outlives the `Child`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duet::Result<()> {
+    /// let mut child = duet::Command::new("sleep").arg("60").spawn_async()?;
+    /// let killer = child.killer();
+    /// tokio::spawn(async move { killer.kill() });
+    /// assert_eq!(child.wait().await?.signal(), Some(9));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn killer(&self) -> crate::Killer {
+        self.process
+            .as_ref()
+            .expect("the process is there until drop")
+            .get()
+            .killer()
+    }
+
     /// Stops the child gracefully: SIGTERM, up to `grace` for it to exit,
     /// then SIGKILL; reaps it and returns its status, as
     /// [`Child::terminate`](crate::Child::terminate). The grace period is a
@@ -293,6 +369,7 @@ impl Child {
     /// reaped; a later `wait` or `terminate` reaps it, and dropping the
     /// `Child` applies its [`OnDrop`] policy.
     pub async fn terminate(&mut self, grace: Duration) -> Result<ExitStatus> {
+        self.follow()?;
         Ok(self.process().terminate(grace).await?)
     }
 
@@ -391,6 +468,7 @@ impl Child {
     }
 
     async fn send_parts(&mut self, parts: &[&[u8]], secret: bool) -> Result<()> {
+        self.follow()?;
         let start = Instant::now();
         let (input, transcript) = self.io.input_mut()?;
         let out = input.outgoing(transcript, parts, secret);
@@ -417,6 +495,7 @@ impl Child {
     }
 
     async fn send_raw(&mut self, byte: u8, what: impl FnOnce() -> String) -> Result<()> {
+        self.follow()?;
         let start = Instant::now();
         let (input, transcript) = self.io.input_mut()?;
         input.control(transcript, &[byte]);
@@ -484,6 +563,7 @@ impl Child {
     /// As [`send`](Self::send) on a pty; as
     /// [`close_stdin`](Self::close_stdin) on a pipe.
     pub async fn send_eof(&mut self) -> Result<()> {
+        self.follow()?;
         let start = Instant::now();
         let outcome = self.io.send_eof(start.checked_add(self.timeout)).await?;
         self.written(outcome, start, || "room to send end-of-file".to_string())
@@ -499,6 +579,7 @@ impl Child {
     /// `close_stdin` dropped before it finished leaves stdin open (on a pty
     /// the end-of-file character may have gone out).
     pub async fn close_stdin(&mut self) -> Result<()> {
+        self.follow()?;
         let start = Instant::now();
         let outcome = self.io.close_stdin(start.checked_add(self.timeout)).await?;
         self.written(outcome, start, || "room to send end-of-file".to_string())
@@ -621,6 +702,7 @@ impl Child {
     }
 
     async fn available_from(&mut self, s: Stream, timeout: Duration) -> Result<Vec<u8>> {
+        self.follow()?;
         self.piped(s)?;
         match self
             .io
@@ -658,6 +740,7 @@ impl Child {
     }
 
     async fn quiet_on(&mut self, s: Stream, quiet: Duration) -> Result<bool> {
+        self.follow()?;
         self.piped(s)?;
         match self.io.quiet(s, quiet).await? {
             Ok(quiet) => Ok(quiet),
@@ -678,6 +761,7 @@ impl Child {
         timeout: Duration,
         unterminated_ok: bool,
     ) -> Result<Vec<u8>> {
+        self.follow()?;
         self.piped(s)?;
         match self
             .io
@@ -774,6 +858,7 @@ impl Child {
         patterns: &[Pattern],
         timeout: Duration,
     ) -> Result<(usize, Match)> {
+        self.follow()?;
         self.piped(s)?;
         match self
             .io
@@ -808,6 +893,7 @@ impl Child {
     /// part of `input` (the rest is then written before anything else) and
     /// closed stdin. The output it read stays in the buffers.
     pub async fn communicate(&mut self, input: &[u8], timeout: Option<Duration>) -> Result<Output> {
+        self.follow()?;
         let start = Instant::now();
         // It collects everything: not bounded by max_buffer.
         self.io.core.set_max_buffer(usize::MAX);
@@ -923,9 +1009,11 @@ impl Drop for Child {
             return;
         }
         let reaper = Reaper::new(pidfd, self.on_drop, std::mem::take(&mut self.program));
-        // On a runtime that is shutting down or gone, the task is dropped
-        // at once and the reaper's own Drop kills and reaps.
-        drop(self.runtime.spawn(reaper.run()));
+        // The runtime dropping the child, if any, else the one it was last
+        // used from. On a runtime that is shutting down or gone, the task
+        // is dropped at once and the reaper's own Drop kills and reaps.
+        let runtime = Handle::try_current().unwrap_or_else(|_| self.runtime.clone());
+        drop(runtime.spawn(reaper.run()));
     }
 }
 

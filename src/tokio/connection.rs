@@ -8,13 +8,12 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use ::tokio::io::Interest;
-use ::tokio::io::unix::AsyncFd;
 use ::tokio::runtime::Handle;
 use nix::errno::Errno;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::io::Timer;
+use super::io::{Registered, Timer};
 use crate::driver::{Outgoing, write_once};
 use crate::{Error, Result, sys};
 use duet_core::frame::{self, Fill, Header, Reader, Source};
@@ -26,8 +25,9 @@ use duet_core::frame::{self, Fill, Header, Reader, Source};
 /// Made from a blocking connection with `From` (what it had received and
 /// not returned yet is kept), or taken from an async child with
 /// [`Child::take_channel`](super::Child::take_channel). The descriptor is
-/// registered on first use with the runtime it is used in (and stays
-/// with that runtime), so the conversion itself works anywhere.
+/// registered on first use with the runtime it is used in, so the
+/// conversion itself works anywhere, and moves to another runtime when it
+/// is used there.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -62,7 +62,7 @@ pub struct Connection {
 /// The descriptor, registered with the reactor on first use.
 enum Fd {
     Unregistered(OwnedFd),
-    Registered(AsyncFd<OwnedFd>),
+    Registered(Registered<OwnedFd>),
     Closed,
 }
 
@@ -86,6 +86,17 @@ impl Connection {
 
     /// The registered descriptor, registering it now if needed.
     fn register(&mut self) -> Result<()> {
+        if let Fd::Registered(fd) = &mut self.fd {
+            // Used from another runtime than last time: move there, with a
+            // new timer (a timer belongs to its runtime too).
+            if let Ok(here) = Handle::try_current() {
+                let moved = fd.runtime() != Some(here.id());
+                fd.follow(here.id())?;
+                if moved {
+                    self.timer = Timer::default();
+                }
+            }
+        }
         if let Fd::Unregistered(_) = self.fd {
             if Handle::try_current().is_err() {
                 return Err(Error::Io(io::Error::other(
@@ -96,7 +107,7 @@ impl Connection {
                 unreachable!("checked above");
             };
             sys::set_nonblocking(fd.as_fd())?;
-            match sys::register(fd, Interest::READABLE | Interest::WRITABLE) {
+            match Registered::new(fd, Interest::READABLE | Interest::WRITABLE) {
                 Ok(registered) => self.fd = Fd::Registered(registered),
                 Err((fd, e)) => {
                     self.fd = Fd::Unregistered(fd);
@@ -283,7 +294,7 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let fd: Option<RawFd> = match &self.fd {
             Fd::Unregistered(fd) => Some(fd.as_raw_fd()),
-            Fd::Registered(fd) => Some(fd.as_raw_fd()),
+            Fd::Registered(fd) => Some(fd.get_ref().as_raw_fd()),
             Fd::Closed => None,
         };
         f.debug_struct("Connection")
@@ -295,7 +306,7 @@ impl std::fmt::Debug for Connection {
 
 /// A connection split for one poll.
 struct Parts<'a> {
-    fd: &'a AsyncFd<OwnedFd>,
+    fd: &'a Registered<OwnedFd>,
     reader: &'a mut Reader,
     outbox: &'a mut Vec<u8>,
     outbox_done: &'a mut usize,
@@ -407,13 +418,13 @@ impl Parts<'_> {
 /// as the source's timeout (`Fill::TimedOut`), which the frame reader
 /// survives with every byte kept. `direct` reads whatever the reactor says.
 struct ReadySource<'a, 'b> {
-    fd: &'a AsyncFd<OwnedFd>,
+    fd: &'a Registered<OwnedFd>,
     cx: &'a mut Context<'b>,
     direct: bool,
 }
 
 impl<'a, 'b> ReadySource<'a, 'b> {
-    fn new(fd: &'a AsyncFd<OwnedFd>, cx: &'a mut Context<'b>) -> Self {
+    fn new(fd: &'a Registered<OwnedFd>, cx: &'a mut Context<'b>) -> Self {
         ReadySource {
             fd,
             cx,
@@ -421,7 +432,7 @@ impl<'a, 'b> ReadySource<'a, 'b> {
         }
     }
 
-    fn direct(fd: &'a AsyncFd<OwnedFd>, cx: &'a mut Context<'b>) -> Self {
+    fn direct(fd: &'a Registered<OwnedFd>, cx: &'a mut Context<'b>) -> Self {
         ReadySource {
             fd,
             cx,

@@ -17,7 +17,8 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use ::tokio::io::Interest;
-use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::unix::{AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard};
+use ::tokio::runtime::{Handle, Id};
 use ::tokio::time::Sleep;
 
 use crate::driver::{Input, Outgoing, Streams, Transcript, Written, receive, write_once};
@@ -98,13 +99,149 @@ impl Timer {
     }
 }
 
+/// A descriptor registered with the reactor of one runtime, which moves
+/// to another runtime when it is used there ([`follow`](Self::follow)).
+///
+/// A registration belongs to the runtime that made it: its readiness comes
+/// from that runtime's reactor, which only turns while that runtime runs,
+/// and which is gone once that runtime is dropped (tokio then answers "A
+/// Tokio 1.x context was found, but it is being shutdown", naming neither
+/// runtime). So a child awaited from another runtime takes its descriptors
+/// along, as `tokio::process` lets a child be awaited anywhere.
+#[derive(Debug)]
+pub(crate) struct Registered<T: sys::OwnsFd> {
+    state: State<T>,
+    interest: Interest,
+}
+
+#[derive(Debug)]
+enum State<T: sys::OwnsFd> {
+    /// Registered with the runtime `runtime`.
+    On { fd: AsyncFd<T>, runtime: Id },
+    /// A move to another runtime failed: kept, unregistered, so that
+    /// nothing is lost and a later `follow` may try again.
+    Off(T),
+    /// Only inside `follow`, between the two registrations.
+    Moving,
+}
+
+impl<T: sys::OwnsFd> Registered<T> {
+    /// Registers `inner` with the current runtime for `interest`; `inner`
+    /// comes back with the error.
+    pub(crate) fn new(inner: T, interest: Interest) -> Result<Self, (T, io::Error)> {
+        let runtime = Handle::current().id();
+        let fd = sys::register(inner, interest)?;
+        Ok(Registered {
+            state: State::On { fd, runtime },
+            interest,
+        })
+    }
+
+    /// Moves the registration to `here` (the current runtime) unless it is
+    /// there already.
+    ///
+    /// # Errors
+    /// When the new runtime's reactor refuses the descriptor; it stays
+    /// unregistered (every wait on it fails) until a later `follow`
+    /// succeeds.
+    pub(crate) fn follow(&mut self, here: Id) -> io::Result<()> {
+        if matches!(&self.state, State::On { runtime, .. } if *runtime == here) {
+            return Ok(());
+        }
+        // The old reactor (alive or not) forgets the descriptor first.
+        let inner = match std::mem::replace(&mut self.state, State::Moving) {
+            State::On { fd, .. } => fd.into_inner(),
+            State::Off(inner) => inner,
+            State::Moving => unreachable!("only follow moves a registration"),
+        };
+        match sys::register(inner, self.interest) {
+            Ok(fd) => {
+                self.state = State::On { fd, runtime: here };
+                Ok(())
+            }
+            Err((inner, e)) => {
+                self.state = State::Off(inner);
+                Err(e)
+            }
+        }
+    }
+
+    /// The runtime it is registered with, if any.
+    pub(crate) fn runtime(&self) -> Option<Id> {
+        match &self.state {
+            State::On { runtime, .. } => Some(*runtime),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        match &self.state {
+            State::On { fd, .. } => fd.get_ref(),
+            State::Off(inner) => inner,
+            State::Moving => unreachable!("only follow moves a registration"),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        match &mut self.state {
+            State::On { fd, .. } => fd.get_mut(),
+            State::Off(inner) => inner,
+            State::Moving => unreachable!("only follow moves a registration"),
+        }
+    }
+
+    fn registered(&self) -> io::Result<&AsyncFd<T>> {
+        match &self.state {
+            State::On { fd, .. } => Ok(fd),
+            _ => Err(unregistered()),
+        }
+    }
+
+    pub(crate) fn poll_read_ready<'a>(
+        &'a self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'a, T>>> {
+        match self.registered() {
+            Ok(fd) => fd.poll_read_ready(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    pub(crate) fn poll_read_ready_mut<'a>(
+        &'a mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyMutGuard<'a, T>>> {
+        match &mut self.state {
+            State::On { fd, .. } => fd.poll_read_ready_mut(cx),
+            _ => Poll::Ready(Err(unregistered())),
+        }
+    }
+
+    pub(crate) fn poll_write_ready<'a>(
+        &'a self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyGuard<'a, T>>> {
+        match self.registered() {
+            Ok(fd) => fd.poll_write_ready(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+fn unregistered() -> io::Error {
+    io::Error::other(
+        "the child's descriptors could not be registered with this tokio runtime \
+         (an earlier move from the runtime that spawned it failed)",
+    )
+}
+
 /// The parent's ends of the child's streams, registered with the runtime,
 /// and the conversation.
 #[derive(Debug)]
 pub(crate) struct Io {
-    stdin: Option<AsyncFd<Input>>,
+    stdin: Option<Registered<Input>>,
     /// The read ends of stdout and stderr, by [`Stream`].
-    outputs: [Option<AsyncFd<OwnedFd>>; 2],
+    outputs: [Option<Registered<OwnedFd>>; 2],
     pub(crate) core: Conversation,
     pub(crate) transcript: Option<Transcript>,
     /// Bytes accepted for the child's stdin and not written yet: the rest
@@ -114,6 +251,8 @@ pub(crate) struct Io {
     /// How much of `outbox` is written.
     outbox_done: usize,
     pub(crate) timer: Timer,
+    /// The runtime every registration (and the timer) belongs to.
+    runtime: Id,
 }
 
 impl Io {
@@ -121,13 +260,13 @@ impl Io {
     pub(crate) fn new(streams: Streams) -> io::Result<Io> {
         let (stdin, outputs, core, transcript) = streams.into_parts();
         let stdin = match stdin {
-            Some(input) => Some(sys::register(input, Interest::WRITABLE).map_err(|(_, e)| e)?),
+            Some(input) => Some(Registered::new(input, Interest::WRITABLE).map_err(|(_, e)| e)?),
             None => None,
         };
         let mut registered = [None, None];
         for (slot, fd) in registered.iter_mut().zip(outputs) {
             if let Some(fd) = fd {
-                *slot = Some(sys::register(fd, Interest::READABLE).map_err(|(_, e)| e)?);
+                *slot = Some(Registered::new(fd, Interest::READABLE).map_err(|(_, e)| e)?);
             }
         }
         Ok(Io {
@@ -138,11 +277,32 @@ impl Io {
             outbox: Vec::new(),
             outbox_done: 0,
             timer: Timer::default(),
+            runtime: Handle::current().id(),
         })
     }
 
+    /// Moves every descriptor's registration to the runtime `here`, and
+    /// drops a timer of another runtime (see [`Registered`]).
+    pub(crate) fn follow(&mut self, here: Id) -> io::Result<()> {
+        if self.runtime == here {
+            return Ok(());
+        }
+        self.timer = Timer::default();
+        let mut outcome = Ok(());
+        if let Some(stdin) = self.stdin.as_mut() {
+            outcome = outcome.and(stdin.follow(here));
+        }
+        for fd in self.outputs.iter_mut().flatten() {
+            outcome = outcome.and(fd.follow(here));
+        }
+        if outcome.is_ok() {
+            self.runtime = here;
+        }
+        outcome
+    }
+
     pub(crate) fn stdin(&self) -> Option<&Input> {
-        self.stdin.as_ref().map(AsyncFd::get_ref)
+        self.stdin.as_ref().map(Registered::get_ref)
     }
 
     /// The child's stdin and the transcript, to prepare a write.

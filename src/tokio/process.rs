@@ -8,20 +8,27 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use ::tokio::io::Interest;
-use ::tokio::io::unix::AsyncFd;
+use ::tokio::runtime::Id;
 
+use super::io::Registered;
 use crate::process::{Process, Terminating};
-use crate::{ExitStatus, OnDrop, sys};
+use crate::{ExitStatus, OnDrop};
 
-/// A [`Process`] whose pidfd is registered with the runtime.
+/// A [`Process`] whose pidfd is registered with the runtime (and follows
+/// the child to another runtime, see [`Registered`]).
 #[derive(Debug)]
-pub(crate) struct Pidfd(AsyncFd<Process>);
+pub(crate) struct Pidfd(Registered<Process>);
 
 impl Pidfd {
     /// Registers the pidfd with the current runtime; the process comes
     /// back with the error.
     pub(crate) fn new(process: Process) -> Result<Pidfd, (Process, io::Error)> {
-        sys::register(process, Interest::READABLE).map(Pidfd)
+        Registered::new(process, Interest::READABLE).map(Pidfd)
+    }
+
+    /// Moves the pidfd's registration to the runtime `here`.
+    pub(crate) fn follow(&mut self, here: Id) -> io::Result<()> {
+        self.0.follow(here)
     }
 
     pub(crate) fn get(&self) -> &Process {
@@ -136,6 +143,12 @@ impl Reaper {
         let Some(pidfd) = self.pidfd.as_mut() else {
             return;
         };
+        // The child may have been used from another runtime than this one.
+        if let Err(e) = pidfd.follow(::tokio::runtime::Handle::current().id()) {
+            // Drop carries out the policy without the runtime.
+            log::warn!("dropping child `{}`: {e}", self.program);
+            return;
+        }
         let outcome = match self.policy {
             OnDrop::Detach => return,
             OnDrop::Wait => pidfd.exit().await,
