@@ -36,8 +36,17 @@ test: deps
 
 ## What `cargo publish` would upload, packaged and built in dependency order
 ## from a local registry (nothing is uploaded). CI runs it after `make test`.
+## cargo unpacks the packages of its temporary local registry under
+## CARGO_HOME and reuses an unpacked copy of the same name and version, so
+## a copy left by an earlier run (the version does not change between
+## commits) would be verified instead of this one, and a build of it in
+## the target directory is reused the same way. So the copies go first
+## (local registries' folders start with "-") and the check builds in a
+## target directory of its own, emptied first.
+CARGO_HOME_DIR ?= $(or $(CARGO_HOME),$(HOME)/.cargo)
 publish-check:
-	$(CARGO) publish --dry-run --workspace --allow-dirty
+	rm -rf "$(CARGO_HOME_DIR)"/registry/src/-*/duet-* "$(TARGET_DIR)/publish-check"
+	CARGO_TARGET_DIR="$(TARGET_DIR)/publish-check" $(CARGO) publish --dry-run --workspace --allow-dirty
 
 ## The benchmark table (release build; with the async driver's rows).
 bench: deps bench-runners
