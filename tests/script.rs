@@ -4,45 +4,13 @@
 //! CI systems read (TAP, JUnit XML checked by xmllint, asciicast checked by
 //! asciinema) and recordings that replay.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
-use crate::util::{Run, duet, duet_bin, duet_in};
+use crate::util::{Dir, Run, duet, duet_bin, duet_in};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_duet-fixture");
 /// The scripts in the repository's `tests/scripts`, one per real program.
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts");
-
-/// A fresh directory for one test's files.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("duet-script-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-
-    /// Writes `text` to `name` in the directory; returns its path.
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `text` as a script file.
 fn script(text: &str) -> Run {

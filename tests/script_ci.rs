@@ -6,50 +6,8 @@
 //! checked by xmllint with its counts.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use crate::util::{Run, duet, unique_temp};
-
-/// A fresh directory for one test's scripts.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let path = unique_temp(&format!("ci-{tag}"));
-        std::fs::create_dir_all(&path).unwrap();
-        Dir(path)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.0.join(name)).unwrap()
-    }
-
-    /// Runs duet with `args` in this directory.
-    fn duet(&self, args: &[&str]) -> Run {
-        Run::of(
-            args,
-            duct::cmd(crate::util::duet_bin(), args)
-                .dir(&self.0)
-                .stdin_null(),
-        )
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::util::{Dir, Run, duet};
 
 const PASS: &str = "spawn bc -q\nsendline 2+2\nexpect-line ^4$\n";
 const FAIL: &str = "spawn bc -q\nsendline 2+2\nexpect-line ^5$\n";

@@ -180,3 +180,43 @@ pub fn duet_in(args: &[&str], stdin: &[u8]) -> Run {
 pub fn duet(args: &[&str]) -> Run {
     duet_in(args, b"")
 }
+
+/// A fresh directory for one test's files, removed when dropped.
+pub struct Dir(pub std::path::PathBuf);
+
+impl Dir {
+    /// A new empty directory named after `tag` (unique to this run).
+    pub fn new(tag: &str) -> Dir {
+        let path = unique_temp(&format!("dir-{tag}"));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    /// Writes `text` to `name` in the directory; returns its path.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// The path of `name` in the directory.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+
+    /// The text of `name` in the directory.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.0.join(name)).unwrap()
+    }
+
+    /// Runs duet with `args` in this directory, stdin empty.
+    pub fn duet(&self, args: &[&str]) -> Run {
+        Run::of(args, duct::cmd(duet_bin(), args).dir(&self.0).stdin_null())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -40,18 +40,8 @@ pub struct Remote {
     pub ssh_options: Vec<OsString>,
 }
 
-impl Remote {
-    /// Sets the host and options on `cmd` (nothing without `--ssh`).
-    pub fn apply(&self, cmd: &mut duet::Command) {
-        if let Some(host) = &self.ssh {
-            cmd.ssh(host);
-            for opt in &self.ssh_options {
-                cmd.ssh_option(opt);
-            }
-        }
-    }
-}
-
+/// The options as the script crate's `Remote`, which also sets them on a
+/// command: one place says how `--ssh` reaches `duet::Command`.
 impl From<Remote> for duet_script::Remote {
     fn from(r: Remote) -> duet_script::Remote {
         duet_script::Remote {
@@ -67,7 +57,7 @@ impl Program {
     pub fn command(&self) -> duet::Command {
         let mut cmd = duet::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        self.remote.apply(&mut cmd);
+        duet_script::Remote::from(self.remote.clone()).apply(&mut cmd);
         cmd
     }
 
