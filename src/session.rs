@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use crate::driver::errors::{self, EOF_STATUS_GRACE};
 use crate::driver::{Input, Streams, Transcript, Written};
 use crate::process::Process;
-use crate::{DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Observed, Pattern, Result, Signal, sys};
+use crate::{
+    DEFAULT_MAX_BUFFER, DEFAULT_MAX_LINE, DEFAULT_TIMEOUT, Error, Observed, Pattern, Result,
+    Signal, sys,
+};
 use duet_core::Match;
 use duet_core::{Action, WatchId};
 use duet_core::{Halt, Stream};
@@ -65,7 +68,15 @@ impl Session {
             Input::pipe(write)
         };
         let streams = input
-            .and_then(|input| Streams::new(Some(input), Some(read), None, DEFAULT_MAX_LINE))
+            .and_then(|input| {
+                Streams::new(
+                    Some(input),
+                    Some(read),
+                    None,
+                    DEFAULT_MAX_LINE,
+                    DEFAULT_MAX_BUFFER,
+                )
+            })
             .expect("O_NONBLOCK can be set on any open descriptor");
         Session::from_streams(streams, DEFAULT_TIMEOUT, None)
     }

@@ -208,17 +208,20 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
+    /// The streams over these descriptors, with lines of at most
+    /// `max_line` bytes and at most `max_buffer` unread bytes per stream.
     pub(crate) fn new(
         stdin: Option<Input>,
         stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
         max_line: usize,
+        max_buffer: usize,
     ) -> io::Result<Streams> {
         for fd in [&stdout, &stderr].into_iter().flatten() {
             sys::set_nonblocking(fd.as_fd())?;
         }
         let mut core = Conversation::new(stdout.is_some(), stderr.is_some(), max_line);
-        core.set_max_buffer(crate::command::DEFAULT_MAX_BUFFER);
+        core.set_max_buffer(max_buffer);
         Ok(Streams {
             core,
             stdin,

@@ -579,9 +579,8 @@ fn build_streams(
         Some(master) => (stdin.map(Input::pipe).transpose()?, Some(master)),
         None => (stdin.map(Input::pipe).transpose()?, stdout),
     };
-    let mut streams = Streams::new(stdin, stdout, stderr, cmd.max_line)?;
+    let mut streams = Streams::new(stdin, stdout, stderr, cmd.max_line, cmd.max_buffer)?;
     streams.core.set_strip_ansi(cmd.strip_ansi);
-    streams.core.set_max_buffer(cmd.max_buffer);
     Ok(streams)
 }
 
